@@ -1,0 +1,203 @@
+//! A batch of NDJSON lines: the unit that moves between components.
+//!
+//! Invariant: the bytes are `count` lines, each followed by exactly one
+//! `\n`, and no line contains `\n`.
+
+/// Lines of NDJSON bytes, each with its `\n`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Batch {
+    data: Vec<u8>,
+    count: usize,
+}
+
+impl Batch {
+    pub fn with_capacity(bytes: usize) -> Batch {
+        Batch {
+            data: Vec::with_capacity(bytes),
+            count: 0,
+        }
+    }
+
+    /// Takes bytes that already hold `count` complete lines.
+    pub(crate) fn from_lines(data: Vec<u8>, count: usize) -> Batch {
+        debug_assert_eq!(data.iter().filter(|&&c| c == b'\n').count(), count);
+        debug_assert!(data.last().is_none_or(|&c| c == b'\n'));
+        Batch { data, count }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// (bytes, lines) now held, for [`Batch::truncate_bytes`].
+    pub fn len_bytes(&self) -> (usize, usize) {
+        (self.data.len(), self.count)
+    }
+
+    pub fn truncate_bytes(&mut self, len: usize, count: usize) {
+        self.data.truncate(len);
+        self.count = count;
+    }
+
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.count = 0;
+    }
+
+    /// Appends one line (which must not contain `\n`).
+    pub fn push_line(&mut self, line: &[u8]) {
+        self.data.extend_from_slice(line);
+        self.data.push(b'\n');
+        self.count += 1;
+    }
+
+    /// Appends one line made of `parts`.
+    pub fn push_parts(&mut self, parts: &[&[u8]]) {
+        for p in parts {
+            self.data.extend_from_slice(p);
+        }
+        self.data.push(b'\n');
+        self.count += 1;
+    }
+
+    pub fn extend(&mut self, other: &Batch) {
+        self.data.extend_from_slice(&other.data);
+        self.count += other.count;
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.data
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        lines(&self.data)
+    }
+}
+
+/// The lines of `data` (each followed by `\n`), without their `\n`.
+pub fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let i = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
+        let line = &rest[..i];
+        rest = &rest[(i + 1).min(rest.len())..];
+        Some(line)
+    })
+}
+
+/// Cuts a byte stream into batches of complete lines.
+#[derive(Debug)]
+pub struct LineSplitter {
+    pending: Vec<u8>,
+    max_events: usize,
+}
+
+impl LineSplitter {
+    pub fn new(max_events: usize) -> LineSplitter {
+        LineSplitter {
+            pending: Vec::new(),
+            max_events: max_events.max(1),
+        }
+    }
+
+    /// Adds `chunk`; returns the batches of complete lines now available.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<Batch>) {
+        self.pending.extend_from_slice(chunk);
+        let Some(last_nl) = self.pending.iter().rposition(|&c| c == b'\n') else {
+            return;
+        };
+        let rest = self.pending.split_off(last_nl + 1);
+        let complete = std::mem::replace(&mut self.pending, rest);
+        self.cut(complete, out);
+    }
+
+    /// At end of input: a last line without `\n` still becomes a line.
+    pub fn finish(&mut self, out: &mut Vec<Batch>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut last = std::mem::take(&mut self.pending);
+        last.push(b'\n');
+        self.cut(last, out);
+    }
+
+    fn cut(&self, complete: Vec<u8>, out: &mut Vec<Batch>) {
+        let total = complete.iter().filter(|&&c| c == b'\n').count();
+        if total <= self.max_events {
+            out.push(Batch::from_lines(complete, total));
+            return;
+        }
+        let mut start = 0;
+        let mut n = 0;
+        for (i, &c) in complete.iter().enumerate() {
+            if c == b'\n' {
+                n += 1;
+                if n == self.max_events {
+                    out.push(Batch::from_lines(complete[start..=i].to_vec(), n));
+                    start = i + 1;
+                    n = 0;
+                }
+            }
+        }
+        if n > 0 {
+            out.push(Batch::from_lines(complete[start..].to_vec(), n));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(chunks: &[&[u8]], max: usize) -> Vec<(Vec<u8>, usize)> {
+        let mut s = LineSplitter::new(max);
+        let mut out = Vec::new();
+        for c in chunks {
+            s.push(c, &mut out);
+        }
+        s.finish(&mut out);
+        out.into_iter()
+            .map(|b| (b.bytes().to_vec(), b.count()))
+            .collect()
+    }
+
+    #[test]
+    fn lines_across_chunks_and_final_line_without_newline() {
+        let got = split(&[b"a\nb", b"c\n\nd"], 10);
+        assert_eq!(
+            got,
+            vec![
+                (b"a\n".to_vec(), 1),
+                (b"bc\n\n".to_vec(), 2),
+                (b"d\n".to_vec(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn batches_are_capped() {
+        let got = split(&[b"1\n2\n3\n4\n5\n"], 2);
+        assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), [2, 2, 1]);
+        assert_eq!(
+            got.iter().flat_map(|g| g.0.clone()).collect::<Vec<_>>(),
+            b"1\n2\n3\n4\n5\n"
+        );
+    }
+
+    #[test]
+    fn lines_iterates_without_newlines() {
+        let v: Vec<&[u8]> = lines(b"a\n\nbc\n").collect();
+        assert_eq!(v, [&b"a"[..], b"", b"bc"]);
+    }
+}

@@ -1,0 +1,184 @@
+//! The `rulebox` command: `run` a pipeline, or `validate` its configuration.
+//! Thin: parses arguments, sets up logging, maps errors to exit codes
+//! (0 ok, 1 runtime errors, 2 bad configuration).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use rulebox::config::Loaded;
+use rulebox::pipeline::{self, Summary};
+use rulebox::sandbox::Runtime;
+
+#[derive(Parser)]
+#[command(
+    name = "rulebox",
+    version,
+    about = "Sandboxed detection rules for log pipelines"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (tracing syntax, e.g. `info` or `rulebox=debug`); RUST_LOG wins when set.
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    /// Write logs to this file instead of stderr.
+    #[arg(long, global = true)]
+    log_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline until its inputs end or SIGINT/SIGTERM.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a configuration: syntax, graph, and every plugin loaded and
+    /// initialised with its configuration.
+    Validate {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(&cli) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    match cli.command {
+        Command::Validate { config } => validate(&config),
+        Command::Run { config } => match run(&config) {
+            Ok(code) => code,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log_level))
+        .context("bad --log-level")?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match &cli.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open log file {}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
+
+fn load(
+    config: &std::path::Path,
+    rt: &Runtime,
+) -> Result<pipeline::Built, rulebox::config::ConfigError> {
+    pipeline::build(Loaded::read(config)?, rt)
+}
+
+fn validate(config: &std::path::Path) -> ExitCode {
+    let rt = match Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match load(config, &rt) {
+        Ok(built) => {
+            println!("{}: ok", config.display());
+            for (id, outs) in built.outputs() {
+                println!(
+                    "  transform {id}: outputs {id}{}",
+                    outs.iter()
+                        .map(|o| format!(", {id}.{o}"))
+                        .collect::<String>()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let rt = Runtime::new()?;
+    let built = load(config, &rt)?;
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let summary = tokio_rt.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                tracing::warn!("cannot install signal handlers");
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+                _ = int.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
+            }
+            let _ = tx.send(true);
+        });
+        pipeline::run(built, rx).await
+    });
+    report(&summary);
+    Ok(if summary.errors() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn report(s: &Summary) {
+    let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    for (id, n) in &s.sources {
+        tracing::info!(source = %id, events = n, "source done");
+    }
+    for (id, t) in &s.transforms {
+        tracing::info!(
+            transform = %id,
+            events_in = g(&t.events_in),
+            events_out = g(&t.events_out),
+            records = g(&t.records),
+            malformed = g(&t.malformed),
+            not_object = g(&t.not_object),
+            oversize = g(&t.oversize),
+            dropped = g(&t.dropped),
+            invalid_results = g(&t.invalid_results),
+            plugin_failures = g(&t.plugin_failures),
+            passed_on_failure = g(&t.passed_on_failure),
+            "transform done"
+        );
+    }
+    for (id, k) in &s.sinks {
+        tracing::info!(sink = %id, events = g(&k.events), bytes = g(&k.bytes), write_errors = g(&k.write_errors), "sink done");
+    }
+    tracing::info!(events_in = s.events_in(), errors = s.errors(), "summary");
+}

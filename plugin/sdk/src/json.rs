@@ -1,0 +1,720 @@
+//! A validating JSON scanner that reads an event's top-level members as byte
+//! spans and finds fields by path, without building a DOM or allocating per
+//! event. Values stay as raw slices of the event; a rule converts only the
+//! few it needs. Spans are what let an enrichment be spliced into the event's
+//! original bytes.
+
+use std::borrow::Cow;
+
+/// Nesting deeper than this is an error, not a stack overflow.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why an event is not a JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanError {
+    /// Not valid JSON text (or not valid UTF-8).
+    Malformed,
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// Valid JSON, but not an object.
+    NotObject,
+}
+
+/// A byte range `[start, end)` within the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    fn of(start: usize, end: usize) -> Span {
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// One top-level member: the key's raw bytes (between the quotes, escapes
+/// untouched) and the value's span.
+#[derive(Debug, Clone, Copy)]
+pub struct Member {
+    pub key: Span,
+    pub value: Span,
+}
+
+/// Reusable scanner state; keep one per rule instance.
+#[derive(Debug, Default)]
+pub struct Scanner {
+    members: Vec<Member>,
+}
+
+/// A scanned event: a valid JSON object with its top-level members.
+#[derive(Debug)]
+pub struct Object<'s, 'a> {
+    src: &'a [u8],
+    members: &'s [Member],
+    /// Offset of the closing `}`.
+    pub close: usize,
+}
+
+impl Scanner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Validates `src` as one JSON value (surrounding whitespace allowed) and,
+    /// when it is an object, returns its members.
+    pub fn scan<'s, 'a>(&'s mut self, src: &'a [u8]) -> Result<Object<'s, 'a>, ScanError> {
+        if std::str::from_utf8(src).is_err() {
+            return Err(ScanError::Malformed);
+        }
+        self.members.clear();
+        let mut p = Parser { b: src, i: 0 };
+        p.ws();
+        if p.peek() != Some(b'{') {
+            // Tell "valid but not an object" apart from garbage.
+            p.value(0)?;
+            p.ws();
+            return Err(if p.i == src.len() {
+                ScanError::NotObject
+            } else {
+                ScanError::Malformed
+            });
+        }
+        p.i += 1;
+        p.ws();
+        let close;
+        if p.peek() == Some(b'}') {
+            close = p.i;
+            p.i += 1;
+        } else {
+            loop {
+                p.ws();
+                let key = p.string()?;
+                p.ws();
+                p.expect(b':')?;
+                p.ws();
+                let vs = p.i;
+                p.value(1)?;
+                self.members.push(Member {
+                    key,
+                    value: Span::of(vs, p.i),
+                });
+                p.ws();
+                match p.next() {
+                    Some(b',') => continue,
+                    Some(b'}') => {
+                        close = p.i - 1;
+                        break;
+                    }
+                    _ => return Err(ScanError::Malformed),
+                }
+            }
+        }
+        p.ws();
+        if p.i != src.len() {
+            return Err(ScanError::Malformed);
+        }
+        Ok(Object {
+            src,
+            members: &self.members,
+            close,
+        })
+    }
+}
+
+impl<'s, 'a> Object<'s, 'a> {
+    pub fn src(&self) -> &'a [u8] {
+        self.src
+    }
+
+    pub fn members(&self) -> &'s [Member] {
+        self.members
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The top-level member named exactly `key`, if any (the first one).
+    pub fn member(&self, key: &str) -> Option<Member> {
+        self.members
+            .iter()
+            .copied()
+            .find(|m| key_eq(&self.src[m.key.range()], key))
+    }
+
+    /// Looks up a dotted path. A key that itself contains dots (Zeek's
+    /// `"id.resp_h"`) is found as well as nested objects (`destination.ip`);
+    /// the literal key is tried first, then each split point left to right.
+    pub fn get(&self, path: &str) -> Option<Value<'a>> {
+        lookup(
+            self.src,
+            self.members.iter().map(|m| (m.key, m.value)),
+            path,
+        )
+    }
+}
+
+fn lookup<'a>(
+    src: &'a [u8],
+    members: impl Iterator<Item = (Span, Span)> + Clone,
+    path: &str,
+) -> Option<Value<'a>> {
+    for (k, v) in members.clone() {
+        if key_eq(&src[k.range()], path) {
+            return Some(Value {
+                raw: &src[v.range()],
+            });
+        }
+    }
+    for (dot, _) in path.match_indices('.') {
+        let (head, rest) = (&path[..dot], &path[dot + 1..]);
+        for (k, v) in members.clone() {
+            if key_eq(&src[k.range()], head) {
+                let val = Value {
+                    raw: &src[v.range()],
+                };
+                if let Some(found) = val.get(rest) {
+                    return Some(found);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Compares a raw (possibly escaped) key with `want`.
+fn key_eq(raw: &[u8], want: &str) -> bool {
+    if !raw.contains(&b'\\') {
+        return raw == want.as_bytes();
+    }
+    unescape(raw).is_some_and(|s| s == want)
+}
+
+/// A raw JSON value inside an already validated event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Value<'a> {
+    pub raw: &'a [u8],
+}
+
+impl<'a> Value<'a> {
+    pub fn is_null(&self) -> bool {
+        self.raw == b"null"
+    }
+
+    pub fn is_object(&self) -> bool {
+        self.raw.first() == Some(&b'{')
+    }
+
+    /// A string value, unescaped (borrowed when it has no escapes).
+    pub fn as_str(&self) -> Option<Cow<'a, str>> {
+        let r = self.raw;
+        if r.len() < 2 || r[0] != b'"' {
+            return None;
+        }
+        let inner = &r[1..r.len() - 1];
+        if !inner.contains(&b'\\') {
+            return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+        }
+        unescape(inner).map(Cow::Owned)
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.raw {
+            b"true" => Some(true),
+            b"false" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// A JSON number's text, when the value is a number.
+    pub fn as_number_text(&self) -> Option<&'a str> {
+        match self.raw.first() {
+            Some(b'-' | b'0'..=b'9') => std::str::from_utf8(self.raw).ok(),
+            _ => None,
+        }
+    }
+
+    /// The elements of an array value (empty for non-arrays).
+    pub fn array_items(&self) -> impl Iterator<Item = Value<'a>> + 'a {
+        let raw = self.raw;
+        let mut p = Parser { b: raw, i: 0 };
+        let is_array = p.peek() == Some(b'[');
+        if is_array {
+            p.i = 1;
+        }
+        let mut done = !is_array;
+        std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            p.ws();
+            if p.peek() == Some(b']') {
+                done = true;
+                return None;
+            }
+            let s = p.i;
+            if p.value(1).is_err() {
+                done = true;
+                return None;
+            }
+            let v = Value { raw: &raw[s..p.i] };
+            p.ws();
+            if p.next() != Some(b',') {
+                done = true;
+            }
+            Some(v)
+        })
+    }
+
+    /// Looks up a dotted path inside an object value.
+    pub fn get(&self, path: &str) -> Option<Value<'a>> {
+        if !self.is_object() {
+            return None;
+        }
+        let raw = self.raw;
+        lookup(
+            raw,
+            ObjectMembers {
+                p: Parser { b: raw, i: 1 },
+                done: false,
+            },
+            path,
+        )
+    }
+}
+
+/// Iterates the members of a validated object value.
+#[derive(Clone)]
+struct ObjectMembers<'a> {
+    p: Parser<'a>,
+    done: bool,
+}
+
+impl Iterator for ObjectMembers<'_> {
+    type Item = (Span, Span);
+    fn next(&mut self) -> Option<(Span, Span)> {
+        if self.done {
+            return None;
+        }
+        let p = &mut self.p;
+        p.ws();
+        if p.peek() == Some(b'}') {
+            self.done = true;
+            return None;
+        }
+        let item = (|| {
+            let k = p.string().ok()?;
+            p.ws();
+            p.expect(b':').ok()?;
+            p.ws();
+            let vs = p.i;
+            p.value(1).ok()?;
+            let v = Span::of(vs, p.i);
+            p.ws();
+            if p.next() != Some(b',') {
+                return Some((k, v, true));
+            }
+            Some((k, v, false))
+        })();
+        match item {
+            Some((k, v, last)) => {
+                self.done = last;
+                Some((k, v))
+            }
+            None => {
+                self.done = true;
+                None
+            }
+        }
+    }
+}
+
+/// Decodes a JSON string's inner bytes (without quotes).
+pub fn unescape(inner: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        let c = inner[i];
+        if c != b'\\' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let e = *inner.get(i + 1)?;
+        i += 2;
+        let ch = match e {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = hex4(inner.get(i..i + 4)?)?;
+                i += 4;
+                let cp = if (0xD800..0xDC00).contains(&hi) {
+                    // A surrogate pair.
+                    if inner.get(i..i + 2) != Some(b"\\u") {
+                        return None;
+                    }
+                    let lo = hex4(inner.get(i + 2..i + 6)?)?;
+                    if !(0xDC00..0xE000).contains(&lo) {
+                        return None;
+                    }
+                    i += 6;
+                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                } else {
+                    hi
+                };
+                char::from_u32(cp)?
+            }
+            _ => return None,
+        };
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex4(b: &[u8]) -> Option<u32> {
+    let mut v = 0u32;
+    for &c in b {
+        v = v * 16 + (c as char).to_digit(16)?;
+    }
+    Some(v)
+}
+
+/// Writes `s` as a JSON string (with quotes) to `out`.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut last = 0;
+    for (i, &c) in bytes.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[last..i]);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(c >> 4) as usize]);
+                out.push(HEX[(c & 15) as usize]);
+                last = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[last..i]);
+        out.extend_from_slice(esc);
+        last = i + 1;
+    }
+    out.extend_from_slice(&bytes[last..]);
+    out.push(b'"');
+}
+
+#[derive(Clone)]
+struct Parser<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek();
+        self.i += 1;
+        c
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), ScanError> {
+        if self.next() == Some(c) {
+            Ok(())
+        } else {
+            Err(ScanError::Malformed)
+        }
+    }
+
+    /// A string; returns the span between the quotes.
+    fn string(&mut self) -> Result<Span, ScanError> {
+        self.expect(b'"')?;
+        let start = self.i;
+        loop {
+            // Fast path over plain bytes.
+            while let Some(&c) = self.b.get(self.i) {
+                if c == b'"' || c == b'\\' || c < 0x20 {
+                    break;
+                }
+                self.i += 1;
+            }
+            match self.next() {
+                Some(b'"') => return Ok(Span::of(start, self.i - 1)),
+                Some(b'\\') => match self.next() {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
+                    Some(b'u') => {
+                        let h = self.b.get(self.i..self.i + 4).ok_or(ScanError::Malformed)?;
+                        if !h.iter().all(u8::is_ascii_hexdigit) {
+                            return Err(ScanError::Malformed);
+                        }
+                        self.i += 4;
+                    }
+                    _ => return Err(ScanError::Malformed),
+                },
+                _ => return Err(ScanError::Malformed),
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let s = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        self.i - s
+    }
+
+    fn number(&mut self) -> Result<(), ScanError> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(ScanError::Malformed),
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(ScanError::Malformed);
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(ScanError::Malformed);
+            }
+        }
+        Ok(())
+    }
+
+    fn literal(&mut self, lit: &[u8]) -> Result<(), ScanError> {
+        if self.b.get(self.i..self.i + lit.len()) == Some(lit) {
+            self.i += lit.len();
+            Ok(())
+        } else {
+            Err(ScanError::Malformed)
+        }
+    }
+
+    /// Skips one value, validating it.
+    fn value(&mut self, depth: usize) -> Result<(), ScanError> {
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'{') => {
+                if depth >= MAX_DEPTH {
+                    return Err(ScanError::TooDeep);
+                }
+                self.i += 1;
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.string()?;
+                    self.ws();
+                    self.expect(b':')?;
+                    self.ws();
+                    self.value(depth + 1)?;
+                    self.ws();
+                    match self.next() {
+                        Some(b',') => {}
+                        Some(b'}') => return Ok(()),
+                        _ => return Err(ScanError::Malformed),
+                    }
+                }
+            }
+            Some(b'[') => {
+                if depth >= MAX_DEPTH {
+                    return Err(ScanError::TooDeep);
+                }
+                self.i += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.value(depth + 1)?;
+                    self.ws();
+                    match self.next() {
+                        Some(b',') => {}
+                        Some(b']') => return Ok(()),
+                        _ => return Err(ScanError::Malformed),
+                    }
+                }
+            }
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(ScanError::Malformed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_ok(s: &str) -> Vec<(String, String)> {
+        let mut sc = Scanner::new();
+        let o = sc.scan(s.as_bytes()).unwrap();
+        o.members()
+            .iter()
+            .map(|m| {
+                (
+                    String::from_utf8(s.as_bytes()[m.key.range()].to_vec()).unwrap(),
+                    String::from_utf8(s.as_bytes()[m.value.range()].to_vec()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn members_and_spans() {
+        let m = scan_ok(r#" {"a": 1, "b" : {"c":[1,2,{"d":null}]}, "e":"x\"y"} "#);
+        assert_eq!(m[0], ("a".into(), "1".into()));
+        assert_eq!(m[1].1, r#"{"c":[1,2,{"d":null}]}"#);
+        assert_eq!(m[2].1, r#""x\"y""#);
+    }
+
+    #[test]
+    fn close_brace_offset() {
+        let s = br#"{"a":1}  "#;
+        let mut sc = Scanner::new();
+        assert_eq!(sc.scan(s).unwrap().close, 6);
+        let s = b"{ }";
+        assert_eq!(sc.scan(s).unwrap().close, 2);
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        let mut sc = Scanner::new();
+        for bad in [
+            "",
+            "{",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\":1,}",
+            "{\"a\":01}",
+            "{\"a\":1.}",
+            "{\"a\":tru}",
+            "{\"a\":\"\\x\"}",
+            "{\"a\":1} x",
+            "{\"a\":\"\u{1}\"}",
+            "{a:1}",
+            "{\"a\":[1,]}",
+            "{\"a\":-}",
+        ] {
+            assert_eq!(
+                sc.scan(bad.as_bytes()).unwrap_err(),
+                ScanError::Malformed,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(sc.scan(b"[1,2]").unwrap_err(), ScanError::NotObject);
+        assert_eq!(sc.scan(b"\"str\"").unwrap_err(), ScanError::NotObject);
+        assert_eq!(
+            sc.scan(b"{\"a\":\"\xff\"}").unwrap_err(),
+            ScanError::Malformed
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let s = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let mut sc = Scanner::new();
+        assert_eq!(sc.scan(s.as_bytes()).unwrap_err(), ScanError::TooDeep);
+        let ok = format!("{{\"a\":{}{}}}", "[".repeat(100), "]".repeat(100));
+        assert!(sc.scan(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn dotted_paths_and_dotted_keys() {
+        let s = br#"{"id.resp_h":"1.2.3.4","destination":{"ip":"5.6.7.8","nat":{"port":9}},"user.name":"flat"}"#;
+        let mut sc = Scanner::new();
+        let o = sc.scan(s).unwrap();
+        assert_eq!(o.get("id.resp_h").unwrap().as_str().unwrap(), "1.2.3.4");
+        assert_eq!(
+            o.get("destination.ip").unwrap().as_str().unwrap(),
+            "5.6.7.8"
+        );
+        assert_eq!(o.get("destination.nat.port").unwrap().raw, b"9");
+        assert_eq!(o.get("user.name").unwrap().as_str().unwrap(), "flat");
+        assert!(o.get("destination.port").is_none());
+        assert!(o.get("nope").is_none());
+    }
+
+    #[test]
+    fn escaped_keys_and_values() {
+        let s = br#"{"de\u0073t":"a\u00e9\ud83d\ude00\n"}"#;
+        let mut sc = Scanner::new();
+        let o = sc.scan(s).unwrap();
+        assert_eq!(
+            o.get("dest").unwrap().as_str().unwrap(),
+            "a\u{e9}\u{1F600}\n"
+        );
+    }
+
+    #[test]
+    fn arrays() {
+        let v = Value {
+            raw: br#"["allowed", "connection" ,"start"]"#,
+        };
+        let items: Vec<_> = v
+            .array_items()
+            .map(|v| v.as_str().unwrap().into_owned())
+            .collect();
+        assert_eq!(items, ["allowed", "connection", "start"]);
+        assert_eq!(Value { raw: b"[]" }.array_items().count(), 0);
+        assert_eq!(Value { raw: b"3" }.array_items().count(), 0);
+    }
+
+    #[test]
+    fn write_str_escapes() {
+        let mut out = Vec::new();
+        write_str(&mut out, "a\"b\\c\nd\u{1}");
+        assert_eq!(out, br#""a\"b\\c\nd\u0001""#);
+    }
+}

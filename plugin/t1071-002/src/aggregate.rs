@@ -1,0 +1,605 @@
+//! Aggregation (spec §3, §4): event-time tumbling windows aligned to the Unix
+//! epoch, one aggregate per key, alerts when a key's count exceeds
+//! `min_connections`. A plain state machine: `record` on each counted event,
+//! `tick` every flush interval, `flush` at the end; alerts leave through a
+//! callback as complete JSON lines.
+//!
+//! Windows close on event time: when the largest event time seen passes a
+//! window's end by `allowed_lateness`. An event for a closed window is late:
+//! it is counted in [`Stats::late_events`] and not aggregated. At the key cap,
+//! new keys are not tracked ([`Stats::keys_dropped`]); existing keys go on.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::IpAddr;
+
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+use rulebox_plugin::json::write_str;
+
+use crate::time::write_rfc3339;
+
+/// Everything fixed about alerts, from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub window_ms: i64,
+    pub lateness_ms: i64,
+    pub min_connections: u64,
+    pub max_keys: usize,
+    pub max_users: usize,
+    pub exfil_medium_bytes: u64,
+    pub exfil_high_bytes: u64,
+    /// Protocol labels; a key's `protocol` indexes this.
+    pub labels: Vec<String>,
+}
+
+/// One counted connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    pub time_ms: i64,
+    pub src: IpAddr,
+    pub dest: IpAddr,
+    pub port: u16,
+    pub protocol: u8,
+    /// Group by user (QRadar's AQL) instead of process (Splunk's SPL).
+    pub by_user: bool,
+    pub process: &'a str,
+    pub user: &'a str,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub late_events: u64,
+    pub keys_dropped: u64,
+    pub alerts: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    src: IpAddr,
+    dest: IpAddr,
+    port: u16,
+    protocol: u8,
+    by_user: bool,
+    /// Interned process (by process) or user name (by user); 0 is "".
+    who: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Agg {
+    count: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    first_ms: i64,
+    last_ms: i64,
+    /// Interned, distinct, at most `max_users`.
+    users: Vec<u32>,
+    users_truncated: bool,
+    /// Changed since last emitted.
+    dirty: bool,
+}
+
+#[derive(Debug, Default)]
+struct Names {
+    index: HashMap<Box<str>, u32, FixedState>,
+    names: Vec<Box<str>>,
+}
+
+impl Names {
+    fn intern(&mut self, s: &str) -> u32 {
+        if s.is_empty() {
+            return 0;
+        }
+        if let Some(&id) = self.index.get(s) {
+            return id;
+        }
+        if self.names.is_empty() {
+            self.names.push("".into());
+        }
+        let id = self.names.len() as u32;
+        self.names.push(s.into());
+        self.index.insert(s.into(), id);
+        id
+    }
+
+    fn get(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |s| s)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    keys: HashMap<Key, Agg, FixedState>,
+    names: Names,
+}
+
+#[derive(Debug)]
+pub struct Aggregator {
+    s: Settings,
+    windows: BTreeMap<i64, Window>,
+    total_keys: usize,
+    watermark: i64,
+    pub stats: Stats,
+    line: Vec<u8>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Open,
+    Final,
+}
+
+impl Aggregator {
+    pub fn new(s: Settings) -> Aggregator {
+        Aggregator {
+            s,
+            windows: BTreeMap::new(),
+            total_keys: 0,
+            watermark: i64::MIN,
+            stats: Stats::default(),
+            line: Vec::new(),
+        }
+    }
+
+    pub fn tracked_keys(&self) -> usize {
+        self.total_keys
+    }
+
+    fn window_start(&self, t: i64) -> i64 {
+        t.div_euclid(self.s.window_ms) * self.s.window_ms
+    }
+
+    fn closes_at(&self, start: i64) -> i64 {
+        start
+            .saturating_add(self.s.window_ms)
+            .saturating_add(self.s.lateness_ms)
+    }
+
+    /// Counts one connection; may close windows (emitting their final alerts).
+    pub fn record(&mut self, o: &Observation<'_>, emit: &mut dyn FnMut(&[u8])) {
+        let start = self.window_start(o.time_ms);
+        if self.closes_at(start) <= self.watermark {
+            self.stats.late_events += 1;
+            return;
+        }
+        if o.time_ms > self.watermark {
+            self.watermark = o.time_ms;
+            while let Some((&first, _)) = self.windows.first_key_value() {
+                if self.closes_at(first) > self.watermark {
+                    break;
+                }
+                self.close(first, emit);
+            }
+        }
+        let at_cap = self.total_keys >= self.s.max_keys;
+        let w = self.windows.entry(start).or_default();
+        let who = w.names.intern(if o.by_user { o.user } else { o.process });
+        let key = Key {
+            src: o.src,
+            dest: o.dest,
+            port: o.port,
+            protocol: o.protocol,
+            by_user: o.by_user,
+            who,
+        };
+        let agg = match w.keys.get_mut(&key) {
+            Some(a) => a,
+            None if at_cap => {
+                self.stats.keys_dropped += 1;
+                if self.stats.keys_dropped.is_power_of_two() {
+                    rulebox_plugin::log(
+                        rulebox_plugin::abi::LogLevel::Warn,
+                        &format!(
+                            "key cap of {} reached: {} new keys not tracked",
+                            self.s.max_keys, self.stats.keys_dropped
+                        ),
+                    );
+                }
+                return;
+            }
+            None => {
+                self.total_keys += 1;
+                w.keys.entry(key).or_insert(Agg {
+                    count: 0,
+                    bytes_sent: 0,
+                    bytes_received: 0,
+                    first_ms: o.time_ms,
+                    last_ms: o.time_ms,
+                    users: Vec::new(),
+                    users_truncated: false,
+                    dirty: false,
+                })
+            }
+        };
+        agg.count += 1;
+        agg.bytes_sent = agg.bytes_sent.saturating_add(o.bytes_out);
+        agg.bytes_received = agg.bytes_received.saturating_add(o.bytes_in);
+        agg.first_ms = agg.first_ms.min(o.time_ms);
+        agg.last_ms = agg.last_ms.max(o.time_ms);
+        agg.dirty = true;
+        if !o.user.is_empty() {
+            let uid = w.names.intern(o.user);
+            if !agg.users.contains(&uid) {
+                if agg.users.len() < self.s.max_users {
+                    agg.users.push(uid);
+                } else {
+                    agg.users_truncated = true;
+                }
+            }
+        }
+    }
+
+    /// Emits `open` alerts for alerting keys that changed since last emitted.
+    pub fn tick(&mut self, emit: &mut dyn FnMut(&[u8])) {
+        let min = self.s.min_connections;
+        let mut due: Vec<(i64, Key)> = Vec::new();
+        for (&start, w) in &self.windows {
+            due.extend(
+                w.keys
+                    .iter()
+                    .filter(|(_, a)| a.dirty && a.count > min)
+                    .map(|(k, _)| (start, *k)),
+            );
+        }
+        self.emit_sorted(due, Status::Open, emit);
+    }
+
+    /// Closes every window: `final` alerts for all alerting keys.
+    pub fn flush(&mut self, emit: &mut dyn FnMut(&[u8])) {
+        while let Some((&first, _)) = self.windows.first_key_value() {
+            self.close(first, emit);
+        }
+    }
+
+    fn close(&mut self, start: i64, emit: &mut dyn FnMut(&[u8])) {
+        let min = self.s.min_connections;
+        let due: Vec<(i64, Key)> = match self.windows.get(&start) {
+            Some(w) => w
+                .keys
+                .iter()
+                .filter(|(_, a)| a.count > min)
+                .map(|(k, _)| (start, *k))
+                .collect(),
+            None => return,
+        };
+        self.emit_sorted(due, Status::Final, emit);
+        if let Some(w) = self.windows.remove(&start) {
+            self.total_keys -= w.keys.len();
+        }
+    }
+
+    /// Emits alerts ordered by connection count, descending (ties in a fixed
+    /// order so output is reproducible).
+    fn emit_sorted(
+        &mut self,
+        mut due: Vec<(i64, Key)>,
+        status: Status,
+        emit: &mut dyn FnMut(&[u8]),
+    ) {
+        let windows = &self.windows;
+        let agg = |(s, k): &(i64, Key)| &windows[s].keys[k];
+        due.sort_by(|a, b| {
+            agg(b)
+                .count
+                .cmp(&agg(a).count)
+                .then(a.0.cmp(&b.0))
+                .then_with(|| {
+                    let (wa, wb) = (&windows[&a.0], &windows[&b.0]);
+                    (
+                        a.1.src,
+                        a.1.dest,
+                        a.1.port,
+                        a.1.protocol,
+                        a.1.by_user,
+                        wa.names.get(a.1.who),
+                    )
+                        .cmp(&(
+                            b.1.src,
+                            b.1.dest,
+                            b.1.port,
+                            b.1.protocol,
+                            b.1.by_user,
+                            wb.names.get(b.1.who),
+                        ))
+                })
+        });
+        for (start, key) in due {
+            self.write_alert(start, &key, status);
+            emit(&self.line);
+            self.stats.alerts += 1;
+            if let Some(a) = self
+                .windows
+                .get_mut(&start)
+                .and_then(|w| w.keys.get_mut(&key))
+            {
+                a.dirty = false;
+            }
+        }
+    }
+
+    fn write_alert(&mut self, start: i64, key: &Key, status: Status) {
+        let w = &self.windows[&start];
+        let a = &w.keys[key];
+        let s = &self.s;
+        let who = w.names.get(key.who);
+        let label = s
+            .labels
+            .get(key.protocol as usize)
+            .map_or("", |l| l.as_str());
+        let risk = if a.bytes_sent > s.exfil_high_bytes {
+            "HIGH"
+        } else if a.bytes_sent > s.exfil_medium_bytes {
+            "MEDIUM"
+        } else {
+            "LOW"
+        };
+        let mut users: Vec<&str> = a.users.iter().map(|&u| w.names.get(u)).collect();
+        if key.by_user && !who.is_empty() && !users.contains(&who) {
+            users.push(who);
+        }
+        users.sort_unstable();
+
+        let out = &mut self.line;
+        out.clear();
+        out.extend_from_slice(b"{\"alert_id\":");
+        write_str(out, &alert_id(start, key, label, who));
+        out.extend_from_slice(b",\"status\":");
+        out.extend_from_slice(if status == Status::Open {
+            b"\"open\""
+        } else {
+            b"\"final\""
+        });
+        out.extend_from_slice(
+            b",\"rule\":\"T1071.002\",\"rule_name\":\"File transfer protocol connections to external destinations\",\
+\"mitre\":{\"tactic\":\"TA0011\",\"tactic_name\":\"Command and Control\",\"technique\":\"T1071\",\
+\"technique_name\":\"Application Layer Protocol\",\"subtechnique\":\"T1071.002\",\"subtechnique_name\":\"File Transfer Protocols\"},\
+\"severity\":\"high\",\"confidence\":\"high\",\"window_start\":",
+        );
+        write_rfc3339(out, start);
+        out.extend_from_slice(b",\"window_end\":");
+        write_rfc3339(out, start.saturating_add(s.window_ms));
+        out.extend_from_slice(b",\"first_seen\":");
+        write_rfc3339(out, a.first_ms);
+        out.extend_from_slice(b",\"last_seen\":");
+        write_rfc3339(out, a.last_ms);
+        out.extend_from_slice(b",\"src_ip\":");
+        write_str(out, &key.src.to_string());
+        out.extend_from_slice(b",\"dest_ip\":");
+        write_str(out, &key.dest.to_string());
+        let _ = write!(out, ",\"dest_port\":{},\"protocol\":", key.port);
+        write_str(out, label);
+        if key.by_user {
+            out.extend_from_slice(b",\"username\":");
+            write_str(out, who);
+        } else {
+            out.extend_from_slice(b",\"process_name\":");
+            write_str(out, who);
+        }
+        out.extend_from_slice(b",\"users\":[");
+        for (i, u) in users.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, u);
+        }
+        out.push(b']');
+        if a.users_truncated {
+            out.extend_from_slice(b",\"users_truncated\":true");
+        }
+        let _ = write!(
+            out,
+            ",\"connection_count\":{},\"bytes_sent\":{},\"bytes_received\":{},\"exfil_risk\":\"{risk}\"}}",
+            a.count, a.bytes_sent, a.bytes_received
+        );
+    }
+}
+
+/// `T1071.002:<window start, epoch s>:<16 hex digits>`: the same key in the
+/// same window always gets the same id, across runs and hosts.
+fn alert_id(start: i64, key: &Key, label: &str, who: &str) -> String {
+    let mut text = String::new();
+    let _ = write!(
+        text,
+        "{}|{}|{}|{}|{}|{}",
+        key.src,
+        key.dest,
+        key.port,
+        label,
+        if key.by_user { "user" } else { "process" },
+        who
+    );
+    // FNV-1a 64: fixed by definition, so ids never change with a dependency.
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("T1071.002:{}:{h:016x}", start.div_euclid(1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            window_ms: 86_400_000,
+            lateness_ms: 0,
+            min_connections: 3,
+            max_keys: 1000,
+            max_users: 2,
+            exfil_medium_bytes: 1_048_576,
+            exfil_high_bytes: 10_485_760,
+            labels: vec!["FTP/FTPS".into(), "SMB".into(), "TFTP".into()],
+        }
+    }
+
+    fn obs(t: i64, dest: &str, bytes_out: u64, user: &'static str) -> Observation<'static> {
+        Observation {
+            time_ms: t,
+            src: "10.0.0.5".parse().unwrap(),
+            dest: dest.parse().unwrap(),
+            port: 445,
+            protocol: 1,
+            by_user: false,
+            process: "",
+            user,
+            bytes_out,
+            bytes_in: 1,
+        }
+    }
+
+    fn run(
+        agg: &mut Aggregator,
+        f: impl FnOnce(&mut Aggregator, &mut dyn FnMut(&[u8])),
+    ) -> Vec<serde_json::Value> {
+        let mut lines = Vec::new();
+        f(agg, &mut |l: &[u8]| {
+            lines.push(serde_json::from_slice(l).unwrap())
+        });
+        lines
+    }
+
+    #[test]
+    fn threshold_is_strictly_greater() {
+        let mut a = Aggregator::new(settings());
+        for i in 0..3 {
+            run(&mut a, |a, e| a.record(&obs(i, "8.8.8.8", 1, ""), e));
+        }
+        assert!(
+            run(&mut a, |a, e| a.tick(e)).is_empty(),
+            "3 connections must not alert"
+        );
+        run(&mut a, |a, e| a.record(&obs(3, "8.8.8.8", 1, ""), e));
+        let alerts = run(&mut a, |a, e| a.tick(e));
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0]["connection_count"], 4);
+        assert_eq!(alerts[0]["status"], "open");
+        assert_eq!(alerts[0]["process_name"], "");
+    }
+
+    #[test]
+    fn tick_emits_only_changes_and_flush_is_final() {
+        let mut a = Aggregator::new(settings());
+        for i in 0..4 {
+            run(&mut a, |a, e| a.record(&obs(i, "8.8.8.8", 1, ""), e));
+        }
+        assert_eq!(run(&mut a, |a, e| a.tick(e)).len(), 1);
+        assert!(
+            run(&mut a, |a, e| a.tick(e)).is_empty(),
+            "unchanged keys are not re-emitted"
+        );
+        run(&mut a, |a, e| a.record(&obs(5, "8.8.8.8", 1, ""), e));
+        let again = run(&mut a, |a, e| a.tick(e));
+        assert_eq!(again[0]["connection_count"], 5);
+        let fin = run(&mut a, |a, e| a.flush(e));
+        assert_eq!(fin.len(), 1);
+        assert_eq!(fin[0]["status"], "final");
+        assert_eq!(fin[0]["alert_id"], again[0]["alert_id"]);
+        assert_eq!(a.tracked_keys(), 0);
+    }
+
+    #[test]
+    fn exfil_risk_boundaries() {
+        for (bytes, risk) in [
+            (1_048_576, "LOW"),
+            (1_048_577, "MEDIUM"),
+            (10_485_760, "MEDIUM"),
+            (10_485_761, "HIGH"),
+        ] {
+            let mut a = Aggregator::new(settings());
+            for i in 0..4 {
+                run(&mut a, |a, e| {
+                    a.record(&obs(i, "8.8.8.8", if i == 0 { bytes } else { 0 }, ""), e)
+                });
+            }
+            let f = run(&mut a, |a, e| a.flush(e));
+            assert_eq!(f[0]["exfil_risk"], risk, "{bytes}");
+            assert_eq!(f[0]["bytes_sent"], bytes);
+        }
+    }
+
+    #[test]
+    fn windows_close_on_event_time_and_late_events_are_counted() {
+        let mut a = Aggregator::new(settings());
+        let day = 86_400_000;
+        for i in 0..4 {
+            run(&mut a, |a, e| a.record(&obs(i * 1000, "8.8.8.8", 1, ""), e));
+        }
+        // An event in the next window closes the first.
+        let closed = run(&mut a, |a, e| a.record(&obs(day + 5, "8.8.4.4", 1, ""), e));
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0]["status"], "final");
+        assert_eq!(closed[0]["window_start"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(closed[0]["window_end"], "1970-01-02T00:00:00.000Z");
+        assert_eq!(closed[0]["first_seen"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(closed[0]["last_seen"], "1970-01-01T00:00:03.000Z");
+        run(&mut a, |a, e| a.record(&obs(10, "8.8.8.8", 1, ""), e));
+        assert_eq!(a.stats.late_events, 1);
+    }
+
+    #[test]
+    fn key_cap_drops_new_keys_only() {
+        let mut s = settings();
+        s.max_keys = 2;
+        let mut a = Aggregator::new(s);
+        for d in ["1.1.1.1", "2.2.2.2", "3.3.3.3", "1.1.1.1"] {
+            run(&mut a, |a, e| a.record(&obs(0, d, 1, ""), e));
+        }
+        assert_eq!(a.tracked_keys(), 2);
+        assert_eq!(a.stats.keys_dropped, 1);
+    }
+
+    #[test]
+    fn users_are_sorted_distinct_and_bounded() {
+        let mut a = Aggregator::new(settings());
+        for u in ["zed", "amy", "zed", "bob", ""] {
+            run(&mut a, |a, e| a.record(&obs(0, "8.8.8.8", 1, u), e));
+        }
+        let f = run(&mut a, |a, e| a.flush(e));
+        assert_eq!(f[0]["users"], serde_json::json!(["amy", "zed"]));
+        assert_eq!(f[0]["users_truncated"], true);
+    }
+
+    #[test]
+    fn alerts_are_ordered_by_count() {
+        let mut a = Aggregator::new(settings());
+        for (d, n) in [("1.1.1.1", 4), ("2.2.2.2", 6), ("3.3.3.3", 5)] {
+            for i in 0..n {
+                run(&mut a, |a, e| a.record(&obs(i, d, 1, ""), e));
+            }
+        }
+        let f = run(&mut a, |a, e| a.flush(e));
+        let counts: Vec<_> = f
+            .iter()
+            .map(|v| v["connection_count"].as_u64().unwrap())
+            .collect();
+        assert_eq!(counts, [6, 5, 4]);
+    }
+
+    #[test]
+    fn alert_id_is_stable_and_distinct() {
+        let k = |port| Key {
+            src: "10.0.0.1".parse().unwrap(),
+            dest: "8.8.8.8".parse().unwrap(),
+            port,
+            protocol: 1,
+            by_user: false,
+            who: 0,
+        };
+        assert_eq!(
+            alert_id(0, &k(445), "SMB", ""),
+            alert_id(0, &k(445), "SMB", "")
+        );
+        assert_ne!(
+            alert_id(0, &k(445), "SMB", ""),
+            alert_id(0, &k(139), "SMB", "")
+        );
+        assert_ne!(
+            alert_id(0, &k(445), "SMB", ""),
+            alert_id(86_400_000, &k(445), "SMB", "")
+        );
+        assert!(alert_id(86_400_000, &k(445), "SMB", "").starts_with("T1071.002:86400:"));
+    }
+}

@@ -1,0 +1,259 @@
+//! MITRE ATT&CK T1071.002 (File Transfer Protocols) as a rulebox rule:
+//! outbound FTP/FTPS (20, 21, 990), SMB (139, 445) and TFTP (69) connections
+//! from internal sources to external addresses. The semantics are
+//! `shared/spec/t1071-002.md`: every event gets a label object, and alerts
+//! leave on the `alerts` output when a source/destination/port/protocol key
+//! makes more than `min_connections` connections in an event-time window.
+//!
+//! This crate is plain Rust, tested natively; [`rulebox_plugin::export_rule!`]
+//! adds the wasm exports when it is built for `wasm32-wasip1`.
+
+pub mod aggregate;
+pub mod config;
+pub mod net;
+pub mod schema;
+pub mod time;
+
+use std::net::IpAddr;
+
+use rulebox_plugin::abi::LogLevel;
+use rulebox_plugin::json::{Scanner, write_str};
+use rulebox_plugin::{Emitter, EventOut, OutputId, Rule};
+
+use aggregate::{Aggregator, Observation, Settings, Stats};
+use config::Config;
+use net::{Allowlist, Networks};
+use schema::{Grouping, Preset, PresetName};
+
+/// The `alerts` output.
+pub const ALERTS: OutputId = 1;
+
+/// The rule's state.
+pub struct T1071 {
+    presets: Vec<Preset>,
+    auto: bool,
+    internal: Networks,
+    allowlist: Allowlist,
+    /// Port -> protocol index + 1 (0: not watched).
+    ports: Box<[u8]>,
+    labels: Vec<String>,
+    enrich_key: String,
+    agg: Aggregator,
+    scanner: Scanner,
+    reported: Stats,
+}
+
+/// What the rule concluded about one event (for tests and benchmarks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub protocol: Option<String>,
+    pub external: Option<bool>,
+    pub counted: bool,
+    pub allowlisted: Option<String>,
+}
+
+impl T1071 {
+    pub fn from_config(cfg: Config) -> Result<T1071, String> {
+        let mut nets = cfg.internal_networks.clone();
+        nets.extend(cfg.extra_internal_networks.iter().cloned());
+        let internal = Networks::parse(&nets, "internal_networks")?;
+        let allowlist = Allowlist::parse(&cfg.allowlist)?;
+        let mut ports = vec![0u8; 65_536].into_boxed_slice();
+        let mut labels = Vec::new();
+        for (i, p) in cfg.protocols.iter().enumerate() {
+            if p.label.is_empty() {
+                return Err(format!("protocols[{i}]: label must not be empty"));
+            }
+            labels.push(p.label.clone());
+            for &port in &p.ports {
+                if ports[port as usize] != 0 {
+                    return Err(format!("protocols[{i}]: port {port} is listed twice"));
+                }
+                ports[port as usize] = (i + 1) as u8;
+            }
+        }
+        let auto = cfg.schema == PresetName::Auto;
+        let presets = if auto {
+            Preset::auto_order(&cfg.fields)
+        } else {
+            vec![Preset::new(cfg.schema, &cfg.fields)]
+        };
+        let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let agg = Aggregator::new(Settings {
+            window_ms: secs_ms(cfg.window_secs),
+            lateness_ms: secs_ms(cfg.allowed_lateness_secs),
+            min_connections: cfg.min_connections,
+            max_keys: cfg.max_keys,
+            max_users: cfg.max_users_per_key,
+            exfil_medium_bytes: cfg.exfil_medium_bytes,
+            exfil_high_bytes: cfg.exfil_high_bytes,
+            labels: labels.clone(),
+        });
+        Ok(T1071 {
+            presets,
+            auto,
+            internal,
+            allowlist,
+            ports,
+            labels,
+            enrich_key: cfg.enrich_key,
+            agg,
+            scanner: Scanner::new(),
+            reported: Stats::default(),
+        })
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.agg.stats
+    }
+
+    /// Classifies and counts one event; writes the label object into `out`
+    /// and alerts through `alert`. Returns `None` when the event has no
+    /// readable destination (it then leaves unchanged).
+    fn handle(
+        &mut self,
+        event: &[u8],
+        now_ms: i64,
+        out: Option<&mut EventOut<'_>>,
+        alert: &mut dyn FnMut(&[u8]),
+    ) -> Option<Verdict> {
+        let obj = match self.scanner.scan(event) {
+            Ok(o) => o,
+            Err(e) => {
+                if let Some(out) = out {
+                    out.unreadable(e);
+                }
+                return None;
+            }
+        };
+        let preset = if self.auto {
+            self.presets.iter().find(|p| p.matches(&obj))?
+        } else {
+            &self.presets[0]
+        };
+        let r = preset.read(&obj);
+        let dest_text = r.destination.as_deref()?;
+        let dest = net::parse_ip(dest_text);
+        let proto = r.port.map_or(0, |p| self.ports[p as usize]);
+        let src: Option<IpAddr> = r.source.as_deref().and_then(net::parse_ip);
+        let external = dest.map(|d| !self.internal.contains(d));
+        let allowlisted = match (proto, dest, r.port) {
+            (1.., Some(d), Some(port)) => self.allowlist.find(src, d, port),
+            _ => None,
+        };
+        let counted = proto != 0
+            && r.permitted
+            && external == Some(true)
+            && src.is_some_and(|s| self.internal.contains(s))
+            && allowlisted.is_none();
+        if counted && let (Some(src), Some(dest), Some(port)) = (src, dest, r.port) {
+            let by_user = preset.grouping == Grouping::ByUser;
+            self.agg.record(
+                &Observation {
+                    time_ms: r.time_ms.unwrap_or(now_ms),
+                    src,
+                    dest,
+                    port,
+                    protocol: proto - 1,
+                    by_user,
+                    process: r.process.as_deref().unwrap_or(""),
+                    user: r.user.as_deref().unwrap_or(""),
+                    bytes_out: r.bytes_out.unwrap_or(0),
+                    bytes_in: r.bytes_in.unwrap_or(0),
+                },
+                alert,
+            );
+        }
+        let label = (proto != 0).then(|| self.labels[proto as usize - 1].as_str());
+        if let Some(out) = out {
+            out.set_field(&obj, &self.enrich_key, |b| {
+                b.push(b'{');
+                if let Some(l) = label {
+                    b.extend_from_slice(b"\"protocol\":");
+                    write_str(b, l);
+                    b.push(b',');
+                }
+                match external {
+                    Some(true) => b.extend_from_slice(b"\"external\":true,"),
+                    Some(false) => b.extend_from_slice(b"\"external\":false,"),
+                    None => {}
+                }
+                b.extend_from_slice(if counted {
+                    b"\"counted\":true"
+                } else {
+                    b"\"counted\":false"
+                });
+                if let Some(reason) = allowlisted {
+                    b.extend_from_slice(b",\"allowlisted\":");
+                    write_str(b, reason);
+                }
+                b.push(b'}');
+            });
+        }
+        Some(Verdict {
+            protocol: label.map(str::to_string),
+            external,
+            counted,
+            allowlisted: allowlisted.map(str::to_string),
+        })
+    }
+
+    /// Classifies one event without the wasm contract (tests, benchmarks).
+    pub fn classify(
+        &mut self,
+        event: &[u8],
+        now_ms: i64,
+        alerts: &mut Vec<Vec<u8>>,
+    ) -> Option<Verdict> {
+        self.handle(event, now_ms, None, &mut |l| alerts.push(l.to_vec()))
+    }
+
+    /// Logs counters that changed since they were last reported.
+    fn report(&mut self) {
+        let s = self.agg.stats;
+        if s.late_events != self.reported.late_events {
+            rulebox_plugin::log(
+                LogLevel::Warn,
+                &format!(
+                    "{} late events (for closed windows) not aggregated",
+                    s.late_events - self.reported.late_events
+                ),
+            );
+        }
+        self.reported = s;
+    }
+}
+
+impl Rule for T1071 {
+    const OUTPUTS: &'static [&'static str] = &["alerts"];
+
+    fn new(config: &[u8]) -> Result<Self, String> {
+        T1071::from_config(Config::from_json(config)?)
+    }
+
+    fn on_event(&mut self, event: &[u8], now_ms: i64, out: &mut EventOut<'_>) {
+        let mut pending: Vec<Vec<u8>> = Vec::new();
+        self.handle(event, now_ms, Some(out), &mut |l| pending.push(l.to_vec()));
+        if !pending.is_empty() {
+            let mut e = out.emitter();
+            for l in &pending {
+                e.emit(ALERTS, l);
+            }
+        }
+    }
+
+    fn on_tick(&mut self, _now_ms: i64, out: &mut Emitter<'_>) {
+        self.agg.tick(&mut |l| out.emit(ALERTS, l));
+        self.report();
+    }
+
+    fn on_flush(&mut self, _now_ms: i64, out: &mut Emitter<'_>) {
+        self.agg.flush(&mut |l| out.emit(ALERTS, l));
+        self.report();
+    }
+}
+
+rulebox_plugin::export_rule!(T1071);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+//! Addresses: internal networks, IPv4-mapped IPv6, and the allowlist.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::config::AllowConfig;
+
+/// Parses an address as found in an event (surrounding space trimmed). Host
+/// names, zone ids and garbage are not addresses.
+pub fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.trim().parse().ok()
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) judged as its IPv4 address.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        v4 => v4,
+    }
+}
+
+/// Parses a CIDR or a bare address (as a host route).
+pub fn parse_net(s: &str) -> Result<IpNet, String> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<IpNet>() {
+        return Ok(n.trunc());
+    }
+    match t.parse::<IpAddr>() {
+        Ok(ip) => Ok(IpNet::from(ip)),
+        Err(_) => Err(format!("bad CIDR {s:?}")),
+    }
+}
+
+/// A list of networks.
+#[derive(Debug, Clone, Default)]
+pub struct Networks {
+    nets: Vec<IpNet>,
+}
+
+impl Networks {
+    pub fn parse<'a>(
+        list: impl IntoIterator<Item = &'a String>,
+        what: &str,
+    ) -> Result<Networks, String> {
+        let mut nets = Vec::new();
+        for s in list {
+            nets.push(parse_net(s).map_err(|e| format!("{what}: {e}"))?);
+        }
+        Ok(Networks { nets })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.nets.iter().any(|n| n.contains(&ip))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct AllowEntry {
+    destination: IpNet,
+    port: Option<u16>,
+    source: Option<IpNet>,
+    reason: String,
+}
+
+/// Known-good traffic.
+#[derive(Debug, Clone, Default)]
+pub struct Allowlist {
+    entries: Vec<AllowEntry>,
+}
+
+impl Allowlist {
+    pub fn parse(list: &[AllowConfig]) -> Result<Allowlist, String> {
+        let mut entries = Vec::new();
+        for (i, a) in list.iter().enumerate() {
+            let at = |e: String| format!("allowlist[{i}]: {e}");
+            entries.push(AllowEntry {
+                destination: parse_net(&a.destination).map_err(at)?,
+                port: a.port,
+                source: a.source.as_deref().map(parse_net).transpose().map_err(at)?,
+                reason: a.reason.clone(),
+            });
+        }
+        Ok(Allowlist { entries })
+    }
+
+    /// The reason of the first entry matching this connection.
+    pub fn find(&self, src: Option<IpAddr>, dest: IpAddr, port: u16) -> Option<&str> {
+        let dest = canonical(dest);
+        let src = src.map(canonical);
+        self.entries
+            .iter()
+            .find(|e| {
+                e.destination.contains(&dest)
+                    && e.port.is_none_or(|p| p == port)
+                    && e.source
+                        .is_none_or(|s| src.is_some_and(|ip| s.contains(&ip)))
+            })
+            .map(|e| e.reason.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_INTERNAL_NETWORKS;
+
+    fn internal() -> Networks {
+        let v: Vec<String> = DEFAULT_INTERNAL_NETWORKS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        Networks::parse(&v, "internal_networks").unwrap()
+    }
+
+    #[test]
+    fn default_internal_networks() {
+        let n = internal();
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.20.5.5",
+            "172.31.255.255",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.9.9",
+            "100.64.0.1",
+            "100.127.255.255",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "::ffff:172.20.1.1",
+        ] {
+            assert!(n.contains(parse_ip(ip).unwrap()), "{ip} should be internal");
+        }
+        for ip in [
+            "172.32.0.1",
+            "172.15.255.255",
+            "100.128.0.1",
+            "8.8.8.8",
+            "203.0.113.9",
+            "2001:db8::1",
+            "::ffff:8.8.8.8",
+            "192.169.0.1",
+        ] {
+            assert!(
+                !n.contains(parse_ip(ip).unwrap()),
+                "{ip} should be external"
+            );
+        }
+    }
+
+    #[test]
+    fn non_addresses() {
+        assert_eq!(parse_ip("ftp.example.com"), None);
+        assert_eq!(parse_ip(""), None);
+        assert_eq!(parse_ip("fe80::1%eth0"), None);
+        assert_eq!(parse_ip(" 8.8.8.8 "), Some("8.8.8.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_cidr_is_named() {
+        let err = Networks::parse(&["10.0.0.0/33".to_string()], "internal_networks").unwrap_err();
+        assert!(err.contains("10.0.0.0/33"), "{err}");
+    }
+
+    #[test]
+    fn allowlist_matches_destination_port_and_source() {
+        let a = Allowlist::parse(&[
+            AllowConfig {
+                destination: "198.51.100.0/24".into(),
+                port: Some(21),
+                source: None,
+                reason: "partner ftp".into(),
+            },
+            AllowConfig {
+                destination: "20.60.0.0/16".into(),
+                port: None,
+                source: Some("10.9.0.0/16".into()),
+                reason: "azure files".into(),
+            },
+        ])
+        .unwrap();
+        let ip = |s: &str| parse_ip(s).unwrap();
+        assert_eq!(
+            a.find(Some(ip("10.0.0.1")), ip("198.51.100.7"), 21),
+            Some("partner ftp")
+        );
+        assert_eq!(a.find(Some(ip("10.0.0.1")), ip("198.51.100.7"), 445), None);
+        assert_eq!(
+            a.find(Some(ip("10.9.1.1")), ip("20.60.1.1"), 445),
+            Some("azure files")
+        );
+        assert_eq!(a.find(Some(ip("10.8.1.1")), ip("20.60.1.1"), 445), None);
+        assert_eq!(a.find(None, ip("20.60.1.1"), 445), None);
+        assert_eq!(
+            a.find(None, ip("::ffff:198.51.100.7"), 21),
+            Some("partner ftp")
+        );
+    }
+}

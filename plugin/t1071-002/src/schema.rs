@@ -1,0 +1,553 @@
+//! Schema presets: where each preset keeps the fields the rule reads, and
+//! when it says a connection was permitted (spec §1). Values are read
+//! tolerantly: a value that cannot be read is missing, never an error.
+
+use std::borrow::Cow;
+
+use rulebox_plugin::json::{Object, Value};
+use serde::Deserialize;
+
+use crate::config::FieldOverrides;
+use crate::time::{self, Unit};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresetName {
+    Cim,
+    Qradar,
+    Ecs,
+    Ocsf,
+    Zeek,
+    Sysmon,
+    Auto,
+}
+
+/// How a preset groups aggregates (spec §3): the SPL seed groups by process
+/// and collects users; the AQL seed groups by user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    ByProcess,
+    ByUser,
+}
+
+/// A preset with the user's overrides applied.
+#[derive(Debug, Clone)]
+pub struct Preset {
+    pub name: &'static str,
+    pub kind: PresetName,
+    source: Vec<String>,
+    destination: Vec<String>,
+    port: Vec<String>,
+    bytes_out: Option<String>,
+    bytes_in: Option<String>,
+    user: Option<String>,
+    process: Option<String>,
+    time: String,
+    time_unit: Unit,
+    pub grouping: Grouping,
+}
+
+/// The fields of one event, as the rule needs them.
+#[derive(Debug, Default)]
+pub struct Reading<'a> {
+    pub source: Option<Cow<'a, str>>,
+    pub destination: Option<Cow<'a, str>>,
+    pub port: Option<u16>,
+    pub bytes_out: Option<u64>,
+    pub bytes_in: Option<u64>,
+    pub user: Option<Cow<'a, str>>,
+    pub process: Option<Cow<'a, str>>,
+    pub time_ms: Option<i64>,
+    pub permitted: bool,
+}
+
+const QRADAR_CATEGORIES: &[&str] = &[
+    "Access Permitted",
+    "Connection Accepted",
+    "Session Opened",
+    "Network Connection",
+];
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Preset {
+    fn builtin(kind: PresetName) -> Preset {
+        let s = |v: &str| Some(v.to_string());
+        let p = |name,
+                 src: &[&str],
+                 dst: &[&str],
+                 port: &[&str],
+                 out,
+                 inn,
+                 user,
+                 process,
+                 time: &str,
+                 unit,
+                 grouping| Preset {
+            name,
+            kind,
+            source: strs(src),
+            destination: strs(dst),
+            port: strs(port),
+            bytes_out: out,
+            bytes_in: inn,
+            user,
+            process,
+            time: time.to_string(),
+            time_unit: unit,
+            grouping,
+        };
+        use Grouping::*;
+        use Unit::*;
+        match kind {
+            PresetName::Cim => p(
+                "cim",
+                &["src_ip", "src"],
+                &["dest_ip", "dest"],
+                &["dest_port"],
+                s("bytes_out"),
+                s("bytes_in"),
+                s("user"),
+                s("process_name"),
+                "_time",
+                Seconds,
+                ByProcess,
+            ),
+            PresetName::Qradar => p(
+                "qradar",
+                &["sourceip"],
+                &["destinationip"],
+                &["destinationport"],
+                s("BytesSent"),
+                s("BytesReceived"),
+                s("username"),
+                None,
+                "starttime",
+                Millis,
+                ByUser,
+            ),
+            PresetName::Ecs => p(
+                "ecs",
+                &["source.ip"],
+                &["destination.ip"],
+                &["destination.port"],
+                s("source.bytes"),
+                s("destination.bytes"),
+                s("user.name"),
+                s("process.name"),
+                "@timestamp",
+                Millis,
+                ByProcess,
+            ),
+            PresetName::Ocsf => p(
+                "ocsf",
+                &["src_endpoint.ip"],
+                &["dst_endpoint.ip"],
+                &["dst_endpoint.port"],
+                s("traffic.bytes_out"),
+                s("traffic.bytes_in"),
+                s("actor.user.name"),
+                s("actor.process.name"),
+                "time",
+                Millis,
+                ByProcess,
+            ),
+            PresetName::Zeek => p(
+                "zeek",
+                &["id.orig_h"],
+                &["id.resp_h"],
+                &["id.resp_p"],
+                s("orig_bytes"),
+                s("resp_bytes"),
+                None,
+                None,
+                "ts",
+                Seconds,
+                ByProcess,
+            ),
+            PresetName::Sysmon => p(
+                "sysmon",
+                &["SourceIp"],
+                &["DestinationIp"],
+                &["DestinationPort"],
+                None,
+                None,
+                s("User"),
+                s("Image"),
+                "UtcTime",
+                Millis,
+                ByProcess,
+            ),
+            PresetName::Auto => unreachable!("auto is not a preset"),
+        }
+    }
+
+    /// The preset with `o` applied.
+    pub fn new(kind: PresetName, o: &FieldOverrides) -> Preset {
+        let mut p = Preset::builtin(kind);
+        let one = |v: &Option<String>| v.as_ref().map(|s| vec![s.clone()]);
+        if let Some(v) = one(&o.source) {
+            p.source = v;
+        }
+        if let Some(v) = one(&o.destination) {
+            p.destination = v;
+        }
+        if let Some(v) = one(&o.port) {
+            p.port = v;
+        }
+        p.bytes_out = o.bytes_out.clone().or(p.bytes_out);
+        p.bytes_in = o.bytes_in.clone().or(p.bytes_in);
+        p.user = o.user.clone().or(p.user);
+        p.process = o.process.clone().or(p.process);
+        if let Some(t) = &o.time {
+            p.time = t.clone();
+        }
+        if let Some(u) = o.time_unit {
+            p.time_unit = u;
+        }
+        p
+    }
+
+    /// The presets `auto` chooses from, in the order it tries them.
+    pub fn auto_order(o: &FieldOverrides) -> Vec<Preset> {
+        [
+            PresetName::Zeek,
+            PresetName::Ocsf,
+            PresetName::Qradar,
+            PresetName::Sysmon,
+            PresetName::Ecs,
+            PresetName::Cim,
+        ]
+        .into_iter()
+        .map(|k| Preset::new(k, o))
+        .collect()
+    }
+
+    /// Whether this event carries this preset's destination field.
+    pub fn matches(&self, obj: &Object<'_, '_>) -> bool {
+        self.destination.iter().any(|p| obj.get(p).is_some())
+    }
+
+    pub fn read<'a>(&self, obj: &Object<'_, 'a>) -> Reading<'a> {
+        let first_str = |paths: &[String]| {
+            paths
+                .iter()
+                .find_map(|p| obj.get(p).and_then(|v| as_text(&v)))
+        };
+        let port = self
+            .port
+            .iter()
+            .find_map(|p| obj.get(p).and_then(|v| as_u64(&v)))
+            .and_then(|p| u16::try_from(p).ok());
+        let get = |p: &Option<String>| p.as_deref().and_then(|p| obj.get(p));
+        let bytes_out = get(&self.bytes_out).and_then(|v| as_u64(&v));
+        Reading {
+            source: first_str(&self.source),
+            destination: first_str(&self.destination),
+            port,
+            bytes_out,
+            bytes_in: get(&self.bytes_in).and_then(|v| as_u64(&v)),
+            user: get(&self.user).and_then(|v| as_text(&v)),
+            process: get(&self.process).and_then(|v| as_text(&v)),
+            time_ms: obj
+                .get(&self.time)
+                .and_then(|v| as_time(&v, self.time_unit)),
+            permitted: self.permitted(obj, bytes_out),
+        }
+    }
+
+    fn permitted(&self, obj: &Object<'_, '_>, bytes_out: Option<u64>) -> bool {
+        let text = |p: &str| obj.get(p).and_then(|v| as_text(&v));
+        let is = |p: &str, want: &str| text(p).is_some_and(|s| s.eq_ignore_ascii_case(want));
+        match self.kind {
+            PresetName::Cim => is("action", "allowed"),
+            PresetName::Qradar => {
+                text("eventdirection").is_some_and(|d| d == "L2R")
+                    && bytes_out.is_some()
+                    && text("categoryname").is_some_and(|c| QRADAR_CATEGORIES.contains(&c.as_ref()))
+            }
+            PresetName::Ecs => {
+                let allowed_word = |s: &str| {
+                    ["allow", "allowed", "accept", "accepted"]
+                        .iter()
+                        .any(|w| s.eq_ignore_ascii_case(w))
+                };
+                let ok = is("event.outcome", "success")
+                    || text("event.action").is_some_and(|s| allowed_word(&s))
+                    || obj.get("event.type").is_some_and(|v| {
+                        as_text(&v).is_some_and(|s| s.eq_ignore_ascii_case("allowed"))
+                            || v.array_items().any(|i| {
+                                as_text(&i).is_some_and(|s| s.eq_ignore_ascii_case("allowed"))
+                            })
+                    });
+                let outbound = match text("network.direction") {
+                    None => true,
+                    Some(d) => {
+                        d.eq_ignore_ascii_case("outbound") || d.eq_ignore_ascii_case("egress")
+                    }
+                };
+                ok && outbound
+            }
+            PresetName::Ocsf => {
+                let one = |p: &str| obj.get(p).and_then(|v| as_u64(&v)) == Some(1);
+                one("disposition_id") || one("status_id")
+            }
+            PresetName::Zeek => !text("conn_state").is_some_and(|s| s == "S0" || s == "REJ"),
+            PresetName::Sysmon => obj.get("Initiated").is_some_and(|v| {
+                v.as_bool() == Some(true)
+                    || as_text(&v).is_some_and(|s| s.eq_ignore_ascii_case("true"))
+            }),
+            PresetName::Auto => false,
+        }
+    }
+}
+
+/// A string value, or a number's text (trimmed; empty is missing).
+fn as_text<'a>(v: &Value<'a>) -> Option<Cow<'a, str>> {
+    let s = match v.as_str() {
+        Some(s) => s,
+        None => Cow::Borrowed(v.as_number_text()?),
+    };
+    let t = s.trim();
+    if t.is_empty() {
+        return None;
+    }
+    if t.len() == s.len() {
+        Some(s)
+    } else {
+        Some(Cow::Owned(t.to_string()))
+    }
+}
+
+/// A non-negative integer from a number or numeric string (`"21"`, `21.0`).
+pub fn as_u64(v: &Value<'_>) -> Option<u64> {
+    let s = v.as_str();
+    let t = match &s {
+        Some(s) => s.trim(),
+        None => v.as_number_text()?,
+    };
+    if let Ok(n) = t.parse::<u64>() {
+        return Some(n);
+    }
+    let f: f64 = t.parse().ok()?;
+    if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 1.8e19 {
+        Some(f as u64)
+    } else {
+        None
+    }
+}
+
+fn as_time(v: &Value<'_>, unit: Unit) -> Option<i64> {
+    if let Some(n) = v.as_number_text() {
+        return time::parse_epoch(n, unit);
+    }
+    let s = v.as_str()?;
+    time::parse_epoch(&s, unit).or_else(|| time::parse_rfc3339(&s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rulebox_plugin::json::Scanner;
+
+    fn read(kind: PresetName, ev: &str) -> (bool, String) {
+        let mut sc = Scanner::new();
+        let obj = sc.scan(ev.as_bytes()).unwrap();
+        let p = Preset::new(kind, &FieldOverrides::default());
+        let r = p.read(&obj);
+        (
+            r.permitted,
+            format!(
+                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                r.source,
+                r.destination,
+                r.port,
+                r.bytes_out,
+                r.bytes_in,
+                r.user,
+                r.process,
+                r.time_ms
+            ),
+        )
+    }
+
+    #[test]
+    fn cim_reads_and_permits() {
+        let (ok, r) = read(
+            PresetName::Cim,
+            r#"{"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":"21","bytes_out":"100","bytes_in":7,"user":"alice","action":"Allowed","_time":"1700000000.5"}"#,
+        );
+        assert!(ok);
+        assert_eq!(
+            r,
+            r#"Some("10.0.0.5")|Some("203.0.113.9")|Some(21)|Some(100)|Some(7)|Some("alice")|None|Some(1700000000500)"#
+        );
+        let (ok, _) = read(
+            PresetName::Cim,
+            r#"{"src":"10.0.0.5","dest":"8.8.8.8","dest_port":21,"action":"blocked"}"#,
+        );
+        assert!(!ok);
+        let (_, r) = read(
+            PresetName::Cim,
+            r#"{"src":"10.0.0.5","dest":"8.8.8.8","dest_port":"x21","bytes_out":-5,"_time":"2026-01-01T00:00:00Z"}"#,
+        );
+        assert!(r.contains("Some(\"8.8.8.8\")|None|None"), "{r}");
+        assert!(r.ends_with("Some(1767225600000)"), "{r}");
+    }
+
+    #[test]
+    fn qradar_needs_direction_bytes_and_category() {
+        let base = r#""sourceip":"10.0.0.5","destinationip":"8.8.8.8","destinationport":445,"starttime":1700000000000"#;
+        let (ok, _) = read(
+            PresetName::Qradar,
+            &format!(
+                r#"{{{base},"eventdirection":"L2R","BytesSent":1,"categoryname":"Session Opened"}}"#
+            ),
+        );
+        assert!(ok);
+        assert!(!read(PresetName::Qradar, &format!(r#"{{{base},"eventdirection":"R2L","BytesSent":1,"categoryname":"Session Opened"}}"#)).0);
+        assert!(
+            !read(
+                PresetName::Qradar,
+                &format!(r#"{{{base},"eventdirection":"L2R","categoryname":"Session Opened"}}"#)
+            )
+            .0
+        );
+        assert!(!read(PresetName::Qradar, &format!(r#"{{{base},"eventdirection":"L2R","BytesSent":null,"categoryname":"Session Opened"}}"#)).0);
+        assert!(!read(PresetName::Qradar, &format!(r#"{{{base},"eventdirection":"L2R","BytesSent":1,"categoryname":"Firewall Deny"}}"#)).0);
+    }
+
+    #[test]
+    fn ecs_outcome_action_type_and_direction() {
+        let base = r#""source":{"ip":"10.0.0.5","bytes":9},"destination":{"ip":"8.8.8.8","port":21},"@timestamp":"2026-01-01T00:00:00.250Z""#;
+        assert!(
+            read(
+                PresetName::Ecs,
+                &format!(r#"{{{base},"event":{{"outcome":"success"}}}}"#)
+            )
+            .0
+        );
+        assert!(
+            read(
+                PresetName::Ecs,
+                &format!(r#"{{{base},"event":{{"type":["connection","allowed"]}}}}"#)
+            )
+            .0
+        );
+        assert!(
+            read(
+                PresetName::Ecs,
+                &format!(
+                    r#"{{{base},"event":{{"action":"allow"}},"network":{{"direction":"egress"}}}}"#
+                )
+            )
+            .0
+        );
+        assert!(!read(PresetName::Ecs, &format!(r#"{{{base},"event":{{"outcome":"success"}},"network":{{"direction":"inbound"}}}}"#)).0);
+        assert!(
+            !read(
+                PresetName::Ecs,
+                &format!(r#"{{{base},"event":{{"outcome":"failure"}}}}"#)
+            )
+            .0
+        );
+        let (_, r) = read(PresetName::Ecs, &format!(r#"{{{base}}}"#));
+        assert!(r.ends_with("Some(1767225600250)"), "{r}");
+    }
+
+    #[test]
+    fn ocsf_zeek_sysmon() {
+        assert!(
+            read(
+                PresetName::Ocsf,
+                r#"{"dst_endpoint":{"ip":"8.8.8.8","port":69},"disposition_id":1}"#
+            )
+            .0
+        );
+        assert!(
+            read(
+                PresetName::Ocsf,
+                r#"{"dst_endpoint":{"ip":"8.8.8.8","port":69},"disposition_id":2,"status_id":"1"}"#
+            )
+            .0
+        );
+        assert!(
+            !read(
+                PresetName::Ocsf,
+                r#"{"dst_endpoint":{"ip":"8.8.8.8","port":69},"disposition_id":2}"#
+            )
+            .0
+        );
+        let (ok, r) = read(
+            PresetName::Zeek,
+            r#"{"ts":1664465501.645564,"id.orig_h":"172.16.1.11","id.resp_h":"8.8.8.8","id.resp_p":445,"conn_state":"SF","orig_bytes":10}"#,
+        );
+        assert!(ok);
+        assert!(
+            r.starts_with(r#"Some("172.16.1.11")|Some("8.8.8.8")|Some(445)|Some(10)"#),
+            "{r}"
+        );
+        assert!(
+            !read(
+                PresetName::Zeek,
+                r#"{"id.resp_h":"8.8.8.8","conn_state":"S0"}"#
+            )
+            .0
+        );
+        assert!(
+            !read(
+                PresetName::Zeek,
+                r#"{"id.resp_h":"8.8.8.8","conn_state":"REJ"}"#
+            )
+            .0
+        );
+        let (ok, r) = read(
+            PresetName::Sysmon,
+            r#"{"Image":"C:\\x\\ftp.exe","User":"NT AUTHORITY\\SYSTEM","Initiated":"true","SourceIp":"172.18.39.5","DestinationIp":"8.8.8.8","DestinationPort":"445","UtcTime":"2020-08-06 06:27:09.362"}"#,
+        );
+        assert!(ok);
+        assert!(r.contains(r#"Some("C:\\x\\ftp.exe")"#), "{r}");
+        assert!(
+            !read(
+                PresetName::Sysmon,
+                r#"{"DestinationIp":"8.8.8.8","Initiated":false}"#
+            )
+            .0
+        );
+    }
+
+    #[test]
+    fn overrides_replace_preset_fields() {
+        let o = FieldOverrides {
+            destination: Some("dst.addr".into()),
+            port: Some("dst.p".into()),
+            time: Some("when".into()),
+            time_unit: Some(Unit::Millis),
+            ..Default::default()
+        };
+        let p = Preset::new(PresetName::Cim, &o);
+        let mut sc = Scanner::new();
+        let obj = sc
+            .scan(br#"{"dst":{"addr":"8.8.8.8","p":"139"},"when":5}"#)
+            .unwrap();
+        let r = p.read(&obj);
+        assert_eq!(r.destination.as_deref(), Some("8.8.8.8"));
+        assert_eq!(r.port, Some(139));
+        assert_eq!(r.time_ms, Some(5));
+    }
+
+    #[test]
+    fn tolerant_integers() {
+        let v = |s: &'static str| as_u64(&Value { raw: s.as_bytes() });
+        assert_eq!(v("21"), Some(21));
+        assert_eq!(v("\" 21 \""), Some(21));
+        assert_eq!(v("21.0"), Some(21));
+        assert_eq!(v("21.5"), None);
+        assert_eq!(v("-1"), None);
+        assert_eq!(v("\"abc\""), None);
+        assert_eq!(v("null"), None);
+        assert_eq!(v("true"), None);
+    }
+}

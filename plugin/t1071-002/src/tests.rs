@@ -1,0 +1,295 @@
+//! The rule through the SDK's native runner: exactly the path the wasm
+//! exports take, without wasm.
+
+use rulebox_plugin::Runner;
+use rulebox_plugin::abi::{Action, InitFrame, ResultFrame};
+use serde_json::{Value, json};
+
+use super::*;
+
+struct Out {
+    events: Vec<Vec<u8>>,
+    alerts: Vec<Value>,
+    reasons: Vec<u8>,
+}
+
+fn runner(config: &Value) -> Runner<T1071> {
+    let mut r = Runner::<T1071>::new();
+    match InitFrame::parse(r.init(config.to_string().as_bytes())).unwrap() {
+        InitFrame::Ok(outs) => assert_eq!(outs, ["alerts"]),
+        InitFrame::Error(e) => panic!("init failed: {e}"),
+    }
+    r
+}
+
+fn decode(events: &[&str], frame: &[u8]) -> Out {
+    let f = ResultFrame::parse(frame).unwrap();
+    assert!(f.error().is_none());
+    assert_eq!(f.n_events(), events.len());
+    let mut out = Out {
+        events: Vec::new(),
+        alerts: Vec::new(),
+        reasons: Vec::new(),
+    };
+    for (i, ev) in events.iter().enumerate() {
+        let r = f.event(i);
+        out.reasons.push(r.reason);
+        let mut e = ev.as_bytes().to_vec();
+        if r.action == Action::Edit as u8 {
+            e = ev.as_bytes()[..r.start as usize].to_vec();
+            e.extend_from_slice(f.payload(r.payload_off, r.payload_len).unwrap());
+            e.extend_from_slice(&ev.as_bytes()[r.end as usize..]);
+        }
+        out.events.push(e);
+    }
+    for i in 0..f.n_records() {
+        let r = f.record(i);
+        assert_eq!(r.output, ALERTS as u32);
+        out.alerts.push(
+            serde_json::from_slice(f.payload(r.payload_off, r.payload_len).unwrap()).unwrap(),
+        );
+    }
+    out
+}
+
+fn process(r: &mut Runner<T1071>, events: &[&str]) -> Out {
+    let mut batch = Vec::new();
+    for e in events {
+        batch.extend_from_slice(e.as_bytes());
+        batch.push(b'\n');
+    }
+    let frame = r.process(&batch, events.len(), 1_700_000_000_000).to_vec();
+    decode(events, &frame)
+}
+
+fn flush(r: &mut Runner<T1071>) -> Vec<Value> {
+    let frame = r.flush(0).to_vec();
+    decode(&[], &frame).alerts
+}
+
+fn cim(src: &str, dest: &str, port: &str, extra: &str) -> String {
+    format!(
+        r#"{{"src_ip":"{src}","dest_ip":"{dest}","dest_port":{port},"action":"allowed","_time":1700000000{extra}}}"#
+    )
+}
+
+#[test]
+fn enrichment_is_spliced_into_the_original_bytes() {
+    let mut r = runner(&json!({"schema": "cim"}));
+    let ev = r#"{ "src_ip" : "10.0.0.5", "dest_ip":"203.0.113.9","dest_port":21,"action":"allowed", "x": [1, 2] }"#;
+    let out = process(&mut r, &[ev]);
+    let got = String::from_utf8(out.events[0].clone()).unwrap();
+    let close = ev.rfind('}').unwrap();
+    assert_eq!(
+        got,
+        format!(
+            r#"{},"t1071":{{"protocol":"FTP/FTPS","external":true,"counted":true}}{}"#,
+            &ev[..close],
+            &ev[close..]
+        )
+    );
+}
+
+#[test]
+fn existing_enrichment_key_is_replaced_not_duplicated() {
+    let mut r = runner(&json!({"schema": "cim"}));
+    let ev = r#"{"t1071":{"old":1},"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":80,"action":"allowed"}"#;
+    let out = process(&mut r, &[ev]);
+    let got = String::from_utf8(out.events[0].clone()).unwrap();
+    assert_eq!(
+        got,
+        r#"{"t1071":{"external":true,"counted":false},"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":80,"action":"allowed"}"#
+    );
+}
+
+#[test]
+fn events_without_destination_or_unreadable_pass_unchanged() {
+    let mut r = runner(&json!({}));
+    let evs = [
+        r#"{"message":"hello"}"#,
+        "not json {",
+        r#"[1,2]"#,
+        "{\"a\":\"\u{1}\"}",
+        "",
+    ];
+    let out = process(&mut r, &evs);
+    for (i, e) in evs.iter().enumerate() {
+        assert_eq!(
+            out.events[i],
+            e.as_bytes(),
+            "event {i} must be byte-identical"
+        );
+    }
+    assert_eq!(out.reasons, [0, 1, 2, 1, 1]);
+}
+
+#[test]
+fn host_name_destination_is_labelled_but_not_external_or_counted() {
+    let mut r = runner(&json!({"schema": "cim"}));
+    let out = process(
+        &mut r,
+        &[r#"{"src_ip":"10.0.0.5","dest":"ftp.example.com","dest_port":21,"action":"allowed"}"#],
+    );
+    let v: Value = serde_json::from_slice(&out.events[0]).unwrap();
+    assert_eq!(
+        v["t1071"],
+        json!({"protocol": "FTP/FTPS", "counted": false})
+    );
+}
+
+#[test]
+fn counted_needs_every_condition() {
+    let mut r = runner(
+        &json!({"schema": "cim", "allowlist": [{"destination": "198.51.100.0/24", "port": 21, "reason": "partner ftp"}]}),
+    );
+    let cases = [
+        (
+            cim("10.0.0.5", "8.8.8.8", "445", ""),
+            json!({"protocol":"SMB","external":true,"counted":true}),
+        ),
+        (
+            cim("10.0.0.5", "8.8.8.8", "\"139\"", ""),
+            json!({"protocol":"SMB","external":true,"counted":true}),
+        ),
+        (
+            cim("10.0.0.5", "172.20.1.1", "445", ""),
+            json!({"protocol":"SMB","external":false,"counted":false}),
+        ),
+        (
+            cim("10.0.0.5", "100.64.3.3", "445", ""),
+            json!({"protocol":"SMB","external":false,"counted":false}),
+        ),
+        (
+            cim("8.8.4.4", "8.8.8.8", "445", ""),
+            json!({"protocol":"SMB","external":true,"counted":false}),
+        ),
+        (
+            cim("10.0.0.5", "8.8.8.8", "443", ""),
+            json!({"external":true,"counted":false}),
+        ),
+        (
+            cim("10.0.0.5", "::ffff:10.1.1.1", "445", ""),
+            json!({"protocol":"SMB","external":false,"counted":false}),
+        ),
+        (
+            cim("10.0.0.5", "2001:4860::8888", "69", ""),
+            json!({"protocol":"TFTP","external":true,"counted":true}),
+        ),
+        (
+            cim("10.0.0.5", "198.51.100.7", "21", ""),
+            json!({"protocol":"FTP/FTPS","external":true,"counted":false,"allowlisted":"partner ftp"}),
+        ),
+        (
+            r#"{"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":445,"action":"blocked"}"#
+                .to_string(),
+            json!({"protocol":"SMB","external":true,"counted":false}),
+        ),
+    ];
+    let evs: Vec<&str> = cases.iter().map(|(e, _)| e.as_str()).collect();
+    let out = process(&mut r, &evs);
+    for (i, (_, want)) in cases.iter().enumerate() {
+        let v: Value = serde_json::from_slice(&out.events[i]).unwrap();
+        assert_eq!(&v["t1071"], want, "case {i}: {}", evs[i]);
+    }
+}
+
+#[test]
+fn auto_picks_the_preset_per_event_and_groups_qradar_by_user() {
+    let mut r = runner(&json!({"schema": "auto", "allowed_lateness_secs": 0}));
+    let mut evs = Vec::new();
+    for i in 0..4 {
+        evs.push(format!(r#"{{"id.orig_h":"10.0.0.1","id.resp_h":"8.8.8.8","id.resp_p":445,"conn_state":"SF","ts":{}.5,"orig_bytes":100}}"#, 1_700_000_000 + i));
+        evs.push(format!(
+            r#"{{"sourceip":"10.0.0.2","destinationip":"8.8.4.4","destinationport":"21","eventdirection":"L2R","BytesSent":"10","categoryname":"Session Opened","username":"bob","starttime":{}}}"#,
+            1_700_000_000_000i64 + i
+        ));
+        evs.push(format!(r#"{{"source":{{"ip":"10.0.0.3"}},"destination":{{"ip":"9.9.9.9","port":69}},"event":{{"outcome":"success"}},"@timestamp":"2023-11-14T22:13:2{i}Z"}}"#));
+    }
+    let refs: Vec<&str> = evs.iter().map(String::as_str).collect();
+    let out = process(&mut r, &refs);
+    for e in &out.events {
+        let v: Value = serde_json::from_slice(e).unwrap();
+        assert_eq!(v["t1071"]["counted"], true, "{v}");
+    }
+    let alerts = flush(&mut r);
+    assert_eq!(alerts.len(), 3);
+    let by_dest = |d: &str| alerts.iter().find(|a| a["dest_ip"] == d).unwrap().clone();
+    let q = by_dest("8.8.4.4");
+    assert_eq!(q["username"], "bob");
+    assert_eq!(q["users"], json!(["bob"]));
+    assert!(q.get("process_name").is_none());
+    assert_eq!(q["bytes_sent"], 40);
+    let z = by_dest("8.8.8.8");
+    assert_eq!(z["process_name"], "");
+    assert_eq!(z["bytes_sent"], 400);
+    assert_eq!(z["first_seen"], "2023-11-14T22:13:20.500Z");
+    assert_eq!(z["last_seen"], "2023-11-14T22:13:23.500Z");
+    assert_eq!(by_dest("9.9.9.9")["protocol"], "TFTP");
+}
+
+#[test]
+fn events_without_time_use_processing_time() {
+    let mut r = runner(&json!({"schema": "cim"}));
+    let ev = r#"{"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":445,"action":"allowed"}"#;
+    process(&mut r, &[ev, ev, ev, ev]);
+    let alerts = flush(&mut r);
+    assert_eq!(alerts[0]["first_seen"], "2023-11-14T22:13:20.000Z");
+}
+
+#[test]
+fn tick_emits_open_alerts_and_window_close_emits_final() {
+    let mut r = runner(&json!({"schema": "cim", "allowed_lateness_secs": 0}));
+    let ev = cim("10.0.0.5", "8.8.8.8", "445", "");
+    process(&mut r, &[&ev, &ev, &ev, &ev]);
+    let ticked = decode(&[], r.tick(0)).alerts;
+    assert_eq!(ticked.len(), 1);
+    assert_eq!(ticked[0]["status"], "open");
+    // An event a day later closes the window during process().
+    let next = r#"{"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":445,"action":"allowed","_time":1700100000}"#;
+    let out = process(&mut r, &[next]);
+    assert_eq!(out.alerts.len(), 1);
+    assert_eq!(out.alerts[0]["status"], "final");
+    assert_eq!(out.alerts[0]["alert_id"], ticked[0]["alert_id"]);
+}
+
+#[test]
+fn bad_config_is_explained() {
+    for (cfg, needle) in [
+        (json!({"internal_networks": ["10.0.0.0/33"]}), "10.0.0.0/33"),
+        (json!({"schema": "splunk"}), "unknown variant"),
+        (json!({"min_conections": 3}), "unknown field"),
+        (
+            json!({"allowlist": [{"destination": "nope", "reason": "x"}]}),
+            "allowlist[0]",
+        ),
+        (json!({"window_secs": 0}), "window_secs"),
+    ] {
+        let mut r = Runner::<T1071>::new();
+        match InitFrame::parse(r.init(cfg.to_string().as_bytes())).unwrap() {
+            InitFrame::Error(e) => assert!(e.contains(needle), "{e} should mention {needle}"),
+            InitFrame::Ok(_) => panic!("{cfg} should be refused"),
+        }
+    }
+}
+
+#[test]
+fn classify_gives_the_verdict() {
+    let mut rule = T1071::new(b"{}").unwrap();
+    let mut alerts = Vec::new();
+    let v = rule
+        .classify(
+            cim("10.0.0.5", "8.8.8.8", "990", "").as_bytes(),
+            0,
+            &mut alerts,
+        )
+        .unwrap();
+    assert_eq!(
+        v,
+        Verdict {
+            protocol: Some("FTP/FTPS".into()),
+            external: Some(true),
+            counted: true,
+            allowlisted: None
+        }
+    );
+}

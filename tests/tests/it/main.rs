@@ -1,0 +1,5 @@
+//! rulebox's end-to-end tests: one binary, a module per area.
+mod configs;
+mod contract;
+mod parity;
+mod pipeline;

@@ -1,0 +1,297 @@
+//! The real `rulebox` binary over files, stdin and signals: every input line
+//! leaves as exactly one output line, in order; lines the rule has nothing
+//! to say about are byte-identical; bad input is counted, never fatal.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rulebox_tests::{
+    Scratch, rule_pipeline, rule_wasm, rulebox, rulebox_bin, stderr, summary_counter,
+};
+use serde_json::Value;
+
+/// Removes the `,"t1071":{...}` the rule appends, to recover the original.
+fn unsplice(line: &[u8]) -> Vec<u8> {
+    let s = line;
+    let key = b",\"t1071\":{";
+    match s.windows(key.len()).rposition(|w| w == key) {
+        Some(at) => {
+            let end = s[at..]
+                .iter()
+                .position(|&c| c == b'}')
+                .map(|i| at + i + 1)
+                .unwrap();
+            [&s[..at], &s[end..]].concat()
+        }
+        None => s.to_vec(),
+    }
+}
+
+#[test]
+fn every_line_leaves_once_in_order_and_untouched_lines_are_byte_identical() {
+    let dir = Scratch::new("lines");
+    let long = format!(
+        r#"{{"src_ip":"10.0.0.1","dest_ip":"8.8.8.8","dest_port":21,"action":"allowed","pad":"{}"}}"#,
+        "x".repeat(5000)
+    );
+    let mut lines: Vec<Vec<u8>> = vec![
+        br#"{"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":21,"action":"allowed","_time":1700000000}"#.to_vec(),
+        b"not json at all".to_vec(),
+        b"".to_vec(),
+        br#"{"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":"445","action":"allowed"}"#.to_vec(),
+        b"{\"msg\":\"\xff\xfe invalid utf-8\",\"dest_ip\":\"8.8.8.8\"}".to_vec(),
+        br#"{"message":"no destination here"}"#.to_vec(),
+        b"[1,2,3]".to_vec(),
+        b"{\"dest_ip\":\"8.8.8.8\",\"dest_port\":21}\r".to_vec(),
+        br#"{"a":{"b":{"c":[[[[[[[[[[]]]]]]]]]]}}}"#.to_vec(),
+        long.into_bytes(),
+        br#"{"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":21,"action":"allowed","t1071":"old"}"#.to_vec(),
+    ];
+    // Enough lines to span several batches.
+    for i in 0..3000 {
+        lines.push(format!(r#"{{"src_ip":"10.0.{}.{}","dest_ip":"198.51.100.7","dest_port":443,"action":"allowed"}}"#, i / 250, i % 250).into_bytes());
+    }
+    let mut input = lines.join(&b"\n"[..]);
+    input.extend_from_slice(b"\n{\"dest_ip\":\"8.8.8.8\",\"dest_port\":69}"); // last line, no newline
+    lines.push(b"{\"dest_ip\":\"8.8.8.8\",\"dest_port\":69}".to_vec());
+    let input_path = dir.write("in.ndjson", &input);
+    let cfg = rule_pipeline(
+        &dir.0,
+        &input_path,
+        "schema = \"cim\"",
+        "max_line_bytes = 4096",
+    );
+    let cfg_path = dir.write("p.toml", cfg);
+    let out = rulebox(&["run", "--config", cfg_path.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let got = std::fs::read(dir.path("events.out")).unwrap();
+    assert!(got.ends_with(b"\n"));
+    let got: Vec<&[u8]> = got[..got.len() - 1].split(|&c| c == b'\n').collect();
+    assert_eq!(got.len(), lines.len(), "one output line per input line");
+    for (i, (g, want)) in got.iter().zip(&lines).enumerate() {
+        if i == 10 {
+            // An existing t1071 key is replaced in place.
+            let v: Value = serde_json::from_slice(g).unwrap();
+            assert_eq!(v["t1071"]["counted"], true);
+            assert_eq!(String::from_utf8_lossy(g).matches("t1071").count(), 1);
+            continue;
+        }
+        assert_eq!(
+            unsplice(g),
+            *want,
+            "line {i} changed beyond the appended label"
+        );
+    }
+    // Lines the rule has nothing to say about are byte-identical.
+    for i in [1, 2, 4, 5, 6, 8, 9] {
+        assert_eq!(got[i], &lines[i][..], "line {i} must be byte-identical");
+    }
+    assert_ne!(got[0], &lines[0][..], "a watched event is labelled");
+    let v: Value = serde_json::from_slice(got[7].strip_suffix(b"\r").unwrap()).unwrap();
+    assert_eq!(v["t1071"]["protocol"], "FTP/FTPS", "CRLF lines are read");
+    let err = stderr(&out);
+    assert_eq!(summary_counter(&err, "malformed"), Some(3), "{err}"); // garbage, empty line, bad utf-8
+    assert_eq!(summary_counter(&err, "not_object"), Some(1), "{err}");
+    assert_eq!(summary_counter(&err, "oversize"), Some(1), "{err}");
+    assert_eq!(
+        summary_counter(&err, "events_out"),
+        Some(lines.len() as u64),
+        "{err}"
+    );
+}
+
+#[test]
+fn stdin_to_stdout_with_alerts_on_the_same_stream() {
+    let dir = Scratch::new("stdin");
+    let cfg = format!(
+        r#"data_dir = "{}"
+[sources.in]
+type = "stdin"
+[transforms.rule]
+type = "wasm"
+inputs = ["in"]
+module = "{}"
+[transforms.rule.config]
+schema = "cim"
+[sinks.out]
+type = "stdout"
+inputs = ["rule", "rule.alerts"]
+"#,
+        dir.path("data").display(),
+        rule_wasm().display()
+    );
+    let cfg_path = dir.write("p.toml", cfg);
+    let ev = r#"{"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":445,"action":"allowed","_time":"1700000000","bytes_out":2000000}"#;
+    let input = format!("{ev}\n{ev}\n{ev}\n{ev}\n");
+    let out = rulebox(
+        &["run", "--config", cfg_path.to_str().unwrap()],
+        Some(input.as_bytes()),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    let alert = &lines[4];
+    assert_eq!(alert["connection_count"], 4);
+    assert_eq!(alert["exfil_risk"], "MEDIUM");
+    assert_eq!(alert["status"], "final");
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn followed_file_ticks_open_alerts_and_sigterm_flushes_final_ones() {
+    let dir = Scratch::new("follow");
+    let input = dir.write("in.ndjson", "");
+    let cfg = rule_pipeline(
+        &dir.0,
+        &input,
+        "schema = \"cim\"",
+        "flush_interval_secs = 1",
+    )
+    .replacen(
+        "type = \"file\"\npath = \"",
+        "type = \"file\"\nfollow = true\npoll_interval_ms = 50\npath = \"",
+        1,
+    );
+    let cfg_path = dir.write("p.toml", cfg);
+    let mut child = Command::new(rulebox_bin())
+        .args(["run", "--config", cfg_path.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .unwrap();
+    for _ in 0..5 {
+        writeln!(f, r#"{{"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":21,"action":"allowed","_time":1700000000}}"#).unwrap();
+    }
+    f.flush().unwrap();
+    let read = |p: &str| std::fs::read_to_string(dir.path(p)).unwrap_or_default();
+    wait_for("5 enriched events", Duration::from_secs(20), || {
+        read("events.out").lines().count() == 5
+    });
+    wait_for(
+        "an open alert from the tick",
+        Duration::from_secs(20),
+        || read("alerts.out").contains("\"status\":\"open\""),
+    );
+
+    let pid = child.id().to_string();
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "rulebox did not exit within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let alerts: Vec<Value> = read("alerts.out")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let finals: Vec<&Value> = alerts.iter().filter(|a| a["status"] == "final").collect();
+    assert_eq!(finals.len(), 1, "exactly one final alert: {alerts:?}");
+    assert_eq!(finals[0]["connection_count"], 5);
+    assert_eq!(
+        finals[0]["alert_id"], alerts[0]["alert_id"],
+        "the same key keeps its id"
+    );
+}
+
+#[test]
+fn validate_explains_errors_with_their_location() {
+    let dir = Scratch::new("validate");
+    let input = dir.write("in.ndjson", "");
+    let good = rule_pipeline(&dir.0, &input, "schema = \"cim\"", "");
+    let p = dir.write("good.toml", &good);
+    let out = rulebox(&["validate", "--config", p.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("outputs rule, rule.alerts"));
+
+    let cases = [
+        (
+            good.replace("schema = \"cim\"", "internal_networks = [\"10.0.0.0/33\"]"),
+            "transforms.rule.config",
+            "10.0.0.0/33",
+        ),
+        (
+            good.replace("inputs = [\"in\"]", "inputs = [\"nowhere\"]"),
+            "unknown input \"nowhere\"",
+            ":7:",
+        ),
+        (
+            good.replace("type = \"wasm\"", "type = \"wasm\"\ndeadline = 5"),
+            "unknown field `deadline`",
+            ":9:",
+        ),
+        (
+            good.replace(".wasm\"", ".wasm.missing\""),
+            "cannot read plugin module",
+            "transforms.rule.module",
+        ),
+        (
+            good.replace("rule.alerts", "rule.alarms"),
+            "has no output \"alarms\"",
+            "declares: alerts",
+        ),
+        (
+            good.replace("schema = \"cim\"", "schema = \"splunk\""),
+            "unknown variant `splunk`",
+            "transforms.rule.config",
+        ),
+    ];
+    for (i, (cfg, a, b)) in cases.iter().enumerate() {
+        let p = dir.write(&format!("bad{i}.toml"), cfg);
+        let out = rulebox(&["validate", "--config", p.to_str().unwrap()], None);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "case {i}: {err}");
+        assert!(
+            err.contains(a) && err.contains(b),
+            "case {i}: {err:?} should mention {a:?} and {b:?}"
+        );
+        // `run` refuses the same configuration before reading anything.
+        let out = rulebox(&["run", "--config", p.to_str().unwrap()], None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "case {i} (run): {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_missing_input_file_is_an_error_exit_not_a_hang() {
+    let dir = Scratch::new("missing-input");
+    let cfg = rule_pipeline(&dir.0, &dir.path("nope.ndjson"), "", "");
+    let p = dir.write("p.toml", cfg);
+    let out = rulebox(&["run", "--config", p.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot open input"));
+}
