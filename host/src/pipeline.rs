@@ -32,6 +32,8 @@ use crate::transform::{Outputs, TransformStats, WasmTransform};
 
 /// Batches in flight between two components.
 const CHANNEL_BATCHES: usize = 16;
+/// At shutdown, how long a source may stay silent before it is taken as done.
+const SHUTDOWN_QUIET: Duration = Duration::from_millis(500);
 /// Bytes read from a source at a time.
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -370,9 +372,11 @@ async fn forward(
             b = rx.recv() => b,
             r = shutdown.changed() => {
                 if r.is_err() || *shutdown.borrow() {
+                    // The reader stops after its current read and hands on
+                    // what it has; forward that until it closes the channel
+                    // (or goes quiet: a read of stdin may never return).
                     stop.store(true, Ordering::Relaxed);
-                    // Drain what the reader already produced.
-                    while let Ok(b) = rx.try_recv() {
+                    while let Ok(Some(b)) = tokio::time::timeout(SHUTDOWN_QUIET, rx.recv()).await {
                         count.fetch_add(b.count() as u64, Ordering::Relaxed);
                         send_all(&txs, b).await;
                     }

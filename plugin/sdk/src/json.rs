@@ -189,12 +189,15 @@ fn lookup<'a>(
     None
 }
 
-/// Compares a raw (possibly escaped) key with `want`.
-fn key_eq(raw: &[u8], want: &str) -> bool {
-    if !raw.contains(&b'\\') {
-        return raw == want.as_bytes();
+/// Compares a raw (possibly escaped) key with `want`. An escape sequence is
+/// always longer than the character it stands for, so a raw key of the same
+/// length can only match byte for byte, and a shorter one never.
+pub fn key_eq(raw: &[u8], want: &str) -> bool {
+    let w = want.as_bytes();
+    if raw.len() == w.len() {
+        return raw == w;
     }
-    unescape(raw).is_some_and(|s| s == want)
+    raw.len() > w.len() && raw.contains(&b'\\') && unescape(raw).is_some_and(|s| s == want)
 }
 
 /// A raw JSON value inside an already validated event.

@@ -23,15 +23,16 @@ use rulebox_plugin::{Emitter, EventOut, OutputId, Rule};
 use aggregate::{Aggregator, Observation, Settings, Stats};
 use config::Config;
 use net::{Allowlist, Networks};
-use schema::{Grouping, Preset, PresetName};
+use schema::{AutoDetect, Grouping, Preset, PresetName};
 
 /// The `alerts` output.
 pub const ALERTS: OutputId = 1;
 
 /// The rule's state.
 pub struct T1071 {
+    /// The preset, or (for `auto`) the chooser.
     presets: Vec<Preset>,
-    auto: bool,
+    auto: Option<AutoDetect>,
     internal: Networks,
     allowlist: Allowlist,
     /// Port -> protocol index + 1 (0: not watched).
@@ -72,11 +73,10 @@ impl T1071 {
                 ports[port as usize] = (i + 1) as u8;
             }
         }
-        let auto = cfg.schema == PresetName::Auto;
-        let presets = if auto {
-            Preset::auto_order(&cfg.fields)
+        let (presets, auto) = if cfg.schema == PresetName::Auto {
+            (Vec::new(), Some(AutoDetect::new(&cfg.fields)))
         } else {
-            vec![Preset::new(cfg.schema, &cfg.fields)]
+            (vec![Preset::new(cfg.schema, &cfg.fields)], None)
         };
         let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         let agg = Aggregator::new(Settings {
@@ -126,8 +126,8 @@ impl T1071 {
                 return None;
             }
         };
-        let preset = if self.auto {
-            self.presets.iter().find(|p| p.matches(&obj))?
+        let preset = if self.auto.is_some() {
+            self.auto.as_ref().and_then(|a| a.detect(&obj))?
         } else {
             &self.presets[0]
         };

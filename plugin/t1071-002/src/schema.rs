@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use rulebox_plugin::json::{Object, Value};
+use rulebox_plugin::json::{Object, Value, key_eq};
 use serde::Deserialize;
 
 use crate::config::FieldOverrides;
@@ -45,6 +45,61 @@ pub struct Preset {
     time: String,
     time_unit: Unit,
     pub grouping: Grouping,
+}
+
+/// Chooses a preset per event for `schema = "auto"`.
+#[derive(Debug, Clone)]
+pub struct AutoDetect {
+    presets: Vec<Preset>,
+    /// Top-level keys that can start a preset's destination path (the whole
+    /// path, or its part before a dot), with the preset's index.
+    heads: Vec<(Box<[u8]>, usize)>,
+}
+
+impl AutoDetect {
+    pub fn new(o: &FieldOverrides) -> AutoDetect {
+        let presets = Preset::auto_order(o);
+        let mut heads = Vec::new();
+        for (i, p) in presets.iter().enumerate() {
+            for path in &p.destination {
+                heads.push((path.as_bytes().into(), i));
+                if let Some((head, _)) = path.split_once('.') {
+                    heads.push((head.as_bytes().into(), i));
+                }
+            }
+        }
+        AutoDetect { presets, heads }
+    }
+
+    /// The first preset (in [`Preset::auto_order`]) whose destination field
+    /// the event carries. One pass over the top-level keys picks the
+    /// candidates; only those are looked up in full.
+    pub fn detect(&self, obj: &Object<'_, '_>) -> Option<&Preset> {
+        let src = obj.src();
+        let mut candidates = 0u64;
+        for m in obj.members() {
+            let key = &src[m.key.range()];
+            if key.contains(&b'\\') {
+                // Escaped keys are rare: compare them decoded.
+                for (h, i) in &self.heads {
+                    if std::str::from_utf8(h).is_ok_and(|h| key_eq(key, h)) {
+                        candidates |= 1 << i;
+                    }
+                }
+                continue;
+            }
+            for (h, i) in &self.heads {
+                if h.len() == key.len() && **h == *key {
+                    candidates |= 1 << i;
+                }
+            }
+        }
+        self.presets
+            .iter()
+            .enumerate()
+            .find(|(i, p)| candidates & (1 << i) != 0 && p.matches(obj))
+            .map(|(_, p)| p)
+    }
 }
 
 /// The fields of one event, as the rule needs them.
@@ -536,6 +591,51 @@ mod tests {
         assert_eq!(r.destination.as_deref(), Some("8.8.8.8"));
         assert_eq!(r.port, Some(139));
         assert_eq!(r.time_ms, Some(5));
+    }
+
+    #[test]
+    fn detect_picks_the_first_preset_whose_destination_is_present() {
+        let auto = AutoDetect::new(&FieldOverrides::default());
+        let mut sc = Scanner::new();
+        let name = |ev: &str, sc: &mut Scanner| {
+            let obj = sc.scan(ev.as_bytes()).unwrap();
+            auto.detect(&obj).map(|p| p.name)
+        };
+        assert_eq!(name(r#"{"id.resp_h":"1.1.1.1"}"#, &mut sc), Some("zeek"));
+        assert_eq!(
+            name(r#"{"id":{"resp_h":"1.1.1.1"}}"#, &mut sc),
+            Some("zeek")
+        );
+        assert_eq!(
+            name(r#"{"id":5,"dest_ip":"1.1.1.1"}"#, &mut sc),
+            Some("cim")
+        );
+        assert_eq!(
+            name(r#"{"destination":{"ip":"1.1.1.1"}}"#, &mut sc),
+            Some("ecs")
+        );
+        assert_eq!(
+            name(r#"{"destination.ip":"1.1.1.1"}"#, &mut sc),
+            Some("ecs")
+        );
+        assert_eq!(
+            name(r#"{"destination":{"port":1},"dest":"h"}"#, &mut sc),
+            Some("cim")
+        );
+        assert_eq!(
+            name(r#"{"dst_endpoint":{"ip":"1.1.1.1"}}"#, &mut sc),
+            Some("ocsf")
+        );
+        assert_eq!(
+            name(r#"{"DestinationIp":"1.1.1.1"}"#, &mut sc),
+            Some("sysmon")
+        );
+        assert_eq!(
+            name(r#"{"destinationip":"1.1.1.1"}"#, &mut sc),
+            Some("qradar")
+        );
+        assert_eq!(name(r#"{"de\u0073t_ip":"1.1.1.1"}"#, &mut sc), Some("cim"));
+        assert_eq!(name(r#"{"message":"x"}"#, &mut sc), None);
     }
 
     #[test]

@@ -295,3 +295,60 @@ fn a_missing_input_file_is_an_error_exit_not_a_hang() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("cannot open input"));
 }
+
+#[test]
+fn sigterm_with_an_open_stdin_still_flushes_and_exits() {
+    let dir = Scratch::new("stdin-term");
+    let cfg = rule_pipeline(&dir.0, &dir.path("unused"), "schema = \"cim\"", "").replacen(
+        &format!(
+            "type = \"file\"\npath = \"{}\"",
+            dir.path("unused").display()
+        ),
+        "type = \"stdin\"",
+        1,
+    );
+    let cfg_path = dir.write("p.toml", cfg);
+    let mut child = Command::new(rulebox_bin())
+        .args(["run", "--config", cfg_path.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for _ in 0..4 {
+        writeln!(stdin, r#"{{"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":139,"action":"allowed","_time":1700000000}}"#).unwrap();
+    }
+    stdin.flush().unwrap();
+    let read = |p: &str| std::fs::read_to_string(dir.path(p)).unwrap_or_default();
+    wait_for("4 enriched events", Duration::from_secs(20), || {
+        read("events.out").lines().count() == 4
+    });
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "no exit within 10 s of SIGTERM with stdin still open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    assert!(status.success(), "{status:?}");
+    let alerts: Vec<Value> = read("alerts.out")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["status"], "final");
+    assert_eq!(alerts[0]["protocol"], "SMB");
+}
