@@ -520,27 +520,34 @@ impl Instance {
         Ok(apply(self.frame(packed)?))
     }
 
+    /// The periodic tick; `apply` gets its records.
     pub fn tick<R>(
         &mut self,
         now_ms: i64,
         apply: impl FnOnce(ResultFrame<'_>) -> R,
     ) -> Result<R, PluginError> {
-        arm(&mut self.store, self.deadline);
-        let packed = self
-            .tick
-            .call(&mut self.store, now_ms)
-            .map_err(|e| classify(e, self.deadline))?;
-        Ok(apply(self.frame(packed)?))
+        let f = self.tick.clone();
+        self.records_call(&f, now_ms, apply)
     }
 
+    /// The final flush; `apply` gets its records.
     pub fn flush<R>(
         &mut self,
         now_ms: i64,
         apply: impl FnOnce(ResultFrame<'_>) -> R,
     ) -> Result<R, PluginError> {
+        let f = self.flush.clone();
+        self.records_call(&f, now_ms, apply)
+    }
+
+    fn records_call<R>(
+        &mut self,
+        f: &TypedFunc<i64, i64>,
+        now_ms: i64,
+        apply: impl FnOnce(ResultFrame<'_>) -> R,
+    ) -> Result<R, PluginError> {
         arm(&mut self.store, self.deadline);
-        let packed = self
-            .flush
+        let packed = f
             .call(&mut self.store, now_ms)
             .map_err(|e| classify(e, self.deadline))?;
         Ok(apply(self.frame(packed)?))

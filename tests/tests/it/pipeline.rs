@@ -142,6 +142,29 @@ inputs = ["rule", "rule.alerts"]
     assert_eq!(alert["status"], "final");
 }
 
+/// Sends SIGTERM and waits (at most 10 s) for the exit status.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = Instant::now();
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "rulebox did not exit within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
@@ -191,25 +214,7 @@ fn followed_file_ticks_open_alerts_and_sigterm_flushes_final_ones() {
         || read("alerts.out").contains("\"status\":\"open\""),
     );
 
-    let pid = child.id().to_string();
-    let sent = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(10),
-            "rulebox did not exit within 10 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = terminate(&mut child);
     assert!(status.success(), "exit status {status:?}");
     let alerts: Vec<Value> = read("alerts.out")
         .lines()
@@ -324,24 +329,7 @@ fn sigterm_with_an_open_stdin_still_flushes_and_exits() {
     wait_for("4 enriched events", Duration::from_secs(20), || {
         read("events.out").lines().count() == 4
     });
-    let sent = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(10),
-            "no exit within 10 s of SIGTERM with stdin still open"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = terminate(&mut child);
     drop(stdin);
     assert!(status.success(), "{status:?}");
     let alerts: Vec<Value> = read("alerts.out")
