@@ -3,18 +3,33 @@
 //! Invariant: the bytes are `count` lines, each followed by exactly one
 //! `\n`, and no line contains `\n`.
 
-/// Lines of NDJSON bytes, each with its `\n`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+use std::sync::Arc;
+
+use crate::durable::Ack;
+
+/// Lines of NDJSON bytes, each with its `\n`, and the delivery tokens of the
+/// source batches they came from ([`crate::durable`]).
+#[derive(Debug, Default, Clone)]
 pub struct Batch {
     data: Vec<u8>,
     count: usize,
+    pub acks: Vec<Arc<Ack>>,
 }
+
+impl PartialEq for Batch {
+    fn eq(&self, other: &Batch) -> bool {
+        self.count == other.count && self.data == other.data
+    }
+}
+
+impl Eq for Batch {}
 
 impl Batch {
     pub fn with_capacity(bytes: usize) -> Batch {
         Batch {
             data: Vec::with_capacity(bytes),
             count: 0,
+            acks: Vec::new(),
         }
     }
 
@@ -22,7 +37,11 @@ impl Batch {
     pub(crate) fn from_lines(data: Vec<u8>, count: usize) -> Batch {
         debug_assert_eq!(data.iter().filter(|&&c| c == b'\n').count(), count);
         debug_assert!(data.last().is_none_or(|&c| c == b'\n'));
-        Batch { data, count }
+        Batch {
+            data,
+            count,
+            acks: Vec::new(),
+        }
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -50,6 +69,12 @@ impl Batch {
     pub fn clear(&mut self) {
         self.data.clear();
         self.count = 0;
+        self.acks.clear();
+    }
+
+    /// Marks the events as not delivered (see [`crate::durable`]).
+    pub fn fail_acks(&self) {
+        self.acks.iter().for_each(|a| a.fail());
     }
 
     /// Appends one line (which must not contain `\n`).
@@ -71,6 +96,7 @@ impl Batch {
     pub fn extend(&mut self, other: &Batch) {
         self.data.extend_from_slice(&other.data);
         self.count += other.count;
+        self.acks.extend(other.acks.iter().cloned());
     }
 
     pub fn into_bytes(self) -> Vec<u8> {

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::transform::{OnError, Options};
+use std::time::Duration;
+
 /// A configuration problem, with where it is.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}{}: {message}", .line.map(|l| format!(":{l}")).unwrap_or_default())]
@@ -53,7 +56,28 @@ pub enum SourceConfig {
         poll_interval_ms: u64,
         #[serde(default = "default_batch_events")]
         batch_max_events: usize,
+        /// Keep the read position under `data_dir/checkpoints`, advanced once
+        /// every sink has written the events, and resume from it at start.
+        /// Default: on for `follow = true`, off otherwise (so a one-shot run
+        /// over a file reads it whole every time).
+        #[serde(default)]
+        checkpoint: Option<bool>,
+        /// How often the checkpoint is written (and at exit).
+        #[serde(default = "default_checkpoint_ms")]
+        checkpoint_interval_ms: u64,
     },
+}
+
+impl SourceConfig {
+    /// Whether this source keeps a checkpoint.
+    pub fn checkpoints(&self) -> bool {
+        match self {
+            SourceConfig::File {
+                checkpoint, follow, ..
+            } => checkpoint.unwrap_or(*follow),
+            SourceConfig::Stdin { .. } => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,9 +102,34 @@ pub struct WasmTransformConfig {
     /// Longest one call into the plugin may run, ms.
     #[serde(default = "default_deadline_ms")]
     pub deadline_ms: u64,
-    /// Lines longer than this skip the plugin and pass on unchanged.
+    /// Lines longer than this never reach the plugin; they go by `on_error`.
     #[serde(default = "default_max_line")]
     pub max_line_bytes: usize,
+    /// What happens to events the plugin could not process (it failed, is
+    /// backing off or quarantined; the line is oversize or not UTF-8):
+    /// `pass_through` (untouched, JSON objects tagged with `error_field`),
+    /// `drop`, or `dead_letter` (to the `<id>.dead_letter` output).
+    #[serde(default)]
+    pub on_error: OnError,
+    /// The field `pass_through` adds to an unprocessed JSON object; "" for none.
+    #[serde(default = "default_error_field")]
+    pub error_field: String,
+    /// Wait before the second fresh instance after failures in a row;
+    /// doubles with each further failure up to `restart_backoff_max_ms`.
+    #[serde(default = "default_backoff_ms")]
+    pub restart_backoff_ms: u64,
+    #[serde(default = "default_backoff_max_ms")]
+    pub restart_backoff_max_ms: u64,
+    /// Failures in a row after which the plugin is not called again.
+    #[serde(default = "default_quarantine")]
+    pub quarantine_after: u32,
+    /// On SIGINT/SIGTERM, save the plugin's state under `data_dir/state`
+    /// (instead of the final flush) and restore it at the next start.
+    #[serde(default = "default_true")]
+    pub persist_state: bool,
+    /// Deadline of the snapshot and restore calls, ms.
+    #[serde(default = "default_state_deadline_ms")]
+    pub state_deadline_ms: u64,
     /// The plugin's own configuration, handed over as JSON at start.
     #[serde(default)]
     pub config: Option<toml::Table>,
@@ -95,8 +144,10 @@ pub enum SinkConfig {
     File {
         inputs: Vec<String>,
         path: PathBuf,
-        /// Append to an existing file instead of replacing it.
-        #[serde(default)]
+        /// Append to an existing file (the default: a restart resuming from a
+        /// checkpoint must not erase what was written) or, when false,
+        /// replace it at start.
+        #[serde(default = "default_true")]
         append: bool,
     },
 }
@@ -113,6 +164,20 @@ impl TransformConfig {
     pub fn inputs(&self) -> &[String] {
         match self {
             TransformConfig::Wasm(w) => &w.inputs,
+        }
+    }
+}
+
+impl WasmTransformConfig {
+    pub fn options(&self) -> Options {
+        Options {
+            max_line_bytes: self.max_line_bytes,
+            on_error: self.on_error,
+            error_field: self.error_field.clone(),
+            backoff_initial: Duration::from_millis(self.restart_backoff_ms),
+            backoff_max: Duration::from_millis(self.restart_backoff_max_ms),
+            quarantine_after: self.quarantine_after,
+            state_deadline: Duration::from_millis(self.state_deadline_ms),
         }
     }
 }
@@ -134,6 +199,27 @@ fn default_deadline_ms() -> u64 {
 }
 fn default_max_line() -> usize {
     1 << 20
+}
+fn default_checkpoint_ms() -> u64 {
+    1000
+}
+fn default_error_field() -> String {
+    "rulebox_error".into()
+}
+fn default_backoff_ms() -> u64 {
+    1000
+}
+fn default_backoff_max_ms() -> u64 {
+    30_000
+}
+fn default_quarantine() -> u32 {
+    10
+}
+fn default_true() -> bool {
+    true
+}
+fn default_state_deadline_ms() -> u64 {
+    5000
 }
 
 /// A loaded configuration: the parsed file, where it lives, and its text
@@ -368,6 +454,16 @@ impl Loaded {
                     id,
                     None,
                     format!("transforms.{id}: deadline_ms and max_memory_mib must be at least 1"),
+                ));
+            }
+            if w.quarantine_after == 0 || w.state_deadline_ms == 0 {
+                return Err(self.error(
+                    "transforms",
+                    id,
+                    None,
+                    format!(
+                        "transforms.{id}: quarantine_after and state_deadline_ms must be at least 1"
+                    ),
                 ));
             }
             if w.max_memory_mib > 4096 {

@@ -1,6 +1,7 @@
 //! The rulebox host: runs sandboxed detection rules inside a log pipeline.
 pub mod batch;
 pub mod config;
+pub mod durable;
 pub mod pipeline;
 pub mod sandbox;
 pub mod transform;

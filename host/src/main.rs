@@ -170,15 +170,41 @@ fn report(s: &Summary) {
             malformed = g(&t.malformed),
             not_object = g(&t.not_object),
             oversize = g(&t.oversize),
+            invalid_utf8 = g(&t.invalid_utf8),
             dropped = g(&t.dropped),
             invalid_results = g(&t.invalid_results),
             plugin_failures = g(&t.plugin_failures),
-            passed_on_failure = g(&t.passed_on_failure),
+            restarts = g(&t.restarts),
+            quarantined = g(&t.quarantined),
+            unprocessed = g(&t.unprocessed),
+            dead_lettered = g(&t.dead_lettered),
+            error_dropped = g(&t.error_dropped),
             "transform done"
         );
+    }
+    for id in &s.quarantined {
+        tracing::error!(transform = %id, "plugin was quarantined during the run");
     }
     for (id, k) in &s.sinks {
         tracing::info!(sink = %id, events = g(&k.events), bytes = g(&k.bytes), write_errors = g(&k.write_errors), "sink done");
     }
-    tracing::info!(events_in = s.events_in(), errors = s.errors(), "summary");
+    tracing::info!(
+        events_in = s.events_in(),
+        errors = s.errors(),
+        state_errors = s.state_errors,
+        peak_rss_kib = peak_rss_kib(),
+        "summary"
+    );
+}
+
+/// The process's peak resident memory (Linux: VmHWM), KiB; 0 if unknown.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -25,10 +25,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch};
 
+use rulebox_abi::DEAD_LETTER_OUTPUT;
+
 use crate::batch::{Batch, LineSplitter};
 use crate::config::{ConfigError, Loaded, SinkConfig, SourceConfig, TransformConfig};
+use crate::durable::{self, Ack, Checkpoint, Progress};
 use crate::sandbox::{Limits, Plugin, Runtime};
-use crate::transform::{Outputs, TransformStats, WasmTransform};
+use crate::transform::{OnError, Outputs, TransformStats, WasmTransform};
 
 /// Batches in flight between two components.
 const CHANNEL_BATCHES: usize = 16;
@@ -43,15 +46,27 @@ type Rx = mpsc::Receiver<Arc<Batch>>;
 /// A pipeline whose plugins are loaded and initialised, ready to run.
 pub struct Built {
     loaded: Loaded,
-    transforms: BTreeMap<String, (WasmTransform, Duration)>,
+    transforms: BTreeMap<String, Stage>,
+}
+
+/// A transform and how the pipeline drives it.
+struct Stage {
+    t: WasmTransform,
+    period: Duration,
+    persist_state: bool,
 }
 
 impl Built {
-    /// Each transform's declared outputs.
+    /// Each transform's outputs: those its plugin declares, then the host's
+    /// `dead_letter`.
     pub fn outputs(&self) -> BTreeMap<String, Vec<String>> {
         self.transforms
             .iter()
-            .map(|(k, (t, _))| (k.clone(), t.outputs().to_vec()))
+            .map(|(k, s)| {
+                let mut outs = s.t.outputs().to_vec();
+                outs.push(DEAD_LETTER_OUTPUT.to_string());
+                (k.clone(), outs)
+            })
             .collect()
     }
 }
@@ -86,7 +101,7 @@ pub fn build(loaded: Loaded, rt: &Runtime) -> Result<Built, ConfigError> {
             }
         };
         let cfg = loaded.plugin_config_json(w);
-        let transform = WasmTransform::new(id, plugin, cfg, w.max_line_bytes).map_err(|e| {
+        let transform = WasmTransform::new(id, plugin, cfg, w.options()).map_err(|e| {
             loaded.error(
                 "transforms",
                 id,
@@ -96,12 +111,17 @@ pub fn build(loaded: Loaded, rt: &Runtime) -> Result<Built, ConfigError> {
         })?;
         transforms.insert(
             id.clone(),
-            (transform, Duration::from_secs(w.flush_interval_secs)),
+            Stage {
+                t: transform,
+                period: Duration::from_secs(w.flush_interval_secs),
+                persist_state: w.persist_state,
+            },
         );
     }
     let built = Built { loaded, transforms };
     built.loaded.check_outputs(&built.outputs())?;
-    for (id, (t, _)) in &built.transforms {
+    for (id, stage) in &built.transforms {
+        let t = &stage.t;
         let consumed = |name: &str| {
             built
                 .loaded
@@ -120,6 +140,21 @@ pub fn build(loaded: Loaded, rt: &Runtime) -> Result<Built, ConfigError> {
                 tracing::warn!(transform = %id, output = %o, "output has no consumer: its records are discarded");
             }
         }
+        let dead = consumed(&format!("{id}.{DEAD_LETTER_OUTPUT}"));
+        match (t.options().on_error, dead) {
+            (OnError::DeadLetter, false) => {
+                return Err(built.loaded.error(
+                    "transforms",
+                    id,
+                    None,
+                    format!("transforms.{id}.on_error = \"dead_letter\", but nothing reads \"{id}.{DEAD_LETTER_OUTPUT}\": add it to a sink's inputs"),
+                ));
+            }
+            (OnError::PassThrough | OnError::Drop, true) => {
+                tracing::warn!(transform = %id, on_error = ?t.options().on_error, "{id}.{DEAD_LETTER_OUTPUT} is read, but on_error is not \"dead_letter\": it stays empty");
+            }
+            _ => {}
+        }
     }
     Ok(built)
 }
@@ -131,6 +166,10 @@ pub struct Summary {
     pub transforms: BTreeMap<String, Arc<TransformStats>>,
     pub sinks: BTreeMap<String, Arc<SinkStats>>,
     pub source_errors: u64,
+    /// Snapshots and checkpoints that could not be written or read.
+    pub state_errors: u64,
+    /// Transforms whose plugin ended the run quarantined.
+    pub quarantined: Vec<String>,
 }
 
 impl Summary {
@@ -140,6 +179,8 @@ impl Summary {
 
     pub fn errors(&self) -> u64 {
         self.source_errors
+            + self.state_errors
+            + self.quarantined.len() as u64
             + self
                 .sinks
                 .values()
@@ -164,9 +205,21 @@ pub fn now_ms() -> i64 {
 
 /// Runs `built` until its sources end or `shutdown` turns true.
 pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
-    let Built { loaded, transforms } = built;
+    let Built {
+        loaded,
+        mut transforms,
+    } = built;
     let cfg = &loaded.config;
+    let data_dir = loaded.data_dir();
     let mut summary = Summary::default();
+    let state_errors = Arc::new(AtomicU64::new(0));
+
+    // Plugin state saved at the last shutdown.
+    for (id, stage) in &mut transforms {
+        if stage.persist_state && !restore_state(&data_dir, id, &mut stage.t) {
+            state_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 
     // One channel per consumer; producers get its sender once per input naming them.
     let mut routes: BTreeMap<String, Vec<Tx>> = BTreeMap::new();
@@ -198,13 +251,7 @@ pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
                 if let Some(dir) = path.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .write(true)
-                    .append(*append)
-                    .truncate(!*append)
-                    .open(&path)
-                    .map(|f| Box::new(f) as Box<dyn Write + Send>)
+                open_file_sink(id, &path, *append).map(|f| Box::new(f) as Box<dyn Write + Send>)
             }
         };
         let id = id.clone();
@@ -214,36 +261,48 @@ pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
     }
 
     let mut transform_tasks = Vec::new();
-    for (id, (t, period)) in transforms {
+    for (id, stage) in transforms {
         let Some(rx) = consumer_rx.remove(&id) else {
             continue;
         };
-        let default_out = routes.remove(&id).unwrap_or_default();
-        let named: Vec<Vec<Tx>> = t
-            .outputs()
-            .iter()
-            .map(|o| routes.remove(&format!("{id}.{o}")).unwrap_or_default())
-            .collect();
-        summary.transforms.insert(id.clone(), t.stats.clone());
+        let outs = TransformRoutes {
+            default: routes.remove(&id).unwrap_or_default(),
+            named: stage
+                .t
+                .outputs()
+                .iter()
+                .map(|o| routes.remove(&format!("{id}.{o}")).unwrap_or_default())
+                .collect(),
+            dead_letter: routes
+                .remove(&format!("{id}.{DEAD_LETTER_OUTPUT}"))
+                .unwrap_or_default(),
+        };
+        summary.transforms.insert(id.clone(), stage.t.stats.clone());
+        let state_file = stage
+            .persist_state
+            .then(|| durable::snapshot::path(&data_dir, &id));
         transform_tasks.push(tokio::spawn(transform_loop(
-            t,
-            period,
+            stage.t,
+            stage.period,
             rx,
-            default_out,
-            named,
+            outs,
+            shutdown.clone(),
+            state_file,
+            state_errors.clone(),
         )));
     }
 
     let mut source_tasks = Vec::new();
     let source_errors = Arc::new(AtomicU64::new(0));
     let mut source_counts = Vec::new();
+    let mut checkpointers = Vec::new();
     for (id, s) in &cfg.sources {
         let txs = routes.remove(id).unwrap_or_default();
         let count = Arc::new(AtomicU64::new(0));
         source_counts.push((id.clone(), count.clone()));
         let (inner_tx, inner_rx) = mpsc::channel(CHANNEL_BATCHES);
         let stop = Arc::new(AtomicBool::new(false));
-        spawn_reader(
+        let tracker = spawn_reader(
             id,
             s,
             &loaded,
@@ -251,6 +310,9 @@ pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
             stop.clone(),
             source_errors.clone(),
         );
+        if let Some(tr) = tracker {
+            checkpointers.push(tr);
+        }
         source_tasks.push(tokio::spawn(forward(
             inner_rx,
             txs,
@@ -262,6 +324,19 @@ pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
     // Anything not consumed by now has no consumer (e.g. an unused source).
     drop(routes);
     drop(consumer_rx);
+
+    // Checkpoints are written every interval while the pipeline runs.
+    let (cp_stop_tx, cp_stop_rx) = watch::channel(false);
+    let cp_tasks: Vec<_> = checkpointers
+        .iter()
+        .map(|c| {
+            tokio::spawn(checkpoint_loop(
+                c.clone(),
+                cp_stop_rx.clone(),
+                state_errors.clone(),
+            ))
+        })
+        .collect();
 
     let sources_done = async {
         for t in source_tasks {
@@ -277,23 +352,135 @@ pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
         }
     }
     for t in transform_tasks {
-        if let Err(e) = t.await {
-            tracing::error!(error = %e, "transform task failed");
+        match t.await {
+            Ok(Some(id)) => summary.quarantined.push(id),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "transform task failed"),
         }
     }
     for t in sink_tasks {
+        let _ = t.await;
+    }
+    // Every sink is done: the final checkpoints cover all that was written.
+    let _ = cp_stop_tx.send(true);
+    for t in cp_tasks {
         let _ = t.await;
     }
     for (id, c) in source_counts {
         summary.sources.insert(id, c.load(Ordering::Relaxed));
     }
     summary.source_errors = source_errors.load(Ordering::Relaxed);
+    summary.state_errors = state_errors.load(Ordering::Relaxed);
     summary
 }
 
+/// Opens a file sink. Appending to a file whose last line was cut short
+/// (a run killed mid-write) first ends that line, so the next event starts
+/// on a line of its own.
+fn open_file_sink(
+    id: &str,
+    path: &std::path::Path,
+    append: bool,
+) -> std::io::Result<std::fs::File> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(path)?;
+    if append && f.metadata()?.len() > 0 {
+        let mut last = [0u8];
+        f.seek(SeekFrom::End(-1))?;
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            tracing::warn!(sink = %id, path = %path.display(), "output ends in a partial line (an earlier run was killed mid-write); ending it before appending");
+            f.write_all(b"\n")?;
+        }
+    }
+    Ok(f)
+}
+
+/// Hands a transform the state saved at the last shutdown. False when a
+/// snapshot existed and could not be used (it is then set aside).
+fn restore_state(data_dir: &std::path::Path, id: &str, t: &mut WasmTransform) -> bool {
+    let path = durable::snapshot::path(data_dir, id);
+    let file = match std::fs::read(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+        Err(e) => {
+            tracing::error!(transform = %id, path = %path.display(), error = %e, "cannot read saved state; starting empty");
+            return false;
+        }
+    };
+    let res = durable::snapshot::decode(&file)
+        .and_then(|state| t.restore(state, now_ms()).map_err(|e| e.to_string()));
+    match res {
+        Ok(true) => {
+            tracing::info!(transform = %id, path = %path.display(), bytes = file.len(), "restored plugin state saved at the last shutdown");
+            true
+        }
+        Ok(false) => {
+            tracing::warn!(transform = %id, path = %path.display(), "saved state found, but this plugin keeps no state; it is ignored");
+            true
+        }
+        Err(e) => {
+            let aside = durable::set_aside(&path);
+            tracing::error!(transform = %id, path = %path.display(), set_aside = ?aside, error = %e, "saved state cannot be used: set aside, starting empty");
+            false
+        }
+    }
+}
+
+/// A checkpointed source's progress and where to store it.
+#[derive(Clone)]
+struct Tracker {
+    source: String,
+    progress: Arc<Progress>,
+    file: PathBuf,
+    stored: Checkpoint,
+}
+
+async fn checkpoint_loop(t: Tracker, mut stop: watch::Receiver<bool>, errors: Arc<AtomicU64>) {
+    let Tracker {
+        source,
+        progress,
+        file,
+        mut stored,
+    } = t;
+    let mut interval =
+        tokio::time::interval(Duration::from_millis(CHECKPOINT_MS.load(Ordering::Relaxed)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let last = tokio::select! {
+            _ = interval.tick() => false,
+            _ = stop.changed() => true,
+        };
+        let (offset, _) = progress.committed();
+        if offset != stored.offset {
+            stored.offset = offset;
+            let (cp, path) = (stored.clone(), file.clone());
+            let res = tokio::task::spawn_blocking(move || cp.write(&path)).await;
+            if !matches!(res, Ok(Ok(()))) {
+                errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(source = %source, path = %file.display(), "cannot write checkpoint");
+            }
+        }
+        if last {
+            tracing::info!(source = %source, offset = stored.offset, "checkpoint");
+            return;
+        }
+    }
+}
+
+/// How often checkpoints are written, ms (the smallest interval configured).
+static CHECKPOINT_MS: AtomicU64 = AtomicU64::new(1000);
+
 /// Reads a source on its own thread (reads block; a blocked read must not
 /// hold up shutdown, so the thread is detached and [`forward`] decides when
-/// the source is done).
+/// the source is done). For a checkpointed file, resumes at the stored
+/// offset and returns the tracker whose progress the checkpoint follows.
 fn spawn_reader(
     id: &str,
     s: &SourceConfig,
@@ -301,61 +488,195 @@ fn spawn_reader(
     tx: Tx,
     stop: Arc<AtomicBool>,
     errors: Arc<AtomicU64>,
-) {
+) -> Option<Tracker> {
     let id = id.to_string();
-    let s = s.clone();
-    let path = match &s {
-        SourceConfig::File { path, .. } => Some(loaded.resolve(path)),
-        SourceConfig::Stdin { .. } => None,
+    let (max_events, follow, poll) = match s {
+        SourceConfig::Stdin { batch_max_events } => (*batch_max_events, false, Duration::ZERO),
+        SourceConfig::File {
+            follow,
+            poll_interval_ms,
+            batch_max_events,
+            ..
+        } => (
+            *batch_max_events,
+            *follow,
+            Duration::from_millis(*poll_interval_ms),
+        ),
     };
-    let spawned = std::thread::Builder::new().name(format!("source-{id}")).spawn(move || {
-        let (max_events, follow, poll) = match &s {
-            SourceConfig::Stdin { batch_max_events } => (*batch_max_events, false, Duration::ZERO),
-            SourceConfig::File { follow, poll_interval_ms, batch_max_events, .. } => (*batch_max_events, *follow, Duration::from_millis(*poll_interval_ms)),
-        };
-        let mut input: Box<dyn Read> = match &path {
-            None => Box::new(std::io::stdin()),
-            Some(p) => match std::fs::File::open(p) {
-                Ok(f) => Box::new(f),
+    let mut tracker = None;
+    let mut start = 0u64;
+    let input: Box<dyn Read + Send> = match s {
+        SourceConfig::Stdin { .. } => Box::new(std::io::stdin()),
+        SourceConfig::File {
+            path,
+            checkpoint_interval_ms,
+            ..
+        } => {
+            let path = loaded.resolve(path);
+            let mut f = match std::fs::File::open(&path) {
+                Ok(f) => f,
                 Err(e) => {
-                    tracing::error!(source = %id, path = %p.display(), error = %e, "cannot open input");
+                    tracing::error!(source = %id, path = %path.display(), error = %e, "cannot open input");
                     errors.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return None;
                 }
-            },
-        };
-        let mut splitter = LineSplitter::new(max_events);
-        let mut buf = vec![0u8; READ_CHUNK];
-        let mut batches = Vec::new();
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                break;
+            };
+            if s.checkpoints() {
+                CHECKPOINT_MS.fetch_min((*checkpoint_interval_ms).max(10), Ordering::Relaxed);
+                let (cp, file) = resume(&id, &path, &mut f, &loaded.data_dir(), &errors);
+                start = cp.offset;
+                tracker = Some(Tracker {
+                    source: id.clone(),
+                    progress: Progress::new(cp.offset),
+                    file,
+                    stored: cp,
+                });
             }
-            match input.read(&mut buf) {
-                Ok(0) if follow => std::thread::sleep(poll),
-                Ok(0) => break,
-                Ok(n) => splitter.push(&buf[..n], &mut batches),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    tracing::error!(source = %id, error = %e, "read failed; source stops");
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-            }
-            for b in batches.drain(..) {
-                if tx.blocking_send(Arc::new(b)).is_err() {
-                    return;
-                }
-            }
+            Box::new(f)
         }
-        splitter.finish(&mut batches);
-        for b in batches.drain(..) {
-            let _ = tx.blocking_send(Arc::new(b));
-        }
-    });
+    };
+    let progress = tracker.as_ref().map(|t| t.progress.clone());
+    let spawned = std::thread::Builder::new()
+        .name(format!("source-{id}"))
+        .spawn(move || {
+            read_loop(
+                &id,
+                input,
+                ReadOpts {
+                    max_events,
+                    follow,
+                    poll,
+                    start,
+                },
+                progress,
+                tx,
+                stop,
+                errors,
+            )
+        });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start source thread");
+        return None;
     }
+    tracker
+}
+
+/// Where a checkpointed file resumes: the stored offset when it is for
+/// this very file (same device and inode, not shorter than the offset),
+/// otherwise its start. Seeks `f` there.
+fn resume(
+    id: &str,
+    path: &std::path::Path,
+    f: &mut std::fs::File,
+    data_dir: &std::path::Path,
+    errors: &AtomicU64,
+) -> (Checkpoint, PathBuf) {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
+    let file = durable::checkpoint_path(data_dir, id);
+    let meta = f.metadata().ok();
+    let (dev, ino, len) = meta.map_or((0, 0, 0), |m| (m.dev(), m.ino(), m.len()));
+    let fresh = Checkpoint {
+        path: path.to_path_buf(),
+        dev,
+        ino,
+        offset: 0,
+    };
+    let stored = match Checkpoint::read(&file) {
+        Ok(c) => c,
+        Err(e) => {
+            let aside = durable::set_aside(&file);
+            tracing::error!(source = %id, error = %e, set_aside = ?aside, "checkpoint unusable; reading from the start");
+            errors.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    };
+    let cp = match stored {
+        None => fresh.clone(),
+        Some(c) if c.dev != dev || c.ino != ino => {
+            tracing::warn!(source = %id, path = %path.display(), "the file is not the one checkpointed (rotated or replaced); reading from its start");
+            fresh.clone()
+        }
+        Some(c) if c.offset > len => {
+            tracing::warn!(source = %id, path = %path.display(), offset = c.offset, len, "the file is shorter than the checkpoint (truncated); reading from its start");
+            fresh.clone()
+        }
+        Some(c) => c,
+    };
+    if cp.offset > 0 {
+        if let Err(e) = f.seek(SeekFrom::Start(cp.offset)) {
+            tracing::error!(source = %id, error = %e, "cannot seek to the checkpoint; reading from the start");
+            return (fresh, file);
+        }
+        tracing::info!(source = %id, offset = cp.offset, "resuming from checkpoint");
+    }
+    (cp, file)
+}
+
+struct ReadOpts {
+    max_events: usize,
+    follow: bool,
+    poll: Duration,
+    /// File offset where reading starts.
+    start: u64,
+}
+
+fn read_loop(
+    id: &str,
+    mut input: Box<dyn Read + Send>,
+    o: ReadOpts,
+    progress: Option<Arc<Progress>>,
+    tx: Tx,
+    stop: Arc<AtomicBool>,
+    errors: Arc<AtomicU64>,
+) {
+    let mut splitter = LineSplitter::new(o.max_events);
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut batches = Vec::new();
+    // Offset after the last line handed on, and the next batch's number.
+    let mut offset = o.start;
+    let mut seq = 0u64;
+    let mut send = |batches: &mut Vec<Batch>, synthetic_newline: bool| -> bool {
+        let n = batches.len();
+        for (i, mut b) in batches.drain(..).enumerate() {
+            let raw = b.bytes().len() - usize::from(synthetic_newline && i + 1 == n);
+            offset += raw as u64;
+            if let Some(p) = &progress {
+                b.acks.push(Ack::new(p.clone(), seq, offset));
+                seq += 1;
+            }
+            if tx.blocking_send(Arc::new(b)).is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        match input.read(&mut buf) {
+            Ok(0) if o.follow => std::thread::sleep(o.poll),
+            Ok(0) => break,
+            Ok(n) => splitter.push(&buf[..n], &mut batches),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::error!(source = %id, error = %e, "read failed; source stops");
+                errors.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+        }
+        if !send(&mut batches, false) {
+            return;
+        }
+    }
+    // A followed, checkpointed file may be mid-write: its last partial line
+    // is left for the next run, which resumes right before it.
+    if o.follow && progress.is_some() {
+        return;
+    }
+    splitter.finish(&mut batches);
+    send(&mut batches, true);
 }
 
 /// Moves a source's batches on until it ends or shutdown; on shutdown, what
@@ -394,6 +715,7 @@ async fn forward(
 async fn send_all(txs: &[Tx], b: Arc<Batch>) {
     for tx in txs {
         if tx.send(b.clone()).await.is_err() {
+            b.fail_acks();
             tracing::error!(
                 lines = b.count(),
                 "a consumer stopped early; its copy of this batch is lost"
@@ -402,13 +724,27 @@ async fn send_all(txs: &[Tx], b: Arc<Batch>) {
     }
 }
 
+/// Where a transform's outputs go.
+struct TransformRoutes {
+    default: Vec<Tx>,
+    named: Vec<Vec<Tx>>,
+    dead_letter: Vec<Tx>,
+}
+
+/// Drives one transform. At the end: on a shutdown with `state_file`, the
+/// plugin's state is saved there instead of the final flush (falling back
+/// to the flush if that fails); otherwise the final flush runs and any
+/// older saved state is removed, as it is now used up. Returns the id when
+/// the plugin ended quarantined.
 async fn transform_loop(
     mut t: WasmTransform,
     period: Duration,
     mut rx: Rx,
-    default_out: Vec<Tx>,
-    named: Vec<Vec<Tx>>,
-) {
+    routes: TransformRoutes,
+    shutdown: watch::Receiver<bool>,
+    state_file: Option<PathBuf>,
+    state_errors: Arc<AtomicU64>,
+) -> Option<String> {
     let mut outs = t.new_outputs();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -416,28 +752,85 @@ async fn transform_loop(
         tokio::select! {
             biased;
             m = rx.recv() => match m {
-                Some(b) => tokio::task::block_in_place(|| t.process(&b, now_ms(), &mut outs)),
+                Some(b) => {
+                    tokio::task::block_in_place(|| t.process(&b, now_ms(), &mut outs));
+                    // The events now travel in the outputs: so do their acks.
+                    outs.default.acks.extend(b.acks.iter().cloned());
+                    outs.dead_letter.acks.extend(b.acks.iter().cloned());
+                }
                 None => break,
             },
             _ = ticker.tick() => tokio::task::block_in_place(|| t.tick(now_ms(), &mut outs)),
         }
-        send_outputs(&mut outs, &default_out, &named).await;
+        send_outputs(&mut outs, &routes).await;
     }
-    tokio::task::block_in_place(|| t.flush(now_ms(), &mut outs));
-    send_outputs(&mut outs, &default_out, &named).await;
+    let shutting_down = *shutdown.borrow();
+    let mut saved = false;
+    if let Some(path) = &state_file {
+        if shutting_down && t.keeps_state() {
+            saved = tokio::task::block_in_place(|| save_state(&mut t, path));
+            if !saved {
+                state_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            match std::fs::remove_file(path) {
+                Ok(()) => {
+                    tracing::info!(transform = %t.id(), path = %path.display(), "saved state used up: removed")
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(transform = %t.id(), path = %path.display(), error = %e, "cannot remove used-up saved state")
+                }
+            }
+        }
+    }
+    if !saved {
+        tokio::task::block_in_place(|| t.flush(now_ms(), &mut outs));
+    }
+    send_outputs(&mut outs, &routes).await;
+    t.is_quarantined().then(|| t.id().to_string())
 }
 
-async fn send_outputs(outs: &mut Outputs, default_out: &[Tx], named: &[Vec<Tx>]) {
-    if !outs.default.is_empty() {
-        send_all(default_out, Arc::new(std::mem::take(&mut outs.default))).await;
+/// Snapshots the plugin's state into `path`; false (and logged) on failure.
+fn save_state(t: &mut WasmTransform, path: &std::path::Path) -> bool {
+    match t.snapshot(now_ms()) {
+        Ok(Some(state)) => match durable::write_atomic(path, &durable::snapshot::encode(&state)) {
+            Ok(()) => {
+                tracing::info!(transform = %t.id(), path = %path.display(), bytes = state.len(), "plugin state saved for the next start (no final flush)");
+                true
+            }
+            Err(e) => {
+                tracing::error!(transform = %t.id(), path = %path.display(), error = %e, "cannot save plugin state; flushing instead");
+                false
+            }
+        },
+        Ok(None) => false,
+        Err(e) => {
+            tracing::error!(transform = %t.id(), error = %e, "plugin snapshot failed; flushing instead");
+            false
+        }
     }
-    for (b, txs) in outs.named.iter_mut().zip(named) {
-        if !b.is_empty() {
+}
+
+async fn send_outputs(outs: &mut Outputs, routes: &TransformRoutes) {
+    let all = std::iter::once((&mut outs.default, &routes.default))
+        .chain(outs.named.iter_mut().zip(&routes.named))
+        .chain(std::iter::once((
+            &mut outs.dead_letter,
+            &routes.dead_letter,
+        )));
+    for (b, txs) in all {
+        if b.is_empty() {
+            // Nothing of these events is left to deliver.
+            b.acks.clear();
+        } else {
             send_all(txs, Arc::new(std::mem::take(b))).await;
         }
     }
 }
 
+/// Writes batches in order. A batch is let go of (releasing its acks) only
+/// once its bytes are written through to the file or pipe.
 fn sink_loop(
     id: &str,
     writer: Result<Box<dyn Write + Send>, std::io::Error>,
@@ -449,6 +842,7 @@ fn sink_loop(
         Err(e) => {
             tracing::error!(sink = %id, error = %e, "cannot open output; its events are counted as write errors");
             while let Some(b) = rx.blocking_recv() {
+                b.fail_acks();
                 stats
                     .write_errors
                     .fetch_add(b.count() as u64, Ordering::Relaxed);
@@ -457,35 +851,55 @@ fn sink_loop(
         }
     };
     let mut broken = false;
-    while let Some(b) = rx.blocking_recv() {
-        if broken {
+    let mut held: Vec<Arc<Batch>> = Vec::new();
+    let fail = |held: &mut Vec<Arc<Batch>>| {
+        for b in held.drain(..) {
+            b.fail_acks();
             stats
                 .write_errors
                 .fetch_add(b.count() as u64, Ordering::Relaxed);
+        }
+    };
+    let written = |held: &mut Vec<Arc<Batch>>| {
+        for b in held.drain(..) {
+            stats.events.fetch_add(b.count() as u64, Ordering::Relaxed);
+            stats
+                .bytes
+                .fetch_add(b.bytes().len() as u64, Ordering::Relaxed);
+        }
+    };
+    while let Some(b) = rx.blocking_recv() {
+        if broken {
+            held.push(b);
+            fail(&mut held);
             continue;
         }
         let mut res = w.write_all(b.bytes());
-        if res.is_ok() && rx.is_empty() {
+        held.push(b);
+        if res.is_ok() && (rx.is_empty() || held.len() >= SINK_HOLD_BATCHES) {
             res = w.flush();
         }
         match res {
-            Ok(()) => {
-                stats.events.fetch_add(b.count() as u64, Ordering::Relaxed);
-                stats
-                    .bytes
-                    .fetch_add(b.bytes().len() as u64, Ordering::Relaxed);
-            }
+            // Everything held has reached the file or pipe.
+            Ok(()) if w.buffer().is_empty() => written(&mut held),
+            Ok(()) => {}
             Err(e) => {
                 tracing::error!(sink = %id, error = %e, "write failed; further events to this sink are counted as lost");
-                stats
-                    .write_errors
-                    .fetch_add(b.count() as u64, Ordering::Relaxed);
+                fail(&mut held);
                 broken = true;
             }
         }
     }
-    if !broken && let Err(e) = w.flush() {
-        tracing::error!(sink = %id, error = %e, "final flush failed");
-        stats.write_errors.fetch_add(1, Ordering::Relaxed);
+    if !broken {
+        match w.flush() {
+            Ok(()) => written(&mut held),
+            Err(e) => {
+                tracing::error!(sink = %id, error = %e, "final flush failed");
+                fail(&mut held);
+            }
+        }
     }
 }
+
+/// Most batches a sink writes before flushing them through.
+const SINK_HOLD_BATCHES: usize = 64;

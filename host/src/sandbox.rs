@@ -51,6 +51,22 @@ pub enum PluginError {
     Reserve(usize),
 }
 
+impl PluginError {
+    /// A short, stable word for counters, tags and dead-letter records.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PluginError::Deadline(_) => "deadline",
+            PluginError::Trap(_) => "trap",
+            PluginError::Frame(_) => "bad_frame",
+            PluginError::Guest(_) => "plugin_error",
+            PluginError::Reserve(_) => "no_buffer",
+            PluginError::Config(_) => "config",
+            PluginError::AbiVersion { .. } | PluginError::Contract { .. } => "contract",
+            PluginError::Read { .. } | PluginError::Compile { .. } => "load",
+        }
+    }
+}
+
 /// Per-instance limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -238,6 +254,10 @@ impl Plugin {
         &self.path
     }
 
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// A fresh instance, initialised with `config_json`.
     pub fn instantiate(&self, config_json: &[u8]) -> Result<Instance, PluginError> {
         let mut store = Store::new(
@@ -271,6 +291,13 @@ impl Plugin {
         let process = typed!(abi::export::PROCESS);
         let tick = typed!(abi::export::TICK);
         let flush = typed!(abi::export::FLUSH);
+        let state = match (
+            instance.get_typed_func(&mut store, abi::export::SNAPSHOT),
+            instance.get_typed_func(&mut store, abi::export::RESTORE),
+        ) {
+            (Ok(s), Ok(r)) => Some((s, r)),
+            _ => None,
+        };
         let mut inst = Instance {
             store,
             memory,
@@ -279,6 +306,7 @@ impl Plugin {
             process,
             tick,
             flush,
+            state,
             outputs: Vec::new(),
             deadline,
         };
@@ -299,10 +327,24 @@ impl Plugin {
             .call(&mut inst.store, (ptr as i32, config_json.len() as i32))
             .map_err(|e| classify(e, deadline))?;
         let frame = inst.frame_bytes(packed)?;
-        let outputs = match InitFrame::parse(frame).map_err(PluginError::Frame)? {
+        let outputs: Vec<String> = match InitFrame::parse(frame).map_err(PluginError::Frame)? {
             InitFrame::Ok(names) => names.into_iter().map(str::to_string).collect(),
             InitFrame::Error(msg) => return Err(PluginError::Config(msg.to_string())),
         };
+        for (i, o) in outputs.iter().enumerate() {
+            let bad = if o.is_empty() || o.contains('.') || o.contains(char::is_whitespace) {
+                Some("must be non-empty, without '.' or spaces")
+            } else if o == abi::DEAD_LETTER_OUTPUT {
+                Some("is reserved for the host")
+            } else if outputs[..i].contains(o) {
+                Some("is declared twice")
+            } else {
+                None
+            };
+            if let Some(why) = bad {
+                return Err(contract(format!("declared output {o:?} {why}")));
+            }
+        }
         inst.outputs = outputs;
         Ok(inst)
     }
@@ -343,7 +385,12 @@ fn check_contract(module: &Module) -> Result<(), String> {
         };
         format!("({}) -> ({})", f(ps), f(rs))
     };
-    for (name, params, results) in want {
+    let optional: [(&str, &[ValType], &[ValType]); 2] = [
+        (abi::export::SNAPSHOT, &[I64], &[I64]),
+        (abi::export::RESTORE, &[I32, I32, I64], &[I64]),
+    ];
+    for (name, params, results) in want.into_iter().chain(optional) {
+        let required = abi::export::FUNCTIONS.contains(&name);
         match module.get_export(name) {
             Some(ExternType::Func(ft)) => {
                 let ps: Vec<ValType> = ft.params().collect();
@@ -360,8 +407,17 @@ fn check_contract(module: &Module) -> Result<(), String> {
                 }
             }
             Some(_) => return Err(format!("export {name} is not a function")),
-            None => return Err(format!("missing export {name}")),
+            None if required => return Err(format!("missing export {name}")),
+            None => {}
         }
+    }
+    let has_snapshot = module.get_export(abi::export::SNAPSHOT).is_some();
+    if has_snapshot != module.get_export(abi::export::RESTORE).is_some() {
+        return Err(format!(
+            "exports only one of {} and {}; a plugin with state needs both",
+            abi::export::SNAPSHOT,
+            abi::export::RESTORE
+        ));
     }
     if !matches!(
         module.get_export(abi::export::MEMORY),
@@ -446,9 +502,13 @@ pub struct Instance {
     process: TypedFunc<(i32, i32, i32, i64), i64>,
     tick: TypedFunc<i64, i64>,
     flush: TypedFunc<i64, i64>,
+    /// The optional snapshot and restore exports.
+    state: Option<StateFuncs>,
     outputs: Vec<String>,
     deadline: Duration,
 }
+
+type StateFuncs = (TypedFunc<i64, i64>, TypedFunc<(i32, i32, i64), i64>);
 
 impl Instance {
     /// The plugin's declared outputs (id 1 is the first).
@@ -551,6 +611,48 @@ impl Instance {
             .call(&mut self.store, now_ms)
             .map_err(|e| classify(e, self.deadline))?;
         Ok(apply(self.frame(packed)?))
+    }
+
+    /// Whether the plugin exports snapshot and restore.
+    pub fn keeps_state(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// The plugin's state (`None`: it keeps none), under `deadline` (a
+    /// snapshot of a large state may need longer than a batch).
+    pub fn snapshot(
+        &mut self,
+        now_ms: i64,
+        deadline: Duration,
+    ) -> Result<Option<Vec<u8>>, PluginError> {
+        let Some((snap, _)) = self.state.clone() else {
+            return Ok(None);
+        };
+        arm(&mut self.store, deadline);
+        let packed = snap
+            .call(&mut self.store, now_ms)
+            .map_err(|e| classify(e, deadline))?;
+        let f = self.frame(packed)?;
+        Ok(Some(f.payload_area().to_vec()))
+    }
+
+    /// Hands a snapshot back. `Ok(false)`: the plugin keeps no state.
+    pub fn restore(
+        &mut self,
+        data: &[u8],
+        now_ms: i64,
+        deadline: Duration,
+    ) -> Result<bool, PluginError> {
+        let Some((_, restore)) = self.state.clone() else {
+            return Ok(false);
+        };
+        let ptr = self.put(data)?;
+        arm(&mut self.store, deadline);
+        let packed = restore
+            .call(&mut self.store, (ptr as i32, data.len() as i32, now_ms))
+            .map_err(|e| classify(e, deadline))?;
+        self.frame(packed)?;
+        Ok(true)
     }
 
     pub fn logs_dropped(&self) -> u64 {

@@ -1,35 +1,102 @@
 //! A wasm transform as a plain state machine: `process` a batch, `tick`,
-//! `flush`, each filling [`Outputs`]. No I/O and no runtime here; the
-//! pipeline's async driver calls these, and tests call them directly.
+//! `flush`, `snapshot`/`restore`, each filling [`Outputs`]. No I/O and no
+//! runtime here; the pipeline's async driver calls these, and tests call
+//! them directly.
 //!
-//! Invariant: every input line leaves exactly once (unless the plugin
-//! explicitly drops it): edited, untouched, or untouched because the plugin
-//! failed. A plugin failure never loses the batch; the instance is replaced
-//! by a fresh one and the failure is counted and logged.
+//! Invariant: every input line leaves exactly once, or is counted as
+//! dropped: edited or untouched on its output, or, when the plugin could not
+//! process it, handled by the [`OnError`] policy (passed on untouched and
+//! tagged, dropped and counted, or written to the `dead_letter` output with
+//! the reason). So `events_in = events_out + dead_lettered + dropped +
+//! error_dropped` at all times.
+//!
+//! A failed call (trap, deadline, bad frame) discards the instance; the next
+//! call makes a fresh one from the compiled module. Failures in a row back
+//! off (`backoff_initial` doubling up to `backoff_max`) and after
+//! `quarantine_after` of them the plugin is quarantined: events keep flowing
+//! under the policy and the plugin is never called again in this run.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rulebox_abi::{Action, Reason, ResultFrame};
+use serde::Deserialize;
 
 use crate::batch::{Batch, lines};
 use crate::sandbox::{Instance, Plugin, PluginError};
+
+/// What happens to events the plugin could not process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Passed on untouched; a JSON object gets the error field added.
+    #[default]
+    PassThrough,
+    /// Dropped (counted and logged).
+    Drop,
+    /// Written to the transform's `dead_letter` output with the reason.
+    DeadLetter,
+}
+
+/// How a transform treats its plugin and what it cannot process.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Lines longer than this never reach the plugin.
+    pub max_line_bytes: usize,
+    pub on_error: OnError,
+    /// With `pass_through`, the field added to an unprocessed JSON object
+    /// (`{"transform":…,"reason":…}`); empty: add nothing.
+    pub error_field: String,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// Failures in a row that quarantine the plugin.
+    pub quarantine_after: u32,
+    /// Deadline of the snapshot and restore calls.
+    pub state_deadline: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_line_bytes: 1 << 20,
+            on_error: OnError::PassThrough,
+            error_field: "rulebox_error".into(),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            quarantine_after: 10,
+            state_deadline: Duration::from_secs(5),
+        }
+    }
+}
 
 /// Counters of one transform (read at exit for the summary).
 #[derive(Debug, Default)]
 pub struct TransformStats {
     pub events_in: AtomicU64,
+    /// Events on the default output or a declared output.
     pub events_out: AtomicU64,
+    /// Events the plugin chose to drop.
     pub dropped: AtomicU64,
     pub malformed: AtomicU64,
     pub not_object: AtomicU64,
     pub oversize: AtomicU64,
+    pub invalid_utf8: AtomicU64,
     /// Event results or records the host refused (bad range, newline, unknown output).
     pub invalid_results: AtomicU64,
     /// Calls that trapped, hit the deadline or returned a bad frame.
     pub plugin_failures: AtomicU64,
-    /// Events passed on untouched because the plugin failed.
-    pub passed_on_failure: AtomicU64,
+    /// Fresh instances made after a failure.
+    pub restarts: AtomicU64,
+    /// 1 once the plugin is quarantined.
+    pub quarantined: AtomicU64,
+    /// Events the plugin did not process (failure, back-off, quarantine,
+    /// oversize, invalid UTF-8), handled by the `on_error` policy.
+    pub unprocessed: AtomicU64,
+    /// Of those, written to `dead_letter`.
+    pub dead_lettered: AtomicU64,
+    /// Of those, dropped by `on_error = "drop"`.
+    pub error_dropped: AtomicU64,
     pub records: AtomicU64,
 }
 
@@ -37,12 +104,19 @@ fn inc(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-/// What one call produced: the default output's lines and each named
-/// output's, in the plugin's declared order.
+impl TransformStats {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+/// What one call produced: the default output's lines, each declared
+/// output's (in the plugin's order), and the dead letters.
 #[derive(Debug, Default)]
 pub struct Outputs {
     pub default: Batch,
     pub named: Vec<Batch>,
+    pub dead_letter: Batch,
 }
 
 impl Outputs {
@@ -50,12 +124,14 @@ impl Outputs {
         Outputs {
             default: Batch::default(),
             named: (0..named).map(|_| Batch::default()).collect(),
+            dead_letter: Batch::default(),
         }
     }
 
     pub fn clear(&mut self) {
         self.default.clear();
         self.named.iter_mut().for_each(Batch::clear);
+        self.dead_letter.clear();
     }
 
     /// Output `k` (0 = default, k = k-th named), if it exists.
@@ -66,6 +142,37 @@ impl Outputs {
             self.named.get_mut(k - 1)
         }
     }
+
+    fn marks(&self) -> Vec<(usize, usize)> {
+        std::iter::once(&self.default)
+            .chain(&self.named)
+            .chain(std::iter::once(&self.dead_letter))
+            .map(Batch::len_bytes)
+            .collect()
+    }
+
+    fn rewind(&mut self, marks: &[(usize, usize)]) {
+        let all = std::iter::once(&mut self.default)
+            .chain(self.named.iter_mut())
+            .chain(std::iter::once(&mut self.dead_letter));
+        for (b, &(len, count)) in all.zip(marks) {
+            b.truncate_bytes(len, count);
+        }
+    }
+}
+
+/// Why the plugin did not see an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    Oversize,
+    InvalidUtf8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Ready,
+    BackingOff { until: Instant },
+    Quarantined,
 }
 
 pub struct WasmTransform {
@@ -74,9 +181,20 @@ pub struct WasmTransform {
     config_json: Vec<u8>,
     instance: Option<Instance>,
     outputs: Vec<String>,
-    max_line_bytes: usize,
+    opts: Options,
+    health: Health,
+    /// Failed calls since the last good one.
+    failures_in_row: u32,
     guest_batch: Vec<u8>,
+    /// Per line of the current batch when some are skipped.
+    skips: Vec<Option<Skip>>,
     pub stats: Arc<TransformStats>,
+}
+
+/// Why a batch went unprocessed, for tags and dead letters.
+struct Unprocessed<'a> {
+    reason: &'a str,
+    error: &'a str,
 }
 
 impl WasmTransform {
@@ -85,7 +203,7 @@ impl WasmTransform {
         id: &str,
         plugin: Arc<Plugin>,
         config_json: Vec<u8>,
-        max_line_bytes: usize,
+        opts: Options,
     ) -> Result<WasmTransform, PluginError> {
         let instance = plugin.instantiate(&config_json)?;
         let outputs = instance.outputs().to_vec();
@@ -95,10 +213,17 @@ impl WasmTransform {
             config_json,
             instance: Some(instance),
             outputs,
-            max_line_bytes,
+            opts,
+            health: Health::Ready,
+            failures_in_row: 0,
             guest_batch: Vec::new(),
+            skips: Vec::new(),
             stats: Arc::default(),
         })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// The plugin's declared outputs.
@@ -106,47 +231,54 @@ impl WasmTransform {
         &self.outputs
     }
 
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
     pub fn new_outputs(&self) -> Outputs {
         Outputs::new(self.outputs.len())
+    }
+
+    pub fn is_quarantined(&self) -> bool {
+        self.health == Health::Quarantined
+    }
+
+    /// Whether the live instance can snapshot its state.
+    pub fn keeps_state(&self) -> bool {
+        self.instance.as_ref().is_some_and(Instance::keeps_state)
     }
 
     /// Runs one batch through the plugin into `out` (which is not cleared).
     pub fn process(&mut self, input: &Batch, now_ms: i64, out: &mut Outputs) {
         inc(&self.stats.events_in, input.count() as u64);
-        let max = self.max_line_bytes;
-        // Lines the plugin sees: all of them, unless some are oversize.
-        // No line can be longer than its batch: skip the pass when the batch is short.
-        let oversize = if input.bytes().len() <= max {
-            0
-        } else {
-            lines(input.bytes()).filter(|l| l.len() > max).count()
-        };
-        let guest: &[u8] = if oversize == 0 {
-            input.bytes()
-        } else {
-            inc(&self.stats.oversize, oversize as u64);
-            tracing::warn!(transform = %self.id, lines = oversize, max_line_bytes = max, "oversize lines pass on without the plugin");
-            self.guest_batch.clear();
-            for l in lines(input.bytes()).filter(|l| l.len() <= max) {
-                self.guest_batch.extend_from_slice(l);
-                self.guest_batch.push(b'\n');
-            }
-            &self.guest_batch
-        };
-        let n_guest = input.count() - oversize;
+        let n_guest = self.screen(input);
         if n_guest == 0 {
-            self.pass_all(input, out, false);
+            self.unprocessed_all(input, out, None);
+            return;
+        }
+        if !self.ensure_instance() {
+            let why = self.unavailable();
+            self.unprocessed_all(
+                input,
+                out,
+                Some(Unprocessed {
+                    reason: why.0,
+                    error: &why.1,
+                }),
+            );
             return;
         }
         let Some(instance) = self.instance.as_mut() else {
-            self.pass_all(input, out, true);
             return;
         };
-        let stats = &self.stats;
-        let (d_before, n_before) = (
-            out.default.len_bytes(),
-            out.named.iter().map(Batch::len_bytes).collect::<Vec<_>>(),
-        );
+        let guest: &[u8] = if self.skips.is_empty() {
+            input.bytes()
+        } else {
+            &self.guest_batch
+        };
+        let (stats, skips, opts, id) = (&self.stats, &self.skips, &self.opts, &self.id);
+        let cap = self.plugin.limits().max_memory_bytes as u64 + guest.len() as u64;
+        let marks = out.marks();
         let res = instance.process(guest, n_guest, now_ms, |frame| {
             if frame.n_events() != n_guest {
                 return Err(format!(
@@ -155,34 +287,154 @@ impl WasmTransform {
                     n_guest
                 ));
             }
-            let mut i = 0;
-            for line in lines(input.bytes()) {
-                if line.len() > max {
-                    out.default.push_line(line);
-                    inc(&stats.events_out, 1);
-                    continue;
+            check_output_size(&frame, cap)?;
+            let mut g = 0;
+            for (k, line) in lines(input.bytes()).enumerate() {
+                match skips.get(k).copied().flatten() {
+                    Some(skip) => unprocessed(id, opts, stats, line, &skip_reason(skip), out),
+                    None => {
+                        apply_event(line, &frame, g, out, stats);
+                        g += 1;
+                    }
                 }
-                apply_event(line, &frame, i, out, stats);
-                i += 1;
             }
             apply_records(&frame, out, stats);
             Ok(())
         });
         let failure = match res {
-            Ok(Ok(())) => return,
-            Ok(Err(msg)) => {
-                // Nothing was written before the count check failed.
-                PluginError::Guest(msg)
+            Ok(Ok(())) => {
+                self.failures_in_row = 0;
+                return;
             }
+            Ok(Err(msg)) => PluginError::Guest(msg),
             Err(e) => e,
         };
-        // Undo anything partially written, then pass the batch on.
-        out.default.truncate_bytes(d_before.0, d_before.1);
-        for (b, (len, count)) in out.named.iter_mut().zip(n_before) {
-            b.truncate_bytes(len, count);
-        }
+        // Undo anything partially written, then hand the batch to the policy.
+        out.rewind(&marks);
+        let (reason, error) = (failure.reason(), failure.to_string());
         self.fail("process", failure);
-        self.pass_all(input, out, true);
+        self.unprocessed_all(
+            input,
+            out,
+            Some(Unprocessed {
+                reason,
+                error: &error,
+            }),
+        );
+    }
+
+    /// Sorts out lines the plugin must not see; fills `skips` and
+    /// `guest_batch` when there are any. Returns how many lines the plugin gets.
+    fn screen(&mut self, input: &Batch) -> usize {
+        self.skips.clear();
+        let max = self.opts.max_line_bytes;
+        // No line can be longer than its batch, and one UTF-8 check of the
+        // whole batch clears every line at once.
+        let long_ok = input.bytes().len() <= max;
+        if long_ok && std::str::from_utf8(input.bytes()).is_ok() {
+            return input.count();
+        }
+        let mut skipped = 0;
+        self.skips.extend(lines(input.bytes()).map(|l| {
+            let s = if l.len() > max {
+                Some(Skip::Oversize)
+            } else if std::str::from_utf8(l).is_err() {
+                Some(Skip::InvalidUtf8)
+            } else {
+                None
+            };
+            skipped += s.is_some() as usize;
+            s
+        }));
+        if skipped == 0 {
+            self.skips.clear();
+            return input.count();
+        }
+        let oversize = self
+            .skips
+            .iter()
+            .filter(|s| **s == Some(Skip::Oversize))
+            .count();
+        inc(&self.stats.oversize, oversize as u64);
+        inc(&self.stats.invalid_utf8, (skipped - oversize) as u64);
+        tracing::warn!(transform = %self.id, oversize, invalid_utf8 = skipped - oversize, max_line_bytes = max, on_error = ?self.opts.on_error, "lines the plugin cannot take");
+        self.guest_batch.clear();
+        for (l, s) in lines(input.bytes()).zip(&self.skips) {
+            if s.is_none() {
+                self.guest_batch.extend_from_slice(l);
+                self.guest_batch.push(b'\n');
+            }
+        }
+        input.count() - skipped
+    }
+
+    /// Every line to the policy: skipped lines with their own reason, the
+    /// rest with `why` (when the plugin could not be called or failed).
+    fn unprocessed_all(&self, input: &Batch, out: &mut Outputs, why: Option<Unprocessed<'_>>) {
+        for (k, line) in lines(input.bytes()).enumerate() {
+            match (self.skips.get(k).copied().flatten(), &why) {
+                (Some(skip), _) => {
+                    let u = skip_reason(skip);
+                    unprocessed(&self.id, &self.opts, &self.stats, line, &u, out)
+                }
+                (None, Some(u)) => {
+                    let u = Unprocessed {
+                        reason: u.reason,
+                        error: u.error,
+                    };
+                    unprocessed(&self.id, &self.opts, &self.stats, line, &u, out)
+                }
+                (None, None) => {
+                    out.default.push_line(line);
+                    inc(&self.stats.events_out, 1);
+                }
+            }
+        }
+    }
+
+    /// Makes a fresh instance when the last one failed and the back-off is
+    /// over. False when there is none to call.
+    fn ensure_instance(&mut self) -> bool {
+        if self.instance.is_some() {
+            return true;
+        }
+        match self.health {
+            Health::Quarantined => return false,
+            Health::BackingOff { until } if Instant::now() < until => return false,
+            _ => {}
+        }
+        match self.plugin.instantiate(&self.config_json) {
+            Ok(i) => {
+                inc(&self.stats.restarts, 1);
+                tracing::info!(transform = %self.id, failures_in_row = self.failures_in_row, "fresh plugin instance started");
+                self.instance = Some(i);
+                self.health = Health::Ready;
+                true
+            }
+            Err(e) => {
+                self.fail("restart", e);
+                false
+            }
+        }
+    }
+
+    fn unavailable(&self) -> (&'static str, String) {
+        match self.health {
+            Health::Quarantined => (
+                "quarantined",
+                format!(
+                    "plugin quarantined after {} failures in a row",
+                    self.failures_in_row
+                ),
+            ),
+            _ => (
+                "backing_off",
+                format!(
+                    "plugin restarting after {} failures in a row",
+                    self.failures_in_row
+                ),
+            ),
+        }
     }
 
     /// The plugin's periodic tick.
@@ -210,33 +462,210 @@ impl WasmTransform {
             return;
         };
         let stats = &self.stats;
-        let res = call(instance, now_ms, &mut |frame| {
-            apply_records(&frame, out, stats)
-        });
-        if let Err(e) = res {
-            self.fail(what, e);
-        }
-    }
-
-    fn pass_all(&self, input: &Batch, out: &mut Outputs, because_failed: bool) {
-        out.default.extend(input);
-        inc(&self.stats.events_out, input.count() as u64);
-        if because_failed {
-            inc(&self.stats.passed_on_failure, input.count() as u64);
-        }
-    }
-
-    /// Counts and logs a failed call and replaces the instance.
-    fn fail(&mut self, what: &str, error: PluginError) {
-        inc(&self.stats.plugin_failures, 1);
-        tracing::error!(transform = %self.id, call = what, %error, "plugin call failed; events pass on unchanged and a fresh instance replaces it (its state is lost)");
-        self.instance = None;
-        match self.plugin.instantiate(&self.config_json) {
-            Ok(i) => self.instance = Some(i),
+        let cap = self.plugin.limits().max_memory_bytes as u64;
+        let marks = out.marks();
+        let mut too_big = None;
+        let res = call(
+            instance,
+            now_ms,
+            &mut |frame| match check_output_size(&frame, cap) {
+                Ok(()) => apply_records(&frame, out, stats),
+                Err(e) => too_big = Some(e),
+            },
+        );
+        let res = match (res, too_big) {
+            (Ok(()), Some(msg)) => Err(PluginError::Guest(msg)),
+            (res, _) => res,
+        };
+        match res {
+            Ok(()) => self.failures_in_row = 0,
             Err(e) => {
-                tracing::error!(transform = %self.id, error = %e, "cannot start a fresh plugin instance; events pass on unchanged");
+                out.rewind(&marks);
+                self.fail(what, e);
             }
         }
+    }
+
+    /// The plugin's state for a restart: `Ok(None)` when it keeps none (or
+    /// there is no live instance).
+    pub fn snapshot(&mut self, now_ms: i64) -> Result<Option<Vec<u8>>, String> {
+        let deadline = self.opts.state_deadline;
+        let Some(instance) = self.instance.as_mut() else {
+            return Ok(None);
+        };
+        match instance.snapshot(now_ms, deadline) {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                let msg = e.to_string();
+                self.fail("snapshot", e);
+                Err(msg)
+            }
+        }
+    }
+
+    /// Hands a snapshot to the plugin. On an error the instance may hold
+    /// half a state, so it is replaced by a fresh one (not counted as a
+    /// plugin failure: the snapshot is what is wrong).
+    pub fn restore(&mut self, data: &[u8], now_ms: i64) -> Result<bool, PluginError> {
+        let deadline = self.opts.state_deadline;
+        let Some(instance) = self.instance.as_mut() else {
+            return Ok(false);
+        };
+        let res = instance.restore(data, now_ms, deadline);
+        if res.is_err() {
+            self.instance = self.plugin.instantiate(&self.config_json).ok();
+        }
+        res
+    }
+
+    /// Counts and logs a failed call and discards the instance; decides
+    /// whether the next call may make a fresh one now, later, or never.
+    fn fail(&mut self, what: &str, error: PluginError) {
+        inc(&self.stats.plugin_failures, 1);
+        self.instance = None;
+        self.failures_in_row = self.failures_in_row.saturating_add(1);
+        let n = self.failures_in_row;
+        if n >= self.opts.quarantine_after.max(1) {
+            self.health = Health::Quarantined;
+            self.stats.quarantined.store(1, Ordering::Relaxed);
+            tracing::error!(transform = %self.id, call = what, %error, failures_in_row = n, on_error = ?self.opts.on_error, "plugin quarantined: it is not called again in this run; events go on under the on_error policy");
+            return;
+        }
+        // The first failure restarts at once; more in a row back off.
+        let wait = if n <= 1 {
+            Duration::ZERO
+        } else {
+            let doubled = self
+                .opts
+                .backoff_initial
+                .saturating_mul(1u32 << (n - 2).min(20));
+            doubled.min(self.opts.backoff_max)
+        };
+        self.health = Health::BackingOff {
+            until: Instant::now() + wait,
+        };
+        tracing::error!(transform = %self.id, call = what, %error, failures_in_row = n, restart_in = ?wait, on_error = ?self.opts.on_error, "plugin call failed; its events go on under the on_error policy and a fresh instance replaces it (its state is lost)");
+    }
+}
+
+fn skip_reason(skip: Skip) -> Unprocessed<'static> {
+    match skip {
+        Skip::Oversize => Unprocessed {
+            reason: "oversize",
+            error: "line longer than max_line_bytes",
+        },
+        Skip::InvalidUtf8 => Unprocessed {
+            reason: "invalid_utf8",
+            error: "line is not valid UTF-8",
+        },
+    }
+}
+
+/// One event the plugin did not process, under the policy.
+fn unprocessed(
+    id: &str,
+    opts: &Options,
+    stats: &TransformStats,
+    line: &[u8],
+    why: &Unprocessed<'_>,
+    out: &mut Outputs,
+) {
+    inc(&stats.unprocessed, 1);
+    match opts.on_error {
+        OnError::PassThrough => {
+            match tag_position(line, &opts.error_field) {
+                Some((at, comma)) => {
+                    let mut tag = Vec::with_capacity(64);
+                    if comma {
+                        tag.push(b',');
+                    }
+                    write_json_str(&mut tag, &opts.error_field);
+                    tag.extend_from_slice(b":{\"transform\":");
+                    write_json_str(&mut tag, id);
+                    tag.extend_from_slice(b",\"reason\":");
+                    write_json_str(&mut tag, why.reason);
+                    tag.push(b'}');
+                    out.default.push_parts(&[&line[..at], &tag, &line[at..]]);
+                }
+                None => out.default.push_line(line),
+            }
+            inc(&stats.events_out, 1);
+        }
+        OnError::Drop => inc(&stats.error_dropped, 1),
+        OnError::DeadLetter => {
+            let mut rec = Vec::with_capacity(line.len() + 128);
+            rec.extend_from_slice(b"{\"transform\":");
+            write_json_str(&mut rec, id);
+            rec.extend_from_slice(b",\"reason\":");
+            write_json_str(&mut rec, why.reason);
+            rec.extend_from_slice(b",\"error\":");
+            write_json_str(&mut rec, why.error);
+            match std::str::from_utf8(line) {
+                Ok(text) => {
+                    rec.extend_from_slice(b",\"event\":");
+                    write_json_str(&mut rec, text);
+                }
+                Err(_) => {
+                    rec.extend_from_slice(b",\"event_base64\":\"");
+                    base64(&mut rec, line);
+                    rec.push(b'"');
+                }
+            }
+            rec.push(b'}');
+            out.dead_letter.push_line(&rec);
+            inc(&stats.dead_lettered, 1);
+        }
+    }
+}
+
+/// Where to add the error field to `line`: before its closing brace, and
+/// whether a comma is needed. `None` when the line is not a valid JSON
+/// object, the field is off, or the field is already there (say, from an
+/// earlier transform).
+fn tag_position(line: &[u8], field: &str) -> Option<(usize, bool)> {
+    if field.is_empty() {
+        return None;
+    }
+    let first = line.iter().position(|c| !c.is_ascii_whitespace())?;
+    if line[first] != b'{' {
+        return None;
+    }
+    let text = std::str::from_utf8(line).ok()?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).ok()?;
+    let mut quoted = Vec::with_capacity(field.len() + 2);
+    write_json_str(&mut quoted, field);
+    if line.windows(quoted.len()).any(|w| w == quoted.as_slice()) {
+        return None;
+    }
+    let close = line.iter().rposition(|&c| c == b'}')?;
+    let empty = line[first + 1..close].iter().all(u8::is_ascii_whitespace);
+    Some((close, !empty))
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    // serde_json escapes exactly as JSON requires; writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Standard base64 with padding.
+fn base64(out: &mut Vec<u8>, data: &[u8]) {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        out.push(T[(n >> 18) as usize & 63]);
+        out.push(T[(n >> 12) as usize & 63]);
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63]
+        } else {
+            b'='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63]
+        } else {
+            b'='
+        });
     }
 }
 
@@ -290,6 +719,28 @@ fn apply_event(
     inc(&stats.events_out, 1);
 }
 
+/// A frame may point many results at the same payload bytes; what it asks
+/// the host to copy is capped (by the plugin's memory plus the input), so a
+/// small frame cannot make the host allocate without bound.
+fn check_output_size(frame: &ResultFrame<'_>, cap: u64) -> Result<(), String> {
+    let mut total: u64 = 0;
+    for i in 0..frame.n_events() {
+        let e = frame.event(i);
+        if e.action == Action::Edit as u8 {
+            total += e.payload_len as u64;
+        }
+    }
+    for i in 0..frame.n_records() {
+        total += frame.record(i).payload_len as u64;
+    }
+    if total > cap {
+        return Err(format!(
+            "frame asks for {total} bytes of output, over the cap of {cap}"
+        ));
+    }
+    Ok(())
+}
+
 fn apply_records(frame: &ResultFrame<'_>, out: &mut Outputs, stats: &TransformStats) {
     for i in 0..frame.n_records() {
         let r = frame.record(i);
@@ -304,5 +755,43 @@ fn apply_records(frame: &ResultFrame<'_>, out: &mut Outputs, stats: &TransformSt
             }
             _ => inc(&stats.invalid_results, 1),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_rfc_vectors() {
+        for (plain, coded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            let mut out = Vec::new();
+            base64(&mut out, plain.as_bytes());
+            assert_eq!(out, coded.as_bytes(), "{plain}");
+        }
+    }
+
+    #[test]
+    fn tags_go_into_valid_objects_only() {
+        let f = "rulebox_error";
+        assert_eq!(tag_position(br#"{"a":1}"#, f), Some((6, true)));
+        assert_eq!(tag_position(b" { } ", f), Some((3, false)));
+        assert_eq!(tag_position(br#"{"a":"}"#, f), None, "not valid JSON");
+        assert_eq!(tag_position(b"[1]", f), None);
+        assert_eq!(tag_position(b"{\"a\":\"\xff\"}", f), None, "not UTF-8");
+        assert_eq!(
+            tag_position(br#"{"rulebox_error":1}"#, f),
+            None,
+            "already tagged"
+        );
+        assert_eq!(tag_position(br#"{"a":1}"#, ""), None, "tagging off");
     }
 }

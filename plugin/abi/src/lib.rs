@@ -27,8 +27,36 @@
 //!    with exactly `count` event results, in order, plus any records the rule
 //!    emits on its named outputs.
 //! 4. Every flush interval: `rulebox_tick(now_ms) -> frame` (a result frame
-//!    with no event results). At end of input or shutdown, once:
-//!    `rulebox_flush(now_ms) -> frame`.
+//!    with no event results). At end of input (and at shutdown, unless the
+//!    state is snapshotted instead, below), once: `rulebox_flush(now_ms) -> frame`.
+//!
+//! # State across restarts (optional exports)
+//!
+//! A plugin that keeps state may also export [`export::SNAPSHOT`] and
+//! [`export::RESTORE`]; the host uses them only when both exist.
+//!
+//! * On a graceful shutdown (SIGINT/SIGTERM) the host calls
+//!   `rulebox_snapshot(now_ms) -> frame` *instead of* `rulebox_flush`. The
+//!   answer is a result frame with no event results and no records whose
+//!   payload is the plugin's state, in a format of the plugin's choosing (empty:
+//!   nothing to keep). The host stores it whole, atomically, and never looks
+//!   inside. If the call fails, the host calls `rulebox_flush` instead, so no
+//!   alert is lost.
+//! * At the next start, after `rulebox_init` and before any batch:
+//!   `rulebox_reserve(len)`, the host copies the stored bytes there, then
+//!   `rulebox_restore(ptr, len, now_ms) -> frame`. An ok frame means the state
+//!   is in use; an error frame (or a trap) means the snapshot is corrupt or
+//!   incompatible: the host sets the file aside, reports it, and goes on with a
+//!   fresh instance. A plugin must check what it restores (it may be from
+//!   another version or configuration) and say so rather than trap.
+//!
+//! A plugin without these exports starts empty after every restart.
+//!
+//! # Names the host keeps
+//!
+//! The output name [`DEAD_LETTER_OUTPUT`] belongs to the host (events the
+//! plugin could not process, with the reason); a plugin that declares it is
+//! refused at init.
 //!
 //! # Memory ownership
 //!
@@ -92,6 +120,9 @@ pub const HOST_MODULE: &str = "rulebox";
 /// The only other import module a plugin may use.
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
+/// The host's own output of each transform: what could not be processed.
+pub const DEAD_LETTER_OUTPUT: &str = "dead_letter";
+
 /// The name of the default event output (a plugin's events go to
 /// `<transform id>`; a declared output `x` to `<transform id>.x`).
 pub const DEFAULT_OUTPUT: &str = "";
@@ -113,8 +144,16 @@ pub mod export {
     pub const FLUSH: &str = "rulebox_flush";
     /// The exported linear memory.
     pub const MEMORY: &str = "memory";
-    /// Every function export, for checking a module against the contract.
+    /// Optional. `(now_ms: i64) -> i64`: result frame whose payload is the
+    /// plugin's state.
+    pub const SNAPSHOT: &str = "rulebox_snapshot";
+    /// Optional. `(ptr: i32, len: i32, now_ms: i64) -> i64`: a snapshot in,
+    /// result frame (ok, or an error saying why it cannot be used) out.
+    pub const RESTORE: &str = "rulebox_restore";
+    /// Every required function export, for checking a module against the contract.
     pub const FUNCTIONS: &[&str] = &[ABI_VERSION, RESERVE, INIT, PROCESS, TICK, FLUSH];
+    /// The optional function exports.
+    pub const OPTIONAL_FUNCTIONS: &[&str] = &[SNAPSHOT, RESTORE];
 }
 
 /// Functions the host offers in [`HOST_MODULE`](crate::HOST_MODULE).
@@ -377,6 +416,11 @@ impl<'a> ResultFrame<'a> {
         }
     }
 
+    /// The whole payload area (a snapshot frame's state).
+    pub fn payload_area(&self) -> &'a [u8] {
+        self.payload
+    }
+
     /// The payload bytes at `off..off+len`, checked.
     pub fn payload(&self, off: u32, len: u32) -> Result<&'a [u8], FrameError> {
         let start = off as usize;
@@ -458,6 +502,11 @@ impl ResultFrameWriter {
         self.frame.extend_from_slice(&self.events);
         self.frame.extend_from_slice(&self.records);
         self.frame.extend_from_slice(&self.payload);
+        &self.frame
+    }
+
+    /// The frame last written by [`Self::finish`] or [`Self::finish_error`].
+    pub fn frame(&self) -> &[u8] {
         &self.frame
     }
 

@@ -49,9 +49,26 @@ pub trait Rule: Sized + 'static {
         let _ = (now_ms, out);
     }
 
-    /// Called once, at end of input or shutdown.
+    /// Called once, at end of input (or at shutdown when the state is not
+    /// snapshotted).
     fn on_flush(&mut self, now_ms: i64, out: &mut Emitter<'_>) {
         let _ = (now_ms, out);
+    }
+
+    /// At a graceful shutdown: writes the state to keep across the restart
+    /// into `out` (called instead of [`Rule::on_flush`]). Writing nothing
+    /// means there is nothing to keep. The default keeps nothing.
+    fn snapshot(&mut self, now_ms: i64, out: &mut Vec<u8>) {
+        let _ = (now_ms, out);
+    }
+
+    /// At start, with what [`Rule::snapshot`] wrote before a restart (never
+    /// empty). The bytes may come from another version or configuration, or
+    /// be damaged: check them and answer an error instead of trapping; the
+    /// host then sets them aside and the rule starts empty.
+    fn restore(&mut self, data: &[u8], now_ms: i64) -> Result<(), String> {
+        let _ = (data, now_ms);
+        Err("this rule keeps no state to restore".into())
     }
 }
 
@@ -269,6 +286,48 @@ impl<R: Rule> Runner<R> {
         self.finish(ok.is_some())
     }
 
+    /// The rule's state, as a result frame whose payload is the snapshot.
+    pub fn snapshot(&mut self, now_ms: i64) -> &[u8] {
+        self.writer.clear();
+        let ok = self
+            .rule
+            .as_mut()
+            .map(|rule| rule.snapshot(now_ms, &mut self.writer.payload));
+        self.finish(ok.is_some())
+    }
+
+    /// Restores the first `len` reserved bytes.
+    pub fn restore_reserved(&mut self, len: usize, now_ms: i64) -> &[u8] {
+        let input = std::mem::take(&mut self.input);
+        let end = len.min(input.len());
+        self.restore_inner(&input[..end], now_ms);
+        self.input = input;
+        self.writer.frame()
+    }
+
+    /// Restores a snapshot; answers an ok or error frame.
+    pub fn restore(&mut self, data: &[u8], now_ms: i64) -> &[u8] {
+        self.restore_inner(data, now_ms);
+        self.writer.frame()
+    }
+
+    fn restore_inner(&mut self, data: &[u8], now_ms: i64) {
+        self.writer.clear();
+        let res = match self.rule.as_mut() {
+            None => Err("called before a successful rulebox_init".to_string()),
+            Some(_) if data.is_empty() => Ok(()),
+            Some(rule) => rule.restore(data, now_ms),
+        };
+        match res {
+            Ok(()) => {
+                self.writer.finish();
+            }
+            Err(msg) => {
+                self.writer.finish_error(&msg);
+            }
+        }
+    }
+
     /// The rule, once built (for native tests).
     pub fn rule(&self) -> Option<&R> {
         self.rule.as_ref()
@@ -364,6 +423,16 @@ macro_rules! export_rule {
             pub extern "C" fn rulebox_flush(now_ms: i64) -> i64 {
                 frame(SLOT.get().flush(now_ms))
             }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn rulebox_snapshot(now_ms: i64) -> i64 {
+                frame(SLOT.get().snapshot(now_ms))
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn rulebox_restore(_ptr: i32, len: i32, now_ms: i64) -> i64 {
+                frame(SLOT.get().restore_reserved(len as u32 as usize, now_ms))
+            }
         }
     };
 }
@@ -454,6 +523,28 @@ mod tests {
         );
         let frame = runner.process(b"{}\n", 1, 0).to_vec();
         assert!(ResultFrame::parse(&frame).unwrap().error().is_some());
+    }
+
+    #[test]
+    fn a_stateless_rule_snapshots_nothing_and_refuses_foreign_state() {
+        let mut runner = Runner::<Tagger>::new();
+        let f = runner.snapshot(0).to_vec();
+        assert!(
+            ResultFrame::parse(&f).unwrap().error().is_some(),
+            "before init"
+        );
+        runner.init(b"{}");
+        let f = runner.snapshot(0).to_vec();
+        let f = ResultFrame::parse(&f).unwrap();
+        assert!(f.error().is_none());
+        assert!(f.payload_area().is_empty());
+        let ok = runner.restore(b"", 0).to_vec();
+        assert!(ResultFrame::parse(&ok).unwrap().error().is_none());
+        let bad = runner.restore(b"state", 0).to_vec();
+        assert_eq!(
+            ResultFrame::parse(&bad).unwrap().error(),
+            Some(&b"this rule keeps no state to restore"[..])
+        );
     }
 
     #[test]

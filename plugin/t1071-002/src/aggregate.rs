@@ -418,6 +418,248 @@ fn alert_id(start: i64, key: &Key, label: &str, who: &str) -> String {
     format!("T1071.002:{}:{h:016x}", start.div_euclid(1000))
 }
 
+/// The snapshot format (all integers little-endian):
+///
+/// ```text
+/// magic "RBT1071S", u32 version, u64 settings fingerprint,
+/// i64 watermark, u64 late_events, u64 keys_dropped, u64 alerts,
+/// u32 windows × { i64 start, u32 names × (u32 len, bytes), u32 keys × key }
+/// key: ip src, ip dest (u8 4|6 + 4|16 bytes), u16 port, u8 protocol,
+///      u8 by_user, u32 who, u64 count, u64 sent, u64 received, i64 first,
+///      i64 last, u8 truncated, u8 dirty, u32 users × u32
+/// u64 FNV-1a of everything before it
+/// ```
+const MAGIC: &[u8; 8] = b"RBT1071S";
+const SNAPSHOT_VERSION: u32 = 1;
+
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn put_ip(out: &mut Vec<u8>, ip: &IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            out.push(4);
+            out.extend_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            out.push(6);
+            out.extend_from_slice(&a.octets());
+        }
+    }
+}
+
+/// A bounds-checked reader over snapshot bytes.
+struct Reader<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.data.len());
+        let end = end.ok_or_else(|| format!("snapshot truncated at byte {}", self.at))?;
+        let s = &self.data[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    /// A count of items of at least `min_size` bytes each, checked against
+    /// what is left (so a damaged count cannot ask for a huge allocation).
+    fn count(&mut self, min_size: usize) -> Result<usize, String> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_size) > self.data.len() - self.at {
+            return Err(format!(
+                "snapshot count {n} at byte {} is impossible",
+                self.at - 4
+            ));
+        }
+        Ok(n)
+    }
+    fn ip(&mut self) -> Result<IpAddr, String> {
+        match self.u8()? {
+            4 => Ok(IpAddr::from(self.array::<4>()?)),
+            6 => Ok(IpAddr::from(self.array::<16>()?)),
+            t => Err(format!("snapshot has an unknown address tag {t}")),
+        }
+    }
+}
+
+impl Aggregator {
+    /// What the state depends on: a snapshot taken under other settings
+    /// cannot be used.
+    fn fingerprint(&self) -> u64 {
+        let mut text = format!("{}|", self.s.window_ms);
+        for l in &self.s.labels {
+            text.push_str(l);
+            text.push('\u{1f}');
+        }
+        fnv1a(text.as_bytes())
+    }
+
+    /// Writes the whole state (see the format above).
+    pub fn snapshot(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        out.extend_from_slice(&self.fingerprint().to_le_bytes());
+        out.extend_from_slice(&self.watermark.to_le_bytes());
+        for v in [
+            self.stats.late_events,
+            self.stats.keys_dropped,
+            self.stats.alerts,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.windows.len() as u32).to_le_bytes());
+        for (start, w) in &self.windows {
+            out.extend_from_slice(&start.to_le_bytes());
+            out.extend_from_slice(&(w.names.names.len() as u32).to_le_bytes());
+            for n in &w.names.names {
+                out.extend_from_slice(&(n.len() as u32).to_le_bytes());
+                out.extend_from_slice(n.as_bytes());
+            }
+            out.extend_from_slice(&(w.keys.len() as u32).to_le_bytes());
+            for (k, a) in &w.keys {
+                put_ip(out, &k.src);
+                put_ip(out, &k.dest);
+                out.extend_from_slice(&k.port.to_le_bytes());
+                out.push(k.protocol);
+                out.push(k.by_user as u8);
+                out.extend_from_slice(&k.who.to_le_bytes());
+                for v in [a.count, a.bytes_sent, a.bytes_received] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                out.extend_from_slice(&a.first_ms.to_le_bytes());
+                out.extend_from_slice(&a.last_ms.to_le_bytes());
+                out.push(a.users_truncated as u8);
+                out.push(a.dirty as u8);
+                out.extend_from_slice(&(a.users.len() as u32).to_le_bytes());
+                for u in &a.users {
+                    out.extend_from_slice(&u.to_le_bytes());
+                }
+            }
+        }
+        let sum = fnv1a(&out[start..]);
+        out.extend_from_slice(&sum.to_le_bytes());
+    }
+
+    /// Replaces the state with a snapshot; on any error the state is left
+    /// as it was.
+    pub fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        if data.len() < MAGIC.len() + 8 || &data[..MAGIC.len()] != MAGIC {
+            return Err("not a T1071.002 snapshot".into());
+        }
+        let (body, sum) = data.split_at(data.len() - 8);
+        if fnv1a(body).to_le_bytes() != sum {
+            return Err("snapshot checksum mismatch (damaged)".into());
+        }
+        let mut r = Reader {
+            data: body,
+            at: MAGIC.len(),
+        };
+        let version = r.u32()?;
+        if version != SNAPSHOT_VERSION {
+            return Err(format!(
+                "snapshot format {version} is not supported (this rule reads {SNAPSHOT_VERSION})"
+            ));
+        }
+        if r.u64()? != self.fingerprint() {
+            return Err(
+                "snapshot was taken with another window_secs or protocols configuration".into(),
+            );
+        }
+        let watermark = r.i64()?;
+        let stats = Stats {
+            late_events: r.u64()?,
+            keys_dropped: r.u64()?,
+            alerts: r.u64()?,
+        };
+        let mut windows = BTreeMap::new();
+        let mut total_keys = 0;
+        for _ in 0..r.count(16)? {
+            let start = r.i64()?;
+            let mut names = Names::default();
+            for i in 0..r.count(4)? {
+                let len = r.u32()? as usize;
+                let name = std::str::from_utf8(r.take(len)?)
+                    .map_err(|_| "snapshot name is not UTF-8".to_string())?;
+                if i > 0 {
+                    names.index.insert(name.into(), i as u32);
+                }
+                names.names.push(name.into());
+            }
+            let n_names = names.names.len().max(1) as u32;
+            let name_ok = |id: u32| {
+                if id < n_names {
+                    Ok(id)
+                } else {
+                    Err(format!("snapshot refers to unknown name {id}"))
+                }
+            };
+            let mut keys = HashMap::with_hasher(FixedState::default());
+            for _ in 0..r.count(60)? {
+                let key = Key {
+                    src: r.ip()?,
+                    dest: r.ip()?,
+                    port: r.u16()?,
+                    protocol: r.u8()?,
+                    by_user: r.u8()? != 0,
+                    who: name_ok(r.u32()?)?,
+                };
+                if key.protocol as usize >= self.s.labels.len() {
+                    return Err(format!("snapshot has unknown protocol {}", key.protocol));
+                }
+                let mut agg = Agg {
+                    count: r.u64()?,
+                    bytes_sent: r.u64()?,
+                    bytes_received: r.u64()?,
+                    first_ms: r.i64()?,
+                    last_ms: r.i64()?,
+                    users_truncated: r.u8()? != 0,
+                    dirty: r.u8()? != 0,
+                    users: Vec::new(),
+                };
+                for _ in 0..r.count(4)? {
+                    agg.users.push(name_ok(r.u32()?)?);
+                }
+                keys.insert(key, agg);
+            }
+            total_keys += keys.len();
+            windows.insert(start, Window { keys, names });
+        }
+        if r.at != body.len() {
+            return Err("snapshot has trailing bytes".into());
+        }
+        self.windows = windows;
+        self.total_keys = total_keys;
+        self.watermark = watermark;
+        self.stats = stats;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -251,6 +251,24 @@ impl Rule for T1071 {
         self.agg.flush(&mut |l| out.emit(ALERTS, l));
         self.report();
     }
+
+    fn snapshot(&mut self, _now_ms: i64, out: &mut Vec<u8>) {
+        self.report();
+        self.agg.snapshot(out);
+    }
+
+    fn restore(&mut self, data: &[u8], _now_ms: i64) -> Result<(), String> {
+        self.agg.restore(data)?;
+        self.reported = self.agg.stats;
+        rulebox_plugin::log(
+            LogLevel::Info,
+            &format!(
+                "restored {} tracked keys from the snapshot",
+                self.agg.tracked_keys()
+            ),
+        );
+        Ok(())
+    }
 }
 
 rulebox_plugin::export_rule!(T1071);

@@ -293,3 +293,98 @@ fn classify_gives_the_verdict() {
         }
     );
 }
+
+fn snapshot(r: &mut Runner<T1071>) -> Vec<u8> {
+    let frame = r.snapshot(0).to_vec();
+    let f = ResultFrame::parse(&frame).unwrap();
+    assert!(f.error().is_none());
+    f.payload_area().to_vec()
+}
+
+fn restore_error(r: &mut Runner<T1071>, data: &[u8]) -> Option<String> {
+    let frame = r.restore(data, 0).to_vec();
+    let f = ResultFrame::parse(&frame).unwrap();
+    f.error().map(|e| String::from_utf8_lossy(e).into_owned())
+}
+
+#[test]
+fn a_window_survives_a_snapshot_and_restore() {
+    let cfg = json!({"schema": "cim", "window_secs": 86_400});
+    let ev = |user: &str| {
+        cim(
+            "10.0.0.5",
+            "203.0.113.9",
+            "21",
+            &format!(r#","user":"{user}","bytes_out":100"#),
+        )
+    };
+    let mut before = runner(&cfg);
+    let evs = [ev("ann"), ev("bob")];
+    process(
+        &mut before,
+        &evs.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let state = snapshot(&mut before);
+    assert!(!state.is_empty());
+
+    let mut after = runner(&cfg);
+    assert_eq!(restore_error(&mut after, &state), None);
+    let evs = [ev("cat"), ev("ann")];
+    process(
+        &mut after,
+        &evs.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let alerts = flush(&mut after);
+    assert_eq!(
+        alerts.len(),
+        1,
+        "2 before + 2 after the restart > 3: {alerts:?}"
+    );
+    assert_eq!(alerts[0]["connection_count"], 4);
+    assert_eq!(alerts[0]["bytes_sent"], 400);
+    assert_eq!(alerts[0]["users"], json!(["ann", "bob", "cat"]));
+    // The same state, written again, is byte-identical in content size.
+    let mut again = runner(&cfg);
+    assert_eq!(restore_error(&mut again, &state), None);
+    assert_eq!(snapshot(&mut again).len(), state.len());
+}
+
+#[test]
+fn damaged_or_foreign_snapshots_are_refused_and_leave_the_state_alone() {
+    let cfg = json!({"schema": "cim"});
+    let mut r = runner(&cfg);
+    let e = cim("10.0.0.5", "203.0.113.9", "21", "");
+    process(&mut r, &[e.as_str(); 2]);
+    let state = snapshot(&mut r);
+
+    let mut fresh = runner(&cfg);
+    process(&mut fresh, &[e.as_str(); 2]);
+    // Every truncation and every single-byte flip is refused.
+    for cut in 1..state.len() {
+        assert!(
+            restore_error(&mut fresh, &state[..cut]).is_some(),
+            "cut at {cut}"
+        );
+    }
+    for i in 0..state.len() {
+        let mut bad = state.clone();
+        bad[i] ^= 0x41;
+        assert!(restore_error(&mut fresh, &bad).is_some(), "flip at {i}");
+    }
+    assert!(
+        restore_error(&mut fresh, b"hello")
+            .unwrap()
+            .contains("not a T1071.002 snapshot")
+    );
+    // Another window size: refused as incompatible.
+    let mut other = runner(&json!({"schema": "cim", "window_secs": 60}));
+    assert!(
+        restore_error(&mut other, &state)
+            .unwrap()
+            .contains("window_secs")
+    );
+    // The refused restores left `fresh` with its own two events.
+    process(&mut fresh, &[e.as_str(); 2]);
+    let alerts = flush(&mut fresh);
+    assert_eq!(alerts[0]["connection_count"], 4);
+}

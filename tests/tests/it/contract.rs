@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rulebox::batch::{Batch, LineSplitter};
 use rulebox::sandbox::{Limits, Plugin, PluginError, Runtime};
-use rulebox::transform::WasmTransform;
+use rulebox::transform::{Options, WasmTransform};
 use rulebox_abi as abi;
 use rulebox_tests::{Scratch, rule_wasm};
 use wasmtime::{Engine, ExternType, Module};
@@ -136,11 +136,19 @@ fn missing_export_and_foreign_import_are_refused_at_load() {
     );
 }
 
+/// Failures pass events on byte-identical (no error field added).
+fn untagged() -> Options {
+    Options {
+        error_field: String::new(),
+        ..Options::default()
+    }
+}
+
 fn run_transform(
     p: Plugin,
     lines: &[&str],
 ) -> (Vec<u8>, Arc<rulebox::transform::TransformStats>, Duration) {
-    let mut t = WasmTransform::new("t", Arc::new(p), b"{}".to_vec(), 1 << 20).unwrap();
+    let mut t = WasmTransform::new("t", Arc::new(p), b"{}".to_vec(), untagged()).unwrap();
     let mut out = t.new_outputs();
     let input = batch(lines);
     let start = Instant::now();
@@ -168,9 +176,7 @@ fn a_runaway_plugin_is_stopped_at_the_deadline_and_the_batch_passes_on() {
         1
     );
     assert_eq!(
-        stats
-            .passed_on_failure
-            .load(std::sync::atomic::Ordering::Relaxed),
+        stats.unprocessed.load(std::sync::atomic::Ordering::Relaxed),
         3
     );
 }
@@ -183,7 +189,7 @@ fn a_memory_bomb_hits_the_cap_and_the_batch_passes_on() {
         "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable";
     let p = load(&dir, "bomb", &wat(1, body, "")).unwrap();
     let lines = [r#"{"a":1}"#];
-    let mut t = WasmTransform::new("t", Arc::new(p), b"{}".to_vec(), 1 << 20).unwrap();
+    let mut t = WasmTransform::new("t", Arc::new(p), b"{}".to_vec(), untagged()).unwrap();
     let mut out = t.new_outputs();
     t.process(&batch(&lines), 0, &mut out);
     assert_eq!(out.default.bytes(), batch(&lines).bytes());
@@ -244,7 +250,7 @@ fn a_proc_exit_call_traps_and_unlisted_wasi_calls_are_denied() {
         "(if (i32.ne (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0)) (i32.const 76)) (then unreachable)) (i64.const 0x0000080000000010)",
     );
     let p = load(&dir, "open", &open).unwrap();
-    let mut t = WasmTransform::new("t", Arc::new(p), b"{}".to_vec(), 1 << 20).unwrap();
+    let mut t = WasmTransform::new("t", Arc::new(p), b"{}".to_vec(), untagged()).unwrap();
     let mut out = t.new_outputs();
     t.flush(0, &mut out);
     let stats = t.stats.clone();

@@ -1,5 +1,6 @@
 //! rulebox's end-to-end tests: one binary, a module per area.
 mod configs;
 mod contract;
+mod durability;
 mod parity;
 mod pipeline;

@@ -1,0 +1,298 @@
+//! What survives a restart: file-source checkpoints and plugin state
+//! snapshots, both under `data_dir`, both written atomically (temporary
+//! file, fsync, rename, fsync of the folder), so a crash at any moment
+//! leaves the old file or the new one, never half of one.
+//!
+//! Delivery tracking: each batch a checkpointed source reads carries an
+//! [`Ack`] (its sequence number and the file offset after it). Copies of the
+//! `Ack` travel with the events through transforms to sinks; a sink lets go
+//! of its copy only once the events are written out (`write(2)` returned).
+//! When the last copy is gone the batch is done, and [`Progress`] advances
+//! the committed offset over every batch done in sequence. A batch that a
+//! sink failed to write marks its `Ack` failed: the offset then stops
+//! advancing for the rest of the run, so a restart reads those events again
+//! (at-least-once; duplicates are bounded by what was in flight plus one
+//! checkpoint interval).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+/// Writes `data` to `path` atomically.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // The rename itself is durable once the folder is synced.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Renames a file that cannot be used to `<name>.rejected-<unix seconds>`,
+/// keeping it for inspection; returns the new name.
+pub fn set_aside(path: &Path) -> Option<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut name = path.file_name()?.to_os_string();
+    name.push(format!(".rejected-{secs}"));
+    let to = path.with_file_name(name);
+    std::fs::rename(path, &to).ok().map(|_| to)
+}
+
+/// The position of a file source, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub path: PathBuf,
+    /// Device and inode of the file read: a rotated or replaced file is read
+    /// from its start.
+    pub dev: u64,
+    pub ino: u64,
+    /// Bytes of the file whose events every sink has written.
+    pub offset: u64,
+}
+
+pub fn checkpoint_path(data_dir: &Path, source: &str) -> PathBuf {
+    data_dir.join("checkpoints").join(format!("{source}.json"))
+}
+
+impl Checkpoint {
+    /// The stored checkpoint; `Ok(None)` when there is none. A damaged file
+    /// is an error (the caller sets it aside and reads from the start).
+    pub fn read(path: &Path) -> Result<Option<Checkpoint>, String> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| format!("damaged checkpoint {}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read checkpoint {}: {e}", path.display())),
+        }
+    }
+
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        write_atomic(path, &json)
+    }
+}
+
+/// Batches of one source done (written by every sink), in sequence.
+#[derive(Debug)]
+pub struct Progress {
+    inner: Mutex<ProgressInner>,
+}
+
+#[derive(Debug)]
+struct ProgressInner {
+    next: u64,
+    done: BTreeMap<u64, (u64, bool)>,
+    committed: u64,
+    stalled: bool,
+}
+
+impl Progress {
+    /// Starts at `offset` (where reading resumes).
+    pub fn new(offset: u64) -> Arc<Progress> {
+        Arc::new(Progress {
+            inner: Mutex::new(ProgressInner {
+                next: 0,
+                done: BTreeMap::new(),
+                committed: offset,
+                stalled: false,
+            }),
+        })
+    }
+
+    /// The offset up to which every event is written, and whether a failed
+    /// write stopped it.
+    pub fn committed(&self) -> (u64, bool) {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (g.committed, g.stalled)
+    }
+
+    fn done(&self, seq: u64, end: u64, failed: bool) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.done.insert(seq, (end, failed));
+        while !g.stalled {
+            let next = g.next;
+            let Some((end, failed)) = g.done.remove(&next) else {
+                break;
+            };
+            if failed {
+                g.stalled = true;
+                tracing::error!(
+                    offset = g.committed,
+                    "a sink failed to write events: the checkpoint stays here for this run, so a restart reads them again"
+                );
+                break;
+            }
+            g.committed = end;
+            g.next += 1;
+        }
+    }
+}
+
+/// One source batch's place in the file; see the module docs.
+pub struct Ack {
+    progress: Arc<Progress>,
+    seq: u64,
+    end: u64,
+    failed: AtomicBool,
+}
+
+impl Ack {
+    pub fn new(progress: Arc<Progress>, seq: u64, end: u64) -> Arc<Ack> {
+        Arc::new(Ack {
+            progress,
+            seq,
+            end,
+            failed: AtomicBool::new(false),
+        })
+    }
+
+    /// The events were not written: the offset must not pass them.
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        self.progress
+            .done(self.seq, self.end, self.failed.load(Ordering::Relaxed));
+    }
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ack({}@{})", self.seq, self.end)
+    }
+}
+
+/// Plugin state as stored: the plugin's bytes in a checked envelope, so a
+/// damaged file is caught before any plugin sees it.
+///
+/// ```text
+/// "RBSTATE1", u64 length, u64 FNV-1a of the bytes, the bytes
+/// ```
+pub mod snapshot {
+    use std::path::{Path, PathBuf};
+
+    const MAGIC: &[u8; 8] = b"RBSTATE1";
+
+    pub fn path(data_dir: &Path, transform: &str) -> PathBuf {
+        data_dir.join("state").join(format!("{transform}.snapshot"))
+    }
+
+    fn fnv1a(data: &[u8]) -> u64 {
+        data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
+
+    pub fn encode(state: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(state.len() + 24);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(state.len() as u64).to_le_bytes());
+        out.extend_from_slice(&fnv1a(state).to_le_bytes());
+        out.extend_from_slice(state);
+        out
+    }
+
+    pub fn decode(file: &[u8]) -> Result<&[u8], String> {
+        if file.len() < 24 || &file[..8] != MAGIC {
+            return Err("not a rulebox state file".into());
+        }
+        let u = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&file[at..at + 8]);
+            u64::from_le_bytes(b)
+        };
+        let state = &file[24..];
+        if u(8) != state.len() as u64 {
+            return Err(format!(
+                "state file holds {} bytes, its header says {}",
+                state.len(),
+                u(8)
+            ));
+        }
+        if u(16) != fnv1a(state) {
+            return Err("state file checksum mismatch (damaged)".into());
+        }
+        Ok(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_advances_only_over_batches_done_in_sequence() {
+        let p = Progress::new(100);
+        let a0 = Ack::new(p.clone(), 0, 150);
+        let a1 = Ack::new(p.clone(), 1, 200);
+        let a2 = Ack::new(p.clone(), 2, 260);
+        let copy = a1.clone();
+        drop(a1);
+        assert_eq!(p.committed(), (100, false), "1 is still held, 0 not done");
+        drop(a0);
+        assert_eq!(p.committed(), (150, false));
+        drop(copy);
+        assert_eq!(p.committed(), (200, false));
+        a2.fail();
+        drop(a2);
+        let a3 = Ack::new(p.clone(), 3, 300);
+        drop(a3);
+        assert_eq!(p.committed(), (200, true), "a failed batch stops it");
+    }
+
+    #[test]
+    fn snapshot_envelope_catches_damage() {
+        let file = snapshot::encode(b"state bytes");
+        assert_eq!(snapshot::decode(&file).unwrap(), b"state bytes");
+        for i in 0..file.len() {
+            let mut bad = file.clone();
+            bad[i] ^= 1;
+            assert!(snapshot::decode(&bad).is_err(), "flip at {i}");
+        }
+        assert!(snapshot::decode(&file[..file.len() - 1]).is_err());
+        assert!(snapshot::decode(b"").is_err());
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_files() {
+        let dir = std::env::temp_dir().join(format!("rb-durable-{}", std::process::id()));
+        let p = dir.join("sub").join("c.json");
+        let c = Checkpoint {
+            path: "/x".into(),
+            dev: 1,
+            ino: 2,
+            offset: 3,
+        };
+        c.write(&p).unwrap();
+        assert_eq!(Checkpoint::read(&p).unwrap(), Some(c));
+        std::fs::write(&p, b"{half").unwrap();
+        assert!(Checkpoint::read(&p).is_err());
+        let aside = set_aside(&p).unwrap();
+        assert!(aside.to_string_lossy().contains("c.json.rejected-"));
+        assert_eq!(Checkpoint::read(&p).unwrap(), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
