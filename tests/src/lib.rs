@@ -147,7 +147,8 @@ pub fn summary_counter(stderr: &str, name: &str) -> Option<u64> {
     plain[at..].split_whitespace().next()?.parse().ok()
 }
 
-fn strip_ansi(s: &str) -> String {
+/// `s` without terminal colour codes.
+pub fn strip_ansi(s: &str) -> String {
     let mut out = String::new();
     let mut chars = s.chars();
     while let Some(c) = chars.next() {

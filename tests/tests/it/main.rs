@@ -2,5 +2,6 @@
 mod configs;
 mod contract;
 mod durability;
+mod hostile;
 mod parity;
 mod pipeline;

@@ -324,3 +324,62 @@ fn sigterm_with_an_open_stdin_still_flushes_and_exits() {
     assert_eq!(alerts[0]["status"], "final");
     assert_eq!(alerts[0]["protocol"], "SMB");
 }
+
+#[test]
+fn deeply_nested_json_and_bad_bytes_are_counted_not_fatal() {
+    let dir = Scratch::new("nested");
+    let deep = format!(
+        r#"{{"dest_ip":"8.8.8.8","a":{}{}}}"#,
+        "[".repeat(200_000),
+        "]".repeat(200_000)
+    );
+    let input = format!(
+        "{deep}\n{SMB}\n\u{0}\u{1}\u{2}\n{SMB}\n",
+        SMB = r#"{"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":445,"action":"allowed"}"#
+    )
+    .into_bytes();
+    let mut input = input;
+    input.extend_from_slice(b"{\"x\":\"\xc3\x28\"}\n");
+    let input_path = dir.write("in.ndjson", &input);
+    let cfg = rule_pipeline(
+        &dir.0,
+        &input_path,
+        "schema = \"cim\"",
+        "on_error = \"dead_letter\"",
+    ) + &format!(
+        "\n[sinks.dead]\ntype = \"file\"\npath = \"{}\"\ninputs = [\"rule.dead_letter\"]\n",
+        dir.path("dead.out").display()
+    );
+    let cfg_path = dir.write("p.toml", cfg);
+    let out = rulebox(&["run", "--config", cfg_path.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let events = std::fs::read(dir.path("events.out")).unwrap();
+    let events: Vec<&[u8]> = events
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        events.len(),
+        4,
+        "the nested, the two SMB and the control-byte line"
+    );
+    assert_eq!(
+        events[0],
+        deep.as_bytes(),
+        "too deep to read: passed on as it was"
+    );
+    assert!(
+        events[1].ends_with(br#""counted":true}}"#),
+        "the next line is processed"
+    );
+    assert_eq!(summary_counter(&err, "malformed"), Some(2), "{err}");
+    assert_eq!(summary_counter(&err, "invalid_utf8"), Some(1), "{err}");
+    let dead: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("dead.out")).unwrap()).unwrap();
+    assert_eq!(dead["reason"], "invalid_utf8");
+    assert_eq!(
+        dead["event_base64"], "eyJ4IjoiwygifQ==",
+        "the exact bytes, recoverable"
+    );
+}

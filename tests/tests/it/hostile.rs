@@ -1,0 +1,543 @@
+//! Hostile plugins, written in WAT, each run by the real `rulebox` binary
+//! over a real pipeline. Every test checks the books balance: events in =
+//! events out + dead-lettered + dropped, whatever the plugin did.
+
+use std::time::{Duration, Instant};
+
+use rulebox_tests::{Scratch, rulebox, stderr, strip_ansi, summary_counter};
+use serde_json::Value;
+
+/// A plugin module in WAT. Memory layout: scratch below 1024; the init
+/// frame at 1024; an empty result frame at 2048; a probe frame at 3072; the
+/// pass-everything frame at 8192; the input buffer at 1 MiB.
+struct Wat {
+    imports: &'static str,
+    funcs: &'static str,
+    /// The init frame's bytes (declared outputs).
+    init: &'static str,
+    process: &'static str,
+    tick: &'static str,
+    flush: &'static str,
+}
+
+const NO_OUTPUTS: &str = r#"\00\00\00\00\00\00\00\00"#;
+const PASS: &str = "(call $pass (local.get $n))";
+const EMPTY: &str = "(i64.const 0x0000080000000010)";
+
+impl Default for Wat {
+    fn default() -> Wat {
+        Wat {
+            imports: "",
+            funcs: "",
+            init: NO_OUTPUTS,
+            process: PASS,
+            tick: EMPTY,
+            flush: EMPTY,
+        }
+    }
+}
+
+impl Wat {
+    fn text(&self) -> String {
+        format!(
+            r#"(module
+  {imports}
+  (memory (export "memory") 17)
+  (data (i32.const 1024) "{init}")
+  (func (export "rulebox_abi_version") (result i32) (i32.const 1))
+  (func (export "rulebox_reserve") (param $len i32) (result i32)
+    (local $need i32)
+    (local.set $need (i32.shr_u (i32.add (i32.add (local.get $len) (i32.const 0x100000)) (i32.const 0xffff)) (i32.const 16)))
+    (if (i32.gt_u (local.get $need) (memory.size))
+      (then (drop (memory.grow (i32.sub (local.get $need) (memory.size))))))
+    (i32.const 0x100000))
+  (func (export "rulebox_init") (param i32 i32) (result i64) (i64.const 0x0000040000000100))
+  ;; A frame passing all $n events on untouched.
+  (func $pass (param $n i32) (result i64)
+    (memory.fill (i32.const 8208) (i32.const 0) (i32.mul (local.get $n) (i32.const 20)))
+    (i32.store (i32.const 8192) (i32.const 0))
+    (i32.store (i32.const 8196) (local.get $n))
+    (i32.store (i32.const 8200) (i32.const 0))
+    (i32.store (i32.const 8204) (i32.const 0))
+    (i64.or (i64.const 0x0000200000000000)
+      (i64.extend_i32_u (i32.add (i32.const 16) (i32.mul (local.get $n) (i32.const 20))))))
+  {funcs}
+  (func (export "rulebox_process") (param $p i32) (param $len i32) (param $n i32) (param $now i64) (result i64)
+    {process})
+  (func (export "rulebox_tick") (param $now i64) (result i64) {tick})
+  (func (export "rulebox_flush") (param $now i64) (result i64) {flush})
+)"#,
+            imports = self.imports,
+            init = self.init,
+            funcs = self.funcs,
+            process = self.process,
+            tick = self.tick,
+            flush = self.flush,
+        )
+    }
+}
+
+const EVENTS: usize = 3000;
+
+fn event(i: usize) -> String {
+    format!(r#"{{"n":{i},"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":21}}"#)
+}
+
+struct Run {
+    dir: Scratch,
+    stderr: String,
+    code: Option<i32>,
+    took: Duration,
+}
+
+impl Run {
+    fn lines(&self, file: &str) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path(file))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn counter(&self, name: &str) -> u64 {
+        summary_counter(&self.stderr, name)
+            .unwrap_or_else(|| panic!("no counter {name} in: {}", self.stderr))
+    }
+
+    /// Events in = out + dead-lettered + dropped, and the files agree.
+    fn books_balance(&self) {
+        let c = |n| self.counter(n);
+        assert_eq!(c("events_in"), EVENTS as u64, "{}", self.stderr);
+        assert_eq!(
+            c("events_in"),
+            c("events_out") + c("dead_lettered") + c("dropped") + c("error_dropped"),
+            "{}",
+            self.stderr
+        );
+        assert_eq!(self.lines("events.out").len() as u64, c("events_out"));
+        assert_eq!(self.lines("dead.out").len() as u64, c("dead_lettered"));
+    }
+
+    fn peak_rss_mib(&self) -> u64 {
+        let line = self
+            .stderr
+            .lines()
+            .find(|l| l.contains("peak_rss_kib"))
+            .unwrap();
+        let at = line.find("peak_rss_kib").unwrap();
+        let digits: String = line[at..]
+            .chars()
+            .skip_while(|c| !c.is_ascii_digit())
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse::<u64>().unwrap() / 1024
+    }
+}
+
+/// Runs `plugin` over EVENTS events in batches of 500, with a 50 ms
+/// deadline, no back-off (so failures in a row are deterministic) and
+/// quarantine after 3 failures in a row.
+fn run(name: &str, plugin: &Wat, transform_extra: &str) -> Run {
+    let dir = Scratch::new(&format!("hostile-{name}"));
+    let wasm = dir.write("plugin.wat", plugin.text());
+    let input: String = (0..EVENTS).map(|i| event(i) + "\n").collect();
+    let input = dir.write("in.ndjson", input);
+    let dead_sink = if transform_extra.contains("dead_letter") {
+        format!(
+            "[sinks.dead]\ntype = \"file\"\npath = \"{}\"\ninputs = [\"p.dead_letter\"]\n",
+            dir.path("dead.out").display()
+        )
+    } else {
+        String::new()
+    };
+    let cfg = format!(
+        r#"data_dir = "{data}"
+[sources.in]
+type = "file"
+path = "{input}"
+batch_max_events = 500
+
+[transforms.p]
+type = "wasm"
+inputs = ["in"]
+module = "{wasm}"
+{deadline}
+{backoff}
+quarantine_after = 3
+{transform_extra}
+
+[sinks.events]
+type = "file"
+path = "{events}"
+inputs = ["p"]
+
+{dead_sink}"#,
+        data = dir.path("data").display(),
+        input = input.display(),
+        wasm = wasm.display(),
+        deadline = if transform_extra.contains("deadline_ms") {
+            ""
+        } else {
+            "deadline_ms = 50"
+        },
+        backoff = if transform_extra.contains("restart_backoff_ms") {
+            ""
+        } else {
+            "restart_backoff_ms = 0"
+        },
+        events = dir.path("events.out").display(),
+    );
+    let cfg = dir.write("p.toml", cfg);
+    let start = Instant::now();
+    let out = rulebox(&["run", "--config", cfg.to_str().unwrap()], None);
+    let took = start.elapsed();
+    Run {
+        stderr: strip_ansi(&stderr(&out)),
+        code: out.status.code(),
+        took,
+        dir,
+    }
+}
+
+/// Every event out, in order, untouched but for the error tag.
+fn assert_tagged(r: &Run, reasons: &[&str]) {
+    let lines = r.lines("events.out");
+    assert_eq!(lines.len(), EVENTS);
+    for (i, l) in lines.iter().enumerate() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["n"], i, "order kept");
+        let reason = v["rulebox_error"]["reason"].as_str().unwrap_or("none");
+        assert!(reasons.contains(&reason), "event {i}: reason {reason}");
+        assert_eq!(v["rulebox_error"]["transform"], "p");
+        let orig = event(i);
+        assert!(
+            l.starts_with(&orig[..orig.len() - 1]),
+            "original bytes kept"
+        );
+    }
+}
+
+#[test]
+fn an_endless_loop_in_process_hits_the_deadline_then_the_plugin_is_quarantined() {
+    let p = Wat {
+        process: "(loop $l (br $l)) (i64.const 0)",
+        ..Wat::default()
+    };
+    let r = run("loop", &p, "");
+    r.books_balance();
+    assert_tagged(&r, &["deadline", "backing_off", "quarantined"]);
+    assert_eq!(r.counter("plugin_failures"), 3, "{}", r.stderr);
+    assert_eq!(r.counter("quarantined"), 1);
+    assert_eq!(r.counter("unprocessed"), EVENTS as u64);
+    assert!(r.stderr.contains("plugin quarantined"), "{}", r.stderr);
+    assert_eq!(
+        r.code,
+        Some(1),
+        "a quarantine is reported in the exit status"
+    );
+    assert!(r.took < Duration::from_secs(10), "took {:?}", r.took);
+}
+
+#[test]
+fn failures_in_a_row_back_off_before_the_next_fresh_instance() {
+    let p = Wat {
+        process: "(loop $l (br $l)) (i64.const 0)",
+        ..Wat::default()
+    };
+    let r = run("backoff", &p, "restart_backoff_ms = 60000");
+    r.books_balance();
+    // The first failure restarts at once, the second waits a minute: the
+    // rest of the input goes on meanwhile, unprocessed and tagged.
+    assert_eq!(r.counter("plugin_failures"), 2, "{}", r.stderr);
+    assert_eq!(r.counter("restarts"), 1);
+    assert_eq!(r.counter("quarantined"), 0);
+    let lines = r.lines("events.out");
+    for (i, want) in [
+        (0, "deadline"),
+        (500, "deadline"),
+        (1000, "backing_off"),
+        (2999, "backing_off"),
+    ] {
+        let v: Value = serde_json::from_str(&lines[i]).unwrap();
+        assert_eq!(v["rulebox_error"]["reason"], want, "event {i}");
+    }
+    assert!(
+        r.took < Duration::from_secs(10),
+        "no waiting on the hot path: {:?}",
+        r.took
+    );
+}
+
+#[test]
+fn dead_letters_carry_the_event_and_the_reason() {
+    let p = Wat {
+        process: "(loop $l (br $l)) (i64.const 0)",
+        ..Wat::default()
+    };
+    let r = run("dead", &p, "on_error = \"dead_letter\"");
+    r.books_balance();
+    assert!(r.lines("events.out").is_empty());
+    let dead = r.lines("dead.out");
+    assert_eq!(dead.len(), EVENTS);
+    for (i, l) in dead.iter().enumerate() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["event"], event(i), "the original event, exactly");
+        assert_eq!(v["transform"], "p");
+        assert!(
+            v["reason"] == "deadline"
+                || v["reason"] == "backing_off"
+                || v["reason"] == "quarantined",
+            "{v}"
+        );
+    }
+    let first: Value = serde_json::from_str(&dead[0]).unwrap();
+    assert!(
+        first["error"].as_str().unwrap().contains("deadline"),
+        "{first}"
+    );
+    // drop: counted, nothing written.
+    let r = run("drop", &p, "on_error = \"drop\"");
+    r.books_balance();
+    assert_eq!(r.counter("error_dropped"), EVENTS as u64);
+}
+
+#[test]
+fn a_poison_event_costs_one_batch_and_the_fresh_instance_goes_on() {
+    // Traps when the batch's first event is event 1000 (the third batch).
+    let p = Wat {
+        process: r#"(if (i32.eq (i32.load (i32.add (local.get $p) (i32.const 5))) (i32.const 0x30303031)) (then unreachable)) (call $pass (local.get $n))"#,
+        ..Wat::default()
+    };
+    let r = run("poison", &p, "");
+    r.books_balance();
+    assert_eq!(r.counter("plugin_failures"), 1);
+    assert_eq!(r.counter("restarts"), 1);
+    assert_eq!(r.counter("quarantined"), 0);
+    assert_eq!(r.counter("unprocessed"), 500, "just the poisoned batch");
+    let lines = r.lines("events.out");
+    assert!(
+        lines[1000].contains(r#""rulebox_error":{"transform":"p","reason":"trap"}"#),
+        "{}",
+        lines[1000]
+    );
+    assert_eq!(
+        lines[1500],
+        event(1500),
+        "later batches are processed again"
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}
+
+#[test]
+fn sleeping_or_spinning_in_host_calls_does_not_hold_the_worker() {
+    // poll_oneoff is how a wasip1 guest sleeps: denied at once, so the
+    // plugin spins on it (and on sched_yield) until the deadline.
+    let p = Wat {
+        imports: r#"(import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
+  (import "rulebox" "log" (func $log (param i32 i32 i32)))
+  (data (i32.const 900) "SPAM")"#,
+        process: "(loop $l (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128))) (drop (call $yield)) (call $log (i32.const 2) (i32.const 900) (i32.const 4)) (br $l)) (i64.const 0)",
+        ..Wat::default()
+    };
+    let r = run("sleep", &p, "");
+    r.books_balance();
+    assert_eq!(r.counter("plugin_failures"), 3, "{}", r.stderr);
+    assert!(r.took < Duration::from_secs(10), "took {:?}", r.took);
+    // The log calls were rate-limited, not one line per call.
+    let logged = r.stderr.lines().filter(|l| l.contains("SPAM")).count();
+    assert!(logged > 0 && logged <= 3 * 32, "{logged} plugin log lines");
+}
+
+#[test]
+fn an_endless_loop_in_tick_is_stopped_and_events_keep_flowing() {
+    let p = Wat {
+        tick: "(loop $l (br $l)) (i64.const 0)",
+        flush: "(loop $l (br $l)) (i64.const 0)",
+        ..Wat::default()
+    };
+    let r = run("tick", &p, "flush_interval_secs = 1");
+    r.books_balance();
+    // The run ends before the first tick; the final flush loops instead.
+    assert!(r.counter("plugin_failures") >= 1, "{}", r.stderr);
+    assert_eq!(r.lines("events.out")[0], event(0), "processed untouched");
+    assert_eq!(r.counter("unprocessed"), 0);
+    assert!(r.stderr.contains("call=\"flush\""), "{}", r.stderr);
+}
+
+#[test]
+fn memory_and_table_bombs_are_capped_and_host_memory_stays_bounded() {
+    let cases = [
+        // Grow memory until refused, then trap.
+        (
+            "memory",
+            "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 256)) (i32.const -1)))) unreachable",
+            "(table 1 funcref)",
+        ),
+        // Ask for 4 GiB at once, then touch the last page it got.
+        (
+            "memory4g",
+            "(drop (memory.grow (i32.const 65535))) (i32.store (i32.sub (i32.shl (memory.size) (i32.const 16)) (i32.const 4)) (i32.const 1)) unreachable",
+            "(table 1 funcref)",
+        ),
+        // Grow a table until refused.
+        (
+            "table",
+            "(loop $l (br_if $l (i32.ne (table.grow $t (ref.null func) (i32.const 100000)) (i32.const -1)))) unreachable",
+            "(table $t 1 funcref)",
+        ),
+        // Recurse until the stack runs out.
+        (
+            "stack",
+            "(drop (call $deep (i32.const 0))) (i64.const 0)",
+            "(func $deep (param i32) (result i32) (i32.add (call $deep (i32.add (local.get 0) (i32.const 1))) (i32.const 1)))",
+        ),
+    ];
+    for (name, process, funcs) in cases {
+        let p = Wat {
+            process,
+            funcs,
+            ..Wat::default()
+        };
+        let r = run(name, &p, "max_memory_mib = 64");
+        r.books_balance();
+        assert_eq!(r.counter("plugin_failures"), 3, "{name}: {}", r.stderr);
+        assert_eq!(r.counter("unprocessed"), EVENTS as u64, "{name}");
+        assert!(
+            r.peak_rss_mib() < 200,
+            "{name}: host peak RSS {} MiB",
+            r.peak_rss_mib()
+        );
+    }
+}
+
+#[test]
+fn a_frame_asking_for_huge_output_is_refused_without_allocating_it() {
+    // One million records, all pointing at the same 60 kB payload: 60 GB
+    // of output from a 12 MB frame.
+    let p = Wat {
+        funcs: r#"(func $huge (result i64)
+    (local $i i32)
+    (drop (memory.grow (i32.const 256)))
+    (i32.store (i32.const 0x200000) (i32.const 0))
+    (i32.store (i32.const 0x200004) (i32.const 0))
+    (i32.store (i32.const 0x200008) (i32.const 1000000))
+    (i32.store (i32.const 0x20000c) (i32.const 60000))
+    (loop $l
+      (i32.store (i32.add (i32.const 0x200010) (i32.mul (local.get $i) (i32.const 12))) (i32.const 1))
+      (i32.store (i32.add (i32.const 0x200014) (i32.mul (local.get $i) (i32.const 12))) (i32.const 0))
+      (i32.store (i32.add (i32.const 0x200018) (i32.mul (local.get $i) (i32.const 12))) (i32.const 60000))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 1000000))))
+    (i64.or (i64.const 0x0020000000000000) (i64.const 12060016)))"#,
+        init: r#"\00\00\00\00\01\00\00\00\04\00\00\00huge"#,
+        flush: "(call $huge)",
+        ..Wat::default()
+    };
+    let r = run("huge", &p, "deadline_ms = 2000");
+    r.books_balance();
+    assert_eq!(r.counter("plugin_failures"), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("over the cap"), "{}", r.stderr);
+    assert_eq!(r.counter("records"), 0);
+    assert!(
+        r.peak_rss_mib() < 200,
+        "host peak RSS {} MiB",
+        r.peak_rss_mib()
+    );
+}
+
+#[test]
+fn capability_probes_are_all_denied() {
+    // flush calls each probe and reports the errnos as two digits each.
+    let p = Wat {
+        imports: r#"(import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $env (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_accept" (func $accept (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_recv" (func $recv (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (data (i32.const 3072) "\00\00\00\00\00\00\00\00\01\00\00\00\20\00\00\00\01\00\00\00\00\00\00\00\20\00\00\00{\"probe\":\"....................\"}")
+  (data (i32.const 200) "\90\01\00\00\0a\00\00\00")
+  (data (i32.const 500) "\ff\ff\ff\ff")"#,
+        funcs: r#"(func $d (param $k i32) (param $v i32)
+    (i32.store8 (i32.add (i32.const 3110) (i32.mul (local.get $k) (i32.const 2))) (i32.add (i32.const 48) (i32.div_u (local.get $v) (i32.const 10))))
+    (i32.store8 (i32.add (i32.const 3111) (i32.mul (local.get $k) (i32.const 2))) (i32.add (i32.const 48) (i32.rem_u (local.get $v) (i32.const 10)))))"#,
+        init: r#"\00\00\00\00\01\00\00\00\05\00\00\00probe"#,
+        flush: r#"(call $d (i32.const 0) (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 100)))
+    (call $d (i32.const 1) (call $read (i32.const 0) (i32.const 200) (i32.const 1) (i32.const 300)))
+    (call $d (i32.const 2) (call $env (i32.const 500) (i32.const 504)))
+    (call $d (i32.const 3) (call $accept (i32.const 3) (i32.const 0) (i32.const 508)))
+    (call $d (i32.const 4) (call $clock (i32.const 0) (i64.const 1) (i32.const 512)))
+    (call $d (i32.const 5) (call $prestat (i32.const 3) (i32.const 520)))
+    (call $d (i32.const 6) (call $poll (i32.const 600) (i32.const 700) (i32.const 1) (i32.const 524)))
+    (call $d (i32.const 7) (call $write (i32.const 5) (i32.const 200) (i32.const 1) (i32.const 528)))
+    (call $d (i32.const 8) (call $recv (i32.const 3) (i32.const 200) (i32.const 1) (i32.const 0) (i32.const 532) (i32.const 536)))
+    (call $d (i32.const 9) (i32.load (i32.const 500)))
+    (i64.const 0x00000c000000003c)"#,
+        ..Wat::default()
+    };
+    let dir_run = run("probe", &p, "");
+    let r = &dir_run;
+    r.books_balance();
+    assert_eq!(r.counter("plugin_failures"), 0, "{}", r.stderr);
+    // A sink for the probe output is not configured; read it from a second run with one.
+    let cfg = std::fs::read_to_string(r.dir.path("p.toml")).unwrap()
+        + &format!(
+            "[sinks.probe]\ntype = \"file\"\npath = \"{}\"\ninputs = [\"p.probe\"]\n",
+            r.dir.path("probe.out").display()
+        );
+    let cfg_path = r.dir.write("probe.toml", cfg);
+    let out = rulebox(&["run", "--config", cfg_path.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let probe = r.lines("probe.out");
+    let v: Value = serde_json::from_str(&probe[0]).unwrap();
+    // path_open, fd_read(stdin), environ_sizes_get, sock_accept,
+    // clock_time_get, fd_prestat_get, poll_oneoff, fd_write(5), sock_recv:
+    // ENOTCAPABLE (76) or EBADF (8); the environment has 0 entries.
+    assert_eq!(v["probe"], "76760076767676087600", "{v}");
+}
+
+#[test]
+fn plugins_breaking_the_contract_are_refused_with_a_clear_error() {
+    let cases: [(&str, String, &str); 3] = [
+        (
+            "abi",
+            Wat::default().text().replace(
+                "(i32.const 1))\n  (func (export \"rulebox_reserve\")",
+                "(i32.const 7))\n  (func (export \"rulebox_reserve\")",
+            ),
+            "ABI version 7 is not supported",
+        ),
+        (
+            "export",
+            Wat::default()
+                .text()
+                .replace("\"rulebox_tick\"", "\"tick\""),
+            "missing export rulebox_tick",
+        ),
+        (
+            "output",
+            Wat {
+                init: r#"\00\00\00\00\01\00\00\00\0b\00\00\00dead_letter"#,
+                ..Wat::default()
+            }
+            .text(),
+            "reserved for the host",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let dir = Scratch::new(&format!("contract-{name}"));
+        let wasm = dir.write("plugin.wat", text);
+        let cfg = format!(
+            "[sources.in]\ntype = \"stdin\"\n[transforms.p]\ntype = \"wasm\"\ninputs = [\"in\"]\nmodule = \"{}\"\n[sinks.out]\ntype = \"stdout\"\ninputs = [\"p\"]\n",
+            wasm.display()
+        );
+        let cfg = dir.write("p.toml", cfg);
+        let out = rulebox(&["validate", "--config", cfg.to_str().unwrap()], None);
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert!(stderr(&out).contains(want), "{name}: {}", stderr(&out));
+    }
+}
