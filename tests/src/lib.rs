@@ -5,6 +5,8 @@
 //! `.wasm` for `wasm32-wasip1`, the host in release mode). A missing one is a
 //! test failure with the command to run, never a skip.
 
+pub mod fuzz;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -2,6 +2,7 @@
 mod configs;
 mod contract;
 mod durability;
+mod fuzz_corpus;
 mod hostile;
 mod parity;
 mod pipeline;

@@ -1,0 +1,128 @@
+//! The bodies of the fuzz targets (`fuzz/`), kept here so the committed
+//! corpus is replayed by the ordinary test suite with the same code. Each
+//! takes arbitrary bytes and panics only when a guarantee breaks.
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use rule_t1071_002::T1071;
+use rulebox_abi::{Action, InitFrame, ResultFrame};
+use rulebox_plugin::Runner;
+
+const NOW_MS: i64 = 1_763_683_200_000;
+
+thread_local! {
+    /// One runner per preset (and `auto`), reused across inputs like a
+    /// long-running instance.
+    static PRESETS: RefCell<Vec<Runner<T1071>>> = RefCell::new(
+        ["cim", "qradar", "ecs", "ocsf", "zeek", "sysmon", "auto"]
+            .iter()
+            .map(|s| {
+                let mut r = Runner::new();
+                let cfg = format!(r#"{{"schema":"{s}","max_keys":10000}}"#);
+                assert!(matches!(InitFrame::parse(r.init(cfg.as_bytes())), Ok(InitFrame::Ok(_))));
+                r
+            })
+            .collect()
+    );
+    static GUEST: RefCell<Runner<T1071>> = RefCell::new({
+        let mut r = Runner::new();
+        r.init(b"{}");
+        r
+    });
+}
+
+/// Checks a result frame for `events` (their bytes, in order) the way the
+/// host would use it, and that the rule kept to the contract.
+fn check_frame(frame: &[u8], events: &[&[u8]]) {
+    let f = ResultFrame::parse(frame).expect("the SDK writes well-formed frames");
+    assert!(f.error().is_none());
+    assert_eq!(f.n_events(), events.len());
+    for (i, ev) in events.iter().enumerate() {
+        let r = f.event(i);
+        if r.action == Action::Edit as u8 {
+            assert!(
+                r.start <= r.end && r.end as usize <= ev.len(),
+                "edit range inside the event"
+            );
+            let p = f
+                .payload(r.payload_off, r.payload_len)
+                .expect("payload in bounds");
+            assert!(!p.contains(&b'\n'), "no newline in an edit");
+        }
+    }
+    for i in 0..f.n_records() {
+        let r = f.record(i);
+        let p = f
+            .payload(r.payload_off, r.payload_len)
+            .expect("record in bounds");
+        assert!(!p.contains(&b'\n'));
+        serde_json::from_slice::<serde_json::Value>(p).expect("alerts are JSON");
+    }
+}
+
+/// One event, read by every preset.
+pub fn event_reader(data: &[u8]) {
+    let line: Vec<u8> = data.iter().copied().filter(|&c| c != b'\n').collect();
+    let mut batch = line.clone();
+    batch.push(b'\n');
+    PRESETS.with(|p| {
+        for r in p.borrow_mut().iter_mut() {
+            let frame = r.process(&batch, 1, NOW_MS).to_vec();
+            check_frame(&frame, &[&line]);
+        }
+    });
+}
+
+/// The plugin API's decoding on both sides: the host's reading of result
+/// and init frames and of stored state; the guest's reading of batches and
+/// of snapshots handed back.
+pub fn abi_frames(data: &[u8]) {
+    if let Ok(f) = ResultFrame::parse(data) {
+        for i in 0..f.n_events() {
+            let e = f.event(i);
+            let _ = f.payload(e.payload_off, e.payload_len);
+        }
+        for i in 0..f.n_records() {
+            let r = f.record(i);
+            let _ = f.payload(r.payload_off, r.payload_len);
+        }
+    }
+    let _ = InitFrame::parse(data);
+    let _ = rulebox::durable::snapshot::decode(data);
+    let Some((&count, batch)) = data.split_first() else {
+        return;
+    };
+    GUEST.with(|g| {
+        let mut g = g.borrow_mut();
+        // A batch with a count that may not match its lines.
+        let count = count as usize % 16;
+        let frame = g.process(batch, count, NOW_MS).to_vec();
+        let mut events: Vec<&[u8]> = batch.split(|&c| c == b'\n').take(count).collect();
+        events.resize(count, b"");
+        check_frame(&frame, &events);
+        // Arbitrary bytes handed back as a snapshot: refused or used, never a panic.
+        let frame = g.restore(batch, NOW_MS).to_vec();
+        ResultFrame::parse(&frame).expect("an ok or error frame");
+    });
+}
+
+/// The pipeline configuration and the rule's configuration.
+pub fn config_loader(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = rulebox::config::Loaded::parse(Path::new("/fuzz/p.toml"), text.to_string());
+    }
+    if let Ok(cfg) = rule_t1071_002::config::Config::from_json(data) {
+        let _ = T1071::from_config(cfg);
+    }
+}
+
+/// A fuzz target body.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, for the corpus replay.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("event_reader", event_reader),
+    ("abi_frames", abi_frames),
+    ("config_loader", config_loader),
+];
