@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use rulebox_tests::{Scratch, rulebox, stderr, strip_ansi, summary_counter};
+use rulebox_tests::{
+    Scratch, rulebox, rulebox_bin, stderr, strip_ansi, summary_counter, terminate, wait_for,
+};
 use serde_json::Value;
 
 /// A plugin module in WAT. Memory layout: scratch below 1024; the init
@@ -191,6 +193,22 @@ inputs = ["p"]
     let start = Instant::now();
     let out = rulebox(&["run", "--config", cfg.to_str().unwrap()], None);
     let took = start.elapsed();
+    // For the record (visible with --nocapture).
+    eprintln!(
+        "hostile {name}: exit {:?}, {:?} wall, {}",
+        out.status.code(),
+        took,
+        strip_ansi(&stderr(&out))
+            .lines()
+            .filter(|l| l.contains("transform done")
+                || l.contains("summary")
+                || l.contains("fresh plugin")
+                || l.contains("call failed")
+                || l.contains("quarantined"))
+            .map(|l| l.chars().take(400).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n    ")
+    );
     Run {
         stderr: strip_ansi(&stderr(&out)),
         code: out.status.code(),
@@ -540,4 +558,74 @@ fn plugins_breaking_the_contract_are_refused_with_a_clear_error() {
         assert_eq!(out.status.code(), Some(2), "{name}");
         assert!(stderr(&out).contains(want), "{name}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn an_endless_loop_in_a_periodic_tick_is_stopped_and_the_next_events_are_processed() {
+    // A followed file keeps the pipeline up across several 1 s ticks.
+    let dir = Scratch::new("hostile-ticks");
+    let p = Wat {
+        tick: "(loop $l (br $l)) (i64.const 0)",
+        ..Wat::default()
+    };
+    let wasm = dir.write("plugin.wat", p.text());
+    let input = dir.write("in.ndjson", "");
+    let cfg = format!(
+        "data_dir = \"{}\"\n[sources.in]\ntype = \"file\"\npath = \"{}\"\nfollow = true\npoll_interval_ms = 20\n\
+         [transforms.p]\ntype = \"wasm\"\ninputs = [\"in\"]\nmodule = \"{}\"\nflush_interval_secs = 1\npersist_state = false\n\
+         [sinks.events]\ntype = \"file\"\npath = \"{}\"\ninputs = [\"p\"]\n",
+        dir.path("data").display(),
+        input.display(),
+        wasm.display(),
+        dir.path("events.out").display()
+    );
+    let cfg = dir.write("p.toml", cfg);
+    let log = dir.path("log.txt");
+    let mut child = std::process::Command::new(rulebox_bin())
+        .args([
+            "--log-file",
+            log.to_str().unwrap(),
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let append = |from: usize, to: usize| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&input)
+            .unwrap();
+        for i in from..to {
+            writeln!(f, "{}", event(i)).unwrap();
+        }
+    };
+    append(0, 10);
+    wait_for(
+        "a tick stopped at the deadline",
+        Duration::from_secs(20),
+        || read(&log).contains("call=\"tick\""),
+    );
+    // Events after the failed tick go through a fresh instance, untouched.
+    append(10, 20);
+    wait_for("20 events out", Duration::from_secs(20), || {
+        read(&dir.path("events.out")).lines().count() == 20
+    });
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status:?}");
+    let out = read(&dir.path("events.out"));
+    for (i, l) in out.lines().enumerate() {
+        assert_eq!(l, event(i), "event {i} processed and untouched");
+    }
+    let log = read(&log);
+    assert!(
+        log.contains("plugin exceeded its deadline of 100ms"),
+        "default deadline: {log}"
+    );
+    assert!(log.contains("fresh plugin instance started"), "{log}");
 }
