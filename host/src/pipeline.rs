@@ -440,6 +440,7 @@ struct Tracker {
     progress: Arc<Progress>,
     file: PathBuf,
     stored: Checkpoint,
+    interval: Duration,
 }
 
 async fn checkpoint_loop(t: Tracker, mut stop: watch::Receiver<bool>, errors: Arc<AtomicU64>) {
@@ -448,9 +449,9 @@ async fn checkpoint_loop(t: Tracker, mut stop: watch::Receiver<bool>, errors: Ar
         progress,
         file,
         mut stored,
+        interval,
     } = t;
-    let mut interval =
-        tokio::time::interval(Duration::from_millis(CHECKPOINT_MS.load(Ordering::Relaxed)));
+    let mut interval = tokio::time::interval(interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let last = tokio::select! {
@@ -473,9 +474,6 @@ async fn checkpoint_loop(t: Tracker, mut stop: watch::Receiver<bool>, errors: Ar
         }
     }
 }
-
-/// How often checkpoints are written, ms (the smallest interval configured).
-static CHECKPOINT_MS: AtomicU64 = AtomicU64::new(1000);
 
 /// Reads a source on its own thread (reads block; a blocked read must not
 /// hold up shutdown, so the thread is detached and [`forward`] decides when
@@ -522,7 +520,6 @@ fn spawn_reader(
                 }
             };
             if s.checkpoints() {
-                CHECKPOINT_MS.fetch_min((*checkpoint_interval_ms).max(10), Ordering::Relaxed);
                 let (cp, file) = resume(&id, &path, &mut f, &loaded.data_dir(), &errors);
                 start = cp.offset;
                 tracker = Some(Tracker {
@@ -530,6 +527,7 @@ fn spawn_reader(
                     progress: Progress::new(cp.offset),
                     file,
                     stored: cp,
+                    interval: Duration::from_millis((*checkpoint_interval_ms).max(10)),
                 });
             }
             Box::new(f)
@@ -754,9 +752,15 @@ async fn transform_loop(
             m = rx.recv() => match m {
                 Some(b) => {
                     tokio::task::block_in_place(|| t.process(&b, now_ms(), &mut outs));
-                    // The events now travel in the outputs: so do their acks.
-                    outs.default.acks.extend(b.acks.iter().cloned());
-                    outs.dead_letter.acks.extend(b.acks.iter().cloned());
+                    // The events now travel in the outputs (a plugin may
+                    // route some to a named output): so do their acks.
+                    // Outputs left empty release theirs in send_outputs.
+                    let all = std::iter::once(&mut outs.default)
+                        .chain(outs.named.iter_mut())
+                        .chain(std::iter::once(&mut outs.dead_letter));
+                    for o in all {
+                        o.acks.extend(b.acks.iter().cloned());
+                    }
                 }
                 None => break,
             },
