@@ -1,0 +1,375 @@
+//! The benchmark suite: one command, every baseline on the same input, in
+//! the same run, interleaved (this VM drifts; compare within a run only).
+//!
+//! ```text
+//! bench-suite [--events N] [--runs R] [--out FILE]
+//! ```
+//!
+//! Cases (each in its own process, so each has its own peak RSS):
+//! - `cat`: read the file and write it out in 256 KiB chunks (the I/O ceiling);
+//! - `passthrough`: `rulebox run` file → file with a plugin that passes every
+//!   event untouched (the cost of the host and the ABI);
+//! - `native-rule`: the T1071.002 rule compiled natively, called batch by
+//!   batch in memory through the SDK's `Runner` (the rule without a sandbox);
+//! - `wasm-rule`: the same batches in memory through the host's
+//!   `WasmTransform` and the `.wasm`, sandbox on (100 ms deadline, 64 MiB);
+//! - `rulebox`: `rulebox run` file → file with the `.wasm` rule, default
+//!   sandbox settings (the end-to-end figure);
+//! - `warm-start`: `rulebox run` over one event with the module cache warm.
+//!
+//! Writes a Markdown table (with the commit) to `--out` (default
+//! `target/bench/results.md`) and prints it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--case") {
+        return child(&args[1..]);
+    }
+    let mut events = 1_000_000usize;
+    let mut runs = 3usize;
+    let mut out: Option<PathBuf> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || {
+            it.next()
+                .cloned()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+        };
+        match a.as_str() {
+            "--events" => events = val().parse().unwrap_or_else(|_| usage("bad --events")),
+            "--runs" => runs = val().parse().unwrap_or_else(|_| usage("bad --runs")),
+            "--out" => out = Some(PathBuf::from(val())),
+            _ => usage(&format!("unknown argument {a}")),
+        }
+    }
+    let root = root();
+    let dir = root.join("target").join("bench");
+    std::fs::create_dir_all(&dir).expect("create target/bench");
+    let input = dir.join(format!("events-{events}.ndjson"));
+    if !input.exists() {
+        eprintln!(
+            "bench-suite: generating {events} events into {}",
+            input.display()
+        );
+        let mut data = Vec::with_capacity(events * 450);
+        for l in rulebox_bench::sample(events, 42, 1_763_683_200_000) {
+            data.extend_from_slice(l.as_bytes());
+            data.push(b'\n');
+        }
+        std::fs::write(&input, &data).expect("write events");
+    }
+    let bytes = std::fs::metadata(&input).expect("input").len();
+    let rulebox = root.join("target/release/rulebox");
+    let wasm = root.join("target/wasm32-wasip1/wasm/rule_t1071_002.wasm");
+    for p in [&rulebox, &wasm] {
+        if !p.exists() {
+            usage(&format!(
+                "{} is missing: run `bash scripts/bench.sh`",
+                p.display()
+            ));
+        }
+    }
+    let pass = dir.join("passthrough.wat");
+    std::fs::write(&pass, PASSTHROUGH_WAT).expect("write plugin");
+    let one = dir.join("one-event.ndjson");
+    std::fs::write(
+        &one,
+        b"{\"src_ip\":\"10.0.0.5\",\"dest_ip\":\"203.0.113.9\",\"dest_port\":21}\n",
+    )
+    .expect("write");
+    let cfg = |name: &str, module: &Path, input: &Path| {
+        let p = dir.join(format!("{name}.toml"));
+        let text = format!(
+            "data_dir = \"{d}/data\"\n[sources.in]\ntype = \"file\"\npath = \"{i}\"\n\
+             [transforms.t]\ntype = \"wasm\"\ninputs = [\"in\"]\nmodule = \"{m}\"\n\
+             [sinks.events]\ntype = \"file\"\nappend = false\npath = \"{d}/{name}.out\"\ninputs = [\"t\"]\n",
+            d = dir.display(),
+            i = input.display(),
+            m = module.display(),
+        );
+        std::fs::write(&p, text).expect("write config");
+        p
+    };
+    let pass_cfg = cfg("passthrough", &pass, &input);
+    let rule_cfg = cfg("rulebox", &wasm, &input);
+    let warm_cfg = cfg("warm-start", &wasm, &one);
+    // Compile both modules into the cache before timing anything.
+    for c in [&pass_cfg, &warm_cfg] {
+        run_rulebox(&rulebox, c);
+    }
+    let me = std::env::current_exe().expect("own path");
+    let input_s = input.to_string_lossy().into_owned();
+    let wasm_s = wasm.to_string_lossy().into_owned();
+    let copy_s = dir.join("cat.out").to_string_lossy().into_owned();
+    type Case<'a> = (&'a str, Box<dyn Fn() -> (f64, u64) + 'a>, usize);
+    let cases: Vec<Case> = vec![
+        (
+            "cat",
+            Box::new(|| run_child(&me, &["cat", &input_s, &copy_s])),
+            events,
+        ),
+        (
+            "passthrough",
+            Box::new(|| run_rulebox(&rulebox, &pass_cfg)),
+            events,
+        ),
+        (
+            "native-rule",
+            Box::new(|| run_child(&me, &["native", &input_s])),
+            events,
+        ),
+        (
+            "wasm-rule",
+            Box::new(|| run_child(&me, &["wasm", &input_s, &wasm_s])),
+            events,
+        ),
+        (
+            "rulebox",
+            Box::new(|| run_rulebox(&rulebox, &rule_cfg)),
+            events,
+        ),
+        (
+            "warm-start",
+            Box::new(|| run_rulebox(&rulebox, &warm_cfg)),
+            1,
+        ),
+    ];
+    let mut results: Vec<Vec<(f64, u64)>> = vec![Vec::new(); cases.len()];
+    for r in 0..runs {
+        for (i, (name, f, _)) in cases.iter().enumerate() {
+            let res = f();
+            eprintln!(
+                "bench-suite: run {} {name}: {:.3} s, peak {} KiB",
+                r + 1,
+                res.0,
+                res.1
+            );
+            results[i].push(res);
+        }
+    }
+    let median = |v: &[(f64, u64)]| {
+        let mut s: Vec<f64> = v.iter().map(|x| x.0).collect();
+        s.sort_by(f64::total_cmp);
+        s[s.len() / 2]
+    };
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(&root)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let mut md = format!(
+        "# rulebox benchmarks\n\ncommit `{commit}`, {events} events, {:.0} bytes mean, median of {runs} interleaved runs\n\n\
+         | case | median s | events/s | MB/s | peak RSS MiB | runs (s) |\n|---|---|---|---|---|---|\n",
+        bytes as f64 / events as f64
+    );
+    let mut med = Vec::new();
+    for ((name, _, n), r) in cases.iter().zip(&results) {
+        let m = median(r);
+        med.push(m);
+        let peak = r.iter().map(|x| x.1).max().unwrap_or(0) as f64 / 1024.0;
+        let mbs = if *n == events {
+            format!("{:.1}", bytes as f64 / m / 1e6)
+        } else {
+            "-".into()
+        };
+        let all: Vec<String> = r.iter().map(|x| format!("{:.3}", x.0)).collect();
+        md.push_str(&format!(
+            "| {name} | {m:.3} | {:.0} | {mbs} | {peak:.1} | {} |\n",
+            *n as f64 / m,
+            all.join(", ")
+        ));
+    }
+    md.push_str(&format!(
+        "\nRatios (same run): wasm-rule / native-rule throughput = {:.2} (target ≥ 0.8); \
+         passthrough / cat = {:.2} (target ≥ 0.5); rulebox end to end = {:.0} events/s (target ≥ 1,000,000); \
+         warm start = {:.0} ms (target ≤ 50).\n",
+        med[2] / med[3],
+        med[0] / med[1],
+        events as f64 / med[4],
+        med[5] * 1000.0
+    ));
+    let out = out.unwrap_or_else(|| dir.join("results.md"));
+    std::fs::write(&out, &md).expect("write results");
+    println!("{md}");
+    eprintln!("bench-suite: written to {}", out.display());
+}
+
+/// A plugin that passes every event on untouched (WAT; the host compiles it).
+const PASSTHROUGH_WAT: &str = r#"(module
+  (memory (export "memory") 17)
+  (data (i32.const 1024) "\00\00\00\00\00\00\00\00")
+  (func (export "rulebox_abi_version") (result i32) (i32.const 1))
+  (func (export "rulebox_reserve") (param $len i32) (result i32)
+    (local $need i32)
+    (local.set $need (i32.shr_u (i32.add (i32.add (local.get $len) (i32.const 0x100000)) (i32.const 0xffff)) (i32.const 16)))
+    (if (i32.gt_u (local.get $need) (memory.size))
+      (then (drop (memory.grow (i32.sub (local.get $need) (memory.size))))))
+    (i32.const 0x100000))
+  (func (export "rulebox_init") (param i32 i32) (result i64) (i64.const 0x0000040000000008))
+  (func (export "rulebox_process") (param $p i32) (param $len i32) (param $n i32) (param $now i64) (result i64)
+    (memory.fill (i32.const 8208) (i32.const 0) (i32.mul (local.get $n) (i32.const 20)))
+    (i32.store (i32.const 8192) (i32.const 0))
+    (i32.store (i32.const 8196) (local.get $n))
+    (i32.store (i32.const 8200) (i32.const 0))
+    (i32.store (i32.const 8204) (i32.const 0))
+    (i64.or (i64.const 0x0000200000000000)
+      (i64.extend_i32_u (i32.add (i32.const 16) (i32.mul (local.get $n) (i32.const 20))))))
+  (func (export "rulebox_tick") (param i64) (result i64) (i64.const 0x0000080000000010))
+  (func (export "rulebox_flush") (param i64) (result i64) (i64.const 0x0000080000000010))
+  (data (i32.const 2048) "\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00")
+)"#;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("bench-suite: {msg}\nusage: bench-suite [--events N] [--runs R] [--out FILE]");
+    std::process::exit(2)
+}
+
+/// Wall time of `rulebox run` and the peak RSS from its summary.
+fn run_rulebox(bin: &Path, cfg: &Path) -> (f64, u64) {
+    let start = Instant::now();
+    let out = Command::new(bin)
+        .args(["--log-level", "info", "run", "--config"])
+        .arg(cfg)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run rulebox");
+    let secs = start.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        panic!("rulebox failed on {}: {err}", cfg.display());
+    }
+    let peak = err
+        .split("peak_rss_kib")
+        .nth(1)
+        .and_then(|s| {
+            let d: String = s
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(char::is_ascii_digit)
+                .collect();
+            d.parse().ok()
+        })
+        .unwrap_or(0);
+    (secs, peak)
+}
+
+/// Runs a case of this binary in its own process: it prints "secs peak_kib".
+fn run_child(me: &Path, args: &[&str]) -> (f64, u64) {
+    let out = Command::new(me)
+        .arg("--case")
+        .args(args)
+        .output()
+        .expect("run case");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace();
+    match (
+        it.next().and_then(|s| s.parse().ok()),
+        it.next().and_then(|s| s.parse().ok()),
+    ) {
+        (Some(s), Some(p)) if out.status.success() => (s, p),
+        _ => panic!(
+            "case {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Batches of up to 1024 lines, as the host cuts them.
+fn batches(data: &[u8]) -> Vec<rulebox::batch::Batch> {
+    let mut s = rulebox::batch::LineSplitter::new(1024);
+    let mut out = Vec::new();
+    s.push(data, &mut out);
+    s.finish(&mut out);
+    out
+}
+
+fn child(args: &[String]) {
+    let arg = |i: usize| {
+        args.get(i)
+            .map(String::as_str)
+            .unwrap_or_else(|| usage("case needs arguments"))
+    };
+    let secs = match arg(0) {
+        "cat" => {
+            use std::io::{Read, Write};
+            let start = Instant::now();
+            let mut r = std::fs::File::open(arg(1)).expect("open input");
+            let mut w = std::fs::File::create(arg(2)).expect("create output");
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = r.read(&mut buf).expect("read");
+                if n == 0 {
+                    break;
+                }
+                w.write_all(&buf[..n]).expect("write");
+            }
+            start.elapsed().as_secs_f64()
+        }
+        "native" => {
+            let data = std::fs::read(arg(1)).expect("read input");
+            let batches = batches(&data);
+            let mut r = rulebox_plugin::Runner::<rule_t1071_002::T1071>::new();
+            r.init(b"{}");
+            let start = Instant::now();
+            let mut sink = 0usize;
+            for b in &batches {
+                sink += r.process(b.bytes(), b.count(), 0).len();
+            }
+            sink += r.flush(0).len();
+            std::hint::black_box(sink);
+            start.elapsed().as_secs_f64()
+        }
+        "wasm" => {
+            use rulebox::sandbox::{Limits, Plugin, Runtime};
+            use rulebox::transform::{Options, WasmTransform};
+            let data = std::fs::read(arg(1)).expect("read input");
+            let batches = batches(&data);
+            let rt = Runtime::new().expect("runtime");
+            let limits = Limits {
+                max_memory_bytes: 64 << 20,
+                deadline: std::time::Duration::from_millis(100),
+            };
+            let cache = root().join("target/bench/data/cache");
+            let p = Plugin::load(&rt, "t", Path::new(arg(2)), Some(&cache), limits).expect("load");
+            let mut t = WasmTransform::new("t", Arc::new(p), b"{}".to_vec(), Options::default())
+                .expect("init");
+            let mut outs = t.new_outputs();
+            let start = Instant::now();
+            for b in &batches {
+                t.process(b, 0, &mut outs);
+                outs.clear();
+            }
+            t.flush(0, &mut outs);
+            let failures = rulebox::transform::TransformStats::get(&t.stats.plugin_failures);
+            assert_eq!(failures, 0, "the plugin failed during the benchmark");
+            start.elapsed().as_secs_f64()
+        }
+        c => usage(&format!("unknown case {c}")),
+    };
+    println!("{secs} {}", peak_rss_kib());
+}
