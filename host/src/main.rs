@@ -196,19 +196,7 @@ fn report(s: &Summary) {
         events_in = s.events_in(),
         errors = s.errors(),
         state_errors = s.state_errors,
-        peak_rss_kib = peak_rss_kib(),
+        peak_rss_kib = pipeline::peak_rss_kib(),
         "summary"
     );
-}
-
-/// The process's peak resident memory (Linux: VmHWM), KiB; 0 if unknown.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
 }

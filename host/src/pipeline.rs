@@ -196,6 +196,18 @@ pub struct SinkStats {
     pub write_errors: AtomicU64,
 }
 
+/// The process's peak resident memory (Linux: VmHWM), KiB; 0 if unknown.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// The processing time passed to plugins, Unix milliseconds.
 pub fn now_ms() -> i64 {
     SystemTime::now()

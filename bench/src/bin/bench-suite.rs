@@ -75,7 +75,7 @@ fn main() {
         }
     }
     let pass = dir.join("passthrough.wat");
-    std::fs::write(&pass, PASSTHROUGH_WAT).expect("write plugin");
+    std::fs::write(&pass, rulebox_bench::wat::Wat::default().text()).expect("write plugin");
     let one = dir.join("one-event.ndjson");
     std::fs::write(
         &one,
@@ -201,31 +201,6 @@ fn main() {
     eprintln!("bench-suite: written to {}", out.display());
 }
 
-/// A plugin that passes every event on untouched (WAT; the host compiles it).
-const PASSTHROUGH_WAT: &str = r#"(module
-  (memory (export "memory") 17)
-  (data (i32.const 1024) "\00\00\00\00\00\00\00\00")
-  (func (export "rulebox_abi_version") (result i32) (i32.const 1))
-  (func (export "rulebox_reserve") (param $len i32) (result i32)
-    (local $need i32)
-    (local.set $need (i32.shr_u (i32.add (i32.add (local.get $len) (i32.const 0x100000)) (i32.const 0xffff)) (i32.const 16)))
-    (if (i32.gt_u (local.get $need) (memory.size))
-      (then (drop (memory.grow (i32.sub (local.get $need) (memory.size))))))
-    (i32.const 0x100000))
-  (func (export "rulebox_init") (param i32 i32) (result i64) (i64.const 0x0000040000000008))
-  (func (export "rulebox_process") (param $p i32) (param $len i32) (param $n i32) (param $now i64) (result i64)
-    (memory.fill (i32.const 8208) (i32.const 0) (i32.mul (local.get $n) (i32.const 20)))
-    (i32.store (i32.const 8192) (i32.const 0))
-    (i32.store (i32.const 8196) (local.get $n))
-    (i32.store (i32.const 8200) (i32.const 0))
-    (i32.store (i32.const 8204) (i32.const 0))
-    (i64.or (i64.const 0x0000200000000000)
-      (i64.extend_i32_u (i32.add (i32.const 16) (i32.mul (local.get $n) (i32.const 20))))))
-  (func (export "rulebox_tick") (param i64) (result i64) (i64.const 0x0000080000000010))
-  (func (export "rulebox_flush") (param i64) (result i64) (i64.const 0x0000080000000010))
-  (data (i32.const 2048) "\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00")
-)"#;
-
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -286,17 +261,6 @@ fn run_child(me: &Path, args: &[&str]) -> (f64, u64) {
             String::from_utf8_lossy(&out.stderr)
         ),
     }
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Batches of up to 1024 lines, as the host cuts them.
@@ -371,5 +335,5 @@ fn child(args: &[String]) {
         }
         c => usage(&format!("unknown case {c}")),
     };
-    println!("{secs} {}", peak_rss_kib());
+    println!("{secs} {}", rulebox::pipeline::peak_rss_kib());
 }
