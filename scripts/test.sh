@@ -6,6 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip1
 rustup component add rustfmt clippy
+# The rsyslog end-to-end tests run Debian's rsyslog (started by the tests
+# themselves, in the foreground, on loopback ports; no daemon is enabled).
+if ! command -v rsyslogd >/dev/null && [ ! -x /usr/sbin/rsyslogd ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rsyslog
+fi
 cargo fmt --all --check
 cargo build --locked -p rule-t1071-002 --target wasm32-wasip1 --profile wasm
 cargo build --locked --release -p rulebox -p rulebox-bench

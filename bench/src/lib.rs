@@ -6,6 +6,7 @@
 //! real events carry so sizes are realistic (300–700 bytes). Everything is
 //! deterministic for a seed.
 
+pub mod hec;
 pub mod wat;
 
 use serde_json::{Map, Value, json};

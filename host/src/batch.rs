@@ -1,7 +1,9 @@
 //! A batch of NDJSON lines: the unit that moves between components.
 //!
 //! Invariant: the bytes are `count` lines, each followed by exactly one
-//! `\n`, and no line contains `\n`.
+//! `\n`, and no line contains `\n`. When a batch carries metadata (say,
+//! the Splunk HEC envelope of each event), it has exactly one entry per
+//! line, empty for lines without.
 
 use std::sync::Arc;
 
@@ -13,7 +15,19 @@ use crate::durable::Ack;
 pub struct Batch {
     data: Vec<u8>,
     count: usize,
+    /// Per-line metadata, when any line has some.
+    meta: Option<Box<Meta>>,
     pub acks: Vec<Arc<Ack>>,
+}
+
+/// Opaque bytes per line (the HEC source keeps the envelope without its
+/// `event` here, as a JSON object), travelling with the line through
+/// transforms to the sinks.
+#[derive(Debug, Default, Clone)]
+struct Meta {
+    data: Vec<u8>,
+    /// End of each line's entry in `data`.
+    ends: Vec<usize>,
 }
 
 impl PartialEq for Batch {
@@ -29,6 +43,7 @@ impl Batch {
         Batch {
             data: Vec::with_capacity(bytes),
             count: 0,
+            meta: None,
             acks: Vec::new(),
         }
     }
@@ -40,6 +55,7 @@ impl Batch {
         Batch {
             data,
             count,
+            meta: None,
             acks: Vec::new(),
         }
     }
@@ -64,12 +80,60 @@ impl Batch {
     pub fn truncate_bytes(&mut self, len: usize, count: usize) {
         self.data.truncate(len);
         self.count = count;
+        if let Some(m) = &mut self.meta {
+            m.ends.truncate(count);
+            let end = m.ends.last().copied().unwrap_or(0);
+            m.data.truncate(end);
+        }
     }
 
     pub fn clear(&mut self) {
         self.data.clear();
         self.count = 0;
+        self.meta = None;
         self.acks.clear();
+    }
+
+    /// Whether any line carries metadata.
+    pub fn has_meta(&self) -> bool {
+        self.meta.is_some()
+    }
+
+    /// Line `i`'s metadata (empty when it has none).
+    pub fn meta(&self, i: usize) -> &[u8] {
+        match &self.meta {
+            Some(m) if i < m.ends.len() => {
+                let start = if i == 0 { 0 } else { m.ends[i - 1] };
+                &m.data[start..m.ends[i]]
+            }
+            _ => &[],
+        }
+    }
+
+    /// Gives the last line pushed the metadata `m` (which replaces none:
+    /// call once per line, right after pushing it).
+    pub fn set_last_meta(&mut self, m: &[u8]) {
+        if m.is_empty() || self.count == 0 {
+            return;
+        }
+        let count = self.count;
+        let meta = self.meta.get_or_insert_with(|| {
+            Box::new(Meta {
+                data: Vec::new(),
+                ends: vec![0; count],
+            })
+        });
+        meta.data.extend_from_slice(m);
+        if let Some(last) = meta.ends.last_mut() {
+            *last = meta.data.len();
+        }
+    }
+
+    /// Keeps the metadata one entry per line after a push.
+    fn meta_follow(&mut self) {
+        if let Some(m) = &mut self.meta {
+            m.ends.push(m.data.len());
+        }
     }
 
     /// Marks the events as not delivered (see [`crate::durable`]).
@@ -82,6 +146,7 @@ impl Batch {
         self.data.extend_from_slice(line);
         self.data.push(b'\n');
         self.count += 1;
+        self.meta_follow();
     }
 
     /// Appends one line made of `parts`.
@@ -91,12 +156,31 @@ impl Batch {
         }
         self.data.push(b'\n');
         self.count += 1;
+        self.meta_follow();
     }
 
     pub fn extend(&mut self, other: &Batch) {
+        let before = self.count;
         self.data.extend_from_slice(&other.data);
         self.count += other.count;
         self.acks.extend(other.acks.iter().cloned());
+        match (&mut self.meta, &other.meta) {
+            (None, None) => {}
+            (Some(m), None) => m
+                .ends
+                .extend(std::iter::repeat_n(m.data.len(), other.count)),
+            (mine, Some(o)) => {
+                let m = mine.get_or_insert_with(|| {
+                    Box::new(Meta {
+                        data: Vec::new(),
+                        ends: vec![0; before],
+                    })
+                });
+                let base = m.data.len();
+                m.data.extend_from_slice(&o.data);
+                m.ends.extend(o.ends.iter().map(|e| e + base));
+            }
+        }
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
@@ -219,6 +303,33 @@ mod tests {
             got.iter().flat_map(|g| g.0.clone()).collect::<Vec<_>>(),
             b"1\n2\n3\n4\n5\n"
         );
+    }
+
+    #[test]
+    fn metadata_stays_one_entry_per_line() {
+        let mut b = Batch::default();
+        b.push_line(b"a");
+        b.push_line(b"b");
+        b.set_last_meta(b"mb");
+        b.push_parts(&[b"c", b"d"]);
+        assert_eq!(
+            (b.meta(0), b.meta(1), b.meta(2)),
+            (&b""[..], &b"mb"[..], &b""[..])
+        );
+        let mut c = Batch::default();
+        c.push_line(b"x");
+        c.extend(&b);
+        c.push_line(b"y");
+        c.set_last_meta(b"my");
+        assert_eq!(c.count(), 5);
+        let metas: Vec<&[u8]> = (0..5).map(|i| c.meta(i)).collect();
+        assert_eq!(metas, [&b""[..], b"", b"mb", b"", b"my"]);
+        let (len, _) = c.len_bytes();
+        c.truncate_bytes(len - 2, 4);
+        assert_eq!(c.meta(2), b"mb");
+        assert_eq!(c.meta(4), b"");
+        c.push_line(b"z");
+        assert_eq!(c.meta(4), b"");
     }
 
     #[test]

@@ -43,6 +43,60 @@ pub enum SourceConfig {
         /// Most events handed on in one batch.
         #[serde(default = "default_batch_events")]
         batch_max_events: usize,
+        /// `ndjson`, or `mmexternal` when rsyslog runs rulebox as its
+        /// message-modification program (answered by a stdout sink with
+        /// the same protocol; see [`crate::exec`]).
+        #[serde(default)]
+        protocol: StdioProtocol,
+        /// With `mmexternal`: rsyslog's `interface.input` (`msg`, `rawmsg`
+        /// or `fulljson`).
+        #[serde(default)]
+        mmexternal_input: crate::exec::Input,
+    },
+    /// Splunk HTTP Event Collector: `/services/collector/event` (and
+    /// `/services/collector`), `/raw` and `/health`, token checked, gzip
+    /// bodies. A request is answered once its events are written.
+    SplunkHec {
+        address: String,
+        /// Accepted tokens (`Authorization: Splunk <token>`).
+        tokens: Vec<String>,
+        #[serde(default = "default_body_bytes")]
+        max_body_bytes: usize,
+        #[serde(default = "default_batch_events")]
+        batch_max_events: usize,
+        /// Longest a request waits to be taken and written before it is
+        /// answered 503 (the client then retries).
+        #[serde(default = "default_ack_timeout")]
+        ack_timeout_secs: u64,
+    },
+    /// NDJSON bodies POSTed to `path`; answered once written.
+    Http {
+        address: String,
+        #[serde(default = "default_http_path")]
+        path: String,
+        #[serde(default = "default_body_bytes")]
+        max_body_bytes: usize,
+        #[serde(default = "default_batch_events")]
+        batch_max_events: usize,
+        #[serde(default = "default_ack_timeout")]
+        ack_timeout_secs: u64,
+    },
+    /// NDJSON lines over TCP connections.
+    Tcp {
+        address: String,
+        #[serde(default = "default_batch_events")]
+        batch_max_events: usize,
+    },
+    /// Syslog (RFC 5424 or RFC 3164) over TCP (octet counting or LF
+    /// framing) or UDP; a JSON body is the event.
+    Syslog {
+        address: String,
+        #[serde(default)]
+        mode: SyslogMode,
+        #[serde(default = "default_max_message")]
+        max_message_bytes: usize,
+        #[serde(default = "default_batch_events")]
+        batch_max_events: usize,
     },
     /// NDJSON lines from a file.
     File {
@@ -68,6 +122,23 @@ pub enum SourceConfig {
     },
 }
 
+/// How stdin and stdout carry events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StdioProtocol {
+    #[default]
+    Ndjson,
+    Mmexternal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogMode {
+    #[default]
+    Tcp,
+    Udp,
+}
+
 impl SourceConfig {
     /// Whether this source keeps a checkpoint.
     pub fn checkpoints(&self) -> bool {
@@ -75,8 +146,19 @@ impl SourceConfig {
             SourceConfig::File {
                 checkpoint, follow, ..
             } => checkpoint.unwrap_or(*follow),
-            SourceConfig::Stdin { .. } => false,
+            _ => false,
         }
+    }
+
+    /// Whether this is stdin speaking rsyslog's mmexternal protocol.
+    pub fn is_mmexternal(&self) -> bool {
+        matches!(
+            self,
+            SourceConfig::Stdin {
+                protocol: StdioProtocol::Mmexternal,
+                ..
+            }
+        )
     }
 }
 
@@ -140,6 +222,69 @@ pub struct WasmTransformConfig {
 pub enum SinkConfig {
     Stdout {
         inputs: Vec<String>,
+        /// `ndjson`, or `mmexternal`: one answer per line rsyslog sent.
+        #[serde(default)]
+        protocol: StdioProtocol,
+        /// With `mmexternal`: `msg`, `vars` (`$!`) or `msg_and_vars`.
+        #[serde(default)]
+        mmexternal_reply: crate::exec::Reply,
+    },
+    /// Splunk HEC: envelopes POSTed to `endpoint` (a base such as
+    /// `http://splunk:8088`, or a full `/services/collector/event` URI).
+    SplunkHec {
+        inputs: Vec<String>,
+        endpoint: String,
+        token: String,
+        /// Envelope keys for events that do not carry their own.
+        #[serde(default)]
+        index: Option<String>,
+        #[serde(default)]
+        sourcetype: Option<String>,
+        #[serde(default)]
+        source: Option<String>,
+        #[serde(default)]
+        host: Option<String>,
+        #[serde(default = "default_true")]
+        gzip: bool,
+        #[serde(default = "default_sink_batch_events")]
+        batch_max_events: usize,
+        #[serde(default = "default_sink_batch_bytes")]
+        batch_max_bytes: usize,
+        #[serde(default = "default_request_timeout")]
+        request_timeout_secs: u64,
+        #[serde(default)]
+        retry: Retry,
+    },
+    /// NDJSON POSTed to `uri`.
+    Http {
+        inputs: Vec<String>,
+        uri: String,
+        /// Extra request headers (say, `Authorization`).
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        #[serde(default)]
+        gzip: bool,
+        #[serde(default = "default_sink_batch_events")]
+        batch_max_events: usize,
+        #[serde(default = "default_sink_batch_bytes")]
+        batch_max_bytes: usize,
+        #[serde(default = "default_request_timeout")]
+        request_timeout_secs: u64,
+        #[serde(default)]
+        retry: Retry,
+    },
+    /// NDJSON lines over one TCP connection (reconnected as needed).
+    Tcp {
+        inputs: Vec<String>,
+        address: String,
+        #[serde(default = "default_sink_batch_events")]
+        batch_max_events: usize,
+        #[serde(default = "default_sink_batch_bytes")]
+        batch_max_bytes: usize,
+        #[serde(default = "default_request_timeout")]
+        request_timeout_secs: u64,
+        #[serde(default)]
+        retry: Retry,
     },
     File {
         inputs: Vec<String>,
@@ -152,11 +297,96 @@ pub enum SinkConfig {
     },
 }
 
+/// Batching and retrying of a network sink.
+#[derive(Debug, Clone)]
+pub struct NetSinkCommon {
+    pub batch_max_events: usize,
+    pub batch_max_bytes: usize,
+    pub request_timeout: Duration,
+    pub retry: Retry,
+}
+
+/// Retrying a failed delivery (connection error, 5xx, 429, 408).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// First wait, doubling up to `max_ms`.
+    #[serde(default = "default_retry_initial")]
+    pub initial_ms: u64,
+    #[serde(default = "default_retry_max")]
+    pub max_ms: u64,
+    /// Give a batch up (counted as write errors) after this long; 0: never.
+    #[serde(default)]
+    pub limit_secs: u64,
+    /// After SIGINT/SIGTERM, give up after at most this long.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Retry {
+    fn default() -> Retry {
+        Retry {
+            initial_ms: default_retry_initial(),
+            max_ms: default_retry_max(),
+            limit_secs: 0,
+            shutdown_grace_secs: default_shutdown_grace(),
+        }
+    }
+}
+
 impl SinkConfig {
     pub fn inputs(&self) -> &[String] {
         match self {
-            SinkConfig::Stdout { inputs } | SinkConfig::File { inputs, .. } => inputs,
+            SinkConfig::Stdout { inputs, .. }
+            | SinkConfig::File { inputs, .. }
+            | SinkConfig::SplunkHec { inputs, .. }
+            | SinkConfig::Http { inputs, .. }
+            | SinkConfig::Tcp { inputs, .. } => inputs,
         }
+    }
+
+    /// Batching and retrying, for the network sinks.
+    pub fn net(&self) -> Option<NetSinkCommon> {
+        match self {
+            SinkConfig::SplunkHec {
+                batch_max_events,
+                batch_max_bytes,
+                request_timeout_secs,
+                retry,
+                ..
+            }
+            | SinkConfig::Http {
+                batch_max_events,
+                batch_max_bytes,
+                request_timeout_secs,
+                retry,
+                ..
+            }
+            | SinkConfig::Tcp {
+                batch_max_events,
+                batch_max_bytes,
+                request_timeout_secs,
+                retry,
+                ..
+            } => Some(NetSinkCommon {
+                batch_max_events: *batch_max_events,
+                batch_max_bytes: *batch_max_bytes,
+                request_timeout: Duration::from_secs(*request_timeout_secs),
+                retry: retry.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether this is stdout answering rsyslog's mmexternal.
+    pub fn is_mmexternal(&self) -> bool {
+        matches!(
+            self,
+            SinkConfig::Stdout {
+                protocol: StdioProtocol::Mmexternal,
+                ..
+            }
+        )
     }
 }
 
@@ -178,6 +408,7 @@ impl WasmTransformConfig {
             backoff_max: Duration::from_millis(self.restart_backoff_max_ms),
             quarantine_after: self.quarantine_after,
             state_deadline: Duration::from_millis(self.state_deadline_ms),
+            one_to_one: false,
         }
     }
 }
@@ -199,6 +430,36 @@ fn default_deadline_ms() -> u64 {
 }
 fn default_max_line() -> usize {
     1 << 20
+}
+fn default_body_bytes() -> usize {
+    16 << 20
+}
+fn default_ack_timeout() -> u64 {
+    30
+}
+fn default_http_path() -> String {
+    "/".into()
+}
+fn default_max_message() -> usize {
+    1 << 20
+}
+fn default_sink_batch_events() -> usize {
+    1000
+}
+fn default_sink_batch_bytes() -> usize {
+    1 << 20
+}
+fn default_request_timeout() -> u64 {
+    30
+}
+fn default_retry_initial() -> u64 {
+    200
+}
+fn default_retry_max() -> u64 {
+    10_000
+}
+fn default_shutdown_grace() -> u64 {
+    10
 }
 fn default_checkpoint_ms() -> u64 {
     1000

@@ -12,7 +12,9 @@
 //! sink failed to write marks its `Ack` failed: the offset then stops
 //! advancing for the rest of the run, so a restart reads those events again
 //! (at-least-once; duplicates are bounded by what was in flight plus one
-//! checkpoint interval).
+//! checkpoint interval). Request-based sources (Splunk HEC, http) use the
+//! same tokens in [`Ack::notify`] form: the request is answered once the
+//! last copy is gone, with success only if no sink failed.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -148,22 +150,40 @@ impl Progress {
     }
 }
 
-/// One source batch's place in the file; see the module docs.
+/// A delivery token: a source batch's place in its file, or a request
+/// waiting for its events to be written (the HEC and http sources answer
+/// only then); see the module docs.
 pub struct Ack {
-    progress: Arc<Progress>,
-    seq: u64,
-    end: u64,
+    to: AckTo,
     failed: AtomicBool,
+}
+
+enum AckTo {
+    Offset {
+        progress: Arc<Progress>,
+        seq: u64,
+        end: u64,
+    },
+    /// Told `true` once every copy is written, `false` if one failed.
+    Notify(Option<tokio::sync::oneshot::Sender<bool>>),
 }
 
 impl Ack {
     pub fn new(progress: Arc<Progress>, seq: u64, end: u64) -> Arc<Ack> {
         Arc::new(Ack {
-            progress,
-            seq,
-            end,
+            to: AckTo::Offset { progress, seq, end },
             failed: AtomicBool::new(false),
         })
+    }
+
+    /// A token whose outcome arrives on the returned receiver.
+    pub fn notify() -> (Arc<Ack>, tokio::sync::oneshot::Receiver<bool>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ack = Arc::new(Ack {
+            to: AckTo::Notify(Some(tx)),
+            failed: AtomicBool::new(false),
+        });
+        (ack, rx)
     }
 
     /// The events were not written: the offset must not pass them.
@@ -174,14 +194,25 @@ impl Ack {
 
 impl Drop for Ack {
     fn drop(&mut self) {
-        self.progress
-            .done(self.seq, self.end, self.failed.load(Ordering::Relaxed));
+        let failed = self.failed.load(Ordering::Relaxed);
+        match &mut self.to {
+            AckTo::Offset { progress, seq, end } => progress.done(*seq, *end, failed),
+            AckTo::Notify(tx) => {
+                if let Some(tx) = tx.take() {
+                    // The requester may have given up waiting.
+                    let _ = tx.send(!failed);
+                }
+            }
+        }
     }
 }
 
 impl std::fmt::Debug for Ack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Ack({}@{})", self.seq, self.end)
+        match &self.to {
+            AckTo::Offset { seq, end, .. } => write!(f, "Ack({seq}@{end})"),
+            AckTo::Notify(_) => write!(f, "Ack(notify)"),
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 pub mod batch;
 pub mod config;
 pub mod durable;
+pub mod exec;
+pub mod net;
 pub mod pipeline;
 pub mod sandbox;
 pub mod transform;

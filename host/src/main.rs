@@ -46,7 +46,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = init_logging(&cli) {
+    // Answering rsyslog's mmexternal, stderr is the answer pipe too: logs
+    // go to a file (--log-file, or rulebox.log in data_dir), never there.
+    let mut log_file = cli.log_file.clone();
+    if let Command::Run { config } = &cli.command
+        && log_file.is_none()
+        && let Ok(l) = Loaded::read(config)
+        && l.config.sinks.values().any(|s| s.is_mmexternal())
+    {
+        let dir = l.data_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        log_file = Some(dir.join("rulebox.log"));
+    }
+    if let Err(e) = init_logging(&cli.log_level, log_file.as_deref()) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
@@ -62,14 +74,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(cli: &Cli) -> anyhow::Result<()> {
+fn init_logging(level: &str, log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log_level))
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .context("bad --log-level")?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
-    match &cli.log_file {
+    match log_file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)
@@ -190,7 +202,7 @@ fn report(s: &Summary) {
         tracing::error!(transform = %id, "plugin was quarantined during the run");
     }
     for (id, k) in &s.sinks {
-        tracing::info!(sink = %id, events = g(&k.events), bytes = g(&k.bytes), write_errors = g(&k.write_errors), "sink done");
+        tracing::info!(sink = %id, events = g(&k.events), bytes = g(&k.bytes), write_errors = g(&k.write_errors), retries = g(&k.retries), "sink done");
     }
     tracing::info!(
         events_in = s.events_in(),

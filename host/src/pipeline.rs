@@ -28,10 +28,13 @@ use tokio::sync::{mpsc, watch};
 use rulebox_abi::DEAD_LETTER_OUTPUT;
 
 use crate::batch::{Batch, LineSplitter};
-use crate::config::{ConfigError, Loaded, SinkConfig, SourceConfig, TransformConfig};
+use crate::config::{
+    ConfigError, Loaded, SinkConfig, SourceConfig, StdioProtocol, SyslogMode, TransformConfig,
+};
 use crate::durable::{self, Ack, Checkpoint, Progress};
 use crate::sandbox::{Limits, Plugin, Runtime};
 use crate::transform::{OnError, Outputs, TransformStats, WasmTransform};
+use crate::{exec, net};
 
 /// Batches in flight between two components.
 const CHANNEL_BATCHES: usize = 16;
@@ -40,8 +43,8 @@ const SHUTDOWN_QUIET: Duration = Duration::from_millis(500);
 /// Bytes read from a source at a time.
 const READ_CHUNK: usize = 256 * 1024;
 
-type Tx = mpsc::Sender<Arc<Batch>>;
-type Rx = mpsc::Receiver<Arc<Batch>>;
+pub(crate) type Tx = mpsc::Sender<Arc<Batch>>;
+pub(crate) type Rx = mpsc::Receiver<Arc<Batch>>;
 
 /// A pipeline whose plugins are loaded and initialised, ready to run.
 pub struct Built {
@@ -118,8 +121,28 @@ pub fn build(loaded: Loaded, rt: &Runtime) -> Result<Built, ConfigError> {
             },
         );
     }
-    let built = Built { loaded, transforms };
+    let mut built = Built { loaded, transforms };
     built.loaded.check_outputs(&built.outputs())?;
+    check_exec_chain(&mut built)?;
+    for (id, s) in &built.loaded.config.sinks {
+        sink_target(s).map_err(|e| {
+            built
+                .loaded
+                .error("sinks", id, None, format!("sinks.{id}: {e}"))
+        })?;
+    }
+    for (id, s) in &built.loaded.config.sources {
+        if let SourceConfig::SplunkHec { tokens, .. } = s
+            && tokens.iter().all(|t| t.trim().is_empty())
+        {
+            return Err(built.loaded.error(
+                "sources",
+                id,
+                None,
+                format!("sources.{id}.tokens: at least one token is required"),
+            ));
+        }
+    }
     for (id, stage) in &built.transforms {
         let t = &stage.t;
         let consumed = |name: &str| {
@@ -159,6 +182,189 @@ pub fn build(loaded: Loaded, rt: &Runtime) -> Result<Built, ConfigError> {
     Ok(built)
 }
 
+/// An mmexternal stdin source must be answered line for line: it feeds one
+/// chain of single-input transforms (each keeping every event, tagging
+/// rather than dropping what it cannot process) into exactly one stdout
+/// sink with the same protocol, and nothing else writes to stdout.
+fn check_exec_chain(built: &mut Built) -> Result<(), ConfigError> {
+    let cfg = &built.loaded.config;
+    let answering: Vec<_> = cfg
+        .sinks
+        .iter()
+        .filter(|(_, s)| s.is_mmexternal())
+        .collect();
+    let asking: Vec<_> = cfg
+        .sources
+        .iter()
+        .filter(|(_, s)| s.is_mmexternal())
+        .collect();
+    let err = |section: &str, id: &str, msg: String| built.loaded.error(section, id, None, msg);
+    match (asking.as_slice(), answering.as_slice()) {
+        ([], []) => return Ok(()),
+        ([(src, _)], []) => {
+            return Err(err(
+                "sources",
+                src,
+                format!(
+                    "sources.{src}: protocol = \"mmexternal\" needs a stdout sink with protocol = \"mmexternal\" to answer rsyslog"
+                ),
+            ));
+        }
+        ([], [(sink, _)]) => {
+            return Err(err(
+                "sinks",
+                sink,
+                format!(
+                    "sinks.{sink}: protocol = \"mmexternal\" answers a stdin source with protocol = \"mmexternal\"; there is none"
+                ),
+            ));
+        }
+        ([_], [_]) => {}
+        _ => {
+            return Err(ConfigError {
+                file: built.loaded.file.display().to_string(),
+                line: None,
+                message: "at most one mmexternal stdin source and one mmexternal stdout sink"
+                    .into(),
+            });
+        }
+    }
+    let (src, _) = asking[0];
+    let (sink, sink_cfg) = answering[0];
+    if let Some((other, _)) = cfg
+        .sinks
+        .iter()
+        .find(|(k, s)| *k != sink && matches!(s, SinkConfig::Stdout { .. }))
+    {
+        return Err(err(
+            "sinks",
+            other,
+            format!(
+                "sinks.{other}: stdout belongs to the mmexternal answers of sinks.{sink}; write this elsewhere"
+            ),
+        ));
+    }
+    let mut chain = Vec::new();
+    let mut at = match sink_cfg.inputs() {
+        [one] => one.clone(),
+        _ => {
+            return Err(err(
+                "sinks",
+                sink,
+                format!(
+                    "sinks.{sink}.inputs: an mmexternal answer has exactly one input (a chain from sources.{src})"
+                ),
+            ));
+        }
+    };
+    loop {
+        if at == *src {
+            break;
+        }
+        let t = match cfg.transforms.get(&at) {
+            Some(t) if !at.contains('.') => t,
+            _ => {
+                return Err(err(
+                    "sinks",
+                    sink,
+                    format!(
+                        "sinks.{sink}: the chain into an mmexternal answer must run from sources.{src} through transforms' default outputs; {at:?} breaks it"
+                    ),
+                ));
+            }
+        };
+        let TransformConfig::Wasm(w) = t;
+        if w.on_error != OnError::PassThrough {
+            return Err(err(
+                "transforms",
+                &at,
+                format!(
+                    "transforms.{at}.on_error: must be \"pass_through\" on the way to an mmexternal answer (every line needs one)"
+                ),
+            ));
+        }
+        chain.push(at.clone());
+        at = match t.inputs() {
+            [one] => one.clone(),
+            _ => {
+                return Err(err(
+                    "transforms",
+                    &at,
+                    format!(
+                        "transforms.{at}.inputs: exactly one input on the way to an mmexternal answer"
+                    ),
+                ));
+            }
+        };
+    }
+    for id in chain {
+        if let Some(stage) = built.transforms.get_mut(&id) {
+            stage.t.set_one_to_one(true);
+        }
+    }
+    Ok(())
+}
+
+/// A network sink's target (checked at build time, made again at run).
+fn sink_target(s: &SinkConfig) -> Result<Option<net::Target>, String> {
+    let Some(common) = s.net() else {
+        return Ok(None);
+    };
+    let target = match s {
+        SinkConfig::SplunkHec {
+            endpoint,
+            token,
+            gzip,
+            ..
+        } => {
+            let uri = hec_uri(endpoint);
+            let mut headers = vec![
+                ("authorization".to_string(), format!("Splunk {token}")),
+                ("content-type".to_string(), "application/json".to_string()),
+            ];
+            if *gzip {
+                headers.push(("content-encoding".into(), "gzip".into()));
+            }
+            net::Target::Http(net::HttpTarget::new(&uri, headers, common.request_timeout)?)
+        }
+        SinkConfig::Http {
+            uri, headers, gzip, ..
+        } => {
+            let mut h: Vec<(String, String)> =
+                vec![("content-type".into(), "application/x-ndjson".into())];
+            if *gzip {
+                h.push(("content-encoding".into(), "gzip".into()));
+            }
+            h.extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+            net::Target::Http(net::HttpTarget::new(uri, h, common.request_timeout)?)
+        }
+        SinkConfig::Tcp { address, .. } => {
+            if address
+                .rsplit_once(':')
+                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+            {
+                return Err(format!("address {address:?}: expected host:port"));
+            }
+            net::Target::Tcp(net::TcpTarget::new(address, common.request_timeout))
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(target))
+}
+
+/// A HEC endpoint given as a base (`http://splunk:8088`) gets the event path.
+fn hec_uri(endpoint: &str) -> String {
+    let trimmed = endpoint.trim_end_matches('/');
+    let has_path = trimmed
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.contains('/'));
+    if has_path {
+        endpoint.to_string()
+    } else {
+        format!("{trimmed}/services/collector/event")
+    }
+}
+
 /// Counters of a finished run.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -194,6 +400,8 @@ pub struct SinkStats {
     pub events: AtomicU64,
     pub bytes: AtomicU64,
     pub write_errors: AtomicU64,
+    /// Deliveries tried again (network sinks).
+    pub retries: AtomicU64,
 }
 
 /// The process's peak resident memory (Linux: VmHWM), KiB; 0 if unknown.
@@ -256,8 +464,51 @@ pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
         };
         let stats = Arc::new(SinkStats::default());
         summary.sinks.insert(id.clone(), stats.clone());
+        if let (Ok(Some(target)), Some(common)) = (sink_target(s), s.net()) {
+            let (encoding, gzip) = match s {
+                SinkConfig::SplunkHec {
+                    index,
+                    sourcetype,
+                    source,
+                    host,
+                    gzip,
+                    ..
+                } => (
+                    net::Encoding::Hec(net::hec::Defaults {
+                        host: host.clone(),
+                        source: source.clone(),
+                        sourcetype: sourcetype.clone(),
+                        index: index.clone(),
+                    }),
+                    *gzip,
+                ),
+                SinkConfig::Http { gzip, .. } => (net::Encoding::Lines, *gzip),
+                _ => (net::Encoding::Lines, false),
+            };
+            let opts = net::SinkOpts {
+                encoding,
+                gzip,
+                common,
+            };
+            sink_tasks.push(tokio::spawn(net::sink_task(
+                id.clone(),
+                rx,
+                stats,
+                target,
+                opts,
+                shutdown.clone(),
+            )));
+            continue;
+        }
+        let reply = match s {
+            SinkConfig::Stdout {
+                protocol: StdioProtocol::Mmexternal,
+                mmexternal_reply,
+                ..
+            } => Some(*mmexternal_reply),
+            _ => None,
+        };
         let writer: Result<Box<dyn Write + Send>, std::io::Error> = match s {
-            SinkConfig::Stdout { .. } => Ok(Box::new(std::io::stdout())),
             SinkConfig::File { path, append, .. } => {
                 let path = loaded.resolve(path);
                 if let Some(dir) = path.parent() {
@@ -265,10 +516,11 @@ pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
                 }
                 open_file_sink(id, &path, *append).map(|f| Box::new(f) as Box<dyn Write + Send>)
             }
+            _ => Ok(Box::new(std::io::stdout())),
         };
         let id = id.clone();
         sink_tasks.push(tokio::task::spawn_blocking(move || {
-            sink_loop(&id, writer, rx, &stats)
+            sink_loop(&id, writer, rx, &stats, reply)
         }));
     }
 
@@ -314,16 +566,21 @@ pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
         source_counts.push((id.clone(), count.clone()));
         let (inner_tx, inner_rx) = mpsc::channel(CHANNEL_BATCHES);
         let stop = Arc::new(AtomicBool::new(false));
-        let tracker = spawn_reader(
-            id,
-            s,
-            &loaded,
-            inner_tx,
-            stop.clone(),
-            source_errors.clone(),
-        );
-        if let Some(tr) = tracker {
-            checkpointers.push(tr);
+        let networked = spawn_listener(id, s, inner_tx.clone(), &shutdown, &source_errors);
+        if !networked {
+            let tracker = spawn_reader(
+                id,
+                s,
+                &loaded,
+                inner_tx,
+                stop.clone(),
+                source_errors.clone(),
+            );
+            if let Some(tr) = tracker {
+                checkpointers.push(tr);
+            }
+        } else {
+            drop(inner_tx);
         }
         source_tasks.push(tokio::spawn(forward(
             inner_rx,
@@ -331,6 +588,7 @@ pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
             count,
             shutdown.clone(),
             stop,
+            networked,
         )));
     }
     // Anything not consumed by now has no consumer (e.g. an unused source).
@@ -487,6 +745,110 @@ async fn checkpoint_loop(t: Tracker, mut stop: watch::Receiver<bool>, errors: Ar
     }
 }
 
+/// Starts a network source (true), binding its address now so that a
+/// taken port is reported at start; false for sources read on a thread.
+fn spawn_listener(
+    id: &str,
+    s: &SourceConfig,
+    tx: Tx,
+    shutdown: &watch::Receiver<bool>,
+    errors: &Arc<AtomicU64>,
+) -> bool {
+    let ctx = |batch_max_events: usize| net::SourceCtx {
+        id: id.into(),
+        tx: tx.clone(),
+        errors: errors.clone(),
+        shutdown: shutdown.clone(),
+        batch_max_events: batch_max_events.max(1),
+    };
+    let failed = |address: &str, e: std::io::Error| {
+        tracing::error!(source = %id, %address, error = %e, "cannot listen: source not started");
+        errors.fetch_add(1, Ordering::Relaxed);
+        true
+    };
+    match s {
+        SourceConfig::Stdin { .. } | SourceConfig::File { .. } => false,
+        SourceConfig::SplunkHec {
+            address,
+            tokens,
+            max_body_bytes,
+            batch_max_events,
+            ack_timeout_secs,
+        } => match net::bind_tcp(address) {
+            Ok(l) => {
+                let opts = net::HttpOpts {
+                    kind: net::HttpKind::Hec {
+                        tokens: tokens.clone().into(),
+                    },
+                    max_body_bytes: *max_body_bytes,
+                    ack_timeout: Duration::from_secs(*ack_timeout_secs),
+                };
+                tokio::spawn(net::serve_http(ctx(*batch_max_events), l, opts));
+                true
+            }
+            Err(e) => failed(address, e),
+        },
+        SourceConfig::Http {
+            address,
+            path,
+            max_body_bytes,
+            batch_max_events,
+            ack_timeout_secs,
+        } => match net::bind_tcp(address) {
+            Ok(l) => {
+                let opts = net::HttpOpts {
+                    kind: net::HttpKind::Ndjson {
+                        path: path.as_str().into(),
+                    },
+                    max_body_bytes: *max_body_bytes,
+                    ack_timeout: Duration::from_secs(*ack_timeout_secs),
+                };
+                tokio::spawn(net::serve_http(ctx(*batch_max_events), l, opts));
+                true
+            }
+            Err(e) => failed(address, e),
+        },
+        SourceConfig::Tcp {
+            address,
+            batch_max_events,
+        } => match net::bind_tcp(address) {
+            Ok(l) => {
+                let c = ctx(*batch_max_events);
+                tokio::spawn(net::serve_tcp(c, l, net::TcpFraming::Lines));
+                true
+            }
+            Err(e) => failed(address, e),
+        },
+        SourceConfig::Syslog {
+            address,
+            mode,
+            max_message_bytes,
+            batch_max_events,
+        } => {
+            let c = ctx(*batch_max_events);
+            match mode {
+                SyslogMode::Tcp => match net::bind_tcp(address) {
+                    Ok(l) => {
+                        let framing = net::TcpFraming::Syslog {
+                            max_message_bytes: *max_message_bytes,
+                        };
+                        tokio::spawn(net::serve_tcp(c, l, framing));
+                        true
+                    }
+                    Err(e) => failed(address, e),
+                },
+                SyslogMode::Udp => match net::bind_udp(address) {
+                    Ok(sock) => {
+                        tokio::spawn(net::serve_udp(c, sock));
+                        true
+                    }
+                    Err(e) => failed(address, e),
+                },
+            }
+        }
+    }
+}
+
 /// Reads a source on its own thread (reads block; a blocked read must not
 /// hold up shutdown, so the thread is detached and [`forward`] decides when
 /// the source is done). For a checkpointed file, resumes at the stored
@@ -501,7 +863,9 @@ fn spawn_reader(
 ) -> Option<Tracker> {
     let id = id.to_string();
     let (max_events, follow, poll) = match s {
-        SourceConfig::Stdin { batch_max_events } => (*batch_max_events, false, Duration::ZERO),
+        SourceConfig::Stdin {
+            batch_max_events, ..
+        } => (*batch_max_events, false, Duration::ZERO),
         SourceConfig::File {
             follow,
             poll_interval_ms,
@@ -512,6 +876,15 @@ fn spawn_reader(
             *follow,
             Duration::from_millis(*poll_interval_ms),
         ),
+        _ => return None,
+    };
+    let convert = match s {
+        SourceConfig::Stdin {
+            protocol: StdioProtocol::Mmexternal,
+            mmexternal_input,
+            ..
+        } => Some(*mmexternal_input),
+        _ => None,
     };
     let mut tracker = None;
     let mut start = 0u64;
@@ -544,6 +917,7 @@ fn spawn_reader(
             }
             Box::new(f)
         }
+        _ => return None,
     };
     let progress = tracker.as_ref().map(|t| t.progress.clone());
     let spawned = std::thread::Builder::new()
@@ -557,6 +931,7 @@ fn spawn_reader(
                     follow,
                     poll,
                     start,
+                    convert,
                 },
                 progress,
                 tx,
@@ -629,6 +1004,8 @@ struct ReadOpts {
     poll: Duration,
     /// File offset where reading starts.
     start: u64,
+    /// rsyslog mmexternal input to turn into events.
+    convert: Option<exec::Input>,
 }
 
 fn read_loop(
@@ -654,6 +1031,9 @@ fn read_loop(
             if let Some(p) = &progress {
                 b.acks.push(Ack::new(p.clone(), seq, offset));
                 seq += 1;
+            }
+            if let Some(input) = o.convert {
+                b = exec::read_batch(input, b);
             }
             if tx.blocking_send(Arc::new(b)).is_err() {
                 return false;
@@ -690,13 +1070,16 @@ fn read_loop(
 }
 
 /// Moves a source's batches on until it ends or shutdown; on shutdown, what
-/// was already read is still forwarded.
+/// was already read is still forwarded. A network source ends on its own
+/// after shutdown (bounded), so it is forwarded until it closes; a reader
+/// thread may be stuck in a read, so it is taken as done once quiet.
 async fn forward(
     mut rx: Rx,
     txs: Vec<Tx>,
     count: Arc<AtomicU64>,
     mut shutdown: watch::Receiver<bool>,
     stop: Arc<AtomicBool>,
+    until_closed: bool,
 ) {
     loop {
         let batch = tokio::select! {
@@ -707,11 +1090,16 @@ async fn forward(
                     // what it has; forward that until it closes the channel
                     // (or goes quiet: a read of stdin may never return).
                     stop.store(true, Ordering::Relaxed);
-                    while let Ok(Some(b)) = tokio::time::timeout(SHUTDOWN_QUIET, rx.recv()).await {
+                    loop {
+                        let next = if until_closed {
+                            rx.recv().await
+                        } else {
+                            tokio::time::timeout(SHUTDOWN_QUIET, rx.recv()).await.ok().flatten()
+                        };
+                        let Some(b) = next else { return };
                         count.fetch_add(b.count() as u64, Ordering::Relaxed);
                         send_all(&txs, b).await;
                     }
-                    return;
                 }
                 continue;
             }
@@ -852,6 +1240,7 @@ fn sink_loop(
     writer: Result<Box<dyn Write + Send>, std::io::Error>,
     mut rx: Rx,
     stats: &SinkStats,
+    mmexternal: Option<exec::Reply>,
 ) {
     let mut w = match writer {
         Ok(w) => std::io::BufWriter::with_capacity(256 * 1024, w),
@@ -868,6 +1257,7 @@ fn sink_loop(
     };
     let mut broken = false;
     let mut held: Vec<Arc<Batch>> = Vec::new();
+    let mut answers = Vec::new();
     let fail = |held: &mut Vec<Arc<Batch>>| {
         for b in held.drain(..) {
             b.fail_acks();
@@ -890,7 +1280,14 @@ fn sink_loop(
             fail(&mut held);
             continue;
         }
-        let mut res = w.write_all(b.bytes());
+        let mut res = match mmexternal {
+            Some(reply) => {
+                answers.clear();
+                exec::write_replies(reply, &b, &mut answers);
+                w.write_all(&answers)
+            }
+            None => w.write_all(b.bytes()),
+        };
         held.push(b);
         if res.is_ok() && (rx.is_empty() || held.len() >= SINK_HOLD_BATCHES) {
             res = w.flush();

@@ -54,6 +54,10 @@ pub struct Options {
     pub quarantine_after: u32,
     /// Deadline of the snapshot and restore calls.
     pub state_deadline: Duration,
+    /// Every event leaves on the default output, one line per line in
+    /// (an exec filter such as rsyslog's mmexternal answers each line): a
+    /// plugin's drop or routing elsewhere passes the event on untouched.
+    pub one_to_one: bool,
 }
 
 impl Default for Options {
@@ -66,6 +70,7 @@ impl Default for Options {
             backoff_max: Duration::from_secs(30),
             quarantine_after: 10,
             state_deadline: Duration::from_secs(5),
+            one_to_one: false,
         }
     }
 }
@@ -235,6 +240,11 @@ impl WasmTransform {
         &self.opts
     }
 
+    /// See [`Options::one_to_one`].
+    pub fn set_one_to_one(&mut self, on: bool) {
+        self.opts.one_to_one = on;
+    }
+
     pub fn new_outputs(&self) -> Outputs {
         Outputs::new(self.outputs.len())
     }
@@ -291,9 +301,16 @@ impl WasmTransform {
             let mut g = 0;
             for (k, line) in lines(input.bytes()).enumerate() {
                 match skips.get(k).copied().flatten() {
-                    Some(skip) => unprocessed(id, opts, stats, line, &skip_reason(skip), out),
+                    Some(skip) => unprocessed(
+                        id,
+                        opts,
+                        stats,
+                        (line, input.meta(k)),
+                        &skip_reason(skip),
+                        out,
+                    ),
                     None => {
-                        apply_event(line, &frame, g, out, stats);
+                        apply_event((line, input.meta(k)), &frame, g, out, opts, stats);
                         g += 1;
                     }
                 }
@@ -372,20 +389,22 @@ impl WasmTransform {
     /// rest with `why` (when the plugin could not be called or failed).
     fn unprocessed_all(&self, input: &Batch, out: &mut Outputs, why: Option<Unprocessed<'_>>) {
         for (k, line) in lines(input.bytes()).enumerate() {
+            let ev = (line, input.meta(k));
             match (self.skips.get(k).copied().flatten(), &why) {
                 (Some(skip), _) => {
                     let u = skip_reason(skip);
-                    unprocessed(&self.id, &self.opts, &self.stats, line, &u, out)
+                    unprocessed(&self.id, &self.opts, &self.stats, ev, &u, out)
                 }
                 (None, Some(u)) => {
                     let u = Unprocessed {
                         reason: u.reason,
                         error: u.error,
                     };
-                    unprocessed(&self.id, &self.opts, &self.stats, line, &u, out)
+                    unprocessed(&self.id, &self.opts, &self.stats, ev, &u, out)
                 }
                 (None, None) => {
                     out.default.push_line(line);
+                    out.default.set_last_meta(ev.1);
                     inc(&self.stats.events_out, 1);
                 }
             }
@@ -561,12 +580,12 @@ fn skip_reason(skip: Skip) -> Unprocessed<'static> {
     }
 }
 
-/// One event the plugin did not process, under the policy.
+/// One event (line and metadata) the plugin did not process, under the policy.
 fn unprocessed(
     id: &str,
     opts: &Options,
     stats: &TransformStats,
-    line: &[u8],
+    (line, meta): (&[u8], &[u8]),
     why: &Unprocessed<'_>,
     out: &mut Outputs,
 ) {
@@ -589,6 +608,7 @@ fn unprocessed(
                 }
                 None => out.default.push_line(line),
             }
+            out.default.set_last_meta(meta);
             inc(&stats.events_out, 1);
         }
         OnError::Drop => inc(&stats.error_dropped, 1),
@@ -613,6 +633,7 @@ fn unprocessed(
             }
             rec.push(b'}');
             out.dead_letter.push_line(&rec);
+            out.dead_letter.set_last_meta(meta);
             inc(&stats.dead_lettered, 1);
         }
     }
@@ -672,10 +693,11 @@ fn base64(out: &mut Vec<u8>, data: &[u8]) {
 /// Applies event result `i` to `line`; anything the host cannot trust
 /// passes the line on untouched.
 fn apply_event(
-    line: &[u8],
+    (line, meta): (&[u8], &[u8]),
     frame: &ResultFrame<'_>,
     i: usize,
     out: &mut Outputs,
+    opts: &Options,
     stats: &TransformStats,
 ) {
     let r = frame.event(i);
@@ -686,10 +708,18 @@ fn apply_event(
         Reason::Other => {}
     }
     if r.action == Action::Drop as u8 {
-        inc(&stats.dropped, 1);
+        if !opts.one_to_one {
+            inc(&stats.dropped, 1);
+            return;
+        }
+        // An exec filter must answer every line: the event goes on as it came.
+        out.default.push_line(line);
+        out.default.set_last_meta(meta);
+        inc(&stats.events_out, 1);
         return;
     }
     let target = match out.get(r.output as usize) {
+        Some(_) if opts.one_to_one => 0,
         Some(_) => r.output as usize,
         None => {
             inc(&stats.invalid_results, 1);
@@ -716,6 +746,7 @@ fn apply_event(
         Some((s, e, p)) => b.push_parts(&[&line[..s], p, &line[e..]]),
         None => b.push_line(line),
     }
+    b.set_last_meta(meta);
     inc(&stats.events_out, 1);
 }
 

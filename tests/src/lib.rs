@@ -198,3 +198,96 @@ pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Removes the `,"t1071":{...}` the rule adds, to recover the original.
+pub fn unsplice(line: &[u8]) -> Vec<u8> {
+    let key = b",\"t1071\":{";
+    match line.windows(key.len()).rposition(|w| w == key) {
+        Some(at) => {
+            let end = line[at..].iter().position(|&c| c == b'}').unwrap() + at + 1;
+            [&line[..at], &line[end..]].concat()
+        }
+        None => line.to_vec(),
+    }
+}
+
+/// A background process, killed if the test fails before it ends it.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts `rulebox run --config cfg` in the background, its logs going to
+/// `log` (a file: a pipe nobody reads could fill and stall it).
+pub fn spawn_run(cfg: &Path, log: &Path) -> Running {
+    let log = std::fs::File::create(log).expect("log file");
+    let child = Command::new(rulebox_bin())
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .env_remove("RUST_LOG")
+        .spawn()
+        .expect("start rulebox");
+    Running(child)
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until something listens on `127.0.0.1:port`.
+pub fn wait_listening(port: u16) {
+    wait_for(
+        &format!("a listener on port {port}"),
+        Duration::from_secs(20),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+}
+
+/// One HTTP/1.1 request over a fresh connection: (status, body).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    // The server may answer (413) before reading the whole body.
+    let _ = s.write_all(body);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}

@@ -36,3 +36,54 @@ fn bundled_sample_is_what_the_generator_makes() {
         "configs/sample/events.ndjson is stale: regenerate with `target/release/gen-events --count 3000 --seed 1 > configs/sample/events.ndjson`"
     );
 }
+
+/// An mmexternal answer must come line for line: configurations that
+/// could drop, reroute or add lines are refused with the reason.
+#[test]
+fn mmexternal_chains_that_could_break_the_answers_are_refused() {
+    let rt = Runtime::new().unwrap();
+    let wasm = rule_wasm();
+    let cfg = |source: &str, on_error: &str, sinks: &str| {
+        format!(
+            r#"[sources.in]
+type = "stdin"
+{source}
+[transforms.rule]
+type = "wasm"
+inputs = ["in"]
+module = "{wasm}"
+on_error = "{on_error}"
+[sinks.alerts]
+type = "file"
+path = "/dev/null"
+inputs = ["rule.alerts", "rule.dead_letter"]
+{sinks}
+"#,
+            wasm = wasm.display()
+        )
+    };
+    let answer =
+        "[sinks.answers]\ntype = \"stdout\"\nprotocol = \"mmexternal\"\ninputs = [\"rule\"]\n";
+    let build = |text: String| {
+        let loaded = Loaded::parse(std::path::Path::new("/tmp/x.toml"), text)?;
+        pipeline::build(loaded, &rt).map(|_| ())
+    };
+    let mm = "protocol = \"mmexternal\"";
+    assert!(build(cfg(mm, "pass_through", answer)).is_ok());
+    let e = build(cfg(mm, "dead_letter", answer)).unwrap_err();
+    assert!(e.message.contains("must be \"pass_through\""), "{e}");
+    let e = build(cfg(mm, "pass_through", "")).unwrap_err();
+    assert!(e.message.contains("needs a stdout sink"), "{e}");
+    let e = build(cfg("", "pass_through", answer)).unwrap_err();
+    assert!(e.message.contains("there is none"), "{e}");
+    let two = format!("{answer}[sinks.more]\ntype = \"stdout\"\ninputs = [\"rule\"]\n");
+    let e = build(cfg(mm, "pass_through", &two)).unwrap_err();
+    assert!(
+        e.message
+            .contains("stdout belongs to the mmexternal answers"),
+        "{e}"
+    );
+    let alerts_answer = answer.replace("[\"rule\"]", "[\"rule.alerts\"]");
+    let e = build(cfg(mm, "pass_through", &alerts_answer)).unwrap_err();
+    assert!(e.message.contains("breaks it"), "{e}");
+}

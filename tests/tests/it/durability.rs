@@ -6,7 +6,9 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use rulebox_tests::{Scratch, rule_pipeline, rulebox, rulebox_bin, stderr, terminate, wait_for};
+use rulebox_tests::{
+    Scratch, rule_pipeline, rulebox, rulebox_bin, stderr, terminate, unsplice, wait_for,
+};
 use serde_json::Value;
 
 fn spawn(cfg: &std::path::Path) -> Child {
@@ -172,18 +174,6 @@ fn a_damaged_snapshot_is_set_aside_and_the_run_goes_on() {
 /// The host's snapshot envelope around `state` (see `rulebox::durable`).
 fn envelope(state: &[u8]) -> Vec<u8> {
     rulebox::durable::snapshot::encode(state)
-}
-
-/// Removes the `,"t1071":{...}` the rule adds, to recover the original.
-fn unsplice(line: &[u8]) -> Vec<u8> {
-    let key = b",\"t1071\":{";
-    match line.windows(key.len()).rposition(|w| w == key) {
-        Some(at) => {
-            let end = line[at..].iter().position(|&c| c == b'}').unwrap() + at + 1;
-            [&line[..at], &line[end..]].concat()
-        }
-        None => line.to_vec(),
-    }
 }
 
 #[test]

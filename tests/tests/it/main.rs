@@ -7,3 +7,5 @@ mod fuzz_corpus;
 mod hostile;
 mod parity;
 mod pipeline;
+mod rsyslog;
+mod shippers;

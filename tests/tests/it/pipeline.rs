@@ -8,26 +8,9 @@ use std::time::Duration;
 
 use rulebox_tests::{
     Scratch, rule_pipeline, rule_wasm, rulebox, rulebox_bin, stderr, summary_counter, terminate,
-    wait_for,
+    unsplice, wait_for,
 };
 use serde_json::Value;
-
-/// Removes the `,"t1071":{...}` the rule appends, to recover the original.
-fn unsplice(line: &[u8]) -> Vec<u8> {
-    let s = line;
-    let key = b",\"t1071\":{";
-    match s.windows(key.len()).rposition(|w| w == key) {
-        Some(at) => {
-            let end = s[at..]
-                .iter()
-                .position(|&c| c == b'}')
-                .map(|i| at + i + 1)
-                .unwrap();
-            [&s[..at], &s[end..]].concat()
-        }
-        None => s.to_vec(),
-    }
-}
 
 #[test]
 fn every_line_leaves_once_in_order_and_untouched_lines_are_byte_identical() {

@@ -1,0 +1,487 @@
+//! Splunk HTTP Event Collector: reading request bodies into events, and
+//! writing events back out as envelopes. Pure functions; the HTTP side is
+//! in [`super::http`].
+//!
+//! An event's envelope (`time`, `host`, `source`, `sourcetype`, `index`,
+//! `fields`) travels as the line's metadata ([`crate::batch::Batch::meta`]):
+//! one kind byte, then the envelope without `event` as a JSON object. The
+//! kind says how the line relates to the envelope's `event`:
+//!
+//! * `v`: the line is the `event` value as sent (an object, or a string
+//!   literal that does not hold JSON), newlines outside strings turned into
+//!   spaces;
+//! * `j`: `event` was a string holding a JSON object; the line is that
+//!   object, so rules see its fields, and it is sent on as a string again;
+//! * `r`: a line from `/services/collector/raw`, sent on as a string.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::batch::Batch;
+
+/// The envelope keys kept with each event.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Envelope<'a> {
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<&'a RawValue>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<&'a RawValue>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'a RawValue>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub sourcetype: Option<&'a RawValue>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<&'a RawValue>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<&'a RawValue>,
+}
+
+/// One envelope as received: the kept keys and the event. (Not
+/// `#[serde(flatten)]`: raw values cannot pass through serde's buffer.)
+#[derive(Deserialize)]
+struct Incoming<'a> {
+    #[serde(borrow, default)]
+    event: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    time: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    host: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    sourcetype: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    index: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    fields: Option<&'a RawValue>,
+}
+
+/// Why a body was refused, with Splunk's code and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    NoData,
+    /// Not JSON, or not an object: the event's number (from 0).
+    InvalidFormat(usize),
+    EventRequired(usize),
+    EventBlank(usize),
+}
+
+impl BodyError {
+    /// HTTP status and the JSON body Splunk answers with.
+    pub fn response(&self) -> (u16, String) {
+        let (code, text, n) = match self {
+            BodyError::NoData => (5, "No data", None),
+            BodyError::InvalidFormat(n) => (6, "Invalid data format", Some(*n)),
+            BodyError::EventRequired(n) => (12, "Event field is required", Some(*n)),
+            BodyError::EventBlank(n) => (13, "Event field cannot be blank", Some(*n)),
+        };
+        let body = match n {
+            Some(n) => format!(r#"{{"text":"{text}","code":{code},"invalid-event-number":{n}}}"#),
+            None => format!(r#"{{"text":"{text}","code":{code}}}"#),
+        };
+        (400, body)
+    }
+}
+
+/// Reads an `/event` body (one or more concatenated envelopes) into
+/// `out`. All or nothing: on an error `out` is left as it was.
+pub fn read_event_body(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
+    let mark = out.len_bytes();
+    let res = read_events(body, out);
+    if res.is_err() {
+        out.truncate_bytes(mark.0, mark.1);
+    }
+    res
+}
+
+fn read_events(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
+    let mut n = 0;
+    let mut meta = Vec::with_capacity(128);
+    let mut line = Vec::new();
+    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Incoming<'_>>();
+    loop {
+        // Each envelope must be an object (serde would take an array too).
+        let next = body[stream.byte_offset()..]
+            .iter()
+            .find(|c| !c.is_ascii_whitespace());
+        match next {
+            None => break,
+            Some(b'{') => {}
+            Some(_) => return Err(BodyError::InvalidFormat(n)),
+        }
+        let Some(item) = stream.next() else { break };
+        let env = item.map_err(|_| BodyError::InvalidFormat(n))?;
+        let event = match env.event {
+            None => return Err(BodyError::EventRequired(n)),
+            Some(e) if e.get() == "null" => return Err(BodyError::EventRequired(n)),
+            Some(e) => e.get(),
+        };
+        let kind = if event.starts_with('"') {
+            let text: String =
+                serde_json::from_str(event).map_err(|_| BodyError::InvalidFormat(n))?;
+            if text.trim().is_empty() {
+                return Err(BodyError::EventBlank(n));
+            }
+            if is_json_object(text.as_bytes()) {
+                line.clear();
+                flatten_into(text.as_bytes(), &mut line);
+                b'j'
+            } else {
+                line.clear();
+                line.extend_from_slice(event.as_bytes());
+                b'v'
+            }
+        } else {
+            line.clear();
+            flatten_into(event.as_bytes(), &mut line);
+            b'v'
+        };
+        meta.clear();
+        meta.push(kind);
+        // Serialising borrowed raw values cannot fail.
+        let kept = Envelope {
+            time: env.time,
+            host: env.host,
+            source: env.source,
+            sourcetype: env.sourcetype,
+            index: env.index,
+            fields: env.fields,
+        };
+        let _ = serde_json::to_writer(&mut meta, &kept);
+        out.push_line(&line);
+        out.set_last_meta(&meta);
+        n += 1;
+    }
+    if n == 0 {
+        return Err(BodyError::NoData);
+    }
+    Ok(())
+}
+
+/// Reads a `/raw` body: each non-empty line (a final `\r` removed) is an
+/// event, with the metadata of the query string.
+pub fn read_raw_body(body: &[u8], query: Option<&str>, out: &mut Batch) -> Result<(), BodyError> {
+    let mut meta = vec![b'r'];
+    let pairs = query_pairs(query.unwrap_or(""));
+    let find = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let mut obj = serde_json::Map::new();
+    for key in ["host", "source", "sourcetype", "index"] {
+        if let Some(v) = find(key) {
+            obj.insert(key.into(), v.into());
+        }
+    }
+    let _ = serde_json::to_writer(&mut meta, &obj);
+    let mut n = 0;
+    for l in body.split(|&c| c == b'\n') {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        if l.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        out.push_line(l);
+        out.set_last_meta(&meta);
+        n += 1;
+    }
+    if n == 0 {
+        return Err(BodyError::NoData);
+    }
+    Ok(())
+}
+
+/// `a=1&b=x%20y` -> [("a","1"),("b","x y")].
+pub fn query_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `text` is one JSON object (and nothing else).
+pub fn is_json_object(text: &[u8]) -> bool {
+    text.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
+}
+
+/// Copies JSON text, turning CR and LF into spaces. In valid JSON they can
+/// only be whitespace between tokens (inside strings they are escaped), so
+/// the value is the same and fits on one line.
+pub fn flatten_into(text: &[u8], out: &mut Vec<u8>) {
+    out.extend(
+        text.iter()
+            .map(|&c| if c == b'\n' || c == b'\r' { b' ' } else { c }),
+    );
+}
+
+/// Sink-side defaults for envelope keys an event does not carry.
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    pub host: Option<String>,
+    pub source: Option<String>,
+    pub sourcetype: Option<String>,
+    pub index: Option<String>,
+}
+
+/// Appends the envelope of one event: its own metadata (from a HEC
+/// source), the sink's defaults for the keys it lacks, and the event.
+pub fn write_envelope(out: &mut Vec<u8>, line: &[u8], meta: &[u8], d: &Defaults) {
+    let (kind, env_json) = match meta.split_first() {
+        Some((&k, rest)) if matches!(k, b'v' | b'j' | b'r') => (k, rest),
+        _ => (b'v', &b""[..]),
+    };
+    let env: Envelope<'_> = serde_json::from_slice(env_json).unwrap_or_default();
+    out.push(b'{');
+    let mut first = true;
+    let mut key = |out: &mut Vec<u8>, k: &str| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+    };
+    if let Some(t) = env.time {
+        key(out, "time");
+        out.extend_from_slice(t.get().as_bytes());
+    }
+    for (name, own, default) in [
+        ("host", env.host, &d.host),
+        ("source", env.source, &d.source),
+        ("sourcetype", env.sourcetype, &d.sourcetype),
+        ("index", env.index, &d.index),
+    ] {
+        match (own, default) {
+            (Some(v), _) => {
+                key(out, name);
+                out.extend_from_slice(v.get().as_bytes());
+            }
+            (None, Some(v)) => {
+                key(out, name);
+                let _ = serde_json::to_writer(&mut *out, v);
+            }
+            (None, None) => {}
+        }
+    }
+    if let Some(f) = env.fields {
+        key(out, "fields");
+        out.extend_from_slice(f.get().as_bytes());
+    }
+    key(out, "event");
+    let as_string = match kind {
+        b'j' | b'r' => true,
+        _ => serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err(),
+    };
+    if as_string {
+        let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(line));
+    } else {
+        out.extend_from_slice(line);
+    }
+    out.push(b'}');
+}
+
+/// The `Authorization` header checked against the tokens: `Splunk <token>`
+/// (or the bare token, as Vector accepts). Errors are Splunk's.
+pub fn check_token(header: Option<&[u8]>, tokens: &[String]) -> Result<(), (u16, &'static str)> {
+    let Some(h) = header else {
+        return Err((401, r#"{"text":"Token is required","code":2}"#));
+    };
+    let token = match h.strip_prefix(b"Splunk ") {
+        Some(t) => t,
+        None if !h.contains(&b' ') => h,
+        None => return Err((401, r#"{"text":"Invalid authorization","code":3}"#)),
+    };
+    let token = token.trim_ascii();
+    // Compare against every token, each in time independent of where it differs.
+    let mut ok = false;
+    for t in tokens {
+        ok |= constant_time_eq(t.as_bytes(), token);
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err((403, r#"{"text":"Invalid token","code":4}"#))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub const SUCCESS: &str = r#"{"text":"Success","code":0}"#;
+pub const HEALTHY: &str = r#"{"text":"HEC is healthy","code":17}"#;
+pub const BUSY: &str = r#"{"text":"Server is busy","code":9}"#;
+pub const NOT_FOUND: &str =
+    r#"{"text":"The requested URL was not found on this server.","code":404}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(body: &str) -> Result<Vec<(String, String)>, BodyError> {
+        let mut b = Batch::default();
+        read_event_body(body.as_bytes(), &mut b)?;
+        Ok(b.iter()
+            .enumerate()
+            .map(|(i, l)| {
+                (
+                    String::from_utf8(l.to_vec()).unwrap(),
+                    String::from_utf8(b.meta(i).to_vec()).unwrap(),
+                )
+            })
+            .collect())
+    }
+
+    #[test]
+    fn splunks_own_example_is_read_with_metadata() {
+        let got = events(r#"{"event": "Hello, world!", "sourcetype": "manual", "host": "host_1.splunk.com"}{"event": "something happened", "sourcetype": "manual", "host": "host_1.splunk.com", "fields":{"severity":"INFO", "category":["foo","bar"]}}"#).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, r#""Hello, world!""#);
+        assert_eq!(
+            got[0].1,
+            r#"v{"host":"host_1.splunk.com","sourcetype":"manual"}"#
+        );
+        assert_eq!(
+            got[1].1,
+            r#"v{"host":"host_1.splunk.com","sourcetype":"manual","fields":{"severity":"INFO", "category":["foo","bar"]}}"#
+        );
+    }
+
+    #[test]
+    fn objects_multiline_and_json_in_strings() {
+        let got = events(
+            "{\"time\":1700000000.5,\"event\":{\n\"a\": 1}}\n\n {\"event\":\"{\\\"b\\\":2}\"}",
+        )
+        .unwrap();
+        assert_eq!(
+            got[0],
+            ("{ \"a\": 1}".into(), r#"v{"time":1700000000.5}"#.into())
+        );
+        assert_eq!(got[1], (r#"{"b":2}"#.into(), "j{}".into()));
+    }
+
+    #[test]
+    fn errors_name_the_event_and_keep_nothing() {
+        let mut b = Batch::default();
+        b.push_line(b"before");
+        let bad = r#"{"event":{"a":1}}{"event":2}{"evnt":3}"#;
+        assert_eq!(
+            read_event_body(bad.as_bytes(), &mut b),
+            Err(BodyError::EventRequired(2))
+        );
+        assert_eq!(b.count(), 1);
+        assert_eq!(
+            events(r#"{"event":1} {"event":"#),
+            Err(BodyError::InvalidFormat(1))
+        );
+        assert_eq!(events(r#"[{"event":1}]"#), Err(BodyError::InvalidFormat(0)));
+        assert_eq!(events(r#"{"event":"  "}"#), Err(BodyError::EventBlank(0)));
+        assert_eq!(
+            events(r#"{"event":null}"#),
+            Err(BodyError::EventRequired(0))
+        );
+        assert_eq!(events("  "), Err(BodyError::NoData));
+        let (status, body) = BodyError::InvalidFormat(3).response();
+        assert_eq!(status, 400);
+        assert_eq!(
+            body,
+            r#"{"text":"Invalid data format","code":6,"invalid-event-number":3}"#
+        );
+    }
+
+    #[test]
+    fn raw_lines_take_the_query_metadata() {
+        let mut b = Batch::default();
+        read_raw_body(
+            b"a b\r\n\n{\"c\":1}\n",
+            Some("sourcetype=fw%3Aasa&index=net&channel=x"),
+            &mut b,
+        )
+        .unwrap();
+        assert_eq!(b.count(), 2);
+        assert_eq!(b.meta(1), br#"r{"index":"net","sourcetype":"fw:asa"}"#);
+        let mut out = Vec::new();
+        write_envelope(&mut out, b"a b", b.meta(0), &Defaults::default());
+        assert_eq!(
+            out,
+            br#"{"sourcetype":"fw:asa","index":"net","event":"a b"}"#
+        );
+    }
+
+    #[test]
+    fn envelopes_round_trip_and_take_defaults() {
+        let mut b = Batch::default();
+        read_event_body(
+            br#"{"time":"1700000000","host":"h","event":{"a":1}}{"event":"{\"b\":2}","index":"x"}"#,
+            &mut b,
+        )
+        .unwrap();
+        b.push_line(br#"{"alert":1}"#);
+        b.push_line(b"not json");
+        let d = Defaults {
+            host: Some("rb".into()),
+            index: Some("alerts".into()),
+            ..Defaults::default()
+        };
+        let out: Vec<String> = (0..4)
+            .map(|i| {
+                let mut o = Vec::new();
+                write_envelope(&mut o, b.iter().nth(i).unwrap(), b.meta(i), &d);
+                String::from_utf8(o).unwrap()
+            })
+            .collect();
+        assert_eq!(
+            out[0],
+            r#"{"time":"1700000000","host":"h","index":"alerts","event":{"a":1}}"#
+        );
+        assert_eq!(out[1], r#"{"host":"rb","index":"x","event":"{\"b\":2}"}"#);
+        assert_eq!(
+            out[2],
+            r#"{"host":"rb","index":"alerts","event":{"alert":1}}"#
+        );
+        assert_eq!(
+            out[3],
+            r#"{"host":"rb","index":"alerts","event":"not json"}"#
+        );
+    }
+
+    #[test]
+    fn tokens() {
+        let t = vec!["abc".to_string(), "def".to_string()];
+        assert!(check_token(Some(b"Splunk def"), &t).is_ok());
+        assert!(check_token(Some(b"def"), &t).is_ok());
+        assert_eq!(check_token(None, &t).unwrap_err().0, 401);
+        assert_eq!(check_token(Some(b"Basic eA=="), &t).unwrap_err().0, 401);
+        assert_eq!(check_token(Some(b"Splunk nope"), &t).unwrap_err().0, 403);
+    }
+}

@@ -1,0 +1,430 @@
+//! rulebox between shippers and the SIEM, over real sockets on loopback:
+//! Splunk HEC in and out (with a receiver failing on purpose), the HEC
+//! source's refusals, and the tcp, http and syslog modes chained through
+//! two rulebox processes.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use rulebox_bench::hec::{ClientOpts, Receiver};
+use rulebox_tests::{
+    Scratch, free_port, http, rule_wasm, spawn_run, terminate, unsplice, wait_for, wait_listening,
+};
+use serde_json::Value;
+
+const DAY: i64 = 1_763_683_200_000;
+
+/// The rule, with ticks every second so open alerts come out while running.
+fn rule(inputs: &str) -> String {
+    format!(
+        r#"
+[transforms.rule]
+type = "wasm"
+inputs = [{inputs}]
+module = "{wasm}"
+flush_interval_secs = 1
+persist_state = false
+
+[transforms.rule.config]
+schema = "auto"
+"#,
+        wasm = rule_wasm().display()
+    )
+}
+
+/// An event without the rule's enrichment, as a canonical JSON string.
+fn original(event: &Value) -> String {
+    let text = serde_json::to_vec(event).unwrap();
+    let v: Value = serde_json::from_slice(&unsplice(&text)).unwrap();
+    v.to_string()
+}
+
+fn canonical(lines: &[Vec<u8>]) -> Vec<String> {
+    let mut v: Vec<String> = lines
+        .iter()
+        .map(|l| serde_json::from_slice::<Value>(l).unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn hec_round_trip_through_the_rule_loses_nothing_when_the_receiver_fails() {
+    let dir = Scratch::new("hec-rt");
+    let receiver = Receiver::start("downstream-token", 6);
+    let port = free_port();
+    let cfg = format!(
+        r#"data_dir = "{data}"
+
+[sources.hec]
+type = "splunk_hec"
+address = "127.0.0.1:{port}"
+tokens = ["shipper-token"]
+{rule}
+[sinks.splunk]
+type = "splunk_hec"
+inputs = ["rule"]
+endpoint = "http://{recv}"
+token = "downstream-token"
+batch_max_events = 200
+retry = {{ initial_ms = 50, max_ms = 400 }}
+
+[sinks.splunk_alerts]
+type = "splunk_hec"
+inputs = ["rule.alerts"]
+endpoint = "http://{recv}/services/collector/event"
+token = "downstream-token"
+index = "alerts"
+sourcetype = "rulebox:t1071:alert"
+"#,
+        data = dir.path("data").display(),
+        rule = rule(r#""hec""#),
+        recv = receiver.address,
+    );
+    let cfg_path = dir.write("p.toml", cfg);
+    let mut child = spawn_run(&cfg_path, &dir.path("rulebox.log"));
+    wait_listening(port);
+
+    // The sample's deliberately broken lines are not events a shipper sends.
+    let events: Vec<Vec<u8>> = rulebox_bench::sample(6100, 11, DAY)
+        .into_iter()
+        .filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v.is_object()))
+        .take(6000)
+        .map(String::into_bytes)
+        .collect();
+    assert_eq!(events.len(), 6000);
+    let opts = ClientOpts {
+        token: "shipper-token".into(),
+        batch: 250,
+        gzip: true,
+        clients: 4,
+        sourcetype: "fw:traffic".into(),
+    };
+    let sent = rulebox_bench::hec::send(&format!("127.0.0.1:{port}"), &events, &opts);
+    assert_eq!(sent.events.load(std::sync::atomic::Ordering::Relaxed), 6000);
+
+    // The client's requests were answered only once delivered downstream,
+    // so every event is at the receiver already, through six 500s.
+    let got = receiver.envelopes();
+    let log = || std::fs::read_to_string(dir.path("rulebox.log")).unwrap_or_default();
+    let (evs, alerts): (Vec<&Value>, Vec<&Value>) = got
+        .iter()
+        .partition(|e| e.get("index").is_none_or(|i| i != "alerts"));
+    assert_eq!(evs.len(), 6000, "events delivered (log: {})", log());
+    assert_eq!(
+        receiver
+            .got
+            .failed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        6
+    );
+    let mut have: Vec<String> = evs.iter().map(|e| original(&e["event"])).collect();
+    have.sort();
+    assert_eq!(have.len(), 6000);
+    assert_eq!(have, canonical(&events), "the same events, each once");
+    // Envelope metadata forwarded unchanged; watched ports enriched.
+    for e in &evs {
+        assert_eq!(e["sourcetype"], "fw:traffic");
+        assert!(e["host"].as_str().unwrap().starts_with("shipper-"));
+        assert!(e["time"].is_number());
+    }
+    let enriched = evs
+        .iter()
+        .filter(|e| e["event"].get("t1071").is_some())
+        .count();
+    assert!(enriched > 100, "{enriched} events enriched");
+
+    // Alerts: open ones on the 1 s tick, final ones at shutdown.
+    wait_for("open alerts", Duration::from_secs(20), || {
+        receiver.envelopes().iter().any(|e| e["index"] == "alerts")
+    });
+    let status = terminate(&mut child.0);
+    assert!(status.success(), "exit {status:?}; log: {}", log());
+    let got = receiver.envelopes();
+    let alerts_after: Vec<&Value> = got.iter().filter(|e| e["index"] == "alerts").collect();
+    assert!(alerts.len() <= alerts_after.len());
+    assert!(
+        alerts_after
+            .iter()
+            .all(|a| a["sourcetype"] == "rulebox:t1071:alert" && a["event"]["alert_id"].is_string()),
+        "{alerts_after:?}"
+    );
+    assert!(
+        alerts_after.iter().any(|a| a["event"]["status"] == "final"),
+        "a final alert at shutdown"
+    );
+    let log = log();
+    assert!(log.contains("delivered after retrying"), "{log}");
+    assert!(log.contains("write_errors=0"), "{log}");
+}
+
+#[test]
+fn hec_source_answers_like_splunk_and_half_accepts_nothing() {
+    let dir = Scratch::new("hec-refuse");
+    let port = free_port();
+    let cfg = format!(
+        r#"data_dir = "{data}"
+
+[sources.hec]
+type = "splunk_hec"
+address = "127.0.0.1:{port}"
+tokens = ["good"]
+max_body_bytes = 4096
+
+[sinks.out]
+type = "file"
+path = "{out}"
+inputs = ["hec"]
+"#,
+        data = dir.path("data").display(),
+        out = dir.path("out.ndjson").display(),
+    );
+    let cfg_path = dir.write("p.toml", cfg);
+    let mut child = spawn_run(&cfg_path, &dir.path("rulebox.log"));
+    wait_listening(port);
+    let auth = [("Authorization", "Splunk good")];
+    let ev = "/services/collector/event";
+
+    assert_eq!(
+        http(port, "GET", "/services/collector/health", &[], b""),
+        (200, r#"{"text":"HEC is healthy","code":17}"#.into())
+    );
+    let ok = br#"{"event":{"n":1},"host":"a"}{"event":"two","sourcetype":"s"}"#;
+    assert_eq!(
+        http(port, "POST", ev, &[], ok),
+        (401, r#"{"text":"Token is required","code":2}"#.into())
+    );
+    assert_eq!(
+        http(port, "POST", ev, &[("Authorization", "Splunk bad")], ok),
+        (403, r#"{"text":"Invalid token","code":4}"#.into())
+    );
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            ev,
+            &[("Authorization", "Basic Zm9vOmJhcg==")],
+            ok
+        ),
+        (401, r#"{"text":"Invalid authorization","code":3}"#.into())
+    );
+    let (status, body) = http(
+        port,
+        "POST",
+        ev,
+        &auth,
+        br#"{"event":{"n":9}}{"event":{"n":10}"#,
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        r#"{"text":"Invalid data format","code":6,"invalid-event-number":1}"#
+    );
+    let (status, body) = http(port, "POST", ev, &auth, br#"{"event":{"n":9}}{"host":"x"}"#);
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            400,
+            r#"{"text":"Event field is required","code":12,"invalid-event-number":1}"#
+        )
+    );
+    assert_eq!(http(port, "POST", ev, &auth, b"").0, 400);
+    let big = format!(r#"{{"event":"{}"}}"#, "x".repeat(5000));
+    assert_eq!(http(port, "POST", ev, &auth, big.as_bytes()).0, 413);
+    // A gzip bomb is caught after decompression too.
+    let bomb = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(big.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    assert!(bomb.len() < 4096);
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            ev,
+            &[auth[0], ("Content-Encoding", "gzip")],
+            &bomb
+        )
+        .0,
+        413
+    );
+    assert_eq!(http(port, "POST", "/nope", &auth, ok).0, 404);
+
+    // What is accepted: envelopes (plain and gzip), raw lines.
+    assert_eq!(
+        http(port, "POST", ev, &auth, ok),
+        (200, r#"{"text":"Success","code":0}"#.into())
+    );
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(br#"{"event":{"n":3}}"#).unwrap();
+        e.finish().unwrap()
+    };
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            "/services/collector",
+            &[auth[0], ("Content-Encoding", "gzip")],
+            &gz
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            "/services/collector/raw?sourcetype=raw",
+            &auth,
+            b"line four\nline five\n"
+        )
+        .0,
+        200
+    );
+    let status = terminate(&mut child.0);
+    assert!(status.success());
+    let out = std::fs::read_to_string(dir.path("out.ndjson")).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"n":1}"#,
+            r#""two""#,
+            r#"{"n":3}"#,
+            "line four",
+            "line five"
+        ],
+        "only accepted bodies, whole"
+    );
+}
+
+/// rulebox A reads tcp, syslog/tcp and syslog/udp, runs the rule and POSTs
+/// NDJSON to rulebox B's http source; B writes to a tcp sink whose
+/// listener is this test.
+#[test]
+fn tcp_syslog_and_http_modes_chain_two_rulebox_processes() {
+    let dir = Scratch::new("modes");
+    let (tcp_in, syslog_tcp, syslog_udp, http_in) =
+        (free_port(), free_port(), free_port(), free_port());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out_port = listener.local_addr().unwrap().port();
+    let a = format!(
+        r#"data_dir = "{data}"
+[sources.lines]
+type = "tcp"
+address = "127.0.0.1:{tcp_in}"
+[sources.sys]
+type = "syslog"
+address = "127.0.0.1:{syslog_tcp}"
+[sources.sysu]
+type = "syslog"
+mode = "udp"
+address = "127.0.0.1:{syslog_udp}"
+{rule}
+[sinks.b]
+type = "http"
+inputs = ["rule"]
+uri = "http://127.0.0.1:{http_in}/ingest"
+gzip = true
+"#,
+        data = dir.path("data-a").display(),
+        rule = rule(r#""lines", "sys", "sysu""#),
+    );
+    let b = format!(
+        r#"data_dir = "{data}"
+[sources.web]
+type = "http"
+address = "127.0.0.1:{http_in}"
+path = "/ingest"
+[sinks.back]
+type = "tcp"
+inputs = ["web"]
+address = "127.0.0.1:{out_port}"
+"#,
+        data = dir.path("data-b").display(),
+    );
+    let mut child_b = spawn_run(&dir.write("b.toml", b), &dir.path("b.log"));
+    let mut child_a = spawn_run(&dir.write("a.toml", a), &dir.path("a.log"));
+    wait_listening(http_in);
+    wait_listening(tcp_in);
+    wait_listening(syslog_tcp);
+
+    let ev = |i: usize, port: u16| {
+        format!(
+            r#"{{"src_ip":"10.0.0.{}","dest_ip":"203.0.113.9","dest_port":{port},"action":"allowed","seq":{i}}}"#,
+            i % 200 + 1
+        )
+    };
+    let mut expect = BTreeMap::new();
+    {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", tcp_in)).unwrap();
+        for i in 0..300 {
+            let e = ev(i, 21);
+            writeln!(s, "{e}").unwrap();
+            expect.insert(i, e);
+        }
+    }
+    {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", syslog_tcp)).unwrap();
+        for i in 300..600 {
+            let e = ev(i, 445);
+            let msg = if i % 2 == 0 {
+                format!("<134>1 2026-11-22T10:00:00Z fw01 t1071 - - - {e}")
+            } else {
+                format!("<13>Nov 22 10:00:00 fw01 t1071[7]: {e}")
+            };
+            // Octet counting and LF framing, alternately.
+            if i % 3 == 0 {
+                write!(s, "{} {msg}", msg.len()).unwrap();
+            } else {
+                writeln!(s, "{msg}").unwrap();
+            }
+            expect.insert(i, e);
+        }
+    }
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 600..650 {
+        let e = ev(i, 69);
+        udp.send_to(
+            format!("<13>Nov 22 10:00:00 fw01 t1071: {e}").as_bytes(),
+            ("127.0.0.1", syslog_udp),
+        )
+        .unwrap();
+        expect.insert(i, e);
+        // Loopback UDP has no flow control: pace it.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+
+    listener.set_nonblocking(false).unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut reader = std::io::BufReader::new(conn);
+    let mut got = BTreeMap::new();
+    while got.len() < expect.len() {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0);
+        assert!(
+            n > 0,
+            "stream ended after {} events; a: {}",
+            got.len(),
+            std::fs::read_to_string(dir.path("a.log")).unwrap_or_default()
+        );
+        let v: Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert!(v["t1071"].is_object(), "enriched: {line}");
+        let seq = v["seq"].as_u64().unwrap() as usize;
+        got.insert(seq, original(&v));
+    }
+    assert_eq!(got.len(), 650);
+    for (i, e) in &expect {
+        assert_eq!(
+            &got[i],
+            &serde_json::from_str::<Value>(e).unwrap().to_string()
+        );
+    }
+    assert!(terminate(&mut child_a.0).success());
+    assert!(terminate(&mut child_b.0).success());
+}
