@@ -232,6 +232,11 @@ impl LineSplitter {
         self.cut(complete, out);
     }
 
+    /// Bytes held of a line not yet ended.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
     /// At end of input: a last line without `\n` still becomes a line.
     pub fn finish(&mut self, out: &mut Vec<Batch>) {
         if self.pending.is_empty() {

@@ -86,6 +86,9 @@ pub enum SourceConfig {
         address: String,
         #[serde(default = "default_batch_events")]
         batch_max_events: usize,
+        /// A line still unended past this closes its connection.
+        #[serde(default = "default_max_message")]
+        max_line_bytes: usize,
     },
     /// Syslog (RFC 5424 or RFC 3164) over TCP (octet counting or LF
     /// framing) or UDP; a JSON body is the event.

@@ -811,10 +811,14 @@ fn spawn_listener(
         SourceConfig::Tcp {
             address,
             batch_max_events,
+            max_line_bytes,
         } => match net::bind_tcp(address) {
             Ok(l) => {
                 let c = ctx(*batch_max_events);
-                tokio::spawn(net::serve_tcp(c, l, net::TcpFraming::Lines));
+                let framing = net::TcpFraming::Lines {
+                    max_line_bytes: *max_line_bytes,
+                };
+                tokio::spawn(net::serve_tcp(c, l, framing));
                 true
             }
             Err(e) => failed(address, e),

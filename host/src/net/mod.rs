@@ -165,6 +165,12 @@ pub struct HttpOpts {
     pub ack_timeout: Duration,
 }
 
+/// Request bodies one HTTP source holds at once, in multiples of
+/// `max_body_bytes` (with at least 64 MiB): many clients sending large
+/// bodies wait (then get 503) instead of growing memory without bound.
+const BODIES_IN_FLIGHT: usize = 4;
+const MIN_IN_FLIGHT_BYTES: usize = 64 << 20;
+
 type Body = Full<Bytes>;
 
 fn reply(status: u16, body: impl Into<Bytes>) -> Response<Body> {
@@ -185,15 +191,19 @@ fn text_reply(status: u16, text: &str) -> Response<Body> {
 }
 
 pub async fn serve_http(ctx: SourceCtx, listener: std::net::TcpListener, opts: HttpOpts) {
+    let budget_kib = (opts.max_body_bytes.saturating_mul(BODIES_IN_FLIGHT))
+        .max(MIN_IN_FLIGHT_BYTES)
+        .div_ceil(1024);
+    let budget = Arc::new(Semaphore::new(budget_kib.min(Semaphore::MAX_PERMITS)));
     let opts = Arc::new(opts);
     accept_loop(ctx, listener, move |stream, ctx| {
-        let opts = opts.clone();
+        let (opts, budget) = (opts.clone(), budget.clone());
         async move {
             let stop = shutdown_requested(ctx.shutdown.clone());
             let svc_ctx = ctx.clone();
             let service = hyper::service::service_fn(move |req| {
-                let (ctx, opts) = (svc_ctx.clone(), opts.clone());
-                async move { Ok::<_, Infallible>(handle(&ctx, &opts, req).await) }
+                let (ctx, opts, budget) = (svc_ctx.clone(), opts.clone(), budget.clone());
+                async move { Ok::<_, Infallible>(handle(&ctx, &opts, &budget, req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -217,7 +227,12 @@ pub async fn serve_http(ctx: SourceCtx, listener: std::net::TcpListener, opts: H
     .await;
 }
 
-async fn handle(ctx: &SourceCtx, opts: &HttpOpts, req: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    ctx: &SourceCtx,
+    opts: &HttpOpts,
+    budget: &Semaphore,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
     enum Mode {
@@ -273,6 +288,23 @@ async fn handle(ctx: &SourceCtx, opts: &HttpOpts, req: Request<Incoming>) -> Res
     if declared.is_some_and(|n| n > opts.max_body_bytes as u64) {
         return too_large();
     }
+    let busy = || match opts.kind {
+        HttpKind::Hec { .. } => reply(503, hec::BUSY),
+        HttpKind::Ndjson { .. } => text_reply(503, "busy: retry"),
+    };
+    // Room for this body (what it declares, or the cap) among all in flight;
+    // held until the request is answered.
+    let want_kib = declared
+        .map_or(opts.max_body_bytes, |n| n as usize)
+        .max(1)
+        .div_ceil(1024) as u32;
+    let _room = match tokio::time::timeout(opts.ack_timeout, budget.acquire_many(want_kib)).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            tracing::warn!(source = %ctx.id, "request bodies in flight at their cap: answered 503");
+            return busy();
+        }
+    };
     let gzip = match req
         .headers()
         .get(header::CONTENT_ENCODING)
@@ -335,10 +367,7 @@ async fn handle(ctx: &SourceCtx, opts: &HttpOpts, req: Request<Incoming>) -> Res
         (Ok(true), HttpKind::Ndjson { .. }) => reply(200, format!("{{\"accepted\":{n}}}")),
         (res, _) => {
             tracing::warn!(source = %ctx.id, events = n, timed_out = res.is_err(), "request not delivered: answered 503, the client keeps its events");
-            match opts.kind {
-                HttpKind::Hec { .. } => reply(503, hec::BUSY),
-                HttpKind::Ndjson { .. } => text_reply(503, "busy: retry"),
-            }
+            busy()
         }
     }
 }
@@ -411,8 +440,8 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 /// How a TCP source cuts its stream.
 #[derive(Debug, Clone, Copy)]
 pub enum TcpFraming {
-    /// NDJSON lines.
-    Lines,
+    /// NDJSON lines, none longer than this.
+    Lines { max_line_bytes: usize },
     /// Syslog messages (octet counting or lines), up to this many bytes.
     Syslog { max_message_bytes: usize },
 }
@@ -432,7 +461,7 @@ async fn read_stream(mut stream: TcpStream, ctx: SourceCtx, framing: TcpFraming)
     let mut lines = LineSplitter::new(ctx.batch_max_events);
     let mut framer = match framing {
         TcpFraming::Syslog { max_message_bytes } => Some(syslog::Framer::new(max_message_bytes)),
-        TcpFraming::Lines => None,
+        TcpFraming::Lines { .. } => None,
     };
     let mut buf = vec![0u8; READ_CHUNK];
     let mut out = Vec::new();
@@ -459,7 +488,19 @@ async fn read_stream(mut stream: TcpStream, ctx: SourceCtx, framing: TcpFraming)
         let end = n == 0;
         match &mut framer {
             None if end => lines.finish(&mut out),
-            None => lines.push(&buf[..n], &mut out),
+            None => {
+                lines.push(&buf[..n], &mut out);
+                if let TcpFraming::Lines { max_line_bytes } = framing
+                    && lines.pending() > max_line_bytes
+                {
+                    tracing::error!(source = %ctx.id, %peer, held = lines.pending(), max_line_bytes, "line over max_line_bytes with no end in sight: connection closed (the lines before it are kept)");
+                    ctx.error();
+                    for b in out.drain(..) {
+                        let _ = ctx.send(b).await;
+                    }
+                    return;
+                }
+            }
             Some(f) if end => f.finish(&mut push),
             Some(f) => {
                 if let Err(syslog::FrameTooLong(len)) = f.push(&buf[..n], &mut push) {
