@@ -129,7 +129,7 @@ fn one_run(
     clients: usize,
     batch: usize,
 ) -> f64 {
-    let receiver = Receiver::start("bench-down", 0);
+    let receiver = Receiver::start_with("bench-down", 0, false);
     let port = free_port();
     let cfg = format!(
         r#"data_dir = "{data}"
