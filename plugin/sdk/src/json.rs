@@ -51,6 +51,23 @@ pub struct Member {
 #[derive(Debug, Default)]
 pub struct Scanner {
     members: Vec<Member>,
+    /// Open-addressing index of the members by raw key (member index + 1;
+    /// 0 is empty), so a field lookup is one probe, not a pass over every
+    /// member. Keys holding escapes are not in it (see `escaped_keys`).
+    table: Vec<u32>,
+    escaped_keys: bool,
+    /// Per member: its key holds an escape (kept out of `table`).
+    key_escaped: Vec<bool>,
+}
+
+/// FNV-1a, 32 bits: short keys, no allocation, same on every target.
+#[inline]
+fn key_hash(b: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &c in b {
+        h = (h ^ c as u32).wrapping_mul(0x0100_0193);
+    }
+    h
 }
 
 /// A scanned event: a valid JSON object with its top-level members.
@@ -58,6 +75,8 @@ pub struct Scanner {
 pub struct Object<'s, 'a> {
     src: &'a [u8],
     members: &'s [Member],
+    table: &'s [u32],
+    escaped_keys: bool,
     /// Offset of the closing `}`.
     pub close: usize,
 }
@@ -74,7 +93,13 @@ impl Scanner {
             return Err(ScanError::Malformed);
         }
         self.members.clear();
-        let mut p = Parser { b: src, i: 0 };
+        self.key_escaped.clear();
+        self.escaped_keys = false;
+        let mut p = Parser {
+            b: src,
+            i: 0,
+            escapes: 0,
+        };
         p.ws();
         if p.peek() != Some(b'{') {
             // Tell "valid but not an object" apart from garbage.
@@ -95,7 +120,11 @@ impl Scanner {
         } else {
             loop {
                 p.ws();
+                let escapes_before = p.escapes;
                 let key = p.string()?;
+                let escaped = p.escapes != escapes_before;
+                self.escaped_keys |= escaped;
+                self.key_escaped.push(escaped);
                 p.ws();
                 p.expect(b':')?;
                 p.ws();
@@ -120,15 +149,79 @@ impl Scanner {
         if p.i != src.len() {
             return Err(ScanError::Malformed);
         }
+        self.index(src);
         Ok(Object {
             src,
             members: &self.members,
+            table: &self.table,
+            escaped_keys: self.escaped_keys,
             close,
         })
     }
 }
 
+impl Scanner {
+    /// Fills `table` for the members just scanned; a repeated key keeps its
+    /// first occurrence.
+    fn index(&mut self, src: &[u8]) {
+        let cap = (self.members.len() * 2).next_power_of_two().max(16);
+        self.table.clear();
+        self.table.resize(cap, 0);
+        let mask = cap - 1;
+        for (i, (m, &escaped)) in self.members.iter().zip(&self.key_escaped).enumerate() {
+            if escaped {
+                continue;
+            }
+            let k = &src[m.key.range()];
+            let mut at = key_hash(k) as usize & mask;
+            loop {
+                match self.table[at] {
+                    0 => {
+                        self.table[at] = i as u32 + 1;
+                        break;
+                    }
+                    j if &src[self.members[j as usize - 1].key.range()] == k => break,
+                    _ => at = (at + 1) & mask,
+                }
+            }
+        }
+    }
+}
+
 impl<'s, 'a> Object<'s, 'a> {
+    /// The first member whose key is `key`: one probe of the index, and a
+    /// pass over the members only when some key holds escapes.
+    fn find(&self, key: &str) -> Option<Member> {
+        let want = key.as_bytes();
+        let mask = self.table.len().wrapping_sub(1);
+        if !self.table.is_empty() {
+            let mut at = key_hash(want) as usize & mask;
+            loop {
+                match self.table[at] {
+                    0 => break,
+                    j => {
+                        let m = self.members[j as usize - 1];
+                        if &self.src[m.key.range()] == want {
+                            if !self.escaped_keys {
+                                return Some(m);
+                            }
+                            break;
+                        }
+                        at = (at + 1) & mask;
+                    }
+                }
+            }
+            if !self.escaped_keys {
+                return None;
+            }
+        }
+        // Escaped keys: the first match in document order decides.
+        self.members
+            .iter()
+            .copied()
+            .find(|m| key_eq(&self.src[m.key.range()], key))
+    }
+
     pub fn src(&self) -> &'a [u8] {
         self.src
     }
@@ -143,21 +236,27 @@ impl<'s, 'a> Object<'s, 'a> {
 
     /// The top-level member named exactly `key`, if any (the first one).
     pub fn member(&self, key: &str) -> Option<Member> {
-        self.members
-            .iter()
-            .copied()
-            .find(|m| key_eq(&self.src[m.key.range()], key))
+        self.find(key)
     }
 
     /// Looks up a dotted path. A key that itself contains dots (Zeek's
     /// `"id.resp_h"`) is found as well as nested objects (`destination.ip`);
     /// the literal key is tried first, then each split point left to right.
     pub fn get(&self, path: &str) -> Option<Value<'a>> {
-        lookup(
-            self.src,
-            self.members.iter().map(|m| (m.key, m.value)),
-            path,
-        )
+        let value = |m: Member| Value {
+            raw: &self.src[m.value.range()],
+        };
+        if let Some(m) = self.find(path) {
+            return Some(value(m));
+        }
+        for (dot, _) in path.match_indices('.') {
+            if let Some(m) = self.find(&path[..dot])
+                && let Some(found) = value(m).get(&path[dot + 1..])
+            {
+                return Some(found);
+            }
+        }
+        None
     }
 }
 
@@ -247,7 +346,11 @@ impl<'a> Value<'a> {
     /// The elements of an array value (empty for non-arrays).
     pub fn array_items(&self) -> impl Iterator<Item = Value<'a>> + 'a {
         let raw = self.raw;
-        let mut p = Parser { b: raw, i: 0 };
+        let mut p = Parser {
+            b: raw,
+            i: 0,
+            escapes: 0,
+        };
         let is_array = p.peek() == Some(b'[');
         if is_array {
             p.i = 1;
@@ -285,7 +388,11 @@ impl<'a> Value<'a> {
         lookup(
             raw,
             ObjectMembers {
-                p: Parser { b: raw, i: 1 },
+                p: Parser {
+                    b: raw,
+                    i: 1,
+                    escapes: 0,
+                },
                 done: false,
             },
             path,
@@ -431,6 +538,8 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 struct Parser<'a> {
     b: &'a [u8],
     i: usize,
+    /// Escape sequences seen so far.
+    escapes: u32,
 }
 
 impl Parser<'_> {
@@ -466,7 +575,21 @@ impl Parser<'_> {
         self.expect(b'"')?;
         let start = self.i;
         loop {
-            // Fast path over plain bytes.
+            // Fast path over plain bytes: eight at a time while none of
+            // them is a quote, a backslash or a control character (SWAR).
+            const ONES: u64 = 0x0101_0101_0101_0101;
+            const HIGH: u64 = 0x8080_8080_8080_8080;
+            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+                let v = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+                let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+                let special = zero(v ^ (ONES * b'"' as u64))
+                    | zero(v ^ (ONES * b'\\' as u64))
+                    | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
+                if special != 0 {
+                    break;
+                }
+                self.i += 8;
+            }
             while let Some(&c) = self.b.get(self.i) {
                 if c == b'"' || c == b'\\' || c < 0x20 {
                     break;
@@ -475,17 +598,20 @@ impl Parser<'_> {
             }
             match self.next() {
                 Some(b'"') => return Ok(Span::of(start, self.i - 1)),
-                Some(b'\\') => match self.next() {
-                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
-                    Some(b'u') => {
-                        let h = self.b.get(self.i..self.i + 4).ok_or(ScanError::Malformed)?;
-                        if !h.iter().all(u8::is_ascii_hexdigit) {
-                            return Err(ScanError::Malformed);
+                Some(b'\\') => {
+                    self.escapes += 1;
+                    match self.next() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
+                        Some(b'u') => {
+                            let h = self.b.get(self.i..self.i + 4).ok_or(ScanError::Malformed)?;
+                            if !h.iter().all(u8::is_ascii_hexdigit) {
+                                return Err(ScanError::Malformed);
+                            }
+                            self.i += 4;
                         }
-                        self.i += 4;
+                        _ => return Err(ScanError::Malformed),
                     }
-                    _ => return Err(ScanError::Malformed),
-                },
+                }
                 _ => return Err(ScanError::Malformed),
             }
         }

@@ -14,6 +14,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
 
+use std::hash::BuildHasher;
+
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 use rulebox_plugin::json::write_str;
@@ -112,8 +114,67 @@ impl Names {
 
 #[derive(Debug, Default)]
 struct Window {
-    keys: HashMap<Key, Agg, FixedState>,
+    keys: KeyTable,
     names: Names,
+}
+
+/// The aggregates of one window: entries in a dense vector, found through
+/// a hash table of 4-byte indices. Against a map holding the entries in
+/// its buckets, this spends the power-of-two slack on indices, not on
+/// whole entries (bytes per key: entry + ~10, not ~2 entries).
+#[derive(Debug, Default)]
+struct KeyTable {
+    entries: Vec<(Key, Agg)>,
+    index: hashbrown::HashTable<u32>,
+    hasher: FixedState,
+}
+
+impl KeyTable {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Key, &Agg)> {
+        self.entries.iter().map(|(k, a)| (k, a))
+    }
+
+    fn find(&self, key: &Key) -> Option<usize> {
+        let h = self.hasher.hash_one(key);
+        let entries = &self.entries;
+        self.index
+            .find(h, |&i| entries[i as usize].0 == *key)
+            .map(|&i| i as usize)
+    }
+
+    fn get(&self, key: &Key) -> Option<&Agg> {
+        self.find(key).map(|i| &self.entries[i].1)
+    }
+
+    fn get_mut(&mut self, key: &Key) -> Option<&mut Agg> {
+        self.find(key).map(|i| &mut self.entries[i].1)
+    }
+
+    /// Adds or replaces `key`'s aggregate.
+    fn insert(&mut self, key: Key, agg: Agg) -> &mut Agg {
+        if let Some(i) = self.find(&key) {
+            self.entries[i].1 = agg;
+            return &mut self.entries[i].1;
+        }
+        let i = self.entries.len();
+        let h = self.hasher.hash_one(key);
+        self.entries.push((key, agg));
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.index
+            .insert_unique(h, i as u32, |&j| hasher.hash_one(entries[j as usize].0));
+        &mut self.entries[i].1
+    }
+}
+
+impl std::ops::Index<&Key> for KeyTable {
+    type Output = Agg;
+    fn index(&self, key: &Key) -> &Agg {
+        self.get(key).expect("key present")
+    }
 }
 
 #[derive(Debug)]
@@ -202,16 +263,19 @@ impl Aggregator {
             }
             None => {
                 self.total_keys += 1;
-                w.keys.entry(key).or_insert(Agg {
-                    count: 0,
-                    bytes_sent: 0,
-                    bytes_received: 0,
-                    first_ms: o.time_ms,
-                    last_ms: o.time_ms,
-                    users: Vec::new(),
-                    users_truncated: false,
-                    dirty: false,
-                })
+                w.keys.insert(
+                    key,
+                    Agg {
+                        count: 0,
+                        bytes_sent: 0,
+                        bytes_received: 0,
+                        first_ms: o.time_ms,
+                        last_ms: o.time_ms,
+                        users: Vec::new(),
+                        users_truncated: false,
+                        dirty: false,
+                    },
+                )
             }
         };
         agg.count += 1;
@@ -541,7 +605,7 @@ impl Aggregator {
                 out.extend_from_slice(n.as_bytes());
             }
             out.extend_from_slice(&(w.keys.len() as u32).to_le_bytes());
-            for (k, a) in &w.keys {
+            for (k, a) in w.keys.iter() {
                 put_ip(out, &k.src);
                 put_ip(out, &k.dest);
                 out.extend_from_slice(&k.port.to_le_bytes());
@@ -618,7 +682,7 @@ impl Aggregator {
                     Err(format!("snapshot refers to unknown name {id}"))
                 }
             };
-            let mut keys = HashMap::with_hasher(FixedState::default());
+            let mut keys = KeyTable::default();
             for _ in 0..r.count(60)? {
                 let key = Key {
                     src: r.ip()?,

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use rulebox_plugin::json::{Object, Value, key_eq};
+use rulebox_plugin::json::{Object, Value};
 use serde::Deserialize;
 
 use crate::config::FieldOverrides;
@@ -53,7 +53,7 @@ pub struct AutoDetect {
     presets: Vec<Preset>,
     /// Top-level keys that can start a preset's destination path (the whole
     /// path, or its part before a dot), with the preset's index.
-    heads: Vec<(Box<[u8]>, usize)>,
+    heads: Vec<(String, usize)>,
 }
 
 impl AutoDetect {
@@ -62,9 +62,9 @@ impl AutoDetect {
         let mut heads = Vec::new();
         for (i, p) in presets.iter().enumerate() {
             for path in &p.destination {
-                heads.push((path.as_bytes().into(), i));
+                heads.push((path.clone(), i));
                 if let Some((head, _)) = path.split_once('.') {
-                    heads.push((head.as_bytes().into(), i));
+                    heads.push((head.to_string(), i));
                 }
             }
         }
@@ -72,26 +72,13 @@ impl AutoDetect {
     }
 
     /// The first preset (in [`Preset::auto_order`]) whose destination field
-    /// the event carries. One pass over the top-level keys picks the
-    /// candidates; only those are looked up in full.
+    /// the event carries. One probe of the event's key index per head picks
+    /// the candidates; only those are looked up in full.
     pub fn detect(&self, obj: &Object<'_, '_>) -> Option<&Preset> {
-        let src = obj.src();
         let mut candidates = 0u64;
-        for m in obj.members() {
-            let key = &src[m.key.range()];
-            if key.contains(&b'\\') {
-                // Escaped keys are rare: compare them decoded.
-                for (h, i) in &self.heads {
-                    if std::str::from_utf8(h).is_ok_and(|h| key_eq(key, h)) {
-                        candidates |= 1 << i;
-                    }
-                }
-                continue;
-            }
-            for (h, i) in &self.heads {
-                if h.len() == key.len() && **h == *key {
-                    candidates |= 1 << i;
-                }
+        for (h, i) in &self.heads {
+            if candidates & (1 << i) == 0 && obj.member(h).is_some() {
+                candidates |= 1 << i;
             }
         }
         self.presets
