@@ -69,8 +69,9 @@ fn reader(c: &mut Criterion) {
                     let mut ports = 0u64;
                     for e in &events {
                         let obj = scanner.scan(e.as_bytes()).expect("valid event");
-                        let r = preset.read(&obj);
-                        ports += u64::from(r.port.unwrap_or(0));
+                        let t = preset.target(&obj);
+                        let r = preset.details(&obj);
+                        ports += u64::from(t.port.unwrap_or(0)) + r.bytes_out.unwrap_or(0);
                     }
                     std::hint::black_box(ports)
                 })

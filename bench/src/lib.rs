@@ -509,6 +509,97 @@ pub fn sample(n: usize, seed: u64, day_start_ms: i64) -> Vec<String> {
     out
 }
 
+/// Distinct (source, destination, port) keys in [`bench_events`].
+pub const BENCH_KEYS: usize = 100_000;
+
+/// Vendor fields a firewall or EDR adds and the rule never reads, used to
+/// bring [`bench_events`] to their target sizes.
+const PADDING: &[(&str, &str)] = &[
+    ("device_serial", "007901004321"),
+    ("log_forwarding_profile", "siem-default"),
+    ("rule_uuid", "9a1f3c2e-7b4d-4e8a-b6f0-2c5d8e1a7f39"),
+    ("app_category", "general-internet"),
+    ("app_subcategory", "file-sharing"),
+    ("url_category", "any"),
+    ("tunnel_type", "N/A"),
+    ("session_end_reason", "tcp-fin"),
+    ("parent_session_id", "0"),
+    ("virtual_system", "vsys1"),
+    ("inbound_interface", "ethernet1/2"),
+    ("outbound_interface", "ethernet1/1"),
+    ("nat_source_ip", "198.51.100.7"),
+    ("log_action", "forward-to-siem"),
+    ("container_id", "none"),
+];
+
+/// The benchmark input: `n` events in the preset mix (as [`sample`]) whose
+/// connections are drawn from a pool of [`BENCH_KEYS`] distinct (source,
+/// destination, port) keys, about 5 % of them on watched ports, padded with
+/// vendor fields to 300–700 bytes (mean about 550). No malformed lines.
+pub fn bench_events(n: usize, seed: u64, day_start_ms: i64) -> Vec<String> {
+    let mut r = Rng::new(seed);
+    let keys: Vec<(String, String, u16)> = (0..BENCH_KEYS)
+        .map(|_| {
+            let (src, dest) = match r.below(10) {
+                0 => (external_ip(&mut r), internal_ip(&mut r)),
+                1..=3 => (internal_ip(&mut r), internal_ip(&mut r)),
+                _ => (internal_ip(&mut r), external_ip(&mut r)),
+            };
+            let port = if r.chance(0.05) {
+                *r.pick(WATCHED)
+            } else {
+                *r.pick(COMMON)
+            };
+            (src, dest, port)
+        })
+        .collect();
+    (0..n)
+        .map(|i| {
+            let (src, dest, port) = &keys[r.below(BENCH_KEYS as u64) as usize];
+            let conn = Conn {
+                time_ms: day_start_ms + (i as i64 * 86_000_000 / n.max(1) as i64),
+                src: src.clone(),
+                dest: dest.clone(),
+                src_port: 49_152 + r.below(16_000) as u16,
+                port: *port,
+                port_as_string: r.chance(0.1),
+                allowed: r.chance(0.85),
+                bytes_out: r.chance(0.95).then(|| r.below(50_000)),
+                bytes_in: r.chance(0.95).then(|| r.below(500_000)),
+                user: r.chance(0.4).then(|| r.pick(USERS).to_string()),
+                process: r.chance(0.3).then(|| r.pick(PROCESSES).to_string()),
+            };
+            let schema = *r.pick(&[
+                Schema::Cim,
+                Schema::Cim,
+                Schema::Ecs,
+                Schema::Zeek,
+                Schema::Ocsf,
+                Schema::Qradar,
+                Schema::Sysmon,
+            ]);
+            let mut line = render(&conn, schema, i as u64);
+            // A quarter anywhere in 300..=700, the rest in 460..=700; fields
+            // are added while they fit.
+            let target = if r.chance(0.25) {
+                300 + r.below(401)
+            } else {
+                460 + r.below(241)
+            } as usize;
+            let start = r.below(PADDING.len() as u64) as usize;
+            for j in 0..PADDING.len() {
+                let (key, value) = PADDING[(start + j) % PADDING.len()];
+                let grow = key.len() + value.len() + 6;
+                if line.len() + grow <= target {
+                    line.truncate(line.len() - 1);
+                    line.push_str(&format!(",\"{key}\":\"{value}\"}}"));
+                }
+            }
+            line
+        })
+        .collect()
+}
+
 /// Connections covering every boundary of spec §5, all inside the one day
 /// starting at `day_start_ms`: counts 3 and 4; bytes 1,048,576 / 1,048,577 /
 /// 10,485,760 / 10,485,761; missing bytes; ports as strings; IPv6 and

@@ -50,14 +50,14 @@ fn main() {
     let root = root();
     let dir = root.join("target").join("bench");
     std::fs::create_dir_all(&dir).expect("create target/bench");
-    let input = dir.join(format!("events-{events}.ndjson"));
+    let input = dir.join(format!("bench-events-{events}.ndjson"));
     if !input.exists() {
         eprintln!(
             "bench-suite: generating {events} events into {}",
             input.display()
         );
         let mut data = Vec::with_capacity(events * 450);
-        for l in rulebox_bench::sample(events, 42, 1_763_683_200_000) {
+        for l in rulebox_bench::bench_events(events, 42, 1_763_683_200_000) {
             data.extend_from_slice(l.as_bytes());
             data.push(b'\n');
         }
@@ -165,9 +165,11 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let mut md = format!(
-        "# rulebox benchmarks\n\ncommit `{commit}`, {events} events, {:.0} bytes mean, median of {runs} interleaved runs\n\n\
+        "# rulebox benchmarks\n\ncommit `{commit}`, {events} events, {:.0} bytes mean (keys from a pool of {keys}, ~5 % on watched ports), \
+         median of {runs} interleaved runs\n\n\
          | case | median s | events/s | MB/s | peak RSS MiB | runs (s) |\n|---|---|---|---|---|---|\n",
-        bytes as f64 / events as f64
+        bytes as f64 / events as f64,
+        keys = rulebox_bench::BENCH_KEYS,
     );
     let mut med = Vec::new();
     for ((name, _, n), r) in cases.iter().zip(&results) {

@@ -60,14 +60,52 @@ pub struct Scanner {
     key_escaped: Vec<bool>,
 }
 
-/// FNV-1a, 32 bits: short keys, no allocation, same on every target.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` that is zero. Exact for the lowest
+/// zero byte (a borrow can only mark bytes above it).
+#[inline]
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
+/// The first `needle` in `hay`, eight bytes at a time: a guest has no SIMD
+/// `memchr`, and every iteration of a wasm loop pays an interruption check.
+pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    let pat = ONES * needle as u64;
+    let mut i = 0;
+    while let Some(chunk) = hay.get(i..i + 8) {
+        let z = zero_bytes(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])) ^ pat);
+        if z != 0 {
+            return Some(i + (z.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    hay[i..].iter().position(|&c| c == needle).map(|p| i + p)
+}
+
+/// A key's hash for the member index: eight bytes per multiply (keys are
+/// short; a byte-at-a-time hash costs a loop iteration per byte in wasm).
+/// The same on every target.
 #[inline]
 fn key_hash(b: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for &c in b {
-        h = (h ^ c as u32).wrapping_mul(0x0100_0193);
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(K).rotate_left(29);
+    let mut h = b.len() as u64;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        h = mix(h, u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
     }
-    h
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let mut w = 0u64;
+        for (i, &c) in tail.iter().enumerate() {
+            w |= (c as u64) << (8 * i);
+        }
+        h = mix(h, w);
+    }
+    (h ^ (h >> 32)) as u32
 }
 
 /// A scanned event: a valid JSON object with its top-level members.
@@ -87,11 +125,10 @@ impl Scanner {
     }
 
     /// Validates `src` as one JSON value (surrounding whitespace allowed) and,
-    /// when it is an object, returns its members.
+    /// when it is an object, returns its members. UTF-8 is checked as part
+    /// of the scan: outside strings only ASCII is valid JSON, and a string's
+    /// non-ASCII sequences are checked where the string scan meets them.
     pub fn scan<'s, 'a>(&'s mut self, src: &'a [u8]) -> Result<Object<'s, 'a>, ScanError> {
-        if std::str::from_utf8(src).is_err() {
-            return Err(ScanError::Malformed);
-        }
         self.members.clear();
         self.key_escaped.clear();
         self.escaped_keys = false;
@@ -575,29 +612,44 @@ impl Parser<'_> {
         self.expect(b'"')?;
         let start = self.i;
         loop {
-            // Fast path over plain bytes: eight at a time while none of
-            // them is a quote, a backslash or a control character (SWAR).
-            const ONES: u64 = 0x0101_0101_0101_0101;
-            const HIGH: u64 = 0x8080_8080_8080_8080;
+            // Fast path over plain ASCII: eight bytes at a time while none
+            // of them is a quote, a backslash, a control character or
+            // non-ASCII (SWAR).
             while let Some(chunk) = self.b.get(self.i..self.i + 8) {
                 let v = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-                let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-                let special = zero(v ^ (ONES * b'"' as u64))
-                    | zero(v ^ (ONES * b'\\' as u64))
-                    | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
+                let special = zero_bytes(v ^ (ONES * b'"' as u64))
+                    | zero_bytes(v ^ (ONES * b'\\' as u64))
+                    | (v.wrapping_sub(ONES * 0x20) & !v & HIGH)
+                    | (v & HIGH);
                 if special != 0 {
                     break;
                 }
                 self.i += 8;
             }
             while let Some(&c) = self.b.get(self.i) {
-                if c == b'"' || c == b'\\' || c < 0x20 {
+                if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
                     break;
                 }
                 self.i += 1;
             }
             match self.next() {
                 Some(b'"') => return Ok(Span::of(start, self.i - 1)),
+                Some(lead @ 0x80..) => {
+                    // One UTF-8 sequence; std decides overlongs, surrogates
+                    // and the upper bound.
+                    let len = match lead {
+                        0xC2..=0xDF => 2,
+                        0xE0..=0xEF => 3,
+                        0xF0..=0xF4 => 4,
+                        _ => return Err(ScanError::Malformed),
+                    };
+                    let at = self.i - 1;
+                    let seq = self.b.get(at..at + len).ok_or(ScanError::Malformed)?;
+                    if std::str::from_utf8(seq).is_err() {
+                        return Err(ScanError::Malformed);
+                    }
+                    self.i = at + len;
+                }
                 Some(b'\\') => {
                     self.escapes += 1;
                     match self.next() {
@@ -788,6 +840,82 @@ mod tests {
             sc.scan(b"{\"a\":\"\xff\"}").unwrap_err(),
             ScanError::Malformed
         );
+    }
+
+    /// UTF-8 is checked inside strings (where non-ASCII may appear) and
+    /// refused anywhere else; the verdicts are std's.
+    #[test]
+    fn utf8_in_and_out_of_strings() {
+        let mut sc = Scanner::new();
+        let seqs: [&[u8]; 16] = [
+            "é".as_bytes(),
+            "日本".as_bytes(),
+            "🦀".as_bytes(),
+            "\u{7ff}\u{800}\u{ffff}\u{10000}\u{10ffff}".as_bytes(),
+            b"\x80",             // lone continuation byte
+            b"\xc0\x80",         // overlong NUL
+            b"\xc1\xbf",         // overlong
+            b"\xe0\x80\x80",     // overlong 3-byte
+            b"\xed\xa0\x80",     // surrogate
+            b"\xf4\x90\x80\x80", // above U+10FFFF
+            b"\xf5\x80\x80\x80",
+            b"\xff",
+            b"\xc3",         // cut: the quote follows
+            b"\xe6\x97",     // cut
+            b"\xc3\x28",     // bad continuation
+            b"\xf0\x9f\xa6", // cut 4-byte
+        ];
+        for seq in seqs {
+            let valid = std::str::from_utf8(seq).is_ok();
+            // Inside a key and inside a value, at every alignment the
+            // eight-byte fast path can meet it.
+            for pad in 0..9 {
+                let p = "a".repeat(pad);
+                for (pre, post) in [
+                    (format!("{{\"{p}"), "\":1}"),
+                    (format!("{{\"k\":\"{p}"), "\"}"),
+                    (format!("{{\"k\":[\"{p}"), "xxxxxxxxx\"]}"),
+                ] {
+                    let mut ev = pre.into_bytes();
+                    ev.extend_from_slice(seq);
+                    ev.extend_from_slice(post.as_bytes());
+                    assert_eq!(
+                        sc.scan(&ev).is_ok(),
+                        valid,
+                        "{:?}",
+                        String::from_utf8_lossy(&ev)
+                    );
+                }
+            }
+            // Outside a string even valid UTF-8 is not JSON.
+            let mut ev = b"{\"k\":1".to_vec();
+            ev.extend_from_slice(seq);
+            ev.push(b'}');
+            assert_eq!(sc.scan(&ev).unwrap_err(), ScanError::Malformed);
+            let mut ev = b"{\"k\":1}".to_vec();
+            ev.extend_from_slice(seq);
+            assert_eq!(sc.scan(&ev).unwrap_err(), ScanError::Malformed);
+        }
+        // A valid sequence cut by the end of the event.
+        assert_eq!(
+            sc.scan(b"{\"k\":\"\xe6\x97").unwrap_err(),
+            ScanError::Malformed
+        );
+    }
+
+    #[test]
+    fn find_byte_is_position() {
+        let hay: Vec<u8> = (0..40u8)
+            .map(|i| if i % 7 == 3 { b'\n' } else { b'a' + i % 5 })
+            .collect();
+        for start in 0..hay.len() {
+            for end in start..=hay.len() {
+                let h = &hay[start..end];
+                for needle in [b'\n', b'a', b'e', b'z', 0x80] {
+                    assert_eq!(find_byte(h, needle), h.iter().position(|&c| c == needle));
+                }
+            }
+        }
     }
 
     #[test]

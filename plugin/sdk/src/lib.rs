@@ -244,7 +244,7 @@ impl<R: Rule> Runner<R> {
         };
         let mut rest = batch;
         for _ in 0..count {
-            let (event, next) = match rest.iter().position(|&c| c == b'\n') {
+            let (event, next) = match json::find_byte(rest, b'\n') {
                 Some(i) => (&rest[..i], &rest[i + 1..]),
                 None => (rest, &rest[rest.len()..]),
             };

@@ -131,38 +131,39 @@ impl T1071 {
         } else {
             &self.presets[0]
         };
-        let r = preset.read(&obj);
-        let dest_text = r.destination.as_deref()?;
-        let dest = net::parse_ip(dest_text);
-        let proto = r.port.map_or(0, |p| self.ports[p as usize]);
-        let src: Option<IpAddr> = r.source.as_deref().and_then(net::parse_ip);
+        // Most events are on ports the rule does not watch: for them only
+        // the destination and the port are read.
+        let target = preset.target(&obj);
+        let dest = net::parse_ip(target.destination.as_deref()?);
+        let proto = target.port.map_or(0, |p| self.ports[p as usize]);
         let external = dest.map(|d| !self.internal.contains(d));
-        let allowlisted = match (proto, dest, r.port) {
-            (1.., Some(d), Some(port)) => self.allowlist.find(src, d, port),
-            _ => None,
-        };
-        let counted = proto != 0
-            && r.permitted
-            && external == Some(true)
-            && src.is_some_and(|s| self.internal.contains(s))
-            && allowlisted.is_none();
-        if counted && let (Some(src), Some(dest), Some(port)) = (src, dest, r.port) {
-            let by_user = preset.grouping == Grouping::ByUser;
-            self.agg.record(
-                &Observation {
-                    time_ms: r.time_ms.unwrap_or(now_ms),
-                    src,
-                    dest,
-                    port,
-                    protocol: proto - 1,
-                    by_user,
-                    process: r.process.as_deref().unwrap_or(""),
-                    user: r.user.as_deref().unwrap_or(""),
-                    bytes_out: r.bytes_out.unwrap_or(0),
-                    bytes_in: r.bytes_in.unwrap_or(0),
-                },
-                alert,
-            );
+        let (mut allowlisted, mut counted) = (None, false);
+        if let (1.., Some(port)) = (proto, target.port) {
+            let r = preset.details(&obj);
+            let src: Option<IpAddr> = r.source.as_deref().and_then(net::parse_ip);
+            allowlisted = dest.and_then(|d| self.allowlist.find(src, d, port));
+            counted = r.permitted
+                && external == Some(true)
+                && src.is_some_and(|s| self.internal.contains(s))
+                && allowlisted.is_none();
+            if counted && let (Some(src), Some(dest)) = (src, dest) {
+                let by_user = preset.grouping == Grouping::ByUser;
+                self.agg.record(
+                    &Observation {
+                        time_ms: r.time_ms.unwrap_or(now_ms),
+                        src,
+                        dest,
+                        port,
+                        protocol: proto - 1,
+                        by_user,
+                        process: r.process.as_deref().unwrap_or(""),
+                        user: r.user.as_deref().unwrap_or(""),
+                        bytes_out: r.bytes_out.unwrap_or(0),
+                        bytes_in: r.bytes_in.unwrap_or(0),
+                    },
+                    alert,
+                );
+            }
         }
         let label = (proto != 0).then(|| self.labels[proto as usize - 1].as_str());
         if let Some(out) = out {

@@ -89,12 +89,18 @@ impl AutoDetect {
     }
 }
 
-/// The fields of one event, as the rule needs them.
+/// Where an event goes: all the rule reads from an event on a port it does
+/// not watch (most events), for the label and the external flag.
 #[derive(Debug, Default)]
-pub struct Reading<'a> {
-    pub source: Option<Cow<'a, str>>,
+pub struct Target<'a> {
     pub destination: Option<Cow<'a, str>>,
     pub port: Option<u16>,
+}
+
+/// The rest of what the rule needs, read only for events on a watched port.
+#[derive(Debug, Default)]
+pub struct Details<'a> {
+    pub source: Option<Cow<'a, str>>,
     pub bytes_out: Option<u64>,
     pub bytes_in: Option<u64>,
     pub user: Option<Cow<'a, str>>,
@@ -272,23 +278,22 @@ impl Preset {
         self.destination.iter().any(|p| obj.get(p).is_some())
     }
 
-    pub fn read<'a>(&self, obj: &Object<'_, 'a>) -> Reading<'a> {
-        let first_str = |paths: &[String]| {
-            paths
+    pub fn target<'a>(&self, obj: &Object<'_, 'a>) -> Target<'a> {
+        Target {
+            destination: first_text(obj, &self.destination),
+            port: self
+                .port
                 .iter()
-                .find_map(|p| obj.get(p).and_then(|v| as_text(&v)))
-        };
-        let port = self
-            .port
-            .iter()
-            .find_map(|p| obj.get(p).and_then(|v| as_u64(&v)))
-            .and_then(|p| u16::try_from(p).ok());
+                .find_map(|p| obj.get(p).and_then(|v| as_u64(&v)))
+                .and_then(|p| u16::try_from(p).ok()),
+        }
+    }
+
+    pub fn details<'a>(&self, obj: &Object<'_, 'a>) -> Details<'a> {
         let get = |p: &Option<String>| p.as_deref().and_then(|p| obj.get(p));
         let bytes_out = get(&self.bytes_out).and_then(|v| as_u64(&v));
-        Reading {
-            source: first_str(&self.source),
-            destination: first_str(&self.destination),
-            port,
+        Details {
+            source: first_text(obj, &self.source),
             bytes_out,
             bytes_in: get(&self.bytes_in).and_then(|v| as_u64(&v)),
             user: get(&self.user).and_then(|v| as_text(&v)),
@@ -346,6 +351,13 @@ impl Preset {
     }
 }
 
+/// The first of `paths` present as text.
+fn first_text<'a>(obj: &Object<'_, 'a>, paths: &[String]) -> Option<Cow<'a, str>> {
+    paths
+        .iter()
+        .find_map(|p| obj.get(p).and_then(|v| as_text(&v)))
+}
+
 /// A string value, or a number's text (trimmed; empty is missing).
 fn as_text<'a>(v: &Value<'a>) -> Option<Cow<'a, str>> {
     let s = match v.as_str() {
@@ -398,14 +410,14 @@ mod tests {
         let mut sc = Scanner::new();
         let obj = sc.scan(ev.as_bytes()).unwrap();
         let p = Preset::new(kind, &FieldOverrides::default());
-        let r = p.read(&obj);
+        let (t, r) = (p.target(&obj), p.details(&obj));
         (
             r.permitted,
             format!(
                 "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
                 r.source,
-                r.destination,
-                r.port,
+                t.destination,
+                t.port,
                 r.bytes_out,
                 r.bytes_in,
                 r.user,
@@ -574,10 +586,10 @@ mod tests {
         let obj = sc
             .scan(br#"{"dst":{"addr":"8.8.8.8","p":"139"},"when":5}"#)
             .unwrap();
-        let r = p.read(&obj);
-        assert_eq!(r.destination.as_deref(), Some("8.8.8.8"));
-        assert_eq!(r.port, Some(139));
-        assert_eq!(r.time_ms, Some(5));
+        let t = p.target(&obj);
+        assert_eq!(t.destination.as_deref(), Some("8.8.8.8"));
+        assert_eq!(t.port, Some(139));
+        assert_eq!(p.details(&obj).time_ms, Some(5));
     }
 
     #[test]
