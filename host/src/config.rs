@@ -215,6 +215,13 @@ pub struct WasmTransformConfig {
     /// Deadline of the snapshot and restore calls, ms.
     #[serde(default = "default_state_deadline_ms")]
     pub state_deadline_ms: u64,
+    /// Plugin instances working on this stage in parallel, each on its own
+    /// thread; batches are dealt out in turn and their outputs leave in
+    /// input order. Each instance keeps its own state: more than one is for
+    /// stages whose output does not depend on what other batches held (the
+    /// T1071.002 rule's `stage = "classify"`).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
     /// The plugin's own configuration, handed over as JSON at start.
     #[serde(default)]
     pub config: Option<toml::Table>,
@@ -416,6 +423,9 @@ impl WasmTransformConfig {
     }
 }
 
+fn default_workers() -> usize {
+    1
+}
 fn default_batch_events() -> usize {
     1024
 }

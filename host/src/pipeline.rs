@@ -8,7 +8,9 @@
 //!
 //! * sources read on their own threads and cut input into [`Batch`]es;
 //! * each transform is an async task that `select!`s between its input and a
-//!   tick every `flush_interval_secs`, calling the plugin in place;
+//!   tick every `flush_interval_secs`, calling the plugin in place; one with
+//!   `workers > 1` deals its batches out in turn to that many instances,
+//!   each on its own thread, and sends their outputs on in input order;
 //! * sinks write on blocking threads and flush when their input runs dry.
 //!
 //! Only sources and sinks do I/O. End of input closes channels downstream:
@@ -16,7 +18,7 @@
 //! so every event and alert is written before [`run`] returns. A shutdown
 //! signal stops the sources, with the same effect.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -55,9 +57,16 @@ pub struct Built {
 /// A transform and how the pipeline drives it.
 struct Stage {
     t: WasmTransform,
+    /// Further instances when `workers > 1` (made after the build checks,
+    /// so they share `t`'s options).
+    replicas: Vec<WasmTransform>,
+    workers: usize,
     period: Duration,
     persist_state: bool,
 }
+
+/// Most instances one transform may run in parallel.
+const MAX_WORKERS: usize = 64;
 
 impl Built {
     /// Each transform's outputs: those its plugin declares, then the host's
@@ -103,6 +112,14 @@ pub fn build(loaded: Loaded, rt: &Runtime) -> Result<Built, ConfigError> {
                 p
             }
         };
+        if !(1..=MAX_WORKERS).contains(&w.workers) {
+            return Err(loaded.error(
+                "transforms",
+                id,
+                Some("workers"),
+                format!("transforms.{id}.workers: between 1 and {MAX_WORKERS}"),
+            ));
+        }
         let cfg = loaded.plugin_config_json(w);
         let transform = WasmTransform::new(id, plugin, cfg, w.options()).map_err(|e| {
             loaded.error(
@@ -116,6 +133,8 @@ pub fn build(loaded: Loaded, rt: &Runtime) -> Result<Built, ConfigError> {
             id.clone(),
             Stage {
                 t: transform,
+                replicas: Vec::new(),
+                workers: w.workers,
                 period: Duration::from_secs(w.flush_interval_secs),
                 persist_state: w.persist_state,
             },
@@ -124,6 +143,19 @@ pub fn build(loaded: Loaded, rt: &Runtime) -> Result<Built, ConfigError> {
     let mut built = Built { loaded, transforms };
     built.loaded.check_outputs(&built.outputs())?;
     check_exec_chain(&mut built)?;
+    for (id, stage) in &mut built.transforms {
+        while stage.replicas.len() + 1 < stage.workers {
+            let r = stage.t.replica().map_err(|e| {
+                built.loaded.error(
+                    "transforms",
+                    id,
+                    Some("workers"),
+                    format!("transforms.{id}.workers: another instance: {e}"),
+                )
+            })?;
+            stage.replicas.push(r);
+        }
+    }
     for (id, s) in &built.loaded.config.sinks {
         sink_target(s).map_err(|e| {
             built
@@ -436,8 +468,14 @@ pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
 
     // Plugin state saved at the last shutdown.
     for (id, stage) in &mut transforms {
-        if stage.persist_state && !restore_state(&data_dir, id, &mut stage.t) {
-            state_errors.fetch_add(1, Ordering::Relaxed);
+        if !stage.persist_state {
+            continue;
+        }
+        let workers = std::iter::once(&mut stage.t).chain(stage.replicas.iter_mut());
+        for (i, t) in workers.enumerate() {
+            if !restore_state(&data_dir, &worker_name(id, i), t) {
+                state_errors.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -542,18 +580,35 @@ pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
                 .unwrap_or_default(),
         };
         summary.transforms.insert(id.clone(), stage.t.stats.clone());
-        let state_file = stage
-            .persist_state
-            .then(|| durable::snapshot::path(&data_dir, &id));
-        transform_tasks.push(tokio::spawn(transform_loop(
-            stage.t,
-            stage.period,
-            rx,
-            outs,
-            shutdown.clone(),
-            state_file,
-            state_errors.clone(),
-        )));
+        let state_file = |i: usize| {
+            stage
+                .persist_state
+                .then(|| durable::snapshot::path(&data_dir, &worker_name(&id, i)))
+        };
+        if stage.replicas.is_empty() {
+            transform_tasks.push(tokio::spawn(transform_loop(
+                stage.t,
+                stage.period,
+                rx,
+                outs,
+                shutdown.clone(),
+                state_file(0),
+                state_errors.clone(),
+            )));
+        } else {
+            let files = (0..=stage.replicas.len()).map(state_file).collect();
+            let mut workers = vec![stage.t];
+            workers.extend(stage.replicas);
+            transform_tasks.push(tokio::spawn(parallel_transform_loop(
+                workers,
+                stage.period,
+                rx,
+                outs,
+                shutdown.clone(),
+                files,
+                state_errors.clone(),
+            )));
+        }
     }
 
     let mut source_tasks = Vec::new();
@@ -1154,18 +1209,7 @@ async fn transform_loop(
         tokio::select! {
             biased;
             m = rx.recv() => match m {
-                Some(b) => {
-                    tokio::task::block_in_place(|| t.process(&b, now_ms(), &mut outs));
-                    // The events now travel in the outputs (a plugin may
-                    // route some to a named output): so do their acks.
-                    // Outputs left empty release theirs in send_outputs.
-                    let all = std::iter::once(&mut outs.default)
-                        .chain(outs.named.iter_mut())
-                        .chain(std::iter::once(&mut outs.dead_letter));
-                    for o in all {
-                        o.acks.extend(b.acks.iter().cloned());
-                    }
-                }
+                Some(b) => tokio::task::block_in_place(|| process_batch(&mut t, &b, now_ms(), &mut outs)),
                 None => break,
             },
             _ = ticker.tick() => tokio::task::block_in_place(|| t.tick(now_ms(), &mut outs)),
@@ -1173,12 +1217,51 @@ async fn transform_loop(
         send_outputs(&mut outs, &routes).await;
     }
     let shutting_down = *shutdown.borrow();
+    tokio::task::block_in_place(|| {
+        finish_transform(
+            &mut t,
+            shutting_down,
+            state_file.as_deref(),
+            &state_errors,
+            &mut outs,
+        )
+    });
+    send_outputs(&mut outs, &routes).await;
+    t.is_quarantined().then(|| t.id().to_string())
+}
+
+/// One batch through `t` into `outs`, with the batch's acks.
+fn process_batch(t: &mut WasmTransform, b: &Batch, now_ms: i64, outs: &mut Outputs) {
+    t.process(b, now_ms, outs);
+    // The events now travel in the outputs (a plugin may route some to a
+    // named output): so do their acks. Outputs left empty release theirs in
+    // send_outputs.
+    let all = std::iter::once(&mut outs.default)
+        .chain(outs.named.iter_mut())
+        .chain(std::iter::once(&mut outs.dead_letter));
+    for o in all {
+        o.acks.extend(b.acks.iter().cloned());
+    }
+}
+
+/// The end of a transform's run (see [`transform_loop`]): save the state
+/// or run the final flush, into `outs`.
+fn finish_transform(
+    t: &mut WasmTransform,
+    shutting_down: bool,
+    state_file: Option<&std::path::Path>,
+    state_errors: &AtomicU64,
+    outs: &mut Outputs,
+) {
     let mut saved = false;
-    if let Some(path) = &state_file {
+    if let Some(path) = state_file {
         if shutting_down && t.keeps_state() {
-            saved = tokio::task::block_in_place(|| save_state(&mut t, path));
-            if !saved {
-                state_errors.fetch_add(1, Ordering::Relaxed);
+            match save_state(t, path) {
+                Saved::Yes => saved = true,
+                Saved::Nothing => {}
+                Saved::Failed => {
+                    state_errors.fetch_add(1, Ordering::Relaxed);
+                }
             }
         } else {
             match std::fs::remove_file(path) {
@@ -1193,29 +1276,182 @@ async fn transform_loop(
         }
     }
     if !saved {
-        tokio::task::block_in_place(|| t.flush(now_ms(), &mut outs));
+        t.flush(now_ms(), outs);
     }
-    send_outputs(&mut outs, &routes).await;
-    t.is_quarantined().then(|| t.id().to_string())
 }
 
-/// Snapshots the plugin's state into `path`; false (and logged) on failure.
-fn save_state(t: &mut WasmTransform, path: &std::path::Path) -> bool {
+/// The name worker `i` of transform `id` saves its state under: `id` for
+/// the first, so one worker is the plain case.
+fn worker_name(id: &str, i: usize) -> String {
+    if i == 0 {
+        id.to_string()
+    } else {
+        format!("{id}@{i}")
+    }
+}
+
+/// What a worker of a parallel transform is asked to do.
+enum Job {
+    Batch(Arc<Batch>, i64),
+    Tick(i64),
+    /// The end of the run: save the state or flush (see [`finish_transform`]).
+    End {
+        shutting_down: bool,
+    },
+}
+
+/// A parallel transform: each instance works on its own thread; batches are
+/// dealt out in turn, and outputs are taken from the workers in the order
+/// the jobs were given, so they leave in input order. At most two batches
+/// per worker are in flight: the input channel does the rest of the
+/// backpressure. A tick goes to every worker. Returns the id when an
+/// instance ended quarantined.
+async fn parallel_transform_loop(
+    workers: Vec<WasmTransform>,
+    period: Duration,
+    mut rx: Rx,
+    routes: TransformRoutes,
+    shutdown: watch::Receiver<bool>,
+    state_files: Vec<Option<PathBuf>>,
+    state_errors: Arc<AtomicU64>,
+) -> Option<String> {
+    let n = workers.len();
+    let id = workers[0].id().to_string();
+    let (mut jobs, mut done, mut threads) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (mut t, file)) in workers.into_iter().zip(state_files).enumerate() {
+        let (job_tx, mut job_rx) = mpsc::unbounded_channel::<Job>();
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Outputs>();
+        let errors = state_errors.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("{id}-{i}"))
+            .spawn(move || {
+                let mut outs = t.new_outputs();
+                while let Some(job) = job_rx.blocking_recv() {
+                    match job {
+                        Job::Batch(b, now) => process_batch(&mut t, &b, now, &mut outs),
+                        Job::Tick(now) => t.tick(now, &mut outs),
+                        Job::End { shutting_down } => finish_transform(
+                            &mut t,
+                            shutting_down,
+                            file.as_deref(),
+                            &errors,
+                            &mut outs,
+                        ),
+                    }
+                    let full = std::mem::replace(&mut outs, t.new_outputs());
+                    if done_tx.send(full).is_err() {
+                        break;
+                    }
+                }
+                t.is_quarantined()
+            });
+        match thread {
+            Ok(h) => threads.push(h),
+            Err(e) => {
+                // Without its threads the stage cannot run; its input is
+                // dropped (acks fail, so checkpoints stay behind).
+                tracing::error!(transform = %id, error = %e, "cannot start a worker thread");
+                return Some(id);
+            }
+        }
+        jobs.push(job_tx);
+        done.push(done_rx);
+    }
+    // Which worker holds each pending result, oldest first.
+    let mut order: VecDeque<usize> = VecDeque::new();
+    let mut turn = 0;
+    let mut open = true;
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lost = false;
+    while open || !order.is_empty() {
+        let oldest = order.front().copied();
+        tokio::select! {
+            biased;
+            r = async {
+                match oldest {
+                    Some(w) => done[w].recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match r {
+                Some(mut outs) => {
+                    order.pop_front();
+                    send_outputs(&mut outs, &routes).await;
+                }
+                None => {
+                    tracing::error!(transform = %id, "a worker stopped early; its batches are lost");
+                    lost = true;
+                    break;
+                }
+            },
+            m = rx.recv(), if open && order.len() < 2 * n => match m {
+                Some(b) => {
+                    let _ = jobs[turn].send(Job::Batch(b, now_ms()));
+                    order.push_back(turn);
+                    turn = (turn + 1) % n;
+                }
+                None => open = false,
+            },
+            _ = ticker.tick(), if open => {
+                for (w, j) in jobs.iter().enumerate() {
+                    let _ = j.send(Job::Tick(now_ms()));
+                    order.push_back(w);
+                }
+            }
+        }
+    }
+    if !lost {
+        let shutting_down = *shutdown.borrow();
+        for j in &jobs {
+            let _ = j.send(Job::End { shutting_down });
+        }
+        for d in &mut done {
+            if let Some(mut outs) = d.recv().await {
+                send_outputs(&mut outs, &routes).await;
+            }
+        }
+    }
+    drop(jobs);
+    let mut quarantined = false;
+    for h in threads {
+        // A worker that panicked ended without its flush: counted as quarantined.
+        quarantined |= tokio::task::block_in_place(|| h.join()).unwrap_or(true);
+    }
+    quarantined.then_some(id)
+}
+
+/// What became of a plugin's state at shutdown.
+enum Saved {
+    Yes,
+    /// The plugin had nothing to keep (an empty snapshot): the final flush
+    /// runs, and no older file is left to restore.
+    Nothing,
+    /// Logged; the final flush runs instead.
+    Failed,
+}
+
+/// Snapshots the plugin's state into `path`.
+fn save_state(t: &mut WasmTransform, path: &std::path::Path) -> Saved {
     match t.snapshot(now_ms()) {
+        Ok(Some(state)) if state.is_empty() => {
+            let _ = std::fs::remove_file(path);
+            tracing::debug!(transform = %t.id(), "plugin has no state to keep");
+            Saved::Nothing
+        }
         Ok(Some(state)) => match durable::write_atomic(path, &durable::snapshot::encode(&state)) {
             Ok(()) => {
                 tracing::info!(transform = %t.id(), path = %path.display(), bytes = state.len(), "plugin state saved for the next start (no final flush)");
-                true
+                Saved::Yes
             }
             Err(e) => {
                 tracing::error!(transform = %t.id(), path = %path.display(), error = %e, "cannot save plugin state; flushing instead");
-                false
+                Saved::Failed
             }
         },
-        Ok(None) => false,
+        Ok(None) => Saved::Failed,
         Err(e) => {
             tracing::error!(transform = %t.id(), error = %e, "plugin snapshot failed; flushing instead");
-            false
+            Saved::Failed
         }
     }
 }

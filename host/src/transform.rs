@@ -227,6 +227,19 @@ impl WasmTransform {
         })
     }
 
+    /// Another instance of the same plugin, configuration and options,
+    /// counting into the same stats (a worker of a parallel stage).
+    pub fn replica(&self) -> Result<WasmTransform, PluginError> {
+        let mut t = WasmTransform::new(
+            &self.id,
+            self.plugin.clone(),
+            self.config_json.clone(),
+            self.opts.clone(),
+        )?;
+        t.stats = self.stats.clone();
+        Ok(t)
+    }
+
     pub fn id(&self) -> &str {
         &self.id
     }

@@ -36,6 +36,12 @@ pub trait Rule: Sized + 'static {
     /// first is [`OutputId`] 1.
     const OUTPUTS: &'static [&'static str] = &[];
 
+    /// The named outputs of this instance, once built: [`Rule::OUTPUTS`]
+    /// unless the configuration changes them.
+    fn outputs(&self) -> &'static [&'static str] {
+        Self::OUTPUTS
+    }
+
     /// Builds the rule from its configuration (JSON text of the
     /// `[transforms.<id>.config]` table; `{}` when there is none). An error
     /// here is shown to the user by `rulebox validate`.
@@ -73,7 +79,7 @@ pub trait Rule: Sized + 'static {
 }
 
 /// A declared output: 0 is the default event output, `k` the k-th entry of
-/// [`Rule::OUTPUTS`].
+/// [`Rule::outputs`].
 pub type OutputId = u16;
 
 /// Emits records (one NDJSON line each) on named outputs.
@@ -204,8 +210,8 @@ impl<R: Rule> Runner<R> {
     pub fn init(&mut self, config: &[u8]) -> &[u8] {
         match R::new(config) {
             Ok(rule) => {
+                InitFrame::Ok(rule.outputs().to_vec()).encode(&mut self.init);
                 self.rule = Some(rule);
-                InitFrame::Ok(R::OUTPUTS.to_vec()).encode(&mut self.init);
             }
             Err(msg) => InitFrame::Error(&msg).encode(&mut self.init),
         }

@@ -23,6 +23,12 @@ pub const DEFAULT_INTERNAL_NETWORKS: &[&str] = &[
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// What this instance does: `all` (classify, enrich and aggregate),
+    /// `classify` (classify and enrich; counted connections leave as
+    /// observation records on the `observations` output, so several
+    /// instances can share the work) or `aggregate` (aggregates those
+    /// records into alerts). Both stages need the same `protocols`.
+    pub stage: Stage,
     /// Schema preset: `cim`, `qradar`, `ecs`, `ocsf`, `zeek`, `sysmon`, or
     /// `auto` (chosen per event from the fields present).
     pub schema: PresetName,
@@ -58,6 +64,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            stage: Stage::All,
             schema: PresetName::Auto,
             fields: FieldOverrides::default(),
             internal_networks: DEFAULT_INTERNAL_NETWORKS
@@ -90,6 +97,16 @@ impl Default for Config {
             enrich_key: "t1071".into(),
         }
     }
+}
+
+/// See [`Config::stage`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    #[default]
+    All,
+    Classify,
+    Aggregate,
 }
 
 /// Field paths overriding the preset's.

@@ -21,15 +21,20 @@ use rulebox_plugin::json::{Scanner, write_str};
 use rulebox_plugin::{Emitter, EventOut, OutputId, Rule};
 
 use aggregate::{Aggregator, Observation, Settings, Stats};
-use config::Config;
+use config::{Config, Stage};
 use net::{Allowlist, Networks};
 use schema::{AutoDetect, Grouping, Preset, PresetName};
 
-/// The `alerts` output.
+/// The `alerts` output (stages `all` and `aggregate`).
 pub const ALERTS: OutputId = 1;
+/// The `observations` output (stage `classify`).
+pub const OBSERVATIONS: OutputId = 1;
+/// The member that marks an observation record.
+const OBSERVATION_MARK: &str = "t1071_observation";
 
 /// The rule's state.
 pub struct T1071 {
+    stage: Stage,
     /// The preset, or (for `auto`) the chooser.
     presets: Vec<Preset>,
     auto: Option<AutoDetect>,
@@ -42,6 +47,10 @@ pub struct T1071 {
     agg: Aggregator,
     scanner: Scanner,
     reported: Stats,
+    /// Stage `aggregate`: input lines that were not observation records
+    /// (passed on untouched), and how many of them were reported.
+    foreign: u64,
+    reported_foreign: u64,
 }
 
 /// What the rule concluded about one event (for tests and benchmarks).
@@ -90,6 +99,7 @@ impl T1071 {
             labels: labels.clone(),
         });
         Ok(T1071 {
+            stage: cfg.stage,
             presets,
             auto,
             internal,
@@ -100,6 +110,8 @@ impl T1071 {
             agg,
             scanner: Scanner::new(),
             reported: Stats::default(),
+            foreign: 0,
+            reported_foreign: 0,
         })
     }
 
@@ -147,22 +159,25 @@ impl T1071 {
                 && src.is_some_and(|s| self.internal.contains(s))
                 && allowlisted.is_none();
             if counted && let (Some(src), Some(dest)) = (src, dest) {
-                let by_user = preset.grouping == Grouping::ByUser;
-                self.agg.record(
-                    &Observation {
-                        time_ms: r.time_ms.unwrap_or(now_ms),
-                        src,
-                        dest,
-                        port,
-                        protocol: proto - 1,
-                        by_user,
-                        process: r.process.as_deref().unwrap_or(""),
-                        user: r.user.as_deref().unwrap_or(""),
-                        bytes_out: r.bytes_out.unwrap_or(0),
-                        bytes_in: r.bytes_in.unwrap_or(0),
-                    },
-                    alert,
-                );
+                let o = Observation {
+                    time_ms: r.time_ms.unwrap_or(now_ms),
+                    src,
+                    dest,
+                    port,
+                    protocol: proto - 1,
+                    by_user: preset.grouping == Grouping::ByUser,
+                    process: r.process.as_deref().unwrap_or(""),
+                    user: r.user.as_deref().unwrap_or(""),
+                    bytes_out: r.bytes_out.unwrap_or(0),
+                    bytes_in: r.bytes_in.unwrap_or(0),
+                };
+                if self.stage == Stage::Classify {
+                    let mut line = Vec::with_capacity(192);
+                    write_observation(&mut line, &o, &self.labels[o.protocol as usize]);
+                    alert(&line);
+                } else {
+                    self.agg.record(&o, alert);
+                }
             }
         }
         let label = (proto != 0).then(|| self.labels[proto as usize - 1].as_str());
@@ -209,8 +224,64 @@ impl T1071 {
         self.handle(event, now_ms, None, &mut |l| alerts.push(l.to_vec()))
     }
 
+    /// Stage `aggregate`: counts one observation record; false when the
+    /// line is not one (it then passes on untouched).
+    fn aggregate(&mut self, line: &[u8], alert: &mut dyn FnMut(&[u8])) -> bool {
+        let Ok(obj) = self.scanner.scan(line) else {
+            return false;
+        };
+        if obj.member(OBSERVATION_MARK).is_none() {
+            return false;
+        }
+        let text = |k: &str| obj.get(k).and_then(|v| v.as_str());
+        let int = |k: &str| {
+            obj.get(k)
+                .and_then(|v| v.as_number_text()?.parse::<i64>().ok())
+        };
+        let (Some(time_ms), Some(src), Some(dest), Some(port), Some(label)) = (
+            int("time_ms"),
+            text("src").and_then(|s| net::parse_ip(&s)),
+            text("dest").and_then(|s| net::parse_ip(&s)),
+            int("port").and_then(|p| u16::try_from(p).ok()),
+            text("protocol"),
+        ) else {
+            return false;
+        };
+        let Some(protocol) = self.labels.iter().position(|l| *l == label) else {
+            return false;
+        };
+        let (process, user) = (text("process"), text("user"));
+        let count = |k: &str| int(k).and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+        self.agg.record(
+            &Observation {
+                time_ms,
+                src,
+                dest,
+                port,
+                protocol: protocol as u8,
+                by_user: obj.get("by_user").and_then(|v| v.as_bool()) == Some(true),
+                process: process.as_deref().unwrap_or(""),
+                user: user.as_deref().unwrap_or(""),
+                bytes_out: count("bytes_out"),
+                bytes_in: count("bytes_in"),
+            },
+            alert,
+        );
+        true
+    }
+
     /// Logs counters that changed since they were last reported.
     fn report(&mut self) {
+        if self.foreign != self.reported_foreign {
+            rulebox_plugin::log(
+                LogLevel::Warn,
+                &format!(
+                    "{} input lines were not observation records from a `classify` stage: passed on untouched",
+                    self.foreign - self.reported_foreign
+                ),
+            );
+            self.reported_foreign = self.foreign;
+        }
         let s = self.agg.stats;
         if s.late_events != self.reported.late_events {
             rulebox_plugin::log(
@@ -232,9 +303,25 @@ impl Rule for T1071 {
         T1071::from_config(Config::from_json(config)?)
     }
 
+    fn outputs(&self) -> &'static [&'static str] {
+        match self.stage {
+            Stage::Classify => &["observations"],
+            Stage::All | Stage::Aggregate => &["alerts"],
+        }
+    }
+
     fn on_event(&mut self, event: &[u8], now_ms: i64, out: &mut EventOut<'_>) {
         let mut pending: Vec<Vec<u8>> = Vec::new();
-        self.handle(event, now_ms, Some(out), &mut |l| pending.push(l.to_vec()));
+        if self.stage == Stage::Aggregate {
+            if self.aggregate(event, &mut |l| pending.push(l.to_vec())) {
+                // Consumed: an observation is not an event to pass on.
+                out.drop_event();
+            } else {
+                self.foreign += 1;
+            }
+        } else {
+            self.handle(event, now_ms, Some(out), &mut |l| pending.push(l.to_vec()));
+        }
         if !pending.is_empty() {
             let mut e = out.emitter();
             for l in &pending {
@@ -255,6 +342,9 @@ impl Rule for T1071 {
 
     fn snapshot(&mut self, _now_ms: i64, out: &mut Vec<u8>) {
         self.report();
+        if self.stage == Stage::Classify {
+            return; // Nothing aggregated here: nothing to keep.
+        }
         self.agg.snapshot(out);
     }
 
@@ -270,6 +360,27 @@ impl Rule for T1071 {
         );
         Ok(())
     }
+}
+
+/// An observation record (stage `classify`): one NDJSON object the
+/// `aggregate` stage reads back.
+fn write_observation(b: &mut Vec<u8>, o: &Observation<'_>, label: &str) {
+    use std::io::Write;
+    let _ = write!(
+        b,
+        "{{\"{OBSERVATION_MARK}\":1,\"time_ms\":{},\"src\":\"{}\",\"dest\":\"{}\",\"port\":{},\"protocol\":",
+        o.time_ms, o.src, o.dest, o.port
+    );
+    write_str(b, label);
+    let _ = write!(b, ",\"by_user\":{},\"process\":", o.by_user);
+    write_str(b, o.process);
+    b.extend_from_slice(b",\"user\":");
+    write_str(b, o.user);
+    let _ = write!(
+        b,
+        ",\"bytes_out\":{},\"bytes_in\":{}}}",
+        o.bytes_out, o.bytes_in
+    );
 }
 
 rulebox_plugin::export_rule!(T1071);

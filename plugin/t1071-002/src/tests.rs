@@ -11,6 +11,7 @@ struct Out {
     events: Vec<Vec<u8>>,
     alerts: Vec<Value>,
     reasons: Vec<u8>,
+    actions: Vec<u8>,
 }
 
 fn runner(config: &Value) -> Runner<T1071> {
@@ -30,10 +31,12 @@ fn decode(events: &[&str], frame: &[u8]) -> Out {
         events: Vec::new(),
         alerts: Vec::new(),
         reasons: Vec::new(),
+        actions: Vec::new(),
     };
     for (i, ev) in events.iter().enumerate() {
         let r = f.event(i);
         out.reasons.push(r.reason);
+        out.actions.push(r.action);
         let mut e = ev.as_bytes().to_vec();
         if r.action == Action::Edit as u8 {
             e = ev.as_bytes()[..r.start as usize].to_vec();
@@ -225,6 +228,66 @@ fn auto_picks_the_preset_per_event_and_groups_qradar_by_user() {
     assert_eq!(z["first_seen"], "2023-11-14T22:13:20.500Z");
     assert_eq!(z["last_seen"], "2023-11-14T22:13:23.500Z");
     assert_eq!(by_dest("9.9.9.9")["protocol"], "TFTP");
+}
+
+/// `classify` then `aggregate` gives what `all` gives: the same events, and
+/// the same alerts (an observation record carries all an alert is made of).
+#[test]
+fn classify_then_aggregate_equals_all() {
+    let base = json!({"schema": "auto", "allowed_lateness_secs": 0});
+    let staged = |stage: &str| {
+        let mut c = base.clone();
+        c["stage"] = json!(stage);
+        c
+    };
+    let mut evs = Vec::new();
+    for i in 0..5 {
+        evs.push(format!(r#"{{"id.orig_h":"10.0.0.1","id.resp_h":"2001:db8::7","id.resp_p":445,"conn_state":"SF","ts":{}.5,"orig_bytes":100}}"#, 1_700_000_000 + i));
+        evs.push(format!(
+            r#"{{"sourceip":"10.0.0.2","destinationip":"::ffff:8.8.4.4","destinationport":"21","eventdirection":"L2R","BytesSent":"10","categoryname":"Session Opened","username":"CORP\\eve","starttime":{}}}"#,
+            1_700_000_000_000i64 + i
+        ));
+        evs.push(format!(r#"{{"source":{{"ip":"10.0.0.3"}},"destination":{{"ip":"9.9.9.9","port":69,"bytes":7}},"process":{{"name":"t\"ftp"}},"event":{{"outcome":"success"}},"@timestamp":"2023-11-14T22:13:2{i}Z"}}"#));
+        evs.push(cim("10.0.0.4", "10.0.0.9", "445", ""));
+    }
+    // A day later: closes the first window while events are processed.
+    evs.push(cim("10.0.0.3", "9.9.9.9", "69", "99"));
+    let refs: Vec<&str> = evs.iter().map(String::as_str).collect();
+
+    let mut all = runner(&base);
+    let whole = process(&mut all, &refs);
+    let mut want = whole.alerts.clone();
+    want.extend(flush(&mut all));
+    assert!(want.iter().any(|a| a["status"] == "final"), "{want:?}");
+    assert_eq!(want.len(), 3, "{want:?}");
+
+    let mut classify = Runner::<T1071>::new();
+    match InitFrame::parse(classify.init(staged("classify").to_string().as_bytes())).unwrap() {
+        InitFrame::Ok(outs) => assert_eq!(outs, ["observations"]),
+        InitFrame::Error(e) => panic!("{e}"),
+    }
+    let classified = process(&mut classify, &refs);
+    assert_eq!(classified.events, whole.events);
+    assert!(flush(&mut classify).is_empty());
+    assert!(snapshot(&mut classify).is_empty());
+    let mut lines: Vec<String> = classified.alerts.iter().map(Value::to_string).collect();
+    assert_eq!(lines.len(), 16, "one observation per counted event");
+    let foreign = cim("10.0.0.5", "8.8.8.8", "21", "");
+    lines.push(foreign.clone());
+
+    let mut aggregate = runner(&staged("aggregate"));
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let agg = process(&mut aggregate, &refs);
+    let last = lines.len() - 1;
+    assert!(agg.actions[..last].iter().all(|&a| a == Action::Drop as u8));
+    assert_eq!(
+        agg.actions[last],
+        Action::Pass as u8,
+        "not an observation: passed on"
+    );
+    let mut got = agg.alerts;
+    got.extend(flush(&mut aggregate));
+    assert_eq!(got, want);
 }
 
 #[test]

@@ -35,6 +35,7 @@ fn the_benchmark_suite_writes_its_table() {
         "native-rule",
         "wasm-rule",
         "rulebox",
+        "rulebox-2-workers",
         "warm-start",
     ] {
         let row = md
@@ -45,4 +46,5 @@ fn the_benchmark_suite_writes_its_table() {
         assert!(peak > 0.0, "{case}: peak RSS measured: {row}");
     }
     assert!(md.contains("wasm-rule / native-rule throughput"), "{md}");
+    assert!(md.contains("2 workers / 1 worker"), "{md}");
 }

@@ -366,3 +366,76 @@ fn deeply_nested_json_and_bad_bytes_are_counted_not_fatal() {
         "the exact bytes, recoverable"
     );
 }
+
+/// `workers = 2` on the rule's `classify` stage, feeding one `aggregate`
+/// stage, gives exactly what one instance of the whole rule gives: the same
+/// enriched events in the same order, and the same alerts.
+#[test]
+fn parallel_classify_then_aggregate_gives_what_one_instance_gives() {
+    let dir = Scratch::new("parallel");
+    let lines = rulebox_bench::sample(12_000, 3, 1_763_683_200_000);
+    let input = dir.write("in.ndjson", lines.join("\n") + "\n");
+    let one = dir.write(
+        "one.toml",
+        rule_pipeline(&dir.0, &input, "", "").replacen(
+            "type = \"file\"\npath = \"",
+            "type = \"file\"\nbatch_max_events = 256\npath = \"",
+            1,
+        ),
+    );
+    let out = rulebox(&["run", "--config", one.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want_events = std::fs::read(dir.path("events.out")).unwrap();
+    let want_alerts = std::fs::read(dir.path("alerts.out")).unwrap();
+    assert!(want_alerts.len() > 1000, "the sample makes alerts");
+
+    let split = format!(
+        r#"data_dir = "{data}"
+
+[sources.in]
+type = "file"
+batch_max_events = 256
+path = "{input}"
+
+[transforms.classify]
+type = "wasm"
+inputs = ["in"]
+module = "{wasm}"
+workers = 2
+config = {{ stage = "classify" }}
+
+[transforms.aggregate]
+type = "wasm"
+inputs = ["classify.observations"]
+module = "{wasm}"
+config = {{ stage = "aggregate" }}
+
+[sinks.events]
+type = "file"
+path = "{dir}/split-events.out"
+inputs = ["classify", "aggregate"]
+
+[sinks.alerts]
+type = "file"
+path = "{dir}/split-alerts.out"
+inputs = ["aggregate.alerts"]
+"#,
+        data = dir.path("data2").display(),
+        input = input.display(),
+        wasm = rule_wasm().display(),
+        dir = dir.0.display(),
+    );
+    let split = dir.write("split.toml", split);
+    let out = rulebox(&["run", "--config", split.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got_events = std::fs::read(dir.path("split-events.out")).unwrap();
+    assert!(
+        got_events == want_events,
+        "the enriched events differ (or their order)"
+    );
+    let got_alerts = std::fs::read(dir.path("split-alerts.out")).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got_alerts),
+        String::from_utf8_lossy(&want_alerts)
+    );
+}
