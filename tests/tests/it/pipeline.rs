@@ -231,6 +231,16 @@ fn validate_explains_errors_with_their_location() {
             "unknown variant `splunk`",
             "transforms.rule.config",
         ),
+        (
+            good.replace("type = \"wasm\"", "type = \"wasm\"\nworkers = 0"),
+            "transforms.rule.workers: between 1 and 64",
+            ":7:",
+        ),
+        (
+            good.replace("schema = \"cim\"", "stage = \"classify\""),
+            "has no output \"alerts\"",
+            "declares: observations",
+        ),
     ];
     for (i, (cfg, a, b)) in cases.iter().enumerate() {
         let p = dir.write(&format!("bad{i}.toml"), cfg);
