@@ -695,6 +695,35 @@ pub fn boundary_conns(day_start_ms: i64) -> Vec<Conn> {
     v
 }
 
+/// Applies a result frame to its batch: edited or untouched events (dropped
+/// ones left out) into `events`, emitted records into `records`, one line each.
+pub fn splice(batch: &[u8], frame: &[u8], events: &mut Vec<u8>, records: &mut Vec<u8>) {
+    use rulebox_plugin::abi::{Action, ResultFrame};
+    let f = ResultFrame::parse(frame).expect("result frame");
+    let mut lines = batch.split(|&c| c == b'\n');
+    for i in 0..f.n_events() {
+        let line = lines.next().unwrap_or_default();
+        let r = f.event(i);
+        if r.action == Action::Drop as u8 {
+            continue;
+        }
+        if r.action == Action::Edit as u8 {
+            let p = f.payload(r.payload_off, r.payload_len).expect("payload");
+            events.extend_from_slice(&line[..r.start as usize]);
+            events.extend_from_slice(p);
+            events.extend_from_slice(&line[r.end as usize..]);
+        } else {
+            events.extend_from_slice(line);
+        }
+        events.push(b'\n');
+    }
+    for i in 0..f.n_records() {
+        let r = f.record(i);
+        records.extend_from_slice(f.payload(r.payload_off, r.payload_len).expect("payload"));
+        records.push(b'\n');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

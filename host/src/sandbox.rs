@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rulebox_abi::{self as abi, FrameError, InitFrame, ResultFrame};
+use rulebox_abi::{self as abi, FrameError, InitFrame, ResultFrame, json};
 use wasmtime::{
     Caller, Engine, ExternType, InstancePre, Linker, Memory, Module, Store, StoreLimits,
     StoreLimitsBuilder, Trap, TypedFunc, ValType,
@@ -289,6 +289,9 @@ impl Plugin {
         let reserve = typed!(abi::export::RESERVE);
         let init = typed!(abi::export::INIT);
         let process = typed!(abi::export::PROCESS);
+        let process_objects = instance
+            .get_typed_func(&mut store, abi::export::PROCESS_OBJECTS)
+            .ok();
         let tick = typed!(abi::export::TICK);
         let flush = typed!(abi::export::FLUSH);
         let state = match (
@@ -304,6 +307,10 @@ impl Plugin {
             reserve,
             init,
             process,
+            process_objects,
+            reads_objects: false,
+            scanner: json::Scanner::new(),
+            index: Vec::new(),
             tick,
             flush,
             state,
@@ -327,10 +334,20 @@ impl Plugin {
             .call(&mut inst.store, (ptr as i32, config_json.len() as i32))
             .map_err(|e| classify(e, deadline))?;
         let frame = inst.frame_bytes(packed)?;
-        let outputs: Vec<String> = match InitFrame::parse(frame).map_err(PluginError::Frame)? {
-            InitFrame::Ok(names) => names.into_iter().map(str::to_string).collect(),
+        let (outputs, reads_objects) = match InitFrame::parse(frame).map_err(PluginError::Frame)? {
+            InitFrame::Ok(names, objects) => (
+                names.into_iter().map(str::to_string).collect::<Vec<_>>(),
+                objects,
+            ),
             InitFrame::Error(msg) => return Err(PluginError::Config(msg.to_string())),
         };
+        if reads_objects && inst.process_objects.is_none() {
+            return Err(contract(format!(
+                "the init frame asks for scanned events but the module does not export {}",
+                abi::export::PROCESS_OBJECTS
+            )));
+        }
+        inst.reads_objects = reads_objects;
         for (i, o) in outputs.iter().enumerate() {
             let bad = if o.is_empty() || o.contains('.') || o.contains(char::is_whitespace) {
                 Some("must be non-empty, without '.' or spaces")
@@ -385,9 +402,14 @@ fn check_contract(module: &Module) -> Result<(), String> {
         };
         format!("({}) -> ({})", f(ps), f(rs))
     };
-    let optional: [(&str, &[ValType], &[ValType]); 2] = [
+    let optional: [(&str, &[ValType], &[ValType]); 3] = [
         (abi::export::SNAPSHOT, &[I64], &[I64]),
         (abi::export::RESTORE, &[I32, I32, I64], &[I64]),
+        (
+            abi::export::PROCESS_OBJECTS,
+            &[I32, I32, I32, I32, I64],
+            &[I64],
+        ),
     ];
     for (name, params, results) in want.into_iter().chain(optional) {
         let required = abi::export::FUNCTIONS.contains(&name);
@@ -500,6 +522,12 @@ pub struct Instance {
     reserve: TypedFunc<i32, i32>,
     init: TypedFunc<(i32, i32), i64>,
     process: TypedFunc<(i32, i32, i32, i64), i64>,
+    process_objects: Option<ProcessObjects>,
+    /// The plugin reads events as objects: batches go with an objects index.
+    reads_objects: bool,
+    /// Scans events natively for such a plugin, into `index`.
+    scanner: json::Scanner,
+    index: Vec<u8>,
     tick: TypedFunc<i64, i64>,
     flush: TypedFunc<i64, i64>,
     /// The optional snapshot and restore exports.
@@ -509,6 +537,9 @@ pub struct Instance {
 }
 
 type StateFuncs = (TypedFunc<i64, i64>, TypedFunc<(i32, i32, i64), i64>);
+
+/// `rulebox_process_objects(ptr, batch_len, count, index_len, now_ms)`.
+type ProcessObjects = TypedFunc<(i32, i32, i32, i32, i64), i64>;
 
 impl Instance {
     /// The plugin's declared outputs (id 1 is the first).
@@ -523,18 +554,29 @@ impl Instance {
 
     /// Copies `data` into a guest buffer; returns its address.
     fn put(&mut self, data: &[u8]) -> Result<u32, PluginError> {
-        let len = i32::try_from(data.len()).map_err(|_| PluginError::Reserve(data.len()))?;
+        self.put_parts(data, &[])
+    }
+
+    /// Copies `a` and, right after it, `b` into one guest buffer; returns
+    /// its address.
+    fn put_parts(&mut self, a: &[u8], b: &[u8]) -> Result<u32, PluginError> {
+        let total = a.len() + b.len();
+        let len = i32::try_from(total).map_err(|_| PluginError::Reserve(total))?;
         arm(&mut self.store, self.deadline);
         let ptr = self
             .reserve
             .call(&mut self.store, len)
             .map_err(|e| classify(e, self.deadline))? as u32;
-        if ptr == 0 && !data.is_empty() {
-            return Err(PluginError::Reserve(data.len()));
+        if ptr == 0 && total != 0 {
+            return Err(PluginError::Reserve(total));
         }
-        self.memory
-            .write(&mut self.store, ptr as usize, data)
-            .map_err(|_| PluginError::Reserve(data.len()))?;
+        let mem = self.memory.data_mut(&mut self.store);
+        let dst = (ptr as usize)
+            .checked_add(total)
+            .and_then(|end| mem.get_mut(ptr as usize..end))
+            .ok_or(PluginError::Reserve(total))?;
+        dst[..a.len()].copy_from_slice(a);
+        dst[a.len()..].copy_from_slice(b);
         Ok(ptr)
     }
 
@@ -568,15 +610,39 @@ impl Instance {
         now_ms: i64,
         apply: impl FnOnce(ResultFrame<'_>) -> R,
     ) -> Result<R, PluginError> {
-        let ptr = self.put(batch)?;
-        arm(&mut self.store, self.deadline);
-        let packed = self
-            .process
-            .call(
-                &mut self.store,
-                (ptr as i32, batch.len() as i32, count as i32, now_ms),
-            )
-            .map_err(|e| classify(e, self.deadline))?;
+        let packed = match (self.reads_objects, self.process_objects.clone()) {
+            (true, Some(f)) => {
+                // Scanned here, natively and outside the deadline: the guest
+                // starts from the members' spans.
+                let mut index = std::mem::take(&mut self.index);
+                index.clear();
+                json::index_batch(&mut self.scanner, batch, count, &mut index);
+                let put = self.put_parts(batch, &index);
+                let (index_len, ptr) = (index.len(), put);
+                self.index = index;
+                let ptr = ptr?;
+                arm(&mut self.store, self.deadline);
+                f.call(
+                    &mut self.store,
+                    (
+                        ptr as i32,
+                        batch.len() as i32,
+                        count as i32,
+                        index_len as i32,
+                        now_ms,
+                    ),
+                )
+            }
+            _ => {
+                let ptr = self.put(batch)?;
+                arm(&mut self.store, self.deadline);
+                self.process.call(
+                    &mut self.store,
+                    (ptr as i32, batch.len() as i32, count as i32, now_ms),
+                )
+            }
+        }
+        .map_err(|e| classify(e, self.deadline))?;
         Ok(apply(self.frame(packed)?))
     }
 

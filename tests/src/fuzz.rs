@@ -20,7 +20,7 @@ thread_local! {
             .map(|s| {
                 let mut r = Runner::new();
                 let cfg = format!(r#"{{"schema":"{s}","max_keys":10000}}"#);
-                assert!(matches!(InitFrame::parse(r.init(cfg.as_bytes())), Ok(InitFrame::Ok(_))));
+                assert!(matches!(InitFrame::parse(r.init(cfg.as_bytes())), Ok(InitFrame::Ok(..))));
                 r
             })
             .collect()

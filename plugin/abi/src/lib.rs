@@ -26,6 +26,15 @@
 //!    event never contains `\n`. The answer is a [result frame](ResultFrame)
 //!    with exactly `count` event results, in order, plus any records the rule
 //!    emits on its named outputs.
+//!
+//!    A plugin whose init frame sets [`INIT_READS_OBJECTS`] gets its batches
+//!    through `rulebox_process_objects(ptr, batch_len, count, index_len,
+//!    now_ms) -> frame` instead: the host has already scanned every event
+//!    with [`json::Scanner`] (natively, once) and the reserved buffer holds
+//!    the batch (`batch_len` bytes) followed at once by its
+//!    [objects index](json::EVENT_ENTRY_LEN) (`index_len` bytes). The answer
+//!    is the same result frame. Such a plugin must export
+//!    [`export::PROCESS_OBJECTS`].
 //! 4. Every flush interval: `rulebox_tick(now_ms) -> frame` (a result frame
 //!    with no event results). At end of input (and at shutdown, unless the
 //!    state is snapshotted instead, below), once: `rulebox_flush(now_ms) -> frame`.
@@ -103,16 +112,23 @@
 //! 0   status   0 = ok, 1 = error
 //! 4   n        ok: number of declared output names; error: message length
 //! 8   ok: n × (u32 len, len bytes of UTF-8 name); error: the message
+//! ..  ok, optional: u32 flags (absent means 0); bit 0 = INIT_READS_OBJECTS
 //! ```
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
+
+pub mod json;
 
 use alloc::vec::Vec;
 use core::fmt;
 
 /// The version of this contract. Bumped on any incompatible change.
 pub const ABI_VERSION: u32 = 1;
+
+/// Init-frame flag: give this plugin scanned events (an objects index)
+/// through [`export::PROCESS_OBJECTS`].
+pub const INIT_READS_OBJECTS: u32 = 1;
 
 /// The import module of the host's own functions.
 pub const HOST_MODULE: &str = "rulebox";
@@ -138,6 +154,11 @@ pub mod export {
     /// `(ptr: i32, len: i32, count: i32, now_ms: i64) -> i64`: a batch in,
     /// result frame out.
     pub const PROCESS: &str = "rulebox_process";
+    /// Optional; required when the init frame sets
+    /// [`INIT_READS_OBJECTS`](crate::INIT_READS_OBJECTS). `(ptr: i32,
+    /// batch_len: i32, count: i32, index_len: i32, now_ms: i64) -> i64`: a
+    /// batch and its objects index in, result frame out.
+    pub const PROCESS_OBJECTS: &str = "rulebox_process_objects";
     /// `(now_ms: i64) -> i64`: result frame with records only.
     pub const TICK: &str = "rulebox_tick";
     /// `(now_ms: i64) -> i64`: the final records, at end of input or shutdown.
@@ -153,7 +174,7 @@ pub mod export {
     /// Every required function export, for checking a module against the contract.
     pub const FUNCTIONS: &[&str] = &[ABI_VERSION, RESERVE, INIT, PROCESS, TICK, FLUSH];
     /// The optional function exports.
-    pub const OPTIONAL_FUNCTIONS: &[&str] = &[SNAPSHOT, RESTORE];
+    pub const OPTIONAL_FUNCTIONS: &[&str] = &[SNAPSHOT, RESTORE, PROCESS_OBJECTS];
 }
 
 /// Functions the host offers in [`HOST_MODULE`](crate::HOST_MODULE).
@@ -524,8 +545,9 @@ impl ResultFrameWriter {
 /// The answer to `rulebox_init`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InitFrame<'a> {
-    /// The plugin's declared outputs, in id order (id 1 is the first).
-    Ok(Vec<&'a str>),
+    /// The plugin's declared outputs, in id order (id 1 is the first), and
+    /// whether it reads events as objects ([`INIT_READS_OBJECTS`]).
+    Ok(Vec<&'a str>, bool),
     Error(&'a str),
 }
 
@@ -553,7 +575,12 @@ impl<'a> InitFrame<'a> {
                     names.push(text(at + 4, len)?);
                     at += 4 + len;
                 }
-                Ok(InitFrame::Ok(names))
+                let flags = if bytes.len() > at {
+                    read_u32(bytes, at)?
+                } else {
+                    0
+                };
+                Ok(InitFrame::Ok(names, flags & INIT_READS_OBJECTS != 0))
             }
             1 => Ok(InitFrame::Error(text(8, n)?)),
             s => Err(FrameError::BadStatus(s)),
@@ -564,13 +591,15 @@ impl<'a> InitFrame<'a> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.clear();
         match self {
-            InitFrame::Ok(names) => {
+            InitFrame::Ok(names, objects) => {
                 out.extend_from_slice(&(Status::Ok as u32).to_le_bytes());
                 out.extend_from_slice(&(names.len() as u32).to_le_bytes());
                 for n in names {
                     out.extend_from_slice(&(n.len() as u32).to_le_bytes());
                     out.extend_from_slice(n.as_bytes());
                 }
+                let flags = if *objects { INIT_READS_OBJECTS } else { 0 };
+                out.extend_from_slice(&flags.to_le_bytes());
             }
             InitFrame::Error(msg) => {
                 out.extend_from_slice(&(Status::Error as u32).to_le_bytes());
@@ -671,10 +700,22 @@ mod tests {
     #[test]
     fn init_frame_round_trips() {
         let mut out = Vec::new();
-        InitFrame::Ok(vec!["alerts", "dead"]).encode(&mut out);
+        for objects in [false, true] {
+            InitFrame::Ok(vec!["alerts", "dead"], objects).encode(&mut out);
+            assert_eq!(
+                InitFrame::parse(&out).unwrap(),
+                InitFrame::Ok(vec!["alerts", "dead"], objects)
+            );
+        }
+        // A frame that ends after the names (no flags word) reads raw events.
+        let mut b = Vec::new();
+        for v in [0u32, 1, 1] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.push(b'x');
         assert_eq!(
-            InitFrame::parse(&out).unwrap(),
-            InitFrame::Ok(vec!["alerts", "dead"])
+            InitFrame::parse(&b).unwrap(),
+            InitFrame::Ok(vec!["x"], false)
         );
         InitFrame::Error("bad cidr").encode(&mut out);
         assert_eq!(

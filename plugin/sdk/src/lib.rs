@@ -7,11 +7,16 @@
 //! the wasm exports the macro writes are one-liners into a `Runner`.
 //!
 //! ```
-//! struct Tag { scanner: rulebox_plugin::json::Scanner }
-//! impl rulebox_plugin::Rule for Tag {
-//!     fn new(_config: &[u8]) -> Result<Self, String> { Ok(Tag { scanner: Default::default() }) }
-//!     fn on_event(&mut self, event: &[u8], _now_ms: i64, out: &mut rulebox_plugin::EventOut<'_>) {
-//!         match self.scanner.scan(event) {
+//! use rulebox_plugin::{EventOut, Rule, json::{Object, ScanError}};
+//! struct Tag;
+//! impl Rule for Tag {
+//!     // The host validates and indexes each event natively, before the
+//!     // sandbox: the rule gets the object's members as spans.
+//!     const READS_OBJECTS: bool = true;
+//!     fn new(_config: &[u8]) -> Result<Self, String> { Ok(Tag) }
+//!     fn on_object(&mut self, _event: &[u8], object: Result<Object<'_, '_>, ScanError>,
+//!                  _now_ms: i64, out: &mut EventOut<'_>) {
+//!         match object {
 //!             // Read fields with obj.get("a.b"); splice a field in:
 //!             Ok(obj) => out.set_field(&obj, "tag", |b| b.extend_from_slice(b"true")),
 //!             Err(e) => out.unreadable(e),
@@ -21,12 +26,11 @@
 //! rulebox_plugin::export_rule!(Tag);
 //! ```
 
-pub mod json;
-
 pub use rulebox_abi as abi;
+pub use rulebox_abi::json;
 
 use abi::{Action, EventResult, InitFrame, Reason, ResultFrameWriter};
-use json::{Object, ScanError};
+use json::{Object, ScanError, Scanner};
 
 /// A detection rule. One instance handles one stream of events, one call at a
 /// time; time enters only through the `now_ms` arguments (processing time,
@@ -47,8 +51,32 @@ pub trait Rule: Sized + 'static {
     /// here is shown to the user by `rulebox validate`.
     fn new(config: &[u8]) -> Result<Self, String>;
 
-    /// Looks at one event. Doing nothing passes it on unchanged.
-    fn on_event(&mut self, event: &[u8], now_ms: i64, out: &mut EventOut<'_>);
+    /// Whether the rule reads events as JSON objects. When it does, it
+    /// implements [`Rule::on_object`] instead of [`Rule::on_event`], and in
+    /// the sandbox the host validates and indexes every event natively,
+    /// once, before the batch enters the guest (the
+    /// [objects index](abi::json::EVENT_ENTRY_LEN)): the rule starts from
+    /// spans instead of scanning bytes in WebAssembly.
+    const READS_OBJECTS: bool = false;
+
+    /// Looks at one event, as bytes. Doing nothing passes it on unchanged.
+    fn on_event(&mut self, event: &[u8], now_ms: i64, out: &mut EventOut<'_>) {
+        let _ = (event, now_ms, out);
+    }
+
+    /// Looks at one event as a scanned JSON object (`Err`: why it is not
+    /// one), when [`Rule::READS_OBJECTS`] is set. Doing nothing passes it on
+    /// unchanged. The default hands the bytes to [`Rule::on_event`].
+    fn on_object(
+        &mut self,
+        event: &[u8],
+        object: Result<Object<'_, '_>, ScanError>,
+        now_ms: i64,
+        out: &mut EventOut<'_>,
+    ) {
+        let _ = object;
+        self.on_event(event, now_ms, out)
+    }
 
     /// Called every flush interval.
     fn on_tick(&mut self, now_ms: i64, out: &mut Emitter<'_>) {
@@ -171,6 +199,8 @@ pub struct Runner<R> {
     input: Vec<u8>,
     writer: ResultFrameWriter,
     init: Vec<u8>,
+    /// Scans (or loads) events for a rule that reads objects.
+    scanner: Scanner,
 }
 
 impl<R: Rule> Default for Runner<R> {
@@ -186,6 +216,7 @@ impl<R: Rule> Runner<R> {
             input: Vec::new(),
             writer: ResultFrameWriter::new(),
             init: Vec::new(),
+            scanner: Scanner::new(),
         }
     }
 
@@ -210,7 +241,7 @@ impl<R: Rule> Runner<R> {
     pub fn init(&mut self, config: &[u8]) -> &[u8] {
         match R::new(config) {
             Ok(rule) => {
-                InitFrame::Ok(rule.outputs().to_vec()).encode(&mut self.init);
+                InitFrame::Ok(rule.outputs().to_vec(), R::READS_OBJECTS).encode(&mut self.init);
                 self.rule = Some(rule);
             }
             Err(msg) => InitFrame::Error(&msg).encode(&mut self.init),
@@ -225,6 +256,75 @@ impl<R: Rule> Runner<R> {
         let ok = self.process_batch(&input[..end], count, now_ms);
         self.input = input;
         self.finish(ok)
+    }
+
+    /// Processes the reserved buffer as a batch of `batch_len` bytes followed
+    /// by its objects index of `index_len` bytes (`rulebox_process_objects`).
+    pub fn process_objects_reserved(
+        &mut self,
+        batch_len: usize,
+        count: usize,
+        index_len: usize,
+        now_ms: i64,
+    ) -> &[u8] {
+        let input = std::mem::take(&mut self.input);
+        let batch_end = batch_len.min(input.len());
+        let index_end = batch_end.saturating_add(index_len).min(input.len());
+        let res = self.process_indexed(
+            &input[..batch_end],
+            &input[batch_end..index_end],
+            count,
+            now_ms,
+        );
+        self.input = input;
+        self.finish_indexed(res)
+    }
+
+    /// Processes a batch with the objects index the host made of it;
+    /// returns a result frame.
+    pub fn process_objects(
+        &mut self,
+        batch: &[u8],
+        index: &[u8],
+        count: usize,
+        now_ms: i64,
+    ) -> &[u8] {
+        let res = self.process_indexed(batch, index, count, now_ms);
+        self.finish_indexed(res)
+    }
+
+    fn finish_indexed(&mut self, res: Result<bool, json::BadIndex>) -> &[u8] {
+        match res {
+            Ok(initialised) => self.finish(initialised),
+            Err(json::BadIndex) => self
+                .writer
+                .finish_error("the objects index does not match its batch"),
+        }
+    }
+
+    fn process_indexed(
+        &mut self,
+        batch: &[u8],
+        index: &[u8],
+        count: usize,
+        now_ms: i64,
+    ) -> Result<bool, json::BadIndex> {
+        self.writer.clear();
+        let Some(rule) = self.rule.as_mut() else {
+            return Ok(false);
+        };
+        let mut reader = json::IndexReader::new(index);
+        for _ in 0..count {
+            let (event, object) = self.scanner.load(batch, &mut reader)?;
+            let mut out = EventOut {
+                w: &mut self.writer,
+                result: EventResult::default(),
+            };
+            rule.on_object(event, object, now_ms, &mut out);
+            let result = out.result;
+            self.writer.push_event(result);
+        }
+        Ok(true)
     }
 
     /// Processes a batch (events each followed by `\n`); returns a result frame.
@@ -259,7 +359,12 @@ impl<R: Rule> Runner<R> {
                 w: &mut self.writer,
                 result: EventResult::default(),
             };
-            rule.on_event(event, now_ms, &mut out);
+            if R::READS_OBJECTS {
+                let object = self.scanner.scan(event);
+                rule.on_object(event, object, now_ms, &mut out);
+            } else {
+                rule.on_event(event, now_ms, &mut out);
+            }
             let result = out.result;
             self.writer.push_event(result);
         }
@@ -421,6 +526,22 @@ macro_rules! export_rule {
             }
 
             #[unsafe(no_mangle)]
+            pub extern "C" fn rulebox_process_objects(
+                _ptr: i32,
+                batch_len: i32,
+                count: i32,
+                index_len: i32,
+                now_ms: i64,
+            ) -> i64 {
+                frame(SLOT.get().process_objects_reserved(
+                    batch_len as u32 as usize,
+                    count as u32 as usize,
+                    index_len as u32 as usize,
+                    now_ms,
+                ))
+            }
+
+            #[unsafe(no_mangle)]
             pub extern "C" fn rulebox_tick(now_ms: i64) -> i64 {
                 frame(SLOT.get().tick(now_ms))
             }
@@ -494,7 +615,7 @@ mod tests {
         let mut runner = Runner::<Tagger>::new();
         assert_eq!(
             InitFrame::parse(runner.init(b"{}")).unwrap(),
-            InitFrame::Ok(vec!["side"])
+            InitFrame::Ok(vec!["side"], false)
         );
         let events: [&[u8]; 5] = [
             b"{\"a\":1}",
@@ -575,12 +696,68 @@ mod tests {
         runner.reserve(cfg.len()).copy_from_slice(cfg);
         assert!(matches!(
             InitFrame::parse(runner.init_reserved(cfg.len())).unwrap(),
-            InitFrame::Ok(_)
+            InitFrame::Ok(_, false)
         ));
         let batch = b"{\"x\":1}\n{\"y\":2}\n";
         runner.reserve(batch.len()).copy_from_slice(batch);
         let a = runner.process_reserved(batch.len(), 2, 0).to_vec();
         let b = runner.process(batch, 2, 0).to_vec();
         assert_eq!(a, b);
+    }
+
+    /// The same tagging, through [`Rule::on_object`].
+    struct ObjectTagger;
+
+    impl Rule for ObjectTagger {
+        const READS_OBJECTS: bool = true;
+        fn new(_config: &[u8]) -> Result<Self, String> {
+            Ok(ObjectTagger)
+        }
+        fn on_object(
+            &mut self,
+            _event: &[u8],
+            object: Result<Object<'_, '_>, ScanError>,
+            _now: i64,
+            out: &mut EventOut<'_>,
+        ) {
+            match object {
+                Ok(obj) => out.set_field(&obj, "seen", |b| b.extend_from_slice(b"true")),
+                Err(e) => out.unreadable(e),
+            }
+        }
+    }
+
+    #[test]
+    fn an_object_rule_answers_the_same_from_bytes_and_from_the_hosts_index() {
+        let mut bytes = Runner::<Tagger>::new();
+        bytes.init(b"{}");
+        let mut objects = Runner::<ObjectTagger>::new();
+        assert_eq!(
+            InitFrame::parse(objects.init(b"{}")).unwrap(),
+            InitFrame::Ok(vec![], true)
+        );
+        let batch = b"{\"a\":1}\n{}\n{\"seen\":false,\"b\":2}\nnot json\n[1]\n{\"s\\u0065en\":0}\n";
+        let want = bytes.process(batch, 6, 0).to_vec();
+        assert_eq!(
+            objects.process(batch, 6, 0),
+            &want[..],
+            "scanned in the guest"
+        );
+        let mut index = Vec::new();
+        json::index_batch(&mut Scanner::new(), batch, 6, &mut index);
+        assert_eq!(objects.process_objects(batch, &index, 6, 0), &want[..]);
+        let buf = objects.reserve(batch.len() + index.len());
+        buf[..batch.len()].copy_from_slice(batch);
+        buf[batch.len()..].copy_from_slice(&index);
+        assert_eq!(
+            objects.process_objects_reserved(batch.len(), 6, index.len(), 0),
+            &want[..]
+        );
+        // An index for fewer events than the call says is an error, not a guess.
+        let f = objects.process_objects(batch, &index[..40], 6, 0).to_vec();
+        assert_eq!(
+            ResultFrame::parse(&f).unwrap().error(),
+            Some(&b"the objects index does not match its batch"[..])
+        );
     }
 }

@@ -17,7 +17,7 @@ pub mod time;
 use std::net::IpAddr;
 
 use rulebox_plugin::abi::LogLevel;
-use rulebox_plugin::json::{Scanner, write_str};
+use rulebox_plugin::json::{Object, ScanError, Scanner, write_str};
 use rulebox_plugin::{Emitter, EventOut, OutputId, Rule};
 
 use aggregate::{Aggregator, Observation, Settings, Stats};
@@ -124,12 +124,12 @@ impl T1071 {
     /// readable destination (it then leaves unchanged).
     fn handle(
         &mut self,
-        event: &[u8],
+        object: Result<Object<'_, '_>, ScanError>,
         now_ms: i64,
         out: Option<&mut EventOut<'_>>,
         alert: &mut dyn FnMut(&[u8]),
     ) -> Option<Verdict> {
-        let obj = match self.scanner.scan(event) {
+        let obj = match object {
             Ok(o) => o,
             Err(e) => {
                 if let Some(out) = out {
@@ -221,13 +221,22 @@ impl T1071 {
         now_ms: i64,
         alerts: &mut Vec<Vec<u8>>,
     ) -> Option<Verdict> {
-        self.handle(event, now_ms, None, &mut |l| alerts.push(l.to_vec()))
+        let mut scanner = std::mem::take(&mut self.scanner);
+        let v = self.handle(scanner.scan(event), now_ms, None, &mut |l| {
+            alerts.push(l.to_vec())
+        });
+        self.scanner = scanner;
+        v
     }
 
     /// Stage `aggregate`: counts one observation record; false when the
     /// line is not one (it then passes on untouched).
-    fn aggregate(&mut self, line: &[u8], alert: &mut dyn FnMut(&[u8])) -> bool {
-        let Ok(obj) = self.scanner.scan(line) else {
+    fn aggregate(
+        &mut self,
+        object: Result<Object<'_, '_>, ScanError>,
+        alert: &mut dyn FnMut(&[u8]),
+    ) -> bool {
+        let Ok(obj) = object else {
             return false;
         };
         if obj.member(OBSERVATION_MARK).is_none() {
@@ -310,17 +319,25 @@ impl Rule for T1071 {
         }
     }
 
-    fn on_event(&mut self, event: &[u8], now_ms: i64, out: &mut EventOut<'_>) {
+    const READS_OBJECTS: bool = true;
+
+    fn on_object(
+        &mut self,
+        _event: &[u8],
+        object: Result<Object<'_, '_>, ScanError>,
+        now_ms: i64,
+        out: &mut EventOut<'_>,
+    ) {
         let mut pending: Vec<Vec<u8>> = Vec::new();
         if self.stage == Stage::Aggregate {
-            if self.aggregate(event, &mut |l| pending.push(l.to_vec())) {
+            if self.aggregate(object, &mut |l| pending.push(l.to_vec())) {
                 // Consumed: an observation is not an event to pass on.
                 out.drop_event();
             } else {
                 self.foreign += 1;
             }
         } else {
-            self.handle(event, now_ms, Some(out), &mut |l| pending.push(l.to_vec()));
+            self.handle(object, now_ms, Some(out), &mut |l| pending.push(l.to_vec()));
         }
         if !pending.is_empty() {
             let mut e = out.emitter();

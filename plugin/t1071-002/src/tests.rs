@@ -17,7 +17,7 @@ struct Out {
 fn runner(config: &Value) -> Runner<T1071> {
     let mut r = Runner::<T1071>::new();
     match InitFrame::parse(r.init(config.to_string().as_bytes())).unwrap() {
-        InitFrame::Ok(outs) => assert_eq!(outs, ["alerts"]),
+        InitFrame::Ok(outs, objects) => assert_eq!((outs, objects), (vec!["alerts"], true)),
         InitFrame::Error(e) => panic!("init failed: {e}"),
     }
     r
@@ -263,7 +263,7 @@ fn classify_then_aggregate_equals_all() {
 
     let mut classify = Runner::<T1071>::new();
     match InitFrame::parse(classify.init(staged("classify").to_string().as_bytes())).unwrap() {
-        InitFrame::Ok(outs) => assert_eq!(outs, ["observations"]),
+        InitFrame::Ok(outs, _) => assert_eq!(outs, ["observations"]),
         InitFrame::Error(e) => panic!("{e}"),
     }
     let classified = process(&mut classify, &refs);
@@ -330,7 +330,7 @@ fn bad_config_is_explained() {
         let mut r = Runner::<T1071>::new();
         match InitFrame::parse(r.init(cfg.to_string().as_bytes())).unwrap() {
             InitFrame::Error(e) => assert!(e.contains(needle), "{e} should mention {needle}"),
-            InitFrame::Ok(_) => panic!("{cfg} should be refused"),
+            InitFrame::Ok(..) => panic!("{cfg} should be refused"),
         }
     }
 }

@@ -34,7 +34,10 @@ fn shipped_module_imports_and_exports_match_the_contract() {
         wasi.len() <= 6,
         "the rule should need only a few WASI functions: {wasi:?}"
     );
-    for name in abi::export::FUNCTIONS {
+    for name in abi::export::FUNCTIONS
+        .iter()
+        .chain(&[abi::export::PROCESS_OBJECTS])
+    {
         assert!(
             matches!(module.get_export(name), Some(ExternType::Func(_))),
             "missing export {name}"
@@ -134,6 +137,20 @@ fn missing_export_and_foreign_import_are_refused_at_load() {
         e.to_string().contains("export rulebox_reserve has type"),
         "{e}"
     );
+    // An init frame asking for scanned events (flags word 1) from a module
+    // without the export that takes them.
+    let objects = wat(1, "(i64.const 0)", "")
+        .replace(
+            r#"(data (i32.const 1024) "\00\00\00\00\00\00\00\00")"#,
+            r#"(data (i32.const 1024) "\00\00\00\00\00\00\00\00\01\00\00\00")"#,
+        )
+        .replace(
+            "(i64.const 0x0000040000000008)",
+            "(i64.const 0x000004000000000c)",
+        );
+    let p = load(&dir, "objects", &objects).unwrap();
+    let e = p.instantiate(b"{}").err().expect("must fail");
+    assert!(e.to_string().contains(abi::export::PROCESS_OBJECTS), "{e}");
 }
 
 /// Failures pass events on byte-identical (no error field added).
@@ -260,5 +277,87 @@ fn a_proc_exit_call_traps_and_unlisted_wasi_calls_are_denied() {
             .load(std::sync::atomic::Ordering::Relaxed),
         0,
         "path_open must answer ENOTCAPABLE"
+    );
+}
+
+#[test]
+fn the_sandboxed_rule_on_the_hosts_index_answers_like_the_rule_scanning_natively() {
+    // The shipped rule reads objects: in the sandbox the host scans every
+    // event and hands over an objects index; natively the SDK scans in the
+    // rule's own process. Both must give the same bytes, alerts included.
+    let day = 1_763_683_200_000;
+    let mut lines = rulebox_bench::sample(3_000, 7, day);
+    lines.extend(rulebox_bench::bench_events(2_000, 8, day));
+    lines.extend(
+        [
+            r#"{"src_ip":"10.0.0.5","dest\u005fip":"8.8.8.8","dest_port":445,"action":"allowed","bytes_out":5}"#,
+            r#"{"src_ip":"10.0.0.5","dest_ip":"8.8.4.4","dest_port":21,"action":"allowed","t1071":{"old":1}}"#,
+            r#"{}"#,
+            r#"[1,2]"#,
+            r#"{"dest_ip":"8.8.8.8","dest_port":445,"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"#,
+            r#"{"dest_ip":"8.8.8.8","dest_port":445,"#,
+        ]
+        .map(String::from),
+    );
+    for _ in 0..4 {
+        let (a, b) = lines.split_at(lines.len() / 2);
+        let more: Vec<String> = a
+            .iter()
+            .zip(b)
+            .flat_map(|(x, y)| [x.clone(), y.clone()])
+            .collect();
+        lines.extend(more);
+    }
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let p = Plugin::load(runtime(), "t1071", &rule_wasm(), None, limits()).unwrap();
+    let mut t = WasmTransform::new("t", Arc::new(p), b"{}".to_vec(), untagged()).unwrap();
+    let mut native = rulebox_plugin::Runner::<rule_t1071_002::T1071>::new();
+    native.init(b"{}");
+    let (mut want_events, mut want_alerts) = (Vec::new(), Vec::new());
+    let (mut malformed, mut not_object) = (0, 0);
+    let mut out = t.new_outputs();
+    for chunk in refs.chunks(256) {
+        let input = batch(chunk);
+        t.process(&input, 0, &mut out);
+        let frame = native.process(input.bytes(), input.count(), 0);
+        let f = abi::ResultFrame::parse(frame).unwrap();
+        for i in 0..f.n_events() {
+            match abi::Reason::from_u8(f.event(i).reason) {
+                abi::Reason::Malformed => malformed += 1,
+                abi::Reason::NotObject => not_object += 1,
+                _ => {}
+            }
+        }
+        rulebox_bench::splice(input.bytes(), frame, &mut want_events, &mut want_alerts);
+    }
+    t.flush(0, &mut out);
+    rulebox_bench::splice(b"", native.flush(0), &mut want_events, &mut want_alerts);
+    assert_eq!(
+        rulebox::transform::TransformStats::get(&t.stats.plugin_failures),
+        0
+    );
+    let count = |c| rulebox::transform::TransformStats::get(c);
+    assert_eq!(
+        (count(&t.stats.malformed), count(&t.stats.not_object)),
+        (malformed, not_object)
+    );
+    assert!(malformed > 0 && not_object > 0);
+    assert!(want_alerts.len() > 1000, "the input makes alerts");
+    let got_events = out.default.bytes();
+    assert_eq!(got_events.len(), want_events.len());
+    for (i, (g, w)) in got_events
+        .split(|&c| c == b'\n')
+        .zip(want_events.split(|&c| c == b'\n'))
+        .enumerate()
+    {
+        assert_eq!(
+            String::from_utf8_lossy(g),
+            String::from_utf8_lossy(w),
+            "event {i}"
+        );
+    }
+    assert_eq!(
+        String::from_utf8_lossy(out.named[0].bytes()),
+        String::from_utf8_lossy(&want_alerts)
     );
 }

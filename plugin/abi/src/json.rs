@@ -3,8 +3,16 @@
 //! event. Values stay as raw slices of the event; a rule converts only the
 //! few it needs. Spans are what let an enrichment be spliced into the event's
 //! original bytes.
+//!
+//! Both sides use it: a guest scans the events it is given, and for a plugin
+//! that reads events as objects (see [`crate::export::PROCESS_OBJECTS`]) the
+//! host scans each event natively, once, and hands the guest an
+//! [objects index](index_batch) instead, so the sandboxed rule starts from
+//! spans rather than bytes.
 
-use std::borrow::Cow;
+use alloc::borrow::Cow;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Nesting deeper than this is an error, not a stack overflow.
 pub const MAX_DEPTH: usize = 128;
@@ -34,7 +42,7 @@ impl Span {
             end: end as u32,
         }
     }
-    pub fn range(self) -> std::ops::Range<usize> {
+    pub fn range(self) -> core::ops::Range<usize> {
         self.start as usize..self.end as usize
     }
 }
@@ -359,7 +367,7 @@ impl<'a> Value<'a> {
         }
         let inner = &r[1..r.len() - 1];
         if !inner.contains(&b'\\') {
-            return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+            return core::str::from_utf8(inner).ok().map(Cow::Borrowed);
         }
         unescape(inner).map(Cow::Owned)
     }
@@ -375,7 +383,7 @@ impl<'a> Value<'a> {
     /// A JSON number's text, when the value is a number.
     pub fn as_number_text(&self) -> Option<&'a str> {
         match self.raw.first() {
-            Some(b'-' | b'0'..=b'9') => std::str::from_utf8(self.raw).ok(),
+            Some(b'-' | b'0'..=b'9') => core::str::from_utf8(self.raw).ok(),
             _ => None,
         }
     }
@@ -393,7 +401,7 @@ impl<'a> Value<'a> {
             p.i = 1;
         }
         let mut done = !is_array;
-        std::iter::from_fn(move || {
+        core::iter::from_fn(move || {
             if done {
                 return None;
             }
@@ -645,7 +653,7 @@ impl Parser<'_> {
                     };
                     let at = self.i - 1;
                     let seq = self.b.get(at..at + len).ok_or(ScanError::Malformed)?;
-                    if std::str::from_utf8(seq).is_err() {
+                    if core::str::from_utf8(seq).is_err() {
                         return Err(ScanError::Malformed);
                     }
                     self.i = at + len;
@@ -774,6 +782,185 @@ impl Parser<'_> {
     }
 }
 
+/// # Objects index
+///
+/// What the host passes after the batch to `rulebox_process_objects`, for
+/// `count` events, in order. All integers are little-endian `u32`.
+///
+/// ```text
+/// per event (EVENT_ENTRY_LEN bytes):
+///     u32 start    the event's first byte, as an offset in the batch
+///     u32 len      the event's length (without its `\n`)
+///     u32 status   low byte: 0 object, 1 malformed, 2 nested too deep,
+///                  3 valid JSON but not an object; bit 8: a key holds an escape
+///     u32 close    offset of the closing `}` in the event (0 unless an object)
+///     u32 n        members that follow
+///   then n × member (MEMBER_ENTRY_LEN bytes), offsets within the event:
+///     u32 key_start, u32 key_end        the key, between its quotes, raw
+///     u32 value_start, u32 value_end    the value
+///     u32 hash                          the member index's hash of the raw key
+/// ```
+///
+/// The host builds it with [`index_batch`] and the guest reads it back with
+/// [`Scanner::load`], which checks every offset against the batch: a guest
+/// never indexes out of bounds because of what it was handed.
+pub const EVENT_ENTRY_LEN: usize = 20;
+/// See [`EVENT_ENTRY_LEN`].
+pub const MEMBER_ENTRY_LEN: usize = 20;
+
+const STATUS_ESCAPED_KEYS: u32 = 1 << 8;
+
+fn status_code(e: ScanError) -> u32 {
+    match e {
+        ScanError::Malformed => 1,
+        ScanError::TooDeep => 2,
+        ScanError::NotObject => 3,
+    }
+}
+
+fn put_u32s(out: &mut Vec<u8>, words: &[u32]) {
+    for w in words {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+}
+
+/// Scans each of the `count` events of `batch` (each followed by `\n`, or
+/// ending the batch) with `scanner` and appends the [objects
+/// index](EVENT_ENTRY_LEN) to `out`.
+pub fn index_batch(scanner: &mut Scanner, batch: &[u8], count: usize, out: &mut Vec<u8>) {
+    let mut start = 0;
+    for _ in 0..count {
+        let rest = batch.get(start..).unwrap_or_default();
+        let len = find_byte(rest, b'\n').unwrap_or(rest.len());
+        let event = &rest[..len];
+        let entry = out.len();
+        put_u32s(out, &[start as u32, len as u32, 0, 0, 0]);
+        let (status, close, n) = match scanner.scan(event) {
+            Ok(obj) => {
+                let flags = if obj.escaped_keys {
+                    STATUS_ESCAPED_KEYS
+                } else {
+                    0
+                };
+                for m in obj.members {
+                    let hash = key_hash(&event[m.key.range()]);
+                    put_u32s(
+                        out,
+                        &[m.key.start, m.key.end, m.value.start, m.value.end, hash],
+                    );
+                }
+                (flags, obj.close as u32, obj.members.len() as u32)
+            }
+            Err(e) => (status_code(e), 0, 0),
+        };
+        out[entry + 8..entry + 12].copy_from_slice(&status.to_le_bytes());
+        out[entry + 12..entry + 16].copy_from_slice(&close.to_le_bytes());
+        out[entry + 16..entry + 20].copy_from_slice(&n.to_le_bytes());
+        start += len + 1;
+    }
+}
+
+/// A cursor over an objects index (the guest's side).
+#[derive(Debug)]
+pub struct IndexReader<'i> {
+    index: &'i [u8],
+    at: usize,
+}
+
+/// The objects index does not describe the batch it came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadIndex;
+
+impl<'i> IndexReader<'i> {
+    pub fn new(index: &'i [u8]) -> Self {
+        IndexReader { index, at: 0 }
+    }
+
+    fn word(&mut self) -> Result<u32, BadIndex> {
+        let w = self.index.get(self.at..self.at + 4).ok_or(BadIndex)?;
+        self.at += 4;
+        Ok(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+    }
+}
+
+impl Scanner {
+    /// The next event of `batch` as the host scanned it: its bytes and what
+    /// [`Scanner::scan`] would have answered for them, rebuilt from `index`
+    /// without reading the event (every offset is checked).
+    #[allow(clippy::type_complexity)]
+    pub fn load<'s, 'a>(
+        &'s mut self,
+        batch: &'a [u8],
+        index: &mut IndexReader<'_>,
+    ) -> Result<(&'a [u8], Result<Object<'s, 'a>, ScanError>), BadIndex> {
+        let (start, len) = (index.word()? as usize, index.word()? as usize);
+        let (status, close, n) = (index.word()?, index.word()? as usize, index.word()?);
+        let src = start
+            .checked_add(len)
+            .and_then(|end| batch.get(start..end))
+            .ok_or(BadIndex)?;
+        match status & 0xff {
+            0 => {}
+            1 => return Ok((src, Err(ScanError::Malformed))),
+            2 => return Ok((src, Err(ScanError::TooDeep))),
+            3 => return Ok((src, Err(ScanError::NotObject))),
+            _ => return Err(BadIndex),
+        }
+        if close >= src.len() || src[close] != b'}' {
+            return Err(BadIndex);
+        }
+        let escaped = status & STATUS_ESCAPED_KEYS != 0;
+        self.members.clear();
+        self.escaped_keys = escaped;
+        let cap = (n as usize * 2).next_power_of_two().max(16);
+        if cap > 2 * src.len() + 16 {
+            return Err(BadIndex); // more members than the event has bytes for
+        }
+        self.table.clear();
+        self.table.resize(cap, 0);
+        let mask = cap - 1;
+        for i in 0..n {
+            let span = |a: u32, b: u32| {
+                (a <= b && b as usize <= src.len()).then_some(Span { start: a, end: b })
+            };
+            let (ks, ke, vs, ve, hash) = (
+                index.word()?,
+                index.word()?,
+                index.word()?,
+                index.word()?,
+                index.word()?,
+            );
+            let (key, value) = (span(ks, ke).ok_or(BadIndex)?, span(vs, ve).ok_or(BadIndex)?);
+            self.members.push(Member { key, value });
+            let k = &src[key.range()];
+            if escaped && k.contains(&b'\\') {
+                continue; // found by the pass over the members instead
+            }
+            let mut at = hash as usize & mask;
+            loop {
+                match self.table[at] {
+                    0 => {
+                        self.table[at] = i + 1;
+                        break;
+                    }
+                    j if &src[self.members[j as usize - 1].key.range()] == k => break,
+                    _ => at = (at + 1) & mask,
+                }
+            }
+        }
+        Ok((
+            src,
+            Ok(Object {
+                src,
+                members: &self.members,
+                table: &self.table,
+                escaped_keys: escaped,
+                close,
+            }),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -866,7 +1053,7 @@ mod tests {
             b"\xf0\x9f\xa6", // cut 4-byte
         ];
         for seq in seqs {
-            let valid = std::str::from_utf8(seq).is_ok();
+            let valid = core::str::from_utf8(seq).is_ok();
             // Inside a key and inside a value, at every alignment the
             // eight-byte fast path can meet it.
             for pad in 0..9 {
@@ -973,5 +1160,92 @@ mod tests {
         let mut out = Vec::new();
         write_str(&mut out, "a\"b\\c\nd\u{1}");
         assert_eq!(out, br#""a\"b\\c\nd\u0001""#);
+    }
+
+    /// What a rule sees of one event: members, closing brace, lookups.
+    fn view(r: &Result<Object<'_, '_>, ScanError>) -> String {
+        match r {
+            Err(e) => format!("{e:?}"),
+            Ok(o) => {
+                let mut v = format!("close={} members=", o.close);
+                for m in o.members() {
+                    v += &format!("[{:?} {:?}]", m.key, m.value);
+                }
+                for k in ["a", "b", "dest_ip", "dup", "esc", "x.y", "b.c", "missing"] {
+                    v += &format!(" {k}={:?}", o.get(k).map(|x| x.raw));
+                }
+                v
+            }
+        }
+    }
+
+    #[test]
+    fn an_objects_index_gives_what_a_scan_gives() {
+        let events: &[&[u8]] = &[
+            br#"{"a":1,"b":{"c":[1,2]},"dest_ip":"8.8.8.8"}"#,
+            br#"  {}  "#,
+            br#"{"dup":1,"dup":2,"a":"x\"y"}"#,
+            br#"{"e\u0073c":true,"esc":false,"x.y":3}"#,
+            br#"{"a":1,"#,
+            br#"[1,2]"#,
+            br#""just a string""#,
+            br#"not json"#,
+            b"",
+            br#"{"x":{"y":"nested"},"a":null}"#,
+        ];
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        let mut all: Vec<&[u8]> = events.to_vec();
+        all.push(deep.as_bytes());
+        let mut batch = Vec::new();
+        for e in &all {
+            batch.extend_from_slice(e);
+            batch.push(b'\n');
+        }
+        let (mut host, mut guest, mut direct) = (Scanner::new(), Scanner::new(), Scanner::new());
+        let mut index = Vec::new();
+        index_batch(&mut host, &batch, all.len(), &mut index);
+        let mut r = IndexReader::new(&index);
+        for e in &all {
+            let (src, got) = guest.load(&batch, &mut r).unwrap();
+            assert_eq!(src, *e);
+            let want = direct.scan(e);
+            assert_eq!(view(&got), view(&want), "{}", String::from_utf8_lossy(e));
+        }
+        assert_eq!(
+            guest.load(&batch, &mut r).unwrap_err(),
+            BadIndex,
+            "past the end"
+        );
+    }
+
+    #[test]
+    fn a_damaged_objects_index_is_refused_not_followed() {
+        let batch = b"{\"a\":1,\"bb\":[2,3],\"c\":\"d\"}\n{\"x\":{}}\n".to_vec();
+        let mut index = Vec::new();
+        index_batch(&mut Scanner::new(), &batch, 2, &mut index);
+        let mut sc = Scanner::new();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut bad = index.clone();
+            for _ in 0..1 + (seed % 3) as usize {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = (seed as usize >> 8) % bad.len();
+                bad[at] = (seed >> 32) as u8;
+            }
+            bad.truncate(bad.len() - (seed >> 40) as usize % 3 * (seed % 2) as usize);
+            let mut r = IndexReader::new(&bad);
+            // Whatever it says, every span a rule then reads lies in the batch.
+            while let Ok((src, obj)) = sc.load(&batch, &mut r) {
+                if let Ok(o) = obj {
+                    for m in o.members() {
+                        let _ = (&src[m.key.range()], &src[m.value.range()]);
+                    }
+                    let _ = o.get("a");
+                    let _ = o.get("bb.c");
+                }
+            }
+        }
     }
 }
