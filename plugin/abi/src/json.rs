@@ -212,23 +212,35 @@ impl Scanner {
         let cap = (self.members.len() * 2).next_power_of_two().max(16);
         self.table.clear();
         self.table.resize(cap, 0);
-        let mask = cap - 1;
         for (i, (m, &escaped)) in self.members.iter().zip(&self.key_escaped).enumerate() {
             if escaped {
                 continue;
             }
-            let k = &src[m.key.range()];
-            let mut at = key_hash(k) as usize & mask;
-            loop {
-                match self.table[at] {
-                    0 => {
-                        self.table[at] = i as u32 + 1;
-                        break;
-                    }
-                    j if &src[self.members[j as usize - 1].key.range()] == k => break,
-                    _ => at = (at + 1) & mask,
-                }
+            insert(
+                &mut self.table,
+                &self.members,
+                src,
+                i,
+                key_hash(&src[m.key.range()]),
+            );
+        }
+    }
+}
+
+/// Puts member `i` (key hash `hash`) into the open-addressing `table`
+/// (power-of-two length); a key already there keeps its first occurrence.
+fn insert(table: &mut [u32], members: &[Member], src: &[u8], i: usize, hash: u32) {
+    let k = &src[members[i].key.range()];
+    let mask = table.len() - 1;
+    let mut at = hash as usize & mask;
+    loop {
+        match table[at] {
+            0 => {
+                table[at] = i as u32 + 1;
+                return;
             }
+            j if &src[members[j as usize - 1].key.range()] == k => return,
+            _ => at = (at + 1) & mask,
         }
     }
 }
@@ -918,7 +930,6 @@ impl Scanner {
         }
         self.table.clear();
         self.table.resize(cap, 0);
-        let mask = cap - 1;
         for i in 0..n {
             let span = |a: u32, b: u32| {
                 (a <= b && b as usize <= src.len()).then_some(Span { start: a, end: b })
@@ -936,17 +947,7 @@ impl Scanner {
             if escaped && k.contains(&b'\\') {
                 continue; // found by the pass over the members instead
             }
-            let mut at = hash as usize & mask;
-            loop {
-                match self.table[at] {
-                    0 => {
-                        self.table[at] = i + 1;
-                        break;
-                    }
-                    j if &src[self.members[j as usize - 1].key.range()] == k => break,
-                    _ => at = (at + 1) & mask,
-                }
-            }
+            insert(&mut self.table, &self.members, src, i as usize, hash);
         }
         Ok((
             src,
