@@ -700,7 +700,8 @@ pub fn boundary_conns(day_start_ms: i64) -> Vec<Conn> {
 pub fn splice(batch: &[u8], frame: &[u8], events: &mut Vec<u8>, records: &mut Vec<u8>) {
     use rulebox_plugin::abi::{Action, ResultFrame};
     let f = ResultFrame::parse(frame).expect("result frame");
-    let mut lines = batch.split(|&c| c == b'\n');
+    // Cut the same way the host does.
+    let mut lines = rulebox::batch::lines(batch);
     for i in 0..f.n_events() {
         let line = lines.next().unwrap_or_default();
         let r = f.event(i);

@@ -199,7 +199,7 @@ pub fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
         if rest.is_empty() {
             return None;
         }
-        let i = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
+        let i = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
         let line = &rest[..i];
         rest = &rest[(i + 1).min(rest.len())..];
         Some(line)
@@ -224,7 +224,7 @@ impl LineSplitter {
     /// Adds `chunk`; returns the batches of complete lines now available.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<Batch>) {
         self.pending.extend_from_slice(chunk);
-        let Some(last_nl) = self.pending.iter().rposition(|&c| c == b'\n') else {
+        let Some(last_nl) = memchr::memrchr(b'\n', &self.pending) else {
             return;
         };
         let rest = self.pending.split_off(last_nl + 1);
@@ -248,21 +248,23 @@ impl LineSplitter {
     }
 
     fn cut(&self, complete: Vec<u8>, out: &mut Vec<Batch>) {
-        let total = complete.iter().filter(|&&c| c == b'\n').count();
-        if total <= self.max_events {
+        let mut ends = memchr::memchr_iter(b'\n', &complete);
+        let Some(cut) = ends.nth(self.max_events - 1) else {
+            let total = memchr::memchr_iter(b'\n', &complete).count();
             out.push(Batch::from_lines(complete, total));
             return;
-        }
-        let mut start = 0;
-        let mut n = 0;
-        for (i, &c) in complete.iter().enumerate() {
-            if c == b'\n' {
-                n += 1;
-                if n == self.max_events {
-                    out.push(Batch::from_lines(complete[start..=i].to_vec(), n));
-                    start = i + 1;
-                    n = 0;
-                }
+        };
+        out.push(Batch::from_lines(
+            complete[..=cut].to_vec(),
+            self.max_events,
+        ));
+        let (mut start, mut n) = (cut + 1, 0);
+        for i in ends {
+            n += 1;
+            if n == self.max_events {
+                out.push(Batch::from_lines(complete[start..=i].to_vec(), n));
+                start = i + 1;
+                n = 0;
             }
         }
         if n > 0 {
@@ -302,12 +304,24 @@ mod tests {
 
     #[test]
     fn batches_are_capped() {
-        let got = split(&[b"1\n2\n3\n4\n5\n"], 2);
-        assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), [2, 2, 1]);
-        assert_eq!(
-            got.iter().flat_map(|g| g.0.clone()).collect::<Vec<_>>(),
-            b"1\n2\n3\n4\n5\n"
-        );
+        let input = b"1\n2\n3\n4\n5\n";
+        for (max, counts) in [
+            (2, &[2, 2, 1][..]),
+            (5, &[5]),
+            (4, &[4, 1]),
+            (1, &[1, 1, 1, 1, 1]),
+            (9, &[5]),
+        ] {
+            let got = split(&[input], max);
+            assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), counts, "{max}");
+            assert_eq!(
+                got.iter().flat_map(|g| g.0.clone()).collect::<Vec<_>>(),
+                input
+            );
+            for (bytes, n) in &got {
+                assert_eq!(lines(bytes).count(), *n);
+            }
+        }
     }
 
     #[test]

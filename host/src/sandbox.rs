@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rulebox_abi::{self as abi, FrameError, InitFrame, ResultFrame, json};
+use rulebox_abi::{self as abi, FrameError, InitFrame, Reads, ResultFrame, json};
 use wasmtime::{
     Caller, Engine, ExternType, InstancePre, Linker, Memory, Module, Store, StoreLimits,
     StoreLimitsBuilder, Trap, TypedFunc, ValType,
@@ -309,6 +309,7 @@ impl Plugin {
             process,
             process_objects,
             reads_objects: false,
+            object_keys: None,
             scanner: json::Scanner::new(),
             index: Vec::new(),
             tick,
@@ -334,13 +335,17 @@ impl Plugin {
             .call(&mut inst.store, (ptr as i32, config_json.len() as i32))
             .map_err(|e| classify(e, deadline))?;
         let frame = inst.frame_bytes(packed)?;
-        let (outputs, reads_objects) = match InitFrame::parse(frame).map_err(PluginError::Frame)? {
-            InitFrame::Ok(names, objects) => (
+        let (outputs, reads) = match InitFrame::parse(frame).map_err(PluginError::Frame)? {
+            InitFrame::Ok(names, reads) => (
                 names.into_iter().map(str::to_string).collect::<Vec<_>>(),
-                objects,
+                match reads {
+                    Reads::Bytes => None,
+                    Reads::Objects(keys) => Some(keys.map(json::KeySet::new)),
+                },
             ),
             InitFrame::Error(msg) => return Err(PluginError::Config(msg.to_string())),
         };
+        let reads_objects = reads.is_some();
         if reads_objects && inst.process_objects.is_none() {
             return Err(contract(format!(
                 "the init frame asks for scanned events but the module does not export {}",
@@ -348,6 +353,7 @@ impl Plugin {
             )));
         }
         inst.reads_objects = reads_objects;
+        inst.object_keys = reads.flatten();
         for (i, o) in outputs.iter().enumerate() {
             let bad = if o.is_empty() || o.contains('.') || o.contains(char::is_whitespace) {
                 Some("must be non-empty, without '.' or spaces")
@@ -525,6 +531,8 @@ pub struct Instance {
     process_objects: Option<ProcessObjects>,
     /// The plugin reads events as objects: batches go with an objects index.
     reads_objects: bool,
+    /// The top-level keys it reads, when it said (the index lists only those).
+    object_keys: Option<json::KeySet>,
     /// Scans events natively for such a plugin, into `index`.
     scanner: json::Scanner,
     index: Vec<u8>,
@@ -616,7 +624,13 @@ impl Instance {
                 // starts from the members' spans.
                 let mut index = std::mem::take(&mut self.index);
                 index.clear();
-                json::index_batch(&mut self.scanner, batch, count, &mut index);
+                json::index_batch(
+                    &mut self.scanner,
+                    self.object_keys.as_ref(),
+                    batch,
+                    count,
+                    &mut index,
+                );
                 let put = self.put_parts(batch, &index);
                 let (index_len, ptr) = (index.len(), put);
                 self.index = index;

@@ -6,22 +6,31 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use rule_t1071_002::T1071;
-use rulebox_abi::{Action, InitFrame, ResultFrame};
+use rulebox_abi::json::{self, KeySet, Scanner};
+use rulebox_abi::{Action, InitFrame, Reads, ResultFrame};
 use rulebox_plugin::Runner;
 
 const NOW_MS: i64 = 1_763_683_200_000;
 
+/// A runner that scans, one given the host's index, and the index's keys.
+type TwoRunners = (Runner<T1071>, Runner<T1071>, KeySet);
+
 thread_local! {
-    /// One runner per preset (and `auto`), reused across inputs like a
-    /// long-running instance.
-    static PRESETS: RefCell<Vec<Runner<T1071>>> = RefCell::new(
+    /// Per preset (and `auto`) two runners, reused across inputs like
+    /// long-running instances: one scans events itself, the other is given
+    /// the objects index the host would build for the keys it declared.
+    static PRESETS: RefCell<Vec<TwoRunners>> = RefCell::new(
         ["cim", "qradar", "ecs", "ocsf", "zeek", "sysmon", "auto"]
             .iter()
             .map(|s| {
-                let mut r = Runner::new();
                 let cfg = format!(r#"{{"schema":"{s}","max_keys":10000}}"#);
-                assert!(matches!(InitFrame::parse(r.init(cfg.as_bytes())), Ok(InitFrame::Ok(..))));
-                r
+                let (mut scans, mut indexed) = (Runner::new(), Runner::new());
+                scans.init(cfg.as_bytes());
+                let keys = match InitFrame::parse(indexed.init(cfg.as_bytes())) {
+                    Ok(InitFrame::Ok(_, Reads::Objects(Some(keys)))) => KeySet::new(keys),
+                    other => panic!("{other:?}"),
+                };
+                (scans, indexed, keys)
             })
             .collect()
     );
@@ -67,9 +76,17 @@ pub fn event_reader(data: &[u8]) {
     let mut batch = line.clone();
     batch.push(b'\n');
     PRESETS.with(|p| {
-        for r in p.borrow_mut().iter_mut() {
-            let frame = r.process(&batch, 1, NOW_MS).to_vec();
+        for (scans, indexed, keys) in p.borrow_mut().iter_mut() {
+            let frame = scans.process(&batch, 1, NOW_MS).to_vec();
             check_frame(&frame, &[&line]);
+            let mut index = Vec::new();
+            json::index_batch(&mut Scanner::new(), Some(keys), &batch, 1, &mut index);
+            let from_index = indexed.process_objects(&batch, &index, 1, NOW_MS);
+            assert_eq!(
+                from_index,
+                &frame[..],
+                "the host's index answers like a scan"
+            );
         }
     });
 }

@@ -299,6 +299,46 @@ fn batches(data: &[u8]) -> Vec<rulebox::batch::Batch> {
     out
 }
 
+/// The timed part of the `native` case (not inlined, so that a profiler can
+/// count it alone: `valgrind --tool=callgrind --collect-atstart=no
+/// --toggle-collect=bench_suite::timed_native`).
+#[inline(never)]
+fn timed_native(
+    r: &mut rulebox_plugin::Runner<rule_t1071_002::T1071>,
+    batches: &[rulebox::batch::Batch],
+) -> f64 {
+    // The same job as the wasm case: the enriched events and the records
+    // come out as bytes, not only as a result frame.
+    let (mut events, mut records) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    for b in batches {
+        let frame = r.process(b.bytes(), b.count(), 0);
+        rulebox_bench::splice(b.bytes(), frame, &mut events, &mut records);
+        std::hint::black_box((&events, &records));
+        events.clear();
+        records.clear();
+    }
+    let frame = r.flush(0);
+    rulebox_bench::splice(b"", frame, &mut events, &mut records);
+    std::hint::black_box((&events, &records));
+    start.elapsed().as_secs_f64()
+}
+
+/// The timed part of the `wasm` case (see [`timed_native`]).
+#[inline(never)]
+fn timed_wasm(t: &mut rulebox::transform::WasmTransform, batches: &[rulebox::batch::Batch]) -> f64 {
+    let mut outs = t.new_outputs();
+    let start = Instant::now();
+    for b in batches {
+        t.process(b, 0, &mut outs);
+        outs.clear();
+    }
+    t.flush(0, &mut outs);
+    let failures = rulebox::transform::TransformStats::get(&t.stats.plugin_failures);
+    assert_eq!(failures, 0, "the plugin failed during the benchmark");
+    start.elapsed().as_secs_f64()
+}
+
 fn child(args: &[String]) {
     let arg = |i: usize| {
         args.get(i)
@@ -326,21 +366,7 @@ fn child(args: &[String]) {
             let batches = batches(&data);
             let mut r = rulebox_plugin::Runner::<rule_t1071_002::T1071>::new();
             r.init(b"{}");
-            // The same job as the wasm case: the enriched events and the
-            // records come out as bytes, not only as a result frame.
-            let (mut events, mut records) = (Vec::new(), Vec::new());
-            let start = Instant::now();
-            for b in &batches {
-                let frame = r.process(b.bytes(), b.count(), 0);
-                rulebox_bench::splice(b.bytes(), frame, &mut events, &mut records);
-                std::hint::black_box((&events, &records));
-                events.clear();
-                records.clear();
-            }
-            let frame = r.flush(0);
-            rulebox_bench::splice(b"", frame, &mut events, &mut records);
-            std::hint::black_box((&events, &records));
-            start.elapsed().as_secs_f64()
+            timed_native(&mut r, &batches)
         }
         "wasm" => {
             use rulebox::sandbox::{Limits, Plugin, Runtime};
@@ -356,16 +382,7 @@ fn child(args: &[String]) {
             let p = Plugin::load(&rt, "t", Path::new(arg(2)), Some(&cache), limits).expect("load");
             let mut t = WasmTransform::new("t", Arc::new(p), b"{}".to_vec(), Options::default())
                 .expect("init");
-            let mut outs = t.new_outputs();
-            let start = Instant::now();
-            for b in &batches {
-                t.process(b, 0, &mut outs);
-                outs.clear();
-            }
-            t.flush(0, &mut outs);
-            let failures = rulebox::transform::TransformStats::get(&t.stats.plugin_failures);
-            assert_eq!(failures, 0, "the plugin failed during the benchmark");
-            start.elapsed().as_secs_f64()
+            timed_wasm(&mut t, &batches)
         }
         c => usage(&format!("unknown case {c}")),
     };

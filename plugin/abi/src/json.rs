@@ -59,14 +59,21 @@ pub struct Member {
 #[derive(Debug, Default)]
 pub struct Scanner {
     members: Vec<Member>,
+    /// Per member, the [`key_hash`] of its raw key.
+    hashes: Vec<u32>,
     /// Open-addressing index of the members by raw key (member index + 1;
     /// 0 is empty), so a field lookup is one probe, not a pass over every
-    /// member. Keys holding escapes are not in it (see `escaped_keys`).
+    /// member; built only for more than [`LINEAR_MEMBERS`] members (fewer
+    /// are compared by hash, in order).
     table: Vec<u32>,
     escaped_keys: bool,
     /// Per member: its key holds an escape (kept out of `table`).
     key_escaped: Vec<bool>,
 }
+
+/// Up to this many members a lookup compares the members' key hashes in
+/// order instead of probing a table (cheaper than building one).
+const LINEAR_MEMBERS: usize = 4;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -78,9 +85,24 @@ fn zero_bytes(x: u64) -> u64 {
     x.wrapping_sub(ONES) & !x & HIGH
 }
 
-/// The first `needle` in `hay`, eight bytes at a time: a guest has no SIMD
-/// `memchr`, and every iteration of a wasm loop pays an interruption check.
+/// The first `needle` in `hay`: natively `memchr`; in a guest eight bytes
+/// at a time, as a guest has no SIMD `memchr` and every iteration of a wasm
+/// loop pays an interruption check.
+#[cfg(not(target_family = "wasm"))]
+#[inline]
 pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    memchr::memchr(needle, hay)
+}
+
+/// See the native version.
+#[cfg(target_family = "wasm")]
+pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    find_byte_swar(hay, needle)
+}
+
+/// The guest's [`find_byte`] (tested natively too).
+#[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
+fn find_byte_swar(hay: &[u8], needle: u8) -> Option<usize> {
     let pat = ONES * needle as u64;
     let mut i = 0;
     while let Some(chunk) = hay.get(i..i + 8) {
@@ -121,8 +143,14 @@ fn key_hash(b: &[u8]) -> u32 {
 pub struct Object<'s, 'a> {
     src: &'a [u8],
     members: &'s [Member],
+    /// Per member, its key's hash; empty when not computed (lookups then
+    /// compare keys).
+    hashes: &'s [u32],
     table: &'s [u32],
     escaped_keys: bool,
+    /// The object has at least one member (from an objects index that lists
+    /// only the keys a rule reads, `members` can be empty when it does not).
+    has_members: bool,
     /// Offset of the closing `}`.
     pub close: usize,
 }
@@ -137,6 +165,21 @@ impl Scanner {
     /// of the scan: outside strings only ASCII is valid JSON, and a string's
     /// non-ASCII sequences are checked where the string scan meets them.
     pub fn scan<'s, 'a>(&'s mut self, src: &'a [u8]) -> Result<Object<'s, 'a>, ScanError> {
+        self.scan_inner(src, true)
+    }
+
+    /// [`Scanner::scan`] without the member index: for the host, which only
+    /// lists the members for an [objects index](index_batch). Lookups on the
+    /// result pass over the members.
+    fn scan_members<'s, 'a>(&'s mut self, src: &'a [u8]) -> Result<Object<'s, 'a>, ScanError> {
+        self.scan_inner(src, false)
+    }
+
+    fn scan_inner<'s, 'a>(
+        &'s mut self,
+        src: &'a [u8],
+        with_index: bool,
+    ) -> Result<Object<'s, 'a>, ScanError> {
         self.members.clear();
         self.key_escaped.clear();
         self.escaped_keys = false;
@@ -194,35 +237,48 @@ impl Scanner {
         if p.i != src.len() {
             return Err(ScanError::Malformed);
         }
-        self.index(src);
+        if with_index {
+            self.index(src);
+        } else {
+            self.hashes.clear();
+            self.table.clear();
+        }
         Ok(Object {
             src,
             members: &self.members,
+            hashes: &self.hashes,
             table: &self.table,
             escaped_keys: self.escaped_keys,
+            has_members: !self.members.is_empty(),
             close,
         })
     }
 }
 
 impl Scanner {
-    /// Fills `table` for the members just scanned; a repeated key keeps its
-    /// first occurrence.
+    /// Hashes the keys of the members just scanned, and fills `table`
+    /// when there are many; a repeated key keeps its first occurrence.
     fn index(&mut self, src: &[u8]) {
-        let cap = (self.members.len() * 2).next_power_of_two().max(16);
+        self.hashes.clear();
+        self.hashes
+            .extend(self.members.iter().map(|m| key_hash(&src[m.key.range()])));
+        if self.escaped_keys {
+            self.table.clear(); // every lookup compares keys
+        } else {
+            self.fill_table(src);
+        }
+    }
+
+    /// Builds `table` from `members` and `hashes` (none for few members).
+    fn fill_table(&mut self, src: &[u8]) {
         self.table.clear();
+        if self.members.len() <= LINEAR_MEMBERS {
+            return;
+        }
+        let cap = (self.members.len() * 2).next_power_of_two();
         self.table.resize(cap, 0);
-        for (i, (m, &escaped)) in self.members.iter().zip(&self.key_escaped).enumerate() {
-            if escaped {
-                continue;
-            }
-            insert(
-                &mut self.table,
-                &self.members,
-                src,
-                i,
-                key_hash(&src[m.key.range()]),
-            );
+        for (i, &hash) in self.hashes.iter().enumerate() {
+            insert(&mut self.table, &self.members, src, i, hash);
         }
     }
 }
@@ -239,40 +295,50 @@ fn insert(table: &mut [u32], members: &[Member], src: &[u8], i: usize, hash: u32
                 table[at] = i as u32 + 1;
                 return;
             }
-            j if &src[members[j as usize - 1].key.range()] == k => return,
+            j if bytes_eq(&src[members[j as usize - 1].key.range()], k) => return,
             _ => at = (at + 1) & mask,
         }
     }
 }
 
 impl<'s, 'a> Object<'s, 'a> {
-    /// The first member whose key is `key`: one probe of the index, and a
-    /// pass over the members only when some key holds escapes.
-    fn find(&self, key: &str) -> Option<Member> {
+    /// The first member whose key is `key` (whose [`key_hash`] is `hash`):
+    /// one probe of the index, and a pass over the members only when some
+    /// key holds escapes.
+    fn find(&self, key: &str, hash: u32) -> Option<Member> {
+        if self.escaped_keys || self.hashes.len() != self.members.len() {
+            return self.find_by_keys(key);
+        }
         let want = key.as_bytes();
-        let mask = self.table.len().wrapping_sub(1);
-        if !self.table.is_empty() {
-            let mut at = key_hash(want) as usize & mask;
-            loop {
-                match self.table[at] {
-                    0 => break,
-                    j => {
-                        let m = self.members[j as usize - 1];
-                        if &self.src[m.key.range()] == want {
-                            if !self.escaped_keys {
-                                return Some(m);
-                            }
-                            break;
-                        }
-                        at = (at + 1) & mask;
+        if self.table.is_empty() {
+            return self
+                .hashes
+                .iter()
+                .zip(self.members)
+                .find(|(h, m)| **h == hash && bytes_eq(&self.src[m.key.range()], want))
+                .map(|(_, m)| *m);
+        }
+        let mask = self.table.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            match self.table[at] {
+                0 => return None,
+                j => {
+                    let m = self.members[j as usize - 1];
+                    if bytes_eq(&self.src[m.key.range()], want) {
+                        return Some(m);
                     }
+                    at = (at + 1) & mask;
                 }
             }
-            if !self.escaped_keys {
-                return None;
-            }
         }
-        // Escaped keys: the first match in document order decides.
+    }
+
+    /// The first member, in document order, whose key decodes to `key`:
+    /// for objects where some key holds escapes (or with no key hashes).
+    #[cold]
+    #[inline(never)]
+    fn find_by_keys(&self, key: &str) -> Option<Member> {
         self.members
             .iter()
             .copied()
@@ -283,31 +349,61 @@ impl<'s, 'a> Object<'s, 'a> {
         self.src
     }
 
+    /// The members, in document order. From an objects index built for a
+    /// rule that declared the keys it reads ([`KeySet`]), only the members
+    /// with those keys (and any whose key holds an escape).
     pub fn members(&self) -> &'s [Member] {
         self.members
     }
 
+    /// Whether the object has no member at all (also when it came from an
+    /// objects index that lists only the keys the rule reads).
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        !self.has_members
     }
 
     /// The top-level member named exactly `key`, if any (the first one).
     pub fn member(&self, key: &str) -> Option<Member> {
-        self.find(key)
+        self.find(key, key_hash(key.as_bytes()))
+    }
+
+    /// The top-level member named exactly `path` (not split at dots).
+    pub fn member_at(&self, path: &Path) -> Option<Member> {
+        self.find(&path.text, path.hash)
     }
 
     /// Looks up a dotted path. A key that itself contains dots (Zeek's
     /// `"id.resp_h"`) is found as well as nested objects (`destination.ip`);
     /// the literal key is tried first, then each split point left to right.
     pub fn get(&self, path: &str) -> Option<Value<'a>> {
+        let heads = path
+            .match_indices('.')
+            .map(|(dot, _)| (dot, key_hash(&path.as_bytes()[..dot])));
+        self.resolve(path, key_hash(path.as_bytes()), heads)
+    }
+
+    /// [`Object::get`] with a path prepared ahead: nothing is hashed or
+    /// searched for dots per lookup.
+    pub fn get_path(&self, path: &Path) -> Option<Value<'a>> {
+        self.resolve(&path.text, path.hash, path.heads.iter().copied())
+    }
+
+    /// `path` (hash `hash`) as a key, then split at each of `heads` (a dot's
+    /// offset and the hash of the part before it).
+    fn resolve(
+        &self,
+        path: &str,
+        hash: u32,
+        heads: impl Iterator<Item = (usize, u32)>,
+    ) -> Option<Value<'a>> {
         let value = |m: Member| Value {
             raw: &self.src[m.value.range()],
         };
-        if let Some(m) = self.find(path) {
+        if let Some(m) = self.find(path, hash) {
             return Some(value(m));
         }
-        for (dot, _) in path.match_indices('.') {
-            if let Some(m) = self.find(&path[..dot])
+        for (dot, hash) in heads {
+            if let Some(m) = self.find(&path[..dot], hash)
                 && let Some(found) = value(m).get(&path[dot + 1..])
             {
                 return Some(found);
@@ -315,6 +411,53 @@ impl<'s, 'a> Object<'s, 'a> {
         }
         None
     }
+}
+
+/// A field path prepared once for [`Object::get_path`]: the hashes of the
+/// top-level keys it may match are computed ahead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    text: String,
+    hash: u32,
+    /// Each dot's offset, with the hash of the part before it.
+    heads: Vec<(usize, u32)>,
+}
+
+impl Path {
+    pub fn new(path: &str) -> Path {
+        Path {
+            text: path.into(),
+            hash: key_hash(path.as_bytes()),
+            heads: path
+                .match_indices('.')
+                .map(|(dot, _)| (dot, key_hash(&path.as_bytes()[..dot])))
+                .collect(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Slice equality without a call to `memcmp`, which in a guest is a byte
+/// loop: keys are short, so eight bytes at a time and a tail.
+#[inline]
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        if word(x) != word(y) {
+            return false;
+        }
+    }
+    ca.remainder()
+        .iter()
+        .zip(cb.remainder())
+        .all(|(x, y)| x == y)
 }
 
 fn lookup<'a>(
@@ -378,7 +521,7 @@ impl<'a> Value<'a> {
             return None;
         }
         let inner = &r[1..r.len() - 1];
-        if !inner.contains(&b'\\') {
+        if find_byte(inner, b'\\').is_none() {
             return core::str::from_utf8(inner).ok().map(Cow::Borrowed);
         }
         unescape(inner).map(Cow::Owned)
@@ -804,7 +947,8 @@ impl Parser<'_> {
 ///     u32 start    the event's first byte, as an offset in the batch
 ///     u32 len      the event's length (without its `\n`)
 ///     u32 status   low byte: 0 object, 1 malformed, 2 nested too deep,
-///                  3 valid JSON but not an object; bit 8: a key holds an escape
+///                  3 valid JSON but not an object; bit 8: a key holds an
+///                  escape; bit 9: the object has members (listed or not)
 ///     u32 close    offset of the closing `}` in the event (0 unless an object)
 ///     u32 n        members that follow
 ///   then n × member (MEMBER_ENTRY_LEN bytes), offsets within the event:
@@ -816,11 +960,96 @@ impl Parser<'_> {
 /// The host builds it with [`index_batch`] and the guest reads it back with
 /// [`Scanner::load`], which checks every offset against the batch: a guest
 /// never indexes out of bounds because of what it was handed.
+///
+/// A rule that declared the top-level keys it reads (a [`KeySet`], sent in
+/// its init frame) gets only the members with those keys, plus every member
+/// whose key holds an escape (the host does not unescape to compare): the
+/// index is then a few members per event instead of all of them.
 pub const EVENT_ENTRY_LEN: usize = 20;
 /// See [`EVENT_ENTRY_LEN`].
 pub const MEMBER_ENTRY_LEN: usize = 20;
 
 const STATUS_ESCAPED_KEYS: u32 = 1 << 8;
+const STATUS_HAS_MEMBERS: u32 = 1 << 9;
+
+/// The top-level keys a rule reads, as the host matches them against each
+/// event's raw keys when it builds an [objects index](EVENT_ENTRY_LEN).
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    keys: Vec<String>,
+    /// Open-addressing table of `keys` by [`key_hash`] (index + 1; 0 empty).
+    table: Vec<u32>,
+    /// A quick filter before hashing: bit `first byte % 64` of entry
+    /// `length % 32` is set for every key (most keys an event has that are
+    /// not in the set fail it).
+    filter: [u64; 32],
+}
+
+impl KeySet {
+    /// The set of `keys` (repeats are kept once).
+    pub fn new<S: AsRef<str>>(keys: impl IntoIterator<Item = S>) -> KeySet {
+        let given: Vec<S> = keys.into_iter().collect();
+        let mut set = KeySet {
+            keys: Vec::with_capacity(given.len()),
+            table: alloc::vec![0; (given.len() * 2).next_power_of_two().max(16)],
+            filter: [0; 32],
+        };
+        let mask = set.table.len() - 1;
+        for k in &given {
+            let k = k.as_ref();
+            let (slot, bit) = KeySet::filter_bit(k.as_bytes());
+            set.filter[slot] |= bit;
+            let mut at = key_hash(k.as_bytes()) as usize & mask;
+            loop {
+                match set.table[at] {
+                    0 => {
+                        set.keys.push(k.into());
+                        set.table[at] = set.keys.len() as u32;
+                        break;
+                    }
+                    j if set.keys[j as usize - 1] == k => break,
+                    _ => at = (at + 1) & mask,
+                }
+            }
+        }
+        set
+    }
+
+    /// The top-level keys [`Object::get`] may look up for `path`: the path
+    /// itself, and its part before each dot.
+    pub fn path_keys(path: &str) -> impl Iterator<Item = &str> {
+        core::iter::once(path).chain(path.match_indices('.').map(move |(dot, _)| &path[..dot]))
+    }
+
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    #[inline]
+    fn filter_bit(k: &[u8]) -> (usize, u64) {
+        (k.len() % 32, 1 << (k.first().copied().unwrap_or(0) % 64))
+    }
+
+    /// The [`key_hash`] of the raw (unescaped) key `k` when `k` is in the
+    /// set; most keys that are not fail the filter before being hashed.
+    #[inline]
+    fn hash_if_contains(&self, k: &[u8]) -> Option<u32> {
+        let (slot, bit) = KeySet::filter_bit(k);
+        if self.filter[slot] & bit == 0 {
+            return None;
+        }
+        let hash = key_hash(k);
+        let mask = self.table.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            match self.table[at] {
+                0 => return None,
+                j if bytes_eq(self.keys[j as usize - 1].as_bytes(), k) => return Some(hash),
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+}
 
 fn status_code(e: ScanError) -> u32 {
     match e {
@@ -830,7 +1059,8 @@ fn status_code(e: ScanError) -> u32 {
     }
 }
 
-fn put_u32s(out: &mut Vec<u8>, words: &[u32]) {
+#[inline]
+fn put_u32s<const N: usize>(out: &mut Vec<u8>, words: &[u32; N]) {
     for w in words {
         out.extend_from_slice(&w.to_le_bytes());
     }
@@ -838,8 +1068,15 @@ fn put_u32s(out: &mut Vec<u8>, words: &[u32]) {
 
 /// Scans each of the `count` events of `batch` (each followed by `\n`, or
 /// ending the batch) with `scanner` and appends the [objects
-/// index](EVENT_ENTRY_LEN) to `out`.
-pub fn index_batch(scanner: &mut Scanner, batch: &[u8], count: usize, out: &mut Vec<u8>) {
+/// index](EVENT_ENTRY_LEN) to `out`: every member, or with `keys` only the
+/// members a rule declared it reads.
+pub fn index_batch(
+    scanner: &mut Scanner,
+    keys: Option<&KeySet>,
+    batch: &[u8],
+    count: usize,
+    out: &mut Vec<u8>,
+) {
     let mut start = 0;
     for _ in 0..count {
         let rest = batch.get(start..).unwrap_or_default();
@@ -847,21 +1084,36 @@ pub fn index_batch(scanner: &mut Scanner, batch: &[u8], count: usize, out: &mut 
         let event = &rest[..len];
         let entry = out.len();
         put_u32s(out, &[start as u32, len as u32, 0, 0, 0]);
-        let (status, close, n) = match scanner.scan(event) {
-            Ok(obj) => {
-                let flags = if obj.escaped_keys {
-                    STATUS_ESCAPED_KEYS
-                } else {
-                    0
-                };
-                for m in obj.members {
-                    let hash = key_hash(&event[m.key.range()]);
+        let scanned = scanner
+            .scan_members(event)
+            .map(|o| (o.close, o.escaped_keys, o.has_members));
+        let (status, close, n) = match scanned {
+            Ok((close, escaped_keys, has_members)) => {
+                let mut flags = 0;
+                if escaped_keys {
+                    flags |= STATUS_ESCAPED_KEYS;
+                }
+                if has_members {
+                    flags |= STATUS_HAS_MEMBERS;
+                }
+                let mut n = 0u32;
+                out.reserve(scanner.members.len() * MEMBER_ENTRY_LEN);
+                for (m, &escaped) in scanner.members.iter().zip(&scanner.key_escaped) {
+                    let key = &event[m.key.range()];
+                    let hash = match keys {
+                        Some(keys) if !escaped => match keys.hash_if_contains(key) {
+                            Some(hash) => hash,
+                            None => continue,
+                        },
+                        _ => key_hash(key),
+                    };
                     put_u32s(
                         out,
                         &[m.key.start, m.key.end, m.value.start, m.value.end, hash],
                     );
+                    n += 1;
                 }
-                (flags, obj.close as u32, obj.members.len() as u32)
+                (flags, close as u32, n)
             }
             Err(e) => (status_code(e), 0, 0),
         };
@@ -922,15 +1174,14 @@ impl Scanner {
             return Err(BadIndex);
         }
         let escaped = status & STATUS_ESCAPED_KEYS != 0;
+        let has_members = n > 0 || status & STATUS_HAS_MEMBERS != 0;
         self.members.clear();
+        self.hashes.clear();
         self.escaped_keys = escaped;
-        let cap = (n as usize * 2).next_power_of_two().max(16);
-        if cap > 2 * src.len() + 16 {
+        if n as usize > src.len() {
             return Err(BadIndex); // more members than the event has bytes for
         }
-        self.table.clear();
-        self.table.resize(cap, 0);
-        for i in 0..n {
+        for _ in 0..n {
             let span = |a: u32, b: u32| {
                 (a <= b && b as usize <= src.len()).then_some(Span { start: a, end: b })
             };
@@ -943,19 +1194,23 @@ impl Scanner {
             );
             let (key, value) = (span(ks, ke).ok_or(BadIndex)?, span(vs, ve).ok_or(BadIndex)?);
             self.members.push(Member { key, value });
-            let k = &src[key.range()];
-            if escaped && k.contains(&b'\\') {
-                continue; // found by the pass over the members instead
-            }
-            insert(&mut self.table, &self.members, src, i as usize, hash);
+            self.hashes.push(hash);
+        }
+        // With escaped keys every lookup compares keys: no table needed.
+        if !escaped {
+            self.fill_table(src);
+        } else {
+            self.table.clear();
         }
         Ok((
             src,
             Ok(Object {
                 src,
                 members: &self.members,
+                hashes: &self.hashes,
                 table: &self.table,
                 escaped_keys: escaped,
+                has_members,
                 close,
             }),
         ))
@@ -1100,7 +1355,9 @@ mod tests {
             for end in start..=hay.len() {
                 let h = &hay[start..end];
                 for needle in [b'\n', b'a', b'e', b'z', 0x80] {
-                    assert_eq!(find_byte(h, needle), h.iter().position(|&c| c == needle));
+                    let want = h.iter().position(|&c| c == needle);
+                    assert_eq!(find_byte(h, needle), want);
+                    assert_eq!(find_byte_swar(h, needle), want);
                 }
             }
         }
@@ -1163,17 +1420,22 @@ mod tests {
         assert_eq!(out, br#""a\"b\\c\nd\u0001""#);
     }
 
-    /// What a rule sees of one event: members, closing brace, lookups.
-    fn view(r: &Result<Object<'_, '_>, ScanError>) -> String {
+    const LOOKUPS: [&str; 8] = ["a", "b", "dest_ip", "dup", "esc", "x.y", "b.c", "missing"];
+
+    /// What a rule sees of one event: closing brace, emptiness, lookups and
+    /// (`members`) the member list.
+    fn view(r: &Result<Object<'_, '_>, ScanError>, members: bool) -> String {
         match r {
             Err(e) => format!("{e:?}"),
             Ok(o) => {
-                let mut v = format!("close={} members=", o.close);
-                for m in o.members() {
+                let mut v = format!("close={} empty={} members=", o.close, o.is_empty());
+                for m in o.members().iter().filter(|_| members) {
                     v += &format!("[{:?} {:?}]", m.key, m.value);
                 }
-                for k in ["a", "b", "dest_ip", "dup", "esc", "x.y", "b.c", "missing"] {
-                    v += &format!(" {k}={:?}", o.get(k).map(|x| x.raw));
+                for k in LOOKUPS {
+                    let got = o.get(k);
+                    assert_eq!(got, o.get_path(&Path::new(k)), "{k}");
+                    v += &format!(" {k}={:?}", got.map(|x| x.raw));
                 }
                 v
             }
@@ -1193,6 +1455,8 @@ mod tests {
             br#"not json"#,
             b"",
             br#"{"x":{"y":"nested"},"a":null}"#,
+            br#"{"not_read":1,"x.z":2}"#,
+            br#"{"d\u0075p":0,"dup":1}"#,
         ];
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
         let mut all: Vec<&[u8]> = events.to_vec();
@@ -1202,28 +1466,101 @@ mod tests {
             batch.extend_from_slice(e);
             batch.push(b'\n');
         }
-        let (mut host, mut guest, mut direct) = (Scanner::new(), Scanner::new(), Scanner::new());
-        let mut index = Vec::new();
-        index_batch(&mut host, &batch, all.len(), &mut index);
-        let mut r = IndexReader::new(&index);
-        for e in &all {
-            let (src, got) = guest.load(&batch, &mut r).unwrap();
-            assert_eq!(src, *e);
-            let want = direct.scan(e);
-            assert_eq!(view(&got), view(&want), "{}", String::from_utf8_lossy(e));
+        // Every member, then only the keys the lookups need.
+        let read = KeySet::new(LOOKUPS.iter().flat_map(|p| KeySet::path_keys(p)));
+        assert_eq!(read.keys().len(), 9, "{:?}", read.keys());
+        for keys in [None, Some(&read)] {
+            let (mut host, mut guest, mut direct) =
+                (Scanner::new(), Scanner::new(), Scanner::new());
+            let mut index = Vec::new();
+            index_batch(&mut host, keys, &batch, all.len(), &mut index);
+            let mut r = IndexReader::new(&index);
+            for e in &all {
+                let (src, got) = guest.load(&batch, &mut r).unwrap();
+                assert_eq!(src, *e);
+                let want = direct.scan(e);
+                let full = keys.is_none();
+                assert_eq!(
+                    view(&got, full),
+                    view(&want, full),
+                    "{}",
+                    String::from_utf8_lossy(e)
+                );
+                if let (Ok(got), Ok(want)) = (&got, &want)
+                    && !full
+                {
+                    // Only the declared keys, and escaped ones, are listed.
+                    let listed = |o: &Object<'_, '_>| {
+                        o.members()
+                            .iter()
+                            .map(|m| &e[m.key.range()])
+                            .collect::<Vec<_>>()
+                    };
+                    let expect: Vec<_> = listed(want)
+                        .into_iter()
+                        .filter(|k| {
+                            k.contains(&b'\\') || read.keys().iter().any(|r| r.as_bytes() == *k)
+                        })
+                        .collect();
+                    assert_eq!(listed(got), expect);
+                }
+            }
+            assert_eq!(
+                guest.load(&batch, &mut r).unwrap_err(),
+                BadIndex,
+                "past the end"
+            );
         }
-        assert_eq!(
-            guest.load(&batch, &mut r).unwrap_err(),
-            BadIndex,
-            "past the end"
-        );
+    }
+
+    #[test]
+    fn lookups_find_the_first_member_with_the_key_few_or_many() {
+        let names = ["a", "bb", "a.b", "long_key_name_1", "long_key_name_2", "x"];
+        let mut seed = 0x9e37_79b9u64;
+        for n in 0..40 {
+            let mut keys = Vec::new();
+            let mut ev = String::from("{");
+            for i in 0..n {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let k = if seed >> 62 == 0 {
+                    names[(seed >> 40) as usize % names.len()].to_string()
+                } else {
+                    format!("k{i}")
+                };
+                ev += &format!("{}\"{k}\":{i}", if i > 0 { "," } else { "" });
+                keys.push(k);
+            }
+            ev += "}";
+            let want = |k: &str| keys.iter().position(|x| x == k).map(|i| i.to_string());
+            let mut batch = ev.clone().into_bytes();
+            batch.push(b'\n');
+            let mut index = Vec::new();
+            index_batch(&mut Scanner::new(), None, &batch, 1, &mut index);
+            let (mut direct, mut loaded) = (Scanner::new(), Scanner::new());
+            let from_index = loaded
+                .load(&batch, &mut IndexReader::new(&index))
+                .unwrap()
+                .1;
+            for obj in [direct.scan(ev.as_bytes()).unwrap(), from_index.unwrap()] {
+                for k in names
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain((0..45).map(|i| format!("k{i}")))
+                {
+                    let got = obj.member(&k).map(|m| ev[m.value.range()].to_string());
+                    assert_eq!(got, want(&k), "{k} in {ev}");
+                    let got = obj.get_path(&Path::new(&k)).map(|v| v.raw.to_vec());
+                    assert_eq!(got, want(&k).map(String::into_bytes), "{k} in {ev}");
+                }
+            }
+        }
     }
 
     #[test]
     fn a_damaged_objects_index_is_refused_not_followed() {
         let batch = b"{\"a\":1,\"bb\":[2,3],\"c\":\"d\"}\n{\"x\":{}}\n".to_vec();
         let mut index = Vec::new();
-        index_batch(&mut Scanner::new(), &batch, 2, &mut index);
+        index_batch(&mut Scanner::new(), None, &batch, 2, &mut index);
         let mut sc = Scanner::new();
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..20_000 {

@@ -112,7 +112,10 @@
 //! 0   status   0 = ok, 1 = error
 //! 4   n        ok: number of declared output names; error: message length
 //! 8   ok: n × (u32 len, len bytes of UTF-8 name); error: the message
-//! ..  ok, optional: u32 flags (absent means 0); bit 0 = INIT_READS_OBJECTS
+//! ..  ok, optional: u32 flags (absent means 0); bit 0 = INIT_READS_OBJECTS,
+//!         bit 1 = INIT_OBJECT_KEYS
+//! ..  with INIT_OBJECT_KEYS: u32 k, then k × (u32 len, len bytes of UTF-8):
+//!         the top-level keys the plugin reads (see `json::KeySet`)
 //! ```
 #![cfg_attr(not(test), no_std)]
 
@@ -129,6 +132,10 @@ pub const ABI_VERSION: u32 = 1;
 /// Init-frame flag: give this plugin scanned events (an objects index)
 /// through [`export::PROCESS_OBJECTS`].
 pub const INIT_READS_OBJECTS: u32 = 1;
+
+/// Init-frame flag (with [`INIT_READS_OBJECTS`]): the objects index need
+/// only list the members with the top-level keys that follow the flags.
+pub const INIT_OBJECT_KEYS: u32 = 2;
 
 /// The import module of the host's own functions.
 pub const HOST_MODULE: &str = "rulebox";
@@ -542,12 +549,23 @@ impl ResultFrameWriter {
     }
 }
 
+/// How a plugin reads its events (declared in its init frame).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reads<'a> {
+    /// The event bytes (`rulebox_process`).
+    Bytes,
+    /// Events scanned by the host, with an objects index
+    /// ([`INIT_READS_OBJECTS`]); with `Some(keys)` the index lists only the
+    /// members with those top-level keys ([`INIT_OBJECT_KEYS`]).
+    Objects(Option<Vec<&'a str>>),
+}
+
 /// The answer to `rulebox_init`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InitFrame<'a> {
     /// The plugin's declared outputs, in id order (id 1 is the first), and
-    /// whether it reads events as objects ([`INIT_READS_OBJECTS`]).
-    Ok(Vec<&'a str>, bool),
+    /// how it reads events.
+    Ok(Vec<&'a str>, Reads<'a>),
     Error(&'a str),
 }
 
@@ -566,21 +584,33 @@ impl<'a> InitFrame<'a> {
             })?;
             core::str::from_utf8(s).map_err(|_| FrameError::NotUtf8)
         };
+        // `n` length-prefixed strings from `at`; returns them and the end.
+        let strings = |mut at: usize, n: usize| -> Result<(Vec<&'a str>, usize), FrameError> {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let len = read_u32(bytes, at)? as usize;
+                out.push(text(at + 4, len)?);
+                at = at + 4 + len;
+            }
+            Ok((out, at))
+        };
         match status {
             0 => {
-                let mut names = Vec::new();
-                let mut at = 8;
-                for _ in 0..n {
-                    let len = read_u32(bytes, at)? as usize;
-                    names.push(text(at + 4, len)?);
-                    at += 4 + len;
-                }
+                let (names, at) = strings(8, n)?;
                 let flags = if bytes.len() > at {
                     read_u32(bytes, at)?
                 } else {
                     0
                 };
-                Ok(InitFrame::Ok(names, flags & INIT_READS_OBJECTS != 0))
+                let reads = if flags & INIT_READS_OBJECTS == 0 {
+                    Reads::Bytes
+                } else if flags & INIT_OBJECT_KEYS != 0 {
+                    let k = read_u32(bytes, at + 4)? as usize;
+                    Reads::Objects(Some(strings(at + 8, k)?.0))
+                } else {
+                    Reads::Objects(None)
+                };
+                Ok(InitFrame::Ok(names, reads))
             }
             1 => Ok(InitFrame::Error(text(8, n)?)),
             s => Err(FrameError::BadStatus(s)),
@@ -590,16 +620,26 @@ impl<'a> InitFrame<'a> {
     /// Encodes this answer (the guest's side).
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.clear();
+        let strings = |out: &mut Vec<u8>, items: &[&str]| {
+            out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+            for s in items {
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+        };
         match self {
-            InitFrame::Ok(names, objects) => {
+            InitFrame::Ok(names, reads) => {
                 out.extend_from_slice(&(Status::Ok as u32).to_le_bytes());
-                out.extend_from_slice(&(names.len() as u32).to_le_bytes());
-                for n in names {
-                    out.extend_from_slice(&(n.len() as u32).to_le_bytes());
-                    out.extend_from_slice(n.as_bytes());
-                }
-                let flags = if *objects { INIT_READS_OBJECTS } else { 0 };
+                strings(out, names);
+                let flags = match reads {
+                    Reads::Bytes => 0,
+                    Reads::Objects(None) => INIT_READS_OBJECTS,
+                    Reads::Objects(Some(_)) => INIT_READS_OBJECTS | INIT_OBJECT_KEYS,
+                };
                 out.extend_from_slice(&flags.to_le_bytes());
+                if let Reads::Objects(Some(keys)) = reads {
+                    strings(out, keys);
+                }
             }
             InitFrame::Error(msg) => {
                 out.extend_from_slice(&(Status::Error as u32).to_le_bytes());
@@ -700,13 +740,22 @@ mod tests {
     #[test]
     fn init_frame_round_trips() {
         let mut out = Vec::new();
-        for objects in [false, true] {
-            InitFrame::Ok(vec!["alerts", "dead"], objects).encode(&mut out);
+        for reads in [
+            Reads::Bytes,
+            Reads::Objects(None),
+            Reads::Objects(Some(vec![])),
+            Reads::Objects(Some(vec!["dest_ip", "destination", "é.x"])),
+        ] {
+            InitFrame::Ok(vec!["alerts", "dead"], reads.clone()).encode(&mut out);
             assert_eq!(
                 InitFrame::parse(&out).unwrap(),
-                InitFrame::Ok(vec!["alerts", "dead"], objects)
+                InitFrame::Ok(vec!["alerts", "dead"], reads)
             );
         }
+        // Keys announced but cut short.
+        InitFrame::Ok(vec!["a"], Reads::Objects(Some(vec!["key"]))).encode(&mut out);
+        assert!(InitFrame::parse(&out[..out.len() - 1]).is_err());
+        assert!(InitFrame::parse(&out[..out.len() - 11]).is_err());
         // A frame that ends after the names (no flags word) reads raw events.
         let mut b = Vec::new();
         for v in [0u32, 1, 1] {
@@ -715,7 +764,7 @@ mod tests {
         b.push(b'x');
         assert_eq!(
             InitFrame::parse(&b).unwrap(),
-            InitFrame::Ok(vec!["x"], false)
+            InitFrame::Ok(vec!["x"], Reads::Bytes)
         );
         InitFrame::Error("bad cidr").encode(&mut out);
         assert_eq!(

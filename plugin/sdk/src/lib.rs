@@ -29,7 +29,7 @@
 pub use rulebox_abi as abi;
 pub use rulebox_abi::json;
 
-use abi::{Action, EventResult, InitFrame, Reason, ResultFrameWriter};
+use abi::{Action, EventResult, InitFrame, Reads, Reason, ResultFrameWriter};
 use json::{Object, ScanError, Scanner};
 
 /// A detection rule. One instance handles one stream of events, one call at a
@@ -58,6 +58,18 @@ pub trait Rule: Sized + 'static {
     /// [objects index](abi::json::EVENT_ENTRY_LEN)): the rule starts from
     /// spans instead of scanning bytes in WebAssembly.
     const READS_OBJECTS: bool = false;
+
+    /// For a rule that reads objects: every top-level key it may look up
+    /// ([`json::KeySet::path_keys`] gives them for a dotted path), or `None`
+    /// (the default) for all. In the sandbox the host's index then lists
+    /// only the members with these keys (and any whose key holds an
+    /// escape), which makes it a few members per event instead of all of
+    /// them. Such a rule must not look up other keys, nor count on
+    /// [`Object::members`] listing every member; [`Object::is_empty`] and
+    /// [`EventOut::set_field`] stay exact.
+    fn object_keys(&self) -> Option<Vec<String>> {
+        None
+    }
 
     /// Looks at one event, as bytes. Doing nothing passes it on unchanged.
     fn on_event(&mut self, event: &[u8], now_ms: i64, out: &mut EventOut<'_>) {
@@ -241,7 +253,13 @@ impl<R: Rule> Runner<R> {
     pub fn init(&mut self, config: &[u8]) -> &[u8] {
         match R::new(config) {
             Ok(rule) => {
-                InitFrame::Ok(rule.outputs().to_vec(), R::READS_OBJECTS).encode(&mut self.init);
+                let keys = rule.object_keys();
+                let reads = match (R::READS_OBJECTS, &keys) {
+                    (false, _) => Reads::Bytes,
+                    (true, None) => Reads::Objects(None),
+                    (true, Some(k)) => Reads::Objects(Some(k.iter().map(String::as_str).collect())),
+                };
+                InitFrame::Ok(rule.outputs().to_vec(), reads).encode(&mut self.init);
                 self.rule = Some(rule);
             }
             Err(msg) => InitFrame::Error(&msg).encode(&mut self.init),
@@ -615,7 +633,7 @@ mod tests {
         let mut runner = Runner::<Tagger>::new();
         assert_eq!(
             InitFrame::parse(runner.init(b"{}")).unwrap(),
-            InitFrame::Ok(vec!["side"], false)
+            InitFrame::Ok(vec!["side"], Reads::Bytes)
         );
         let events: [&[u8]; 5] = [
             b"{\"a\":1}",
@@ -696,7 +714,7 @@ mod tests {
         runner.reserve(cfg.len()).copy_from_slice(cfg);
         assert!(matches!(
             InitFrame::parse(runner.init_reserved(cfg.len())).unwrap(),
-            InitFrame::Ok(_, false)
+            InitFrame::Ok(_, Reads::Bytes)
         ));
         let batch = b"{\"x\":1}\n{\"y\":2}\n";
         runner.reserve(batch.len()).copy_from_slice(batch);
@@ -705,13 +723,17 @@ mod tests {
         assert_eq!(a, b);
     }
 
-    /// The same tagging, through [`Rule::on_object`].
-    struct ObjectTagger;
+    /// The same tagging, through [`Rule::on_object`]; with the config
+    /// `keys`, it declares the one key it reads.
+    struct ObjectTagger(bool);
 
     impl Rule for ObjectTagger {
         const READS_OBJECTS: bool = true;
-        fn new(_config: &[u8]) -> Result<Self, String> {
-            Ok(ObjectTagger)
+        fn new(config: &[u8]) -> Result<Self, String> {
+            Ok(ObjectTagger(config == b"keys"))
+        }
+        fn object_keys(&self) -> Option<Vec<String>> {
+            self.0.then(|| vec!["seen".to_string()])
         }
         fn on_object(
             &mut self,
@@ -731,33 +753,44 @@ mod tests {
     fn an_object_rule_answers_the_same_from_bytes_and_from_the_hosts_index() {
         let mut bytes = Runner::<Tagger>::new();
         bytes.init(b"{}");
-        let mut objects = Runner::<ObjectTagger>::new();
-        assert_eq!(
-            InitFrame::parse(objects.init(b"{}")).unwrap(),
-            InitFrame::Ok(vec![], true)
-        );
-        let batch = b"{\"a\":1}\n{}\n{\"seen\":false,\"b\":2}\nnot json\n[1]\n{\"s\\u0065en\":0}\n";
-        let want = bytes.process(batch, 6, 0).to_vec();
-        assert_eq!(
-            objects.process(batch, 6, 0),
-            &want[..],
-            "scanned in the guest"
-        );
-        let mut index = Vec::new();
-        json::index_batch(&mut Scanner::new(), batch, 6, &mut index);
-        assert_eq!(objects.process_objects(batch, &index, 6, 0), &want[..]);
-        let buf = objects.reserve(batch.len() + index.len());
-        buf[..batch.len()].copy_from_slice(batch);
-        buf[batch.len()..].copy_from_slice(&index);
-        assert_eq!(
-            objects.process_objects_reserved(batch.len(), 6, index.len(), 0),
-            &want[..]
-        );
-        // An index for fewer events than the call says is an error, not a guess.
-        let f = objects.process_objects(batch, &index[..40], 6, 0).to_vec();
-        assert_eq!(
-            ResultFrame::parse(&f).unwrap().error(),
-            Some(&b"the objects index does not match its batch"[..])
-        );
+        let batch = b"{\"a\":1}\n{}\n{\"seen\":false,\"b\":2}\nnot json\n[1]\n{\"s\\u0065en\":0}\n { \"b\" : [] } \n";
+        let want = bytes.process(batch, 7, 0).to_vec();
+        for (config, reads) in [
+            (&b"{}"[..], Reads::Objects(None)),
+            (&b"keys"[..], Reads::Objects(Some(vec!["seen"]))),
+        ] {
+            let mut objects = Runner::<ObjectTagger>::new();
+            let init = objects.init(config).to_vec();
+            assert_eq!(
+                InitFrame::parse(&init).unwrap(),
+                InitFrame::Ok(vec![], reads.clone())
+            );
+            assert_eq!(
+                objects.process(batch, 7, 0),
+                &want[..],
+                "scanned in the guest"
+            );
+            // What the host would index for this init frame.
+            let keys = match reads {
+                Reads::Objects(Some(k)) => Some(json::KeySet::new(k)),
+                _ => None,
+            };
+            let mut index = Vec::new();
+            json::index_batch(&mut Scanner::new(), keys.as_ref(), batch, 7, &mut index);
+            assert_eq!(objects.process_objects(batch, &index, 7, 0), &want[..]);
+            let buf = objects.reserve(batch.len() + index.len());
+            buf[..batch.len()].copy_from_slice(batch);
+            buf[batch.len()..].copy_from_slice(&index);
+            assert_eq!(
+                objects.process_objects_reserved(batch.len(), 7, index.len(), 0),
+                &want[..]
+            );
+            // An index for fewer events than the call says is an error, not a guess.
+            let f = objects.process_objects(batch, &index[..40], 7, 0).to_vec();
+            assert_eq!(
+                ResultFrame::parse(&f).unwrap().error(),
+                Some(&b"the objects index does not match its batch"[..])
+            );
+        }
     }
 }

@@ -17,7 +17,7 @@ pub mod time;
 use std::net::IpAddr;
 
 use rulebox_plugin::abi::LogLevel;
-use rulebox_plugin::json::{Object, ScanError, Scanner, write_str};
+use rulebox_plugin::json::{KeySet, Object, ScanError, Scanner, write_str};
 use rulebox_plugin::{Emitter, EventOut, OutputId, Rule};
 
 use aggregate::{Aggregator, Observation, Settings, Stats};
@@ -31,6 +31,20 @@ pub const ALERTS: OutputId = 1;
 pub const OBSERVATIONS: OutputId = 1;
 /// The member that marks an observation record.
 const OBSERVATION_MARK: &str = "t1071_observation";
+/// Every member of an observation record (see [`write_observation`]).
+const OBSERVATION_FIELDS: &[&str] = &[
+    OBSERVATION_MARK,
+    "time_ms",
+    "src",
+    "dest",
+    "port",
+    "protocol",
+    "by_user",
+    "process",
+    "user",
+    "bytes_out",
+    "bytes_in",
+];
 
 /// The rule's state.
 pub struct T1071 {
@@ -320,6 +334,29 @@ impl Rule for T1071 {
     }
 
     const READS_OBJECTS: bool = true;
+
+    /// The fields of the presets in use, the enrichment key (replaced when
+    /// present), or for stage `aggregate` the observation record's members.
+    fn object_keys(&self) -> Option<Vec<String>> {
+        let paths: Vec<&str> = if self.stage == Stage::Aggregate {
+            OBSERVATION_FIELDS.to_vec()
+        } else {
+            let presets = match &self.auto {
+                Some(a) => a.presets(),
+                None => &self.presets[..],
+            };
+            let mut p: Vec<&str> = presets.iter().flat_map(Preset::paths).collect();
+            p.push(&self.enrich_key);
+            p
+        };
+        Some(
+            paths
+                .into_iter()
+                .flat_map(KeySet::path_keys)
+                .map(str::to_string)
+                .collect(),
+        )
+    }
 
     fn on_object(
         &mut self,

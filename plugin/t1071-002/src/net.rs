@@ -9,7 +9,38 @@ use crate::config::AllowConfig;
 /// Parses an address as found in an event (surrounding space trimmed). Host
 /// names, zone ids and garbage are not addresses.
 pub fn parse_ip(s: &str) -> Option<IpAddr> {
-    s.trim().parse().ok()
+    let t = s.trim();
+    match parse_dotted_quad(t.as_bytes()) {
+        Some(v4) => Some(IpAddr::V4(v4.into())),
+        None => t.parse().ok(),
+    }
+}
+
+/// The common case, `a.b.c.d` in canonical form (1–3 digits per part, no
+/// leading zero, each ≤ 255), read without the general parser; anything
+/// else is left to `std` (which answers the same for these).
+fn parse_dotted_quad(b: &[u8]) -> Option<u32> {
+    let (mut addr, mut part, mut digits, mut dots) = (0u32, 0u32, 0u32, 0u32);
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                if digits == 1 && part == 0 {
+                    return None; // a leading zero
+                }
+                part = part * 10 + (c - b'0') as u32;
+                digits += 1;
+                if part > 255 {
+                    return None;
+                }
+            }
+            b'.' if digits > 0 && dots < 3 => {
+                addr = addr << 8 | part;
+                (part, digits, dots) = (0, 0, dots + 1);
+            }
+            _ => return None,
+        }
+    }
+    (dots == 3 && digits > 0).then_some(addr << 8 | part)
 }
 
 /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) judged as its IPv4 address.
@@ -39,6 +70,8 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
 #[derive(Debug, Clone, Default)]
 pub struct Networks {
     nets: Vec<IpNet>,
+    /// The IPv4 ones as (network, mask), checked without `IpNet`.
+    v4: Vec<(u32, u32)>,
 }
 
 impl Networks {
@@ -50,12 +83,24 @@ impl Networks {
         for s in list {
             nets.push(parse_net(s).map_err(|e| format!("{what}: {e}"))?);
         }
-        Ok(Networks { nets })
+        let v4 = nets
+            .iter()
+            .filter_map(|n| match n {
+                IpNet::V4(n) => Some((u32::from(n.network()), u32::from(n.netmask()))),
+                IpNet::V6(_) => None,
+            })
+            .collect();
+        Ok(Networks { nets, v4 })
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.nets.iter().any(|n| n.contains(&ip))
+        match canonical(ip) {
+            IpAddr::V4(v4) => {
+                let a = u32::from(v4);
+                self.v4.iter().any(|&(net, mask)| a & mask == net)
+            }
+            v6 => self.nets.iter().any(|n| n.contains(&v6)),
+        }
     }
 }
 
@@ -151,6 +196,95 @@ mod tests {
             assert!(
                 !n.contains(parse_ip(ip).unwrap()),
                 "{ip} should be external"
+            );
+        }
+    }
+
+    #[test]
+    fn the_quick_ipv4_reader_agrees_with_std() {
+        let mut cases: Vec<String> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.02.3.4",
+            "1.2.3.04",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.4 ",
+            "1.2.3.-4",
+            "+1.2.3.4",
+            "1.2.3.4/8",
+            "1.2.3.a",
+            "1000.1.1.1",
+            "10.0.0.0",
+            "0.1.2.3",
+            "00.1.2.3",
+            "::ffff:1.2.3.4",
+            "",
+            ".",
+            "1",
+        ]
+        .map(str::to_string)
+        .to_vec();
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        for _ in 0..50_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            // Three to five parts: numbers around 255, with and without
+            // leading zeros, sometimes empty or with a stray character.
+            let parts = 3 + (seed % 3) as usize;
+            let part = |k: usize| {
+                let r = (seed >> (8 + 9 * k)) & 0x1ff;
+                match r % 16 {
+                    0 => String::new(),
+                    1 => format!("0{}", r % 10),
+                    2 => "x".into(),
+                    _ => (r % 300).to_string(),
+                }
+            };
+            let s = (0..parts).map(part).collect::<Vec<_>>().join(".");
+            cases.push(s);
+        }
+        let mut valid = 0;
+        for c in &cases {
+            let want = c.parse::<std::net::Ipv4Addr>().ok().map(u32::from);
+            assert_eq!(parse_dotted_quad(c.as_bytes()), want, "{c:?}");
+            valid += want.is_some() as usize;
+        }
+        assert!(valid > 1000, "only {valid} valid addresses among the cases");
+    }
+
+    #[test]
+    fn the_quick_ipv4_check_agrees_with_ipnet() {
+        let nets = [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.1.77/24",
+            "203.0.113.9",
+        ];
+        let n = Networks::parse(&nets.map(str::to_string), "internal_networks").unwrap();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            // Addresses near the networks' edges as well as anywhere.
+            let a = match seed % 4 {
+                0 => (seed >> 32) as u32,
+                1 => 0x0a00_0000 ^ (seed >> 40) as u32,
+                2 => 0xac10_0000 ^ (seed >> 44) as u32,
+                _ => 0xcb00_7109 ^ (seed >> 60) as u32,
+            };
+            let ip = IpAddr::V4(a.into());
+            assert_eq!(
+                n.contains(ip),
+                n.nets.iter().any(|x| x.contains(&ip)),
+                "{ip}"
             );
         }
     }

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use rulebox_plugin::json::{Object, Value};
+use rulebox_plugin::json::{Object, Path, Value};
 use serde::Deserialize;
 
 use crate::config::FieldOverrides;
@@ -35,14 +35,14 @@ pub enum Grouping {
 pub struct Preset {
     pub name: &'static str,
     pub kind: PresetName,
-    source: Vec<String>,
-    destination: Vec<String>,
-    port: Vec<String>,
-    bytes_out: Option<String>,
-    bytes_in: Option<String>,
-    user: Option<String>,
-    process: Option<String>,
-    time: String,
+    source: Vec<Path>,
+    destination: Vec<Path>,
+    port: Vec<Path>,
+    bytes_out: Option<Path>,
+    bytes_in: Option<Path>,
+    user: Option<Path>,
+    process: Option<Path>,
+    time: Path,
     time_unit: Unit,
     pub grouping: Grouping,
 }
@@ -51,41 +51,23 @@ pub struct Preset {
 #[derive(Debug, Clone)]
 pub struct AutoDetect {
     presets: Vec<Preset>,
-    /// Top-level keys that can start a preset's destination path (the whole
-    /// path, or its part before a dot), with the preset's index.
-    heads: Vec<(String, usize)>,
 }
 
 impl AutoDetect {
     pub fn new(o: &FieldOverrides) -> AutoDetect {
-        let presets = Preset::auto_order(o);
-        let mut heads = Vec::new();
-        for (i, p) in presets.iter().enumerate() {
-            for path in &p.destination {
-                heads.push((path.clone(), i));
-                if let Some((head, _)) = path.split_once('.') {
-                    heads.push((head.to_string(), i));
-                }
-            }
+        AutoDetect {
+            presets: Preset::auto_order(o),
         }
-        AutoDetect { presets, heads }
+    }
+
+    pub fn presets(&self) -> &[Preset] {
+        &self.presets
     }
 
     /// The first preset (in [`Preset::auto_order`]) whose destination field
-    /// the event carries. One probe of the event's key index per head picks
-    /// the candidates; only those are looked up in full.
+    /// the event carries.
     pub fn detect(&self, obj: &Object<'_, '_>) -> Option<&Preset> {
-        let mut candidates = 0u64;
-        for (h, i) in &self.heads {
-            if candidates & (1 << i) == 0 && obj.member(h).is_some() {
-                candidates |= 1 << i;
-            }
-        }
-        self.presets
-            .iter()
-            .enumerate()
-            .find(|(i, p)| candidates & (1 << i) != 0 && p.matches(obj))
-            .map(|(_, p)| p)
+        self.presets.iter().find(|p| p.matches(obj))
     }
 }
 
@@ -116,13 +98,13 @@ const QRADAR_CATEGORIES: &[&str] = &[
     "Network Connection",
 ];
 
-fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+fn paths(v: &[&str]) -> Vec<Path> {
+    v.iter().map(|s| Path::new(s)).collect()
 }
 
 impl Preset {
     fn builtin(kind: PresetName) -> Preset {
-        let s = |v: &str| Some(v.to_string());
+        let s = |v: &str| Some(Path::new(v));
         let p = |name,
                  src: &[&str],
                  dst: &[&str],
@@ -136,14 +118,14 @@ impl Preset {
                  grouping| Preset {
             name,
             kind,
-            source: strs(src),
-            destination: strs(dst),
-            port: strs(port),
+            source: paths(src),
+            destination: paths(dst),
+            port: paths(port),
             bytes_out: out,
             bytes_in: inn,
             user,
             process,
-            time: time.to_string(),
+            time: Path::new(time),
             time_unit: unit,
             grouping,
         };
@@ -235,7 +217,8 @@ impl Preset {
     /// The preset with `o` applied.
     pub fn new(kind: PresetName, o: &FieldOverrides) -> Preset {
         let mut p = Preset::builtin(kind);
-        let one = |v: &Option<String>| v.as_ref().map(|s| vec![s.clone()]);
+        let one = |v: &Option<String>| v.as_deref().map(|s| vec![Path::new(s)]);
+        let path = |v: &Option<String>| v.as_deref().map(Path::new);
         if let Some(v) = one(&o.source) {
             p.source = v;
         }
@@ -245,12 +228,12 @@ impl Preset {
         if let Some(v) = one(&o.port) {
             p.port = v;
         }
-        p.bytes_out = o.bytes_out.clone().or(p.bytes_out);
-        p.bytes_in = o.bytes_in.clone().or(p.bytes_in);
-        p.user = o.user.clone().or(p.user);
-        p.process = o.process.clone().or(p.process);
-        if let Some(t) = &o.time {
-            p.time = t.clone();
+        p.bytes_out = path(&o.bytes_out).or(p.bytes_out);
+        p.bytes_in = path(&o.bytes_in).or(p.bytes_in);
+        p.user = path(&o.user).or(p.user);
+        p.process = path(&o.process).or(p.process);
+        if let Some(t) = path(&o.time) {
+            p.time = t;
         }
         if let Some(u) = o.time_unit {
             p.time_unit = u;
@@ -273,9 +256,24 @@ impl Preset {
         .collect()
     }
 
+    /// Every field path this preset reads (for [`rulebox_plugin::Rule::object_keys`]).
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        let fields = [&self.source, &self.destination, &self.port]
+            .into_iter()
+            .flatten()
+            .map(Path::as_str);
+        let optional = [&self.bytes_out, &self.bytes_in, &self.user, &self.process]
+            .into_iter()
+            .filter_map(|p| p.as_ref().map(Path::as_str));
+        fields
+            .chain(optional)
+            .chain([self.time.as_str()])
+            .chain(permit_paths(self.kind).iter().copied())
+    }
+
     /// Whether this event carries this preset's destination field.
     pub fn matches(&self, obj: &Object<'_, '_>) -> bool {
-        self.destination.iter().any(|p| obj.get(p).is_some())
+        self.destination.iter().any(|p| obj.get_path(p).is_some())
     }
 
     pub fn target<'a>(&self, obj: &Object<'_, 'a>) -> Target<'a> {
@@ -284,13 +282,13 @@ impl Preset {
             port: self
                 .port
                 .iter()
-                .find_map(|p| obj.get(p).and_then(|v| as_u64(&v)))
+                .find_map(|p| obj.get_path(p).and_then(|v| as_u64(&v)))
                 .and_then(|p| u16::try_from(p).ok()),
         }
     }
 
     pub fn details<'a>(&self, obj: &Object<'_, 'a>) -> Details<'a> {
-        let get = |p: &Option<String>| p.as_deref().and_then(|p| obj.get(p));
+        let get = |p: &Option<Path>| p.as_ref().and_then(|p| obj.get_path(p));
         let bytes_out = get(&self.bytes_out).and_then(|v| as_u64(&v));
         Details {
             source: first_text(obj, &self.source),
@@ -299,7 +297,7 @@ impl Preset {
             user: get(&self.user).and_then(|v| as_text(&v)),
             process: get(&self.process).and_then(|v| as_text(&v)),
             time_ms: obj
-                .get(&self.time)
+                .get_path(&self.time)
                 .and_then(|v| as_time(&v, self.time_unit)),
             permitted: self.permitted(obj, bytes_out),
         }
@@ -351,11 +349,30 @@ impl Preset {
     }
 }
 
+/// The fields [`Preset::permitted`] reads, per preset (keep in step with it;
+/// `the_declared_keys_are_all_the_rule_reads` checks that it is).
+fn permit_paths(kind: PresetName) -> &'static [&'static str] {
+    match kind {
+        PresetName::Cim => &["action"],
+        PresetName::Qradar => &["eventdirection", "categoryname"],
+        PresetName::Ecs => &[
+            "event.outcome",
+            "event.action",
+            "event.type",
+            "network.direction",
+        ],
+        PresetName::Ocsf => &["disposition_id", "status_id"],
+        PresetName::Zeek => &["conn_state"],
+        PresetName::Sysmon => &["Initiated"],
+        PresetName::Auto => &[],
+    }
+}
+
 /// The first of `paths` present as text.
-fn first_text<'a>(obj: &Object<'_, 'a>, paths: &[String]) -> Option<Cow<'a, str>> {
+fn first_text<'a>(obj: &Object<'_, 'a>, paths: &[Path]) -> Option<Cow<'a, str>> {
     paths
         .iter()
-        .find_map(|p| obj.get(p).and_then(|v| as_text(&v)))
+        .find_map(|p| obj.get_path(p).and_then(|v| as_text(&v)))
 }
 
 /// A string value, or a number's text (trimmed; empty is missing).
@@ -364,6 +381,13 @@ fn as_text<'a>(v: &Value<'a>) -> Option<Cow<'a, str>> {
         Some(s) => s,
         None => Cow::Borrowed(v.as_number_text()?),
     };
+    // Most values have nothing to trim: printable ASCII at both ends (every
+    // character `trim` removes is a control, a space or non-ASCII).
+    let b = s.as_bytes();
+    let solid = |c: Option<&u8>| c.is_some_and(|c| (0x21..0x80).contains(c));
+    if solid(b.first()) && solid(b.last()) {
+        return Some(s);
+    }
     let t = s.trim();
     if t.is_empty() {
         return None;
@@ -635,6 +659,32 @@ mod tests {
         );
         assert_eq!(name(r#"{"de\u0073t_ip":"1.1.1.1"}"#, &mut sc), Some("cim"));
         assert_eq!(name(r#"{"message":"x"}"#, &mut sc), None);
+    }
+
+    #[test]
+    fn text_is_trimmed_like_str_trim() {
+        let t = |raw: &'static str| {
+            as_text(&Value {
+                raw: raw.as_bytes(),
+            })
+            .map(|c| c.into_owned())
+        };
+        assert_eq!(t(r#""ftp.exe""#).as_deref(), Some("ftp.exe"));
+        assert_eq!(t(r#"" 10.0.0.1\t""#).as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            t(r#""\u000b8.8.8.8\u000b""#).as_deref(),
+            Some("8.8.8.8"),
+            "vertical tab"
+        );
+        assert_eq!(
+            t(r#""\u00a0h\u3000""#).as_deref(),
+            Some("h"),
+            "non-ASCII spaces"
+        );
+        assert_eq!(t(r#""é""#).as_deref(), Some("é"));
+        assert_eq!(t(r#""  ""#), None);
+        assert_eq!(t(r#""""#), None);
+        assert_eq!(t("445").as_deref(), Some("445"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! exports take, without wasm.
 
 use rulebox_plugin::Runner;
-use rulebox_plugin::abi::{Action, InitFrame, ResultFrame};
+use rulebox_plugin::abi::{Action, InitFrame, Reads, ResultFrame};
+use rulebox_plugin::json::KeySet;
 use serde_json::{Value, json};
 
 use super::*;
@@ -17,7 +18,10 @@ struct Out {
 fn runner(config: &Value) -> Runner<T1071> {
     let mut r = Runner::<T1071>::new();
     match InitFrame::parse(r.init(config.to_string().as_bytes())).unwrap() {
-        InitFrame::Ok(outs, objects) => assert_eq!((outs, objects), (vec!["alerts"], true)),
+        InitFrame::Ok(outs, reads) => {
+            assert_eq!(outs, vec!["alerts"]);
+            assert!(matches!(reads, Reads::Objects(Some(_))), "{reads:?}");
+        }
         InitFrame::Error(e) => panic!("init failed: {e}"),
     }
     r
@@ -288,6 +292,96 @@ fn classify_then_aggregate_equals_all() {
     let mut got = agg.alerts;
     got.extend(flush(&mut aggregate));
     assert_eq!(got, want);
+}
+
+/// Events of every preset, counted and not, for the key-declaration check.
+fn every_preset_events() -> Vec<String> {
+    let mut evs: Vec<String> = include_str!("../../../configs/sample/events.ndjson")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for i in 0..6 {
+        let t = 1_700_000_000 + i;
+        evs.push(format!(r#"{{"id.orig_h":"10.0.0.1","id.resp_h":"8.8.8.8","id.resp_p":445,"conn_state":"SF","ts":{t}.5,"orig_bytes":100,"resp_bytes":"5"}}"#));
+        evs.push(format!(r#"{{"id":{{"orig_h":"10.0.0.1","resp_h":"8.8.8.8","resp_p":21}},"conn_state":"REJ","ts":{t}}}"#));
+        evs.push(format!(r#"{{"sourceip":"10.0.0.2","destinationip":"8.8.4.4","destinationport":"21","eventdirection":"L2R","BytesSent":"10","BytesReceived":3,"categoryname":"Session Opened","username":"CORP\\eve","starttime":{t}000}}"#));
+        evs.push(format!(r#"{{"source":{{"ip":"10.0.0.3","bytes":9}},"destination":{{"ip":"9.9.9.9","port":69,"bytes":7}},"process":{{"name":"tftp"}},"user":{{"name":"bob"}},"event":{{"outcome":"success"}},"network":{{"direction":"egress"}},"@timestamp":{t}000}}"#));
+        evs.push(format!(r#"{{"source":{{"ip":"10.0.0.3"}},"destination":{{"ip":"9.9.9.9","port":69}},"event":{{"action":"accept"}},"network":{{"direction":"inbound"}},"@timestamp":{t}000}}"#));
+        evs.push(format!(r#"{{"source.ip":"10.0.0.3","destination.ip":"9.9.9.9","destination.port":69,"event.type":["connection","allowed"],"@timestamp":{t}000}}"#));
+        evs.push(format!(r#"{{"src_endpoint":{{"ip":"10.0.0.6"}},"dst_endpoint":{{"ip":"1.1.1.1","port":990}},"traffic":{{"bytes_out":1,"bytes_in":2}},"actor":{{"user":{{"name":"u"}},"process":{{"name":"p"}}}},"status_id":1,"time":{t}000}}"#));
+        evs.push(format!(r#"{{"SourceIp":"10.0.0.7","DestinationIp":"2.2.2.2","DestinationPort":"139","Initiated":"true","User":"x","Image":"y","UtcTime":"2023-11-14 22:13:2{i}.000"}}"#));
+        evs.push(cim("10.0.0.4", "8.8.8.8", "445", &format!("{}", i * 10)));
+        evs.push(format!(r#"{{"src":"10.0.0.4","dest":"8.8.8.8","dest_port":20,"action":"allowed","t1071":{{"old":1}},"_time":{t}}}"#));
+        evs.push(format!(r#"{{"s\u0072c_ip":"10.0.0.4","dest_ip":"8.8.8.8","dest_port":20,"action":"allowed","_time":{t}}}"#));
+        evs.push(format!(r#"{{"dst":{{"addr":"8.8.8.8","p":"139"}},"src_ip":"10.0.0.9","when":{t}000,"action":"allowed"}}"#));
+    }
+    evs.extend(["{}", "[1]", "not json", r#"{"unrelated":true}"#].map(str::to_string));
+    evs
+}
+
+/// The keys the rule declares (the host's index lists only those members)
+/// cover everything it reads: for each configuration, the answers from
+/// such an index equal the answers from scanning every member.
+#[test]
+fn the_declared_keys_are_all_the_rule_reads() {
+    let events = every_preset_events();
+    let mut configs: Vec<Value> = ["auto", "cim", "qradar", "ecs", "ocsf", "zeek", "sysmon"]
+        .iter()
+        .map(|s| json!({"schema": s, "min_connections": 1}))
+        .collect();
+    configs.push(
+        json!({"schema": "cim", "min_connections": 1, "enrich_key": "rulebox_t1071",
+        "fields": {"destination": "dst.addr", "port": "dst.p", "time": "when", "time_unit": "ms"}}),
+    );
+    configs.push(json!({"schema": "auto", "stage": "classify"}));
+    let run = |config: &Value, lines: &[String]| -> Vec<u8> {
+        let (mut scanned, mut indexed) = (Runner::<T1071>::new(), Runner::<T1071>::new());
+        scanned.init(config.to_string().as_bytes());
+        let keys = match InitFrame::parse(indexed.init(config.to_string().as_bytes())).unwrap() {
+            InitFrame::Ok(_, Reads::Objects(Some(k))) => KeySet::new(k),
+            other => panic!("{other:?}"),
+        };
+        let mut records = Vec::new();
+        for chunk in lines.chunks(500) {
+            let mut batch = Vec::new();
+            for e in chunk {
+                batch.extend_from_slice(e.as_bytes());
+                batch.push(b'\n');
+            }
+            let mut index = Vec::new();
+            rulebox_plugin::json::index_batch(
+                &mut Scanner::new(),
+                Some(&keys),
+                &batch,
+                chunk.len(),
+                &mut index,
+            );
+            let want = scanned.process(&batch, chunk.len(), 0).to_vec();
+            let got = indexed.process_objects(&batch, &index, chunk.len(), 0);
+            assert_eq!(got, &want[..], "{config}");
+            records.extend_from_slice(&want);
+        }
+        assert_eq!(scanned.flush(0), indexed.flush(0), "{config}");
+        records
+    };
+    for c in &configs {
+        run(c, &events);
+    }
+    // Stage `aggregate` reads observation records.
+    let mut classify = Runner::<T1071>::new();
+    classify.init(br#"{"schema":"auto","stage":"classify","min_connections":1}"#);
+    let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+    let mut lines: Vec<String> = process(&mut classify, &refs)
+        .alerts
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    assert!(lines.len() > 50, "{}", lines.len());
+    lines.extend(events.iter().take(20).cloned());
+    run(
+        &json!({"schema": "auto", "stage": "aggregate", "min_connections": 1}),
+        &lines,
+    );
 }
 
 #[test]
