@@ -309,7 +309,7 @@ impl Plugin {
             process,
             process_objects,
             reads_objects: false,
-            object_keys: None,
+            index_request: json::IndexRequest::default(),
             scanner: json::Scanner::new(),
             index: Vec::new(),
             tick,
@@ -340,7 +340,12 @@ impl Plugin {
                 names.into_iter().map(str::to_string).collect::<Vec<_>>(),
                 match reads {
                     Reads::Bytes => None,
-                    Reads::Objects(keys) => Some(keys.map(json::KeySet::new)),
+                    Reads::Objects(o) => {
+                        o.check().map_err(|e| {
+                            contract(format!("the init frame asks for too much: {e}"))
+                        })?;
+                        Some(json::IndexRequest::from_reads(&o))
+                    }
                 },
             ),
             InitFrame::Error(msg) => return Err(PluginError::Config(msg.to_string())),
@@ -353,7 +358,7 @@ impl Plugin {
             )));
         }
         inst.reads_objects = reads_objects;
-        inst.object_keys = reads.flatten();
+        inst.index_request = reads.unwrap_or_default();
         for (i, o) in outputs.iter().enumerate() {
             let bad = if o.is_empty() || o.contains('.') || o.contains(char::is_whitespace) {
                 Some("must be non-empty, without '.' or spaces")
@@ -531,8 +536,8 @@ pub struct Instance {
     process_objects: Option<ProcessObjects>,
     /// The plugin reads events as objects: batches go with an objects index.
     reads_objects: bool,
-    /// The top-level keys it reads, when it said (the index lists only those).
-    object_keys: Option<json::KeySet>,
+    /// What it asked the index to hold (members, paths resolved).
+    index_request: json::IndexRequest,
     /// Scans events natively for such a plugin, into `index`.
     scanner: json::Scanner,
     index: Vec<u8>,
@@ -626,7 +631,7 @@ impl Instance {
                 index.clear();
                 json::index_batch(
                     &mut self.scanner,
-                    self.object_keys.as_ref(),
+                    &self.index_request,
                     batch,
                     count,
                     &mut index,

@@ -6,14 +6,15 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use rule_t1071_002::T1071;
-use rulebox_abi::json::{self, KeySet, Scanner};
+use rulebox_abi::json::{self, IndexRequest, Scanner};
 use rulebox_abi::{Action, InitFrame, Reads, ResultFrame};
 use rulebox_plugin::Runner;
 
 const NOW_MS: i64 = 1_763_683_200_000;
 
-/// A runner that scans, one given the host's index, and the index's keys.
-type TwoRunners = (Runner<T1071>, Runner<T1071>, KeySet);
+/// A runner that scans, one given the host's index, and what that index
+/// holds.
+type TwoRunners = (Runner<T1071>, Runner<T1071>, IndexRequest);
 
 thread_local! {
     /// Per preset (and `auto`) two runners, reused across inputs like
@@ -26,11 +27,11 @@ thread_local! {
                 let cfg = format!(r#"{{"schema":"{s}","max_keys":10000}}"#);
                 let (mut scans, mut indexed) = (Runner::new(), Runner::new());
                 scans.init(cfg.as_bytes());
-                let keys = match InitFrame::parse(indexed.init(cfg.as_bytes())) {
-                    Ok(InitFrame::Ok(_, Reads::Objects(Some(keys)))) => KeySet::new(keys),
+                let request = match InitFrame::parse(indexed.init(cfg.as_bytes())) {
+                    Ok(InitFrame::Ok(_, Reads::Objects(o))) => IndexRequest::from_reads(&o),
                     other => panic!("{other:?}"),
                 };
-                (scans, indexed, keys)
+                (scans, indexed, request)
             })
             .collect()
     );
@@ -76,11 +77,11 @@ pub fn event_reader(data: &[u8]) {
     let mut batch = line.clone();
     batch.push(b'\n');
     PRESETS.with(|p| {
-        for (scans, indexed, keys) in p.borrow_mut().iter_mut() {
+        for (scans, indexed, request) in p.borrow_mut().iter_mut() {
             let frame = scans.process(&batch, 1, NOW_MS).to_vec();
             check_frame(&frame, &[&line]);
             let mut index = Vec::new();
-            json::index_batch(&mut Scanner::new(), Some(keys), &batch, 1, &mut index);
+            json::index_batch(&mut Scanner::new(), request, &batch, 1, &mut index);
             let from_index = indexed.process_objects(&batch, &index, 1, NOW_MS);
             assert_eq!(
                 from_index,

@@ -69,6 +69,13 @@ pub struct Scanner {
     escaped_keys: bool,
     /// Per member: its key holds an escape (kept out of `table`).
     key_escaped: Vec<bool>,
+    /// Offset of the last object's closing `}`, and whether it had members.
+    close: usize,
+    has_members: bool,
+    /// With a [`PathPlan`]: the group that applied (`NO_GROUP`: none) and
+    /// the value span of each of its paths.
+    group: u32,
+    slots: Vec<Span>,
 }
 
 /// Up to this many members a lookup compares the members' key hashes in
@@ -151,6 +158,9 @@ pub struct Object<'s, 'a> {
     /// The object has at least one member (from an objects index that lists
     /// only the keys a rule reads, `members` can be empty when it does not).
     has_members: bool,
+    /// The [`PathPlan`] group that applies and its paths' spans.
+    group: u32,
+    slots: &'s [Span],
     /// Offset of the closing `}`.
     pub close: usize,
 }
@@ -165,21 +175,51 @@ impl Scanner {
     /// of the scan: outside strings only ASCII is valid JSON, and a string's
     /// non-ASCII sequences are checked where the string scan meets them.
     pub fn scan<'s, 'a>(&'s mut self, src: &'a [u8]) -> Result<Object<'s, 'a>, ScanError> {
-        self.scan_inner(src, true)
+        self.scan_inner(src, true)?;
+        self.group = NO_GROUP;
+        self.slots.clear();
+        Ok(self.object(src))
     }
 
-    /// [`Scanner::scan`] without the member index: for the host, which only
-    /// lists the members for an [objects index](index_batch). Lookups on the
-    /// result pass over the members.
-    fn scan_members<'s, 'a>(&'s mut self, src: &'a [u8]) -> Result<Object<'s, 'a>, ScanError> {
-        self.scan_inner(src, false)
-    }
-
-    fn scan_inner<'s, 'a>(
+    /// [`Scanner::scan`], then `plan` applied: which group the object
+    /// belongs to and its paths' values ([`Object::group`], [`Object::slot`]).
+    pub fn scan_planned<'s, 'a>(
         &'s mut self,
         src: &'a [u8],
-        with_index: bool,
+        plan: &PathPlan,
     ) -> Result<Object<'s, 'a>, ScanError> {
+        self.scan_inner(src, true)?;
+        self.resolve(src, plan);
+        Ok(self.object(src))
+    }
+
+    /// Applies `plan` to the object just scanned.
+    fn resolve(&mut self, src: &[u8], plan: &PathPlan) {
+        let mut slots = core::mem::take(&mut self.slots);
+        self.group = NO_GROUP;
+        self.group = plan.resolve(&self.object(src), &mut slots);
+        self.slots = slots;
+    }
+
+    /// A view of the object last scanned or loaded from `src`.
+    fn object<'s, 'a>(&'s self, src: &'a [u8]) -> Object<'s, 'a> {
+        Object {
+            src,
+            members: &self.members,
+            hashes: &self.hashes,
+            table: &self.table,
+            escaped_keys: self.escaped_keys,
+            has_members: self.has_members,
+            group: self.group,
+            slots: &self.slots,
+            close: self.close,
+        }
+    }
+
+    /// Scans `src` into this scanner's state; with `with_index` the key
+    /// hashes and member table are built too (the host, which only lists
+    /// members for an [objects index](index_batch), builds its own).
+    fn scan_inner(&mut self, src: &[u8], with_index: bool) -> Result<(), ScanError> {
         self.members.clear();
         self.key_escaped.clear();
         self.escaped_keys = false;
@@ -237,21 +277,15 @@ impl Scanner {
         if p.i != src.len() {
             return Err(ScanError::Malformed);
         }
+        self.close = close;
+        self.has_members = !self.members.is_empty();
         if with_index {
             self.index(src);
         } else {
             self.hashes.clear();
             self.table.clear();
         }
-        Ok(Object {
-            src,
-            members: &self.members,
-            hashes: &self.hashes,
-            table: &self.table,
-            escaped_keys: self.escaped_keys,
-            has_members: !self.members.is_empty(),
-            close,
-        })
+        Ok(())
     }
 }
 
@@ -362,6 +396,22 @@ impl<'s, 'a> Object<'s, 'a> {
         !self.has_members
     }
 
+    /// Which group of the rule's [`PathPlan`] applies to this object
+    /// (`None`: none does, or no plan).
+    pub fn group(&self) -> Option<usize> {
+        (self.group != NO_GROUP).then_some(self.group as usize)
+    }
+
+    /// The value of path `i` of that group ([`Object::get`] of it), if
+    /// present.
+    pub fn slot(&self, i: usize) -> Option<Value<'a>> {
+        let s = self.slots.get(i)?;
+        // The span was checked against the event when it was made or loaded.
+        (s.start != ABSENT).then(|| Value {
+            raw: self.src.get(s.range()).unwrap_or_default(),
+        })
+    }
+
     /// The top-level member named exactly `key`, if any (the first one).
     pub fn member(&self, key: &str) -> Option<Member> {
         self.find(key, key_hash(key.as_bytes()))
@@ -410,6 +460,93 @@ impl<'s, 'a> Object<'s, 'a> {
             }
         }
         None
+    }
+}
+
+/// Field paths a rule reads, in groups, one per shape of event it knows
+/// (a schema preset, say): for each event the first group one of whose
+/// `when` paths is present applies (a group without `when` paths always
+/// does), and each of that group's `paths` is looked up ([`Object::get`]
+/// semantics). A rule then reads [`Object::group`] and [`Object::slot`]
+/// instead of looking fields up. In the sandbox the host does this
+/// natively, with the event scan, and hands the guest only the spans.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathPlan {
+    groups: Vec<PathGroup>,
+}
+
+/// One group of a [`PathPlan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathGroup {
+    when: Vec<Path>,
+    paths: Vec<Path>,
+}
+
+impl PathGroup {
+    pub fn when(&self) -> impl Iterator<Item = &str> {
+        self.when.iter().map(Path::as_str)
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.paths.iter().map(Path::as_str)
+    }
+}
+
+/// A path that is not present (both ends of its span).
+const ABSENT: u32 = u32::MAX;
+/// No group of the plan applies.
+const NO_GROUP: u32 = u32::MAX;
+
+impl PathPlan {
+    pub fn new() -> PathPlan {
+        PathPlan::default()
+    }
+
+    /// Adds a group; returns its index.
+    pub fn add_group<S: AsRef<str>>(&mut self, when: &[S], paths: &[S]) -> usize {
+        let p = |v: &[S]| v.iter().map(|s| Path::new(s.as_ref())).collect();
+        self.groups.push(PathGroup {
+            when: p(when),
+            paths: p(paths),
+        });
+        self.groups.len() - 1
+    }
+
+    pub fn groups(&self) -> &[PathGroup] {
+        &self.groups
+    }
+
+    /// Every top-level key a lookup of the plan may touch.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.when.iter().chain(&g.paths))
+            .flat_map(|p| KeySet::path_keys(p.as_str()))
+    }
+
+    /// The group that applies to `obj`, and into `spans` the value span of
+    /// each of its paths (`ABSENT` ends when not present).
+    fn resolve(&self, obj: &Object<'_, '_>, spans: &mut Vec<Span>) -> u32 {
+        spans.clear();
+        let Some(at) = self
+            .groups
+            .iter()
+            .position(|g| g.when.is_empty() || g.when.iter().any(|p| obj.get_path(p).is_some()))
+        else {
+            return NO_GROUP;
+        };
+        let base = obj.src.as_ptr() as usize;
+        spans.extend(self.groups[at].paths.iter().map(|p| match obj.get_path(p) {
+            Some(v) => {
+                let start = v.raw.as_ptr() as usize - base;
+                Span::of(start, start + v.raw.len())
+            }
+            None => Span {
+                start: ABSENT,
+                end: ABSENT,
+            },
+        }));
+        at as u32
     }
 }
 
@@ -955,6 +1092,10 @@ impl Parser<'_> {
 ///     u32 key_start, u32 key_end        the key, between its quotes, raw
 ///     u32 value_start, u32 value_end    the value
 ///     u32 hash                          the member index's hash of the raw key
+///   then, for an object when the rule declared a PathPlan:
+///     u32 group    the group that applies (0xFFFF_FFFF: none, and nothing follows)
+///     k × (u32 value_start, u32 value_end)   each of the group's k paths
+///                  (0xFFFF_FFFF twice: not present)
 /// ```
 ///
 /// The host builds it with [`index_batch`] and the guest reads it back with
@@ -964,7 +1105,9 @@ impl Parser<'_> {
 /// A rule that declared the top-level keys it reads (a [`KeySet`], sent in
 /// its init frame) gets only the members with those keys, plus every member
 /// whose key holds an escape (the host does not unescape to compare): the
-/// index is then a few members per event instead of all of them.
+/// index is then a few members per event instead of all of them. A rule
+/// that declared a [`PathPlan`] gets its group and paths resolved: the host
+/// looks them up natively, and the guest reads spans.
 pub const EVENT_ENTRY_LEN: usize = 20;
 /// See [`EVENT_ENTRY_LEN`].
 pub const MEMBER_ENTRY_LEN: usize = 20;
@@ -977,6 +1120,8 @@ const STATUS_HAS_MEMBERS: u32 = 1 << 9;
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
     keys: Vec<String>,
+    /// Per key: listed in the index (not only used to resolve a plan).
+    listed: Vec<bool>,
     /// Open-addressing table of `keys` by [`key_hash`] (index + 1; 0 empty).
     table: Vec<u32>,
     /// A quick filter before hashing: bit `first byte % 64` of entry
@@ -988,15 +1133,29 @@ pub struct KeySet {
 impl KeySet {
     /// The set of `keys` (repeats are kept once).
     pub fn new<S: AsRef<str>>(keys: impl IntoIterator<Item = S>) -> KeySet {
-        let given: Vec<S> = keys.into_iter().collect();
+        KeySet::marked(keys, core::iter::empty::<&str>())
+    }
+
+    /// The set of `listed` and `unlisted` keys, the former marked (a key in
+    /// both is listed).
+    fn marked<S: AsRef<str>, T: AsRef<str>>(
+        listed: impl IntoIterator<Item = S>,
+        unlisted: impl IntoIterator<Item = T>,
+    ) -> KeySet {
+        let given: Vec<(String, bool)> = listed
+            .into_iter()
+            .map(|k| (k.as_ref().into(), true))
+            .chain(unlisted.into_iter().map(|k| (k.as_ref().into(), false)))
+            .collect();
         let mut set = KeySet {
             keys: Vec::with_capacity(given.len()),
+            listed: Vec::with_capacity(given.len()),
             table: alloc::vec![0; (given.len() * 2).next_power_of_two().max(16)],
             filter: [0; 32],
         };
         let mask = set.table.len() - 1;
-        for k in &given {
-            let k = k.as_ref();
+        for (k, listed) in given {
+            let k = k.as_str();
             let (slot, bit) = KeySet::filter_bit(k.as_bytes());
             set.filter[slot] |= bit;
             let mut at = key_hash(k.as_bytes()) as usize & mask;
@@ -1004,10 +1163,14 @@ impl KeySet {
                 match set.table[at] {
                     0 => {
                         set.keys.push(k.into());
+                        set.listed.push(listed);
                         set.table[at] = set.keys.len() as u32;
                         break;
                     }
-                    j if set.keys[j as usize - 1] == k => break,
+                    j if set.keys[j as usize - 1] == k => {
+                        set.listed[j as usize - 1] |= listed;
+                        break;
+                    }
                     _ => at = (at + 1) & mask,
                 }
             }
@@ -1030,10 +1193,11 @@ impl KeySet {
         (k.len() % 32, 1 << (k.first().copied().unwrap_or(0) % 64))
     }
 
-    /// The [`key_hash`] of the raw (unescaped) key `k` when `k` is in the
-    /// set; most keys that are not fail the filter before being hashed.
+    /// The [`key_hash`] of the raw (unescaped) key `k` and whether it is
+    /// listed, when `k` is in the set; most keys that are not fail the
+    /// filter before being hashed.
     #[inline]
-    fn hash_if_contains(&self, k: &[u8]) -> Option<u32> {
+    fn hash_if_contains(&self, k: &[u8]) -> Option<(u32, bool)> {
         let (slot, bit) = KeySet::filter_bit(k);
         if self.filter[slot] & bit == 0 {
             return None;
@@ -1044,7 +1208,9 @@ impl KeySet {
         loop {
             match self.table[at] {
                 0 => return None,
-                j if bytes_eq(self.keys[j as usize - 1].as_bytes(), k) => return Some(hash),
+                j if bytes_eq(self.keys[j as usize - 1].as_bytes(), k) => {
+                    return Some((hash, self.listed[j as usize - 1]));
+                }
                 _ => at = (at + 1) & mask,
             }
         }
@@ -1066,13 +1232,56 @@ fn put_u32s<const N: usize>(out: &mut Vec<u8>, words: &[u32; N]) {
     }
 }
 
+/// What a plugin asked for in its objects index: which members to list,
+/// and the [`PathPlan`] to resolve.
+#[derive(Debug, Clone, Default)]
+pub struct IndexRequest {
+    /// `None`: every member is listed.
+    listed: Option<Vec<String>>,
+    plan: Option<PathPlan>,
+    /// The keys to keep while scanning (listed ones marked); `None`: all.
+    keep: Option<KeySet>,
+}
+
+impl IndexRequest {
+    /// Every member listed (`keys` `None`) or only those with `keys`, and
+    /// `plan` resolved.
+    pub fn new<S: AsRef<str>>(keys: Option<&[S]>, plan: Option<PathPlan>) -> IndexRequest {
+        let listed: Option<Vec<String>> =
+            keys.map(|k| k.iter().map(|s| s.as_ref().into()).collect());
+        let keep = listed
+            .as_ref()
+            .map(|l| KeySet::marked(l, plan.iter().flat_map(PathPlan::keys)));
+        IndexRequest { listed, plan, keep }
+    }
+
+    /// What an init frame asked for.
+    pub fn from_reads(reads: &crate::ObjectReads<'_>) -> IndexRequest {
+        let plan = reads.groups.as_ref().map(|groups| {
+            let mut plan = PathPlan::new();
+            for (when, paths) in groups {
+                plan.add_group(when, paths);
+            }
+            plan
+        });
+        IndexRequest::new(reads.keys.as_deref(), plan)
+    }
+
+    pub fn listed_keys(&self) -> Option<&[String]> {
+        self.listed.as_deref()
+    }
+
+    pub fn plan(&self) -> Option<&PathPlan> {
+        self.plan.as_ref()
+    }
+}
+
 /// Scans each of the `count` events of `batch` (each followed by `\n`, or
 /// ending the batch) with `scanner` and appends the [objects
-/// index](EVENT_ENTRY_LEN) to `out`: every member, or with `keys` only the
-/// members a rule declared it reads.
+/// index](EVENT_ENTRY_LEN) that `request` asks for to `out`.
 pub fn index_batch(
     scanner: &mut Scanner,
-    keys: Option<&KeySet>,
+    request: &IndexRequest,
     batch: &[u8],
     count: usize,
     out: &mut Vec<u8>,
@@ -1084,36 +1293,30 @@ pub fn index_batch(
         let event = &rest[..len];
         let entry = out.len();
         put_u32s(out, &[start as u32, len as u32, 0, 0, 0]);
-        let scanned = scanner
-            .scan_members(event)
-            .map(|o| (o.close, o.escaped_keys, o.has_members));
-        let (status, close, n) = match scanned {
-            Ok((close, escaped_keys, has_members)) => {
+        let (status, close, n) = match scanner.scan_inner(event, false) {
+            Ok(()) => {
                 let mut flags = 0;
-                if escaped_keys {
+                if scanner.escaped_keys {
                     flags |= STATUS_ESCAPED_KEYS;
                 }
-                if has_members {
+                if scanner.has_members {
                     flags |= STATUS_HAS_MEMBERS;
                 }
-                let mut n = 0u32;
-                out.reserve(scanner.members.len() * MEMBER_ENTRY_LEN);
-                for (m, &escaped) in scanner.members.iter().zip(&scanner.key_escaped) {
-                    let key = &event[m.key.range()];
-                    let hash = match keys {
-                        Some(keys) if !escaped => match keys.hash_if_contains(key) {
-                            Some(hash) => hash,
-                            None => continue,
-                        },
-                        _ => key_hash(key),
-                    };
-                    put_u32s(
-                        out,
-                        &[m.key.start, m.key.end, m.value.start, m.value.end, hash],
-                    );
-                    n += 1;
+                let n = scanner.keep_and_list(event, request, out);
+                if let Some(plan) = &request.plan {
+                    if scanner.escaped_keys {
+                        scanner.table.clear(); // lookups compare keys
+                    } else {
+                        scanner.fill_table(event);
+                    }
+                    scanner.resolve(event, plan);
+                    put_u32s(out, &[scanner.group]);
+                    out.reserve(scanner.slots.len() * 8);
+                    for s in &scanner.slots {
+                        put_u32s(out, &[s.start, s.end]);
+                    }
                 }
-                (flags, close as u32, n)
+                (flags, scanner.close as u32, n)
             }
             Err(e) => (status_code(e), 0, 0),
         };
@@ -1121,6 +1324,41 @@ pub fn index_batch(
         out[entry + 12..entry + 16].copy_from_slice(&close.to_le_bytes());
         out[entry + 16..entry + 20].copy_from_slice(&n.to_le_bytes());
         start += len + 1;
+    }
+}
+
+impl Scanner {
+    /// Keeps (with their hashes) the members just scanned that `request`
+    /// needs, appends the listed ones to `out`; returns how many it listed.
+    fn keep_and_list(&mut self, event: &[u8], request: &IndexRequest, out: &mut Vec<u8>) -> u32 {
+        let mut n = 0u32;
+        let mut kept = 0;
+        self.hashes.clear();
+        out.reserve(self.members.len() * MEMBER_ENTRY_LEN);
+        for i in 0..self.members.len() {
+            let (m, escaped) = (self.members[i], self.key_escaped[i]);
+            let key = &event[m.key.range()];
+            let (hash, listed) = match &request.keep {
+                // Escaped keys are kept: the host does not unescape to compare.
+                Some(keep) if !escaped => match keep.hash_if_contains(key) {
+                    Some(found) => found,
+                    None => continue,
+                },
+                _ => (key_hash(key), true),
+            };
+            if listed {
+                put_u32s(
+                    out,
+                    &[m.key.start, m.key.end, m.value.start, m.value.end, hash],
+                );
+                n += 1;
+            }
+            self.members[kept] = m;
+            self.hashes.push(hash);
+            kept += 1;
+        }
+        self.members.truncate(kept);
+        n
     }
 }
 
@@ -1156,6 +1394,7 @@ impl Scanner {
         &'s mut self,
         batch: &'a [u8],
         index: &mut IndexReader<'_>,
+        plan: Option<&PathPlan>,
     ) -> Result<(&'a [u8], Result<Object<'s, 'a>, ScanError>), BadIndex> {
         let (start, len) = (index.word()? as usize, index.word()? as usize);
         let (status, close, n) = (index.word()?, index.word()? as usize, index.word()?);
@@ -1202,18 +1441,27 @@ impl Scanner {
         } else {
             self.table.clear();
         }
-        Ok((
-            src,
-            Ok(Object {
-                src,
-                members: &self.members,
-                hashes: &self.hashes,
-                table: &self.table,
-                escaped_keys: escaped,
-                has_members,
-                close,
-            }),
-        ))
+        self.close = close;
+        self.has_members = has_members;
+        self.group = NO_GROUP;
+        self.slots.clear();
+        if let Some(plan) = plan {
+            let group = index.word()?;
+            if group != NO_GROUP {
+                let g = plan.groups.get(group as usize).ok_or(BadIndex)?;
+                for _ in 0..g.paths.len() {
+                    let (start, end) = (index.word()?, index.word()?);
+                    let ok = (start == ABSENT && end == ABSENT)
+                        || (start <= end && end as usize <= src.len());
+                    if !ok {
+                        return Err(BadIndex);
+                    }
+                    self.slots.push(Span { start, end });
+                }
+                self.group = group;
+            }
+        }
+        Ok((src, Ok(self.object(src))))
     }
 }
 
@@ -1422,9 +1670,9 @@ mod tests {
 
     const LOOKUPS: [&str; 8] = ["a", "b", "dest_ip", "dup", "esc", "x.y", "b.c", "missing"];
 
-    /// What a rule sees of one event: closing brace, emptiness, lookups and
-    /// (`members`) the member list.
-    fn view(r: &Result<Object<'_, '_>, ScanError>, members: bool) -> String {
+    /// What a rule sees of one event: closing brace, emptiness, plan group
+    /// and slots, `lookups` and (`members`) the member list.
+    fn view(r: &Result<Object<'_, '_>, ScanError>, members: bool, lookups: &[&str]) -> String {
         match r {
             Err(e) => format!("{e:?}"),
             Ok(o) => {
@@ -1432,7 +1680,11 @@ mod tests {
                 for m in o.members().iter().filter(|_| members) {
                     v += &format!("[{:?} {:?}]", m.key, m.value);
                 }
-                for k in LOOKUPS {
+                v += &format!(" group={:?} slots=", o.group());
+                for i in 0..5 {
+                    v += &format!("{:?},", o.slot(i).map(|x| x.raw));
+                }
+                for &k in lookups {
                     let got = o.get(k);
                     assert_eq!(got, o.get_path(&Path::new(k)), "{k}");
                     v += &format!(" {k}={:?}", got.map(|x| x.raw));
@@ -1469,25 +1721,49 @@ mod tests {
         // Every member, then only the keys the lookups need.
         let read = KeySet::new(LOOKUPS.iter().flat_map(|p| KeySet::path_keys(p)));
         assert_eq!(read.keys().len(), 9, "{:?}", read.keys());
-        for keys in [None, Some(&read)] {
+        let mut plan = PathPlan::new();
+        plan.add_group(&["x.y"], &["x.y", "a", "missing"]);
+        plan.add_group(&["dest_ip", "b.c"], &["b.c", "dest_ip", "dup", "esc"]);
+        plan.add_group(&[], &["a", "x"]);
+        let requests = [
+            (IndexRequest::new::<&str>(None, None), true, &LOOKUPS[..]),
+            (
+                IndexRequest::new(Some(read.keys()), None),
+                false,
+                &LOOKUPS[..],
+            ),
+            (
+                IndexRequest::new(Some(&["a"]), Some(plan.clone())),
+                false,
+                &["a"][..],
+            ),
+            (
+                IndexRequest::new::<&str>(None, Some(plan.clone())),
+                true,
+                &LOOKUPS[..],
+            ),
+        ];
+        for (request, full, lookups) in &requests {
             let (mut host, mut guest, mut direct) =
                 (Scanner::new(), Scanner::new(), Scanner::new());
             let mut index = Vec::new();
-            index_batch(&mut host, keys, &batch, all.len(), &mut index);
+            index_batch(&mut host, request, &batch, all.len(), &mut index);
             let mut r = IndexReader::new(&index);
             for e in &all {
-                let (src, got) = guest.load(&batch, &mut r).unwrap();
+                let (src, got) = guest.load(&batch, &mut r, request.plan()).unwrap();
                 assert_eq!(src, *e);
-                let want = direct.scan(e);
-                let full = keys.is_none();
+                let want = match request.plan() {
+                    Some(plan) => direct.scan_planned(e, plan),
+                    None => direct.scan(e),
+                };
                 assert_eq!(
-                    view(&got, full),
-                    view(&want, full),
+                    view(&got, *full, lookups),
+                    view(&want, *full, lookups),
                     "{}",
                     String::from_utf8_lossy(e)
                 );
                 if let (Ok(got), Ok(want)) = (&got, &want)
-                    && !full
+                    && let Some(keys) = request.listed_keys()
                 {
                     // Only the declared keys, and escaped ones, are listed.
                     let listed = |o: &Object<'_, '_>| {
@@ -1498,19 +1774,42 @@ mod tests {
                     };
                     let expect: Vec<_> = listed(want)
                         .into_iter()
-                        .filter(|k| {
-                            k.contains(&b'\\') || read.keys().iter().any(|r| r.as_bytes() == *k)
-                        })
+                        .filter(|k| k.contains(&b'\\') || keys.iter().any(|r| r.as_bytes() == *k))
                         .collect();
                     assert_eq!(listed(got), expect);
                 }
             }
             assert_eq!(
-                guest.load(&batch, &mut r).unwrap_err(),
+                guest.load(&batch, &mut r, request.plan()).unwrap_err(),
                 BadIndex,
                 "past the end"
             );
         }
+        // The plan's answers, read directly.
+        let mut sc = Scanner::new();
+        let o = sc.scan_planned(br#"{"x":{"y":2},"a":[1]}"#, &plan).unwrap();
+        assert_eq!(o.group(), Some(0));
+        assert_eq!(
+            (0..4).map(|i| o.slot(i).map(|v| v.raw)).collect::<Vec<_>>(),
+            [Some(&b"2"[..]), Some(b"[1]"), None, None]
+        );
+        let o = sc
+            .scan_planned(br#"{"b":{"c":"x"},"esc":0}"#, &plan)
+            .unwrap();
+        assert_eq!(
+            (
+                o.group(),
+                o.slot(0).map(|v| v.raw),
+                o.slot(3).map(|v| v.raw)
+            ),
+            (Some(1), Some(&b"\"x\""[..]), Some(&b"0"[..]))
+        );
+        let o = sc.scan_planned(br#"{"q":1}"#, &plan).unwrap();
+        assert_eq!((o.group(), o.slot(0)), (Some(2), None));
+        let mut only = PathPlan::new();
+        only.add_group(&["a"], &["a"]);
+        assert_eq!(sc.scan_planned(br#"{"q":1}"#, &only).unwrap().group(), None);
+        assert_eq!(sc.scan(br#"{"a":1}"#).unwrap().group(), None, "no plan");
     }
 
     #[test]
@@ -1535,10 +1834,16 @@ mod tests {
             let mut batch = ev.clone().into_bytes();
             batch.push(b'\n');
             let mut index = Vec::new();
-            index_batch(&mut Scanner::new(), None, &batch, 1, &mut index);
+            index_batch(
+                &mut Scanner::new(),
+                &IndexRequest::default(),
+                &batch,
+                1,
+                &mut index,
+            );
             let (mut direct, mut loaded) = (Scanner::new(), Scanner::new());
             let from_index = loaded
-                .load(&batch, &mut IndexReader::new(&index))
+                .load(&batch, &mut IndexReader::new(&index), None)
                 .unwrap()
                 .1;
             for obj in [direct.scan(ev.as_bytes()).unwrap(), from_index.unwrap()] {
@@ -1559,29 +1864,42 @@ mod tests {
     #[test]
     fn a_damaged_objects_index_is_refused_not_followed() {
         let batch = b"{\"a\":1,\"bb\":[2,3],\"c\":\"d\"}\n{\"x\":{}}\n".to_vec();
-        let mut index = Vec::new();
-        index_batch(&mut Scanner::new(), None, &batch, 2, &mut index);
-        let mut sc = Scanner::new();
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        for _ in 0..20_000 {
-            let mut bad = index.clone();
-            for _ in 0..1 + (seed % 3) as usize {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let at = (seed as usize >> 8) % bad.len();
-                bad[at] = (seed >> 32) as u8;
-            }
-            bad.truncate(bad.len() - (seed >> 40) as usize % 3 * (seed % 2) as usize);
-            let mut r = IndexReader::new(&bad);
-            // Whatever it says, every span a rule then reads lies in the batch.
-            while let Ok((src, obj)) = sc.load(&batch, &mut r) {
-                if let Ok(o) = obj {
-                    for m in o.members() {
-                        let _ = (&src[m.key.range()], &src[m.value.range()]);
+        let mut plan = PathPlan::new();
+        plan.add_group(&["x"], &["x", "x.y"]);
+        plan.add_group(&[], &["a", "bb", "c"]);
+        for request in [
+            IndexRequest::default(),
+            IndexRequest::new(Some(&["x"]), Some(plan.clone())),
+        ] {
+            let mut index = Vec::new();
+            index_batch(&mut Scanner::new(), &request, &batch, 2, &mut index);
+            let mut sc = Scanner::new();
+            let mut seed = 0x2545_f491_4f6c_dd1du64;
+            for _ in 0..20_000 {
+                let mut bad = index.clone();
+                for _ in 0..1 + (seed % 3) as usize {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let at = (seed as usize >> 8) % bad.len();
+                    bad[at] = (seed >> 32) as u8;
+                }
+                bad.truncate(bad.len() - (seed >> 40) as usize % 3 * (seed % 2) as usize);
+                let mut r = IndexReader::new(&bad);
+                // Whatever it says, every span a rule then reads lies in the batch.
+                while let Ok((src, obj)) = sc.load(&batch, &mut r, request.plan()) {
+                    if let Ok(o) = obj {
+                        for m in o.members() {
+                            let _ = (&src[m.key.range()], &src[m.value.range()]);
+                        }
+                        let _ = o.get("a");
+                        let _ = o.get("bb.c");
+                        for i in 0..4 {
+                            if let Some(v) = o.slot(i) {
+                                assert!(v.raw.len() <= src.len());
+                            }
+                        }
                     }
-                    let _ = o.get("a");
-                    let _ = o.get("bb.c");
                 }
             }
         }

@@ -113,9 +113,11 @@
 //! 4   n        ok: number of declared output names; error: message length
 //! 8   ok: n × (u32 len, len bytes of UTF-8 name); error: the message
 //! ..  ok, optional: u32 flags (absent means 0); bit 0 = INIT_READS_OBJECTS,
-//!         bit 1 = INIT_OBJECT_KEYS
+//!         bit 1 = INIT_OBJECT_KEYS, bit 2 = INIT_OBJECT_PATHS
 //! ..  with INIT_OBJECT_KEYS: u32 k, then k × (u32 len, len bytes of UTF-8):
 //!         the top-level keys the plugin reads (see `json::KeySet`)
+//! ..  with INIT_OBJECT_PATHS: u32 g, then g groups, each a list of `when`
+//!         paths then a list of paths, both as above (see `json::PathPlan`)
 //! ```
 #![cfg_attr(not(test), no_std)]
 
@@ -136,6 +138,10 @@ pub const INIT_READS_OBJECTS: u32 = 1;
 /// Init-frame flag (with [`INIT_READS_OBJECTS`]): the objects index need
 /// only list the members with the top-level keys that follow the flags.
 pub const INIT_OBJECT_KEYS: u32 = 2;
+
+/// Init-frame flag (with [`INIT_READS_OBJECTS`]): resolve the path plan
+/// that follows (after the keys, if any) for every event.
+pub const INIT_OBJECT_PATHS: u32 = 4;
 
 /// The import module of the host's own functions.
 pub const HOST_MODULE: &str = "rulebox";
@@ -555,9 +561,56 @@ pub enum Reads<'a> {
     /// The event bytes (`rulebox_process`).
     Bytes,
     /// Events scanned by the host, with an objects index
-    /// ([`INIT_READS_OBJECTS`]); with `Some(keys)` the index lists only the
-    /// members with those top-level keys ([`INIT_OBJECT_KEYS`]).
-    Objects(Option<Vec<&'a str>>),
+    /// ([`INIT_READS_OBJECTS`]).
+    Objects(ObjectReads<'a>),
+}
+
+/// At most this many declared keys ([`INIT_OBJECT_KEYS`]).
+pub const MAX_OBJECT_KEYS: usize = 4096;
+/// At most this many paths in a plan, `when` paths included
+/// ([`INIT_OBJECT_PATHS`]): the host resolves them outside the plugin's
+/// deadline, so their number and depth are bounded.
+pub const MAX_PLAN_PATHS: usize = 512;
+/// At most this many dots in a plan's path (a lookup tries every split).
+pub const MAX_PATH_DOTS: usize = 4;
+
+/// What a plugin that reads objects asks the host for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectReads<'a> {
+    /// Only the members with these top-level keys ([`INIT_OBJECT_KEYS`]);
+    /// `None`: every member.
+    pub keys: Option<Vec<&'a str>>,
+    /// A path plan to resolve ([`INIT_OBJECT_PATHS`]): per group, its
+    /// `when` paths and its paths.
+    pub groups: Option<Vec<(Vec<&'a str>, Vec<&'a str>)>>,
+}
+
+impl ObjectReads<'_> {
+    /// Whether the request stays within [`MAX_OBJECT_KEYS`],
+    /// [`MAX_PLAN_PATHS`] and [`MAX_PATH_DOTS`]; the error says how not.
+    pub fn check(&self) -> Result<(), alloc::string::String> {
+        use alloc::format;
+        let keys = self.keys.as_ref().map_or(0, Vec::len);
+        if keys > MAX_OBJECT_KEYS {
+            return Err(format!("{keys} declared keys (at most {MAX_OBJECT_KEYS})"));
+        }
+        let paths = || {
+            self.groups
+                .iter()
+                .flatten()
+                .flat_map(|(w, p)| w.iter().chain(p))
+        };
+        let n = paths().count();
+        if n > MAX_PLAN_PATHS {
+            return Err(format!("{n} paths in the plan (at most {MAX_PLAN_PATHS})"));
+        }
+        match paths().find(|p| p.matches('.').count() > MAX_PATH_DOTS) {
+            Some(p) => Err(format!(
+                "plan path {p:?} has more than {MAX_PATH_DOTS} dots"
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The answer to `rulebox_init`.
@@ -602,14 +655,31 @@ impl<'a> InitFrame<'a> {
                 } else {
                     0
                 };
-                let reads = if flags & INIT_READS_OBJECTS == 0 {
-                    Reads::Bytes
-                } else if flags & INIT_OBJECT_KEYS != 0 {
-                    let k = read_u32(bytes, at + 4)? as usize;
-                    Reads::Objects(Some(strings(at + 8, k)?.0))
-                } else {
-                    Reads::Objects(None)
+                if flags & INIT_READS_OBJECTS == 0 {
+                    return Ok(InitFrame::Ok(names, Reads::Bytes));
+                }
+                let mut at = at + 4;
+                let list = |at: &mut usize| -> Result<Vec<&'a str>, FrameError> {
+                    let n = read_u32(bytes, *at)? as usize;
+                    let (items, end) = strings(*at + 4, n)?;
+                    *at = end;
+                    Ok(items)
                 };
+                let mut reads = ObjectReads::default();
+                if flags & INIT_OBJECT_KEYS != 0 {
+                    reads.keys = Some(list(&mut at)?);
+                }
+                if flags & INIT_OBJECT_PATHS != 0 {
+                    let g = read_u32(bytes, at)? as usize;
+                    at += 4;
+                    let mut groups = Vec::new();
+                    for _ in 0..g {
+                        let when = list(&mut at)?;
+                        groups.push((when, list(&mut at)?));
+                    }
+                    reads.groups = Some(groups);
+                }
+                let reads = Reads::Objects(reads);
                 Ok(InitFrame::Ok(names, reads))
             }
             1 => Ok(InitFrame::Error(text(8, n)?)),
@@ -633,12 +703,32 @@ impl<'a> InitFrame<'a> {
                 strings(out, names);
                 let flags = match reads {
                     Reads::Bytes => 0,
-                    Reads::Objects(None) => INIT_READS_OBJECTS,
-                    Reads::Objects(Some(_)) => INIT_READS_OBJECTS | INIT_OBJECT_KEYS,
+                    Reads::Objects(o) => {
+                        INIT_READS_OBJECTS
+                            | if o.keys.is_some() {
+                                INIT_OBJECT_KEYS
+                            } else {
+                                0
+                            }
+                            | if o.groups.is_some() {
+                                INIT_OBJECT_PATHS
+                            } else {
+                                0
+                            }
+                    }
                 };
                 out.extend_from_slice(&flags.to_le_bytes());
-                if let Reads::Objects(Some(keys)) = reads {
-                    strings(out, keys);
+                if let Reads::Objects(o) = reads {
+                    if let Some(keys) = &o.keys {
+                        strings(out, keys);
+                    }
+                    if let Some(groups) = &o.groups {
+                        out.extend_from_slice(&(groups.len() as u32).to_le_bytes());
+                        for (when, paths) in groups {
+                            strings(out, when);
+                            strings(out, paths);
+                        }
+                    }
                 }
             }
             InitFrame::Error(msg) => {
@@ -740,11 +830,29 @@ mod tests {
     #[test]
     fn init_frame_round_trips() {
         let mut out = Vec::new();
+        let keys = |k: Option<Vec<&'static str>>| {
+            Reads::Objects(ObjectReads {
+                keys: k,
+                groups: None,
+            })
+        };
         for reads in [
             Reads::Bytes,
-            Reads::Objects(None),
-            Reads::Objects(Some(vec![])),
-            Reads::Objects(Some(vec!["dest_ip", "destination", "é.x"])),
+            keys(None),
+            keys(Some(vec![])),
+            keys(Some(vec!["dest_ip", "destination", "é.x"])),
+            Reads::Objects(ObjectReads {
+                keys: Some(vec!["t1071"]),
+                groups: Some(vec![
+                    (vec!["id.resp_h"], vec!["id.resp_h", "id.resp_p"]),
+                    (vec![], vec![]),
+                    (vec![], vec!["dest_ip"]),
+                ]),
+            }),
+            Reads::Objects(ObjectReads {
+                keys: None,
+                groups: Some(vec![]),
+            }),
         ] {
             InitFrame::Ok(vec!["alerts", "dead"], reads.clone()).encode(&mut out);
             assert_eq!(
@@ -753,9 +861,18 @@ mod tests {
             );
         }
         // Keys announced but cut short.
-        InitFrame::Ok(vec!["a"], Reads::Objects(Some(vec!["key"]))).encode(&mut out);
+        InitFrame::Ok(vec!["a"], keys(Some(vec!["key"]))).encode(&mut out);
         assert!(InitFrame::parse(&out[..out.len() - 1]).is_err());
         assert!(InitFrame::parse(&out[..out.len() - 11]).is_err());
+        // A group cut short.
+        let g = Reads::Objects(ObjectReads {
+            keys: None,
+            groups: Some(vec![(vec!["w"], vec!["p", "q"])]),
+        });
+        InitFrame::Ok(vec!["a"], g).encode(&mut out);
+        for cut in 1..20 {
+            assert!(InitFrame::parse(&out[..out.len() - cut]).is_err(), "{cut}");
+        }
         // A frame that ends after the names (no flags word) reads raw events.
         let mut b = Vec::new();
         for v in [0u32, 1, 1] {

@@ -17,13 +17,13 @@ pub mod time;
 use std::net::IpAddr;
 
 use rulebox_plugin::abi::LogLevel;
-use rulebox_plugin::json::{KeySet, Object, ScanError, Scanner, write_str};
+use rulebox_plugin::json::{Object, PathPlan, ScanError, Scanner, write_str};
 use rulebox_plugin::{Emitter, EventOut, OutputId, Rule};
 
 use aggregate::{Aggregator, Observation, Settings, Stats};
 use config::{Config, Stage};
 use net::{Allowlist, Networks};
-use schema::{AutoDetect, Grouping, Preset, PresetName};
+use schema::{Grouping, Preset, PresetName};
 
 /// The `alerts` output (stages `all` and `aggregate`).
 pub const ALERTS: OutputId = 1;
@@ -49,9 +49,10 @@ const OBSERVATION_FIELDS: &[&str] = &[
 /// The rule's state.
 pub struct T1071 {
     stage: Stage,
-    /// The preset, or (for `auto`) the chooser.
+    /// The preset, or (for `auto`) the presets in the order tried; the
+    /// object's path group is the index of its preset.
     presets: Vec<Preset>,
-    auto: Option<AutoDetect>,
+    plan: PathPlan,
     internal: Networks,
     allowlist: Allowlist,
     /// Port -> protocol index + 1 (0: not watched).
@@ -60,6 +61,8 @@ pub struct T1071 {
     enrich_key: String,
     agg: Aggregator,
     scanner: Scanner,
+    /// Scans an event on a watched port again for its details.
+    details: Scanner,
     reported: Stats,
     /// Stage `aggregate`: input lines that were not observation records
     /// (passed on untouched), and how many of them were reported.
@@ -96,11 +99,13 @@ impl T1071 {
                 ports[port as usize] = (i + 1) as u8;
             }
         }
-        let (presets, auto) = if cfg.schema == PresetName::Auto {
-            (Vec::new(), Some(AutoDetect::new(&cfg.fields)))
+        let auto = cfg.schema == PresetName::Auto;
+        let presets = if auto {
+            Preset::auto_order(&cfg.fields)
         } else {
-            (vec![Preset::new(cfg.schema, &cfg.fields)], None)
+            vec![Preset::new(cfg.schema, &cfg.fields)]
         };
+        let plan = schema::plan(&presets, auto);
         let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         let agg = Aggregator::new(Settings {
             window_ms: secs_ms(cfg.window_secs),
@@ -115,7 +120,7 @@ impl T1071 {
         Ok(T1071 {
             stage: cfg.stage,
             presets,
-            auto,
+            plan,
             internal,
             allowlist,
             ports,
@@ -123,6 +128,7 @@ impl T1071 {
             enrich_key: cfg.enrich_key,
             agg,
             scanner: Scanner::new(),
+            details: Scanner::new(),
             reported: Stats::default(),
             foreign: 0,
             reported_foreign: 0,
@@ -138,6 +144,7 @@ impl T1071 {
     /// readable destination (it then leaves unchanged).
     fn handle(
         &mut self,
+        event: &[u8],
         object: Result<Object<'_, '_>, ScanError>,
         now_ms: i64,
         out: Option<&mut EventOut<'_>>,
@@ -152,11 +159,7 @@ impl T1071 {
                 return None;
             }
         };
-        let preset = if self.auto.is_some() {
-            self.auto.as_ref().and_then(|a| a.detect(&obj))?
-        } else {
-            &self.presets[0]
-        };
+        let preset = self.presets.get(obj.group()?)?;
         // Most events are on ports the rule does not watch: for them only
         // the destination and the port are read.
         let target = preset.target(&obj);
@@ -165,7 +168,9 @@ impl T1071 {
         let external = dest.map(|d| !self.internal.contains(d));
         let (mut allowlisted, mut counted) = (None, false);
         if let (1.., Some(port)) = (proto, target.port) {
-            let r = preset.details(&obj);
+            // Read the rest of this event (it scanned as an object already).
+            let full = self.details.scan_planned(event, preset.details_plan());
+            let r = full.map(|f| preset.details(&f)).unwrap_or_default();
             let src: Option<IpAddr> = r.source.as_deref().and_then(net::parse_ip);
             allowlisted = dest.and_then(|d| self.allowlist.find(src, d, port));
             counted = r.permitted
@@ -236,7 +241,8 @@ impl T1071 {
         alerts: &mut Vec<Vec<u8>>,
     ) -> Option<Verdict> {
         let mut scanner = std::mem::take(&mut self.scanner);
-        let v = self.handle(scanner.scan(event), now_ms, None, &mut |l| {
+        let object = scanner.scan_planned(event, &self.plan);
+        let v = self.handle(event, object, now_ms, None, &mut |l| {
             alerts.push(l.to_vec())
         });
         self.scanner = scanner;
@@ -335,32 +341,26 @@ impl Rule for T1071 {
 
     const READS_OBJECTS: bool = true;
 
-    /// The fields of the presets in use, the enrichment key (replaced when
-    /// present), or for stage `aggregate` the observation record's members.
+    /// The enrichment key (replaced when present), or for stage
+    /// `aggregate` the observation record's members: the preset fields come
+    /// through the path plan.
     fn object_keys(&self) -> Option<Vec<String>> {
-        let paths: Vec<&str> = if self.stage == Stage::Aggregate {
-            OBSERVATION_FIELDS.to_vec()
+        Some(if self.stage == Stage::Aggregate {
+            OBSERVATION_FIELDS.iter().map(|s| s.to_string()).collect()
         } else {
-            let presets = match &self.auto {
-                Some(a) => a.presets(),
-                None => &self.presets[..],
-            };
-            let mut p: Vec<&str> = presets.iter().flat_map(Preset::paths).collect();
-            p.push(&self.enrich_key);
-            p
-        };
-        Some(
-            paths
-                .into_iter()
-                .flat_map(KeySet::path_keys)
-                .map(str::to_string)
-                .collect(),
-        )
+            vec![self.enrich_key.clone()]
+        })
+    }
+
+    /// The presets' fields, one path group per preset (for `auto`, chosen
+    /// by the destination paths).
+    fn object_paths(&self) -> Option<PathPlan> {
+        (self.stage != Stage::Aggregate).then(|| self.plan.clone())
     }
 
     fn on_object(
         &mut self,
-        _event: &[u8],
+        event: &[u8],
         object: Result<Object<'_, '_>, ScanError>,
         now_ms: i64,
         out: &mut EventOut<'_>,
@@ -374,7 +374,9 @@ impl Rule for T1071 {
                 self.foreign += 1;
             }
         } else {
-            self.handle(object, now_ms, Some(out), &mut |l| pending.push(l.to_vec()));
+            self.handle(event, object, now_ms, Some(out), &mut |l| {
+                pending.push(l.to_vec())
+            });
         }
         if !pending.is_empty() {
             let mut e = out.emitter();

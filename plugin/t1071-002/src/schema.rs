@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use rulebox_plugin::json::{Object, Path, Value};
+use rulebox_plugin::json::{Object, PathPlan, Value};
 use serde::Deserialize;
 
 use crate::config::FieldOverrides;
@@ -30,45 +30,62 @@ pub enum Grouping {
     ByUser,
 }
 
-/// A preset with the user's overrides applied.
+/// Where a preset keeps each field (dotted paths), with the user's
+/// overrides applied.
+#[derive(Debug, Clone)]
+struct Spec {
+    source: Vec<String>,
+    destination: Vec<String>,
+    port: Vec<String>,
+    bytes_out: Option<String>,
+    bytes_in: Option<String>,
+    user: Option<String>,
+    process: Option<String>,
+    time: String,
+    time_unit: Unit,
+    grouping: Grouping,
+}
+
+/// A preset with the user's overrides applied. Its fields are slots, read
+/// with [`Object::slot`]. The destination and port, which every event
+/// needs, are positions in [`Preset::paths`], the path group the rule
+/// declares for this preset ([`plan`]): in the sandbox the host resolves
+/// them with its scan. The rest, needed only for events on a watched port,
+/// are positions in [`Preset::details_plan`], resolved by scanning such an
+/// event again.
 #[derive(Debug, Clone)]
 pub struct Preset {
     pub name: &'static str,
     pub kind: PresetName,
-    source: Vec<Path>,
-    destination: Vec<Path>,
-    port: Vec<Path>,
-    bytes_out: Option<Path>,
-    bytes_in: Option<Path>,
-    user: Option<Path>,
-    process: Option<Path>,
-    time: Path,
+    paths: Vec<String>,
+    /// How many of `paths`, from the first, are the destination paths.
+    destinations: usize,
+    destination: Vec<usize>,
+    port: Vec<usize>,
+    details: PathPlan,
+    source: Vec<usize>,
+    bytes_out: Option<usize>,
+    bytes_in: Option<usize>,
+    user: Option<usize>,
+    process: Option<usize>,
+    time: usize,
     time_unit: Unit,
+    /// The slots of [`permit_paths`], in its order.
+    permit: Vec<usize>,
     pub grouping: Grouping,
 }
 
-/// Chooses a preset per event for `schema = "auto"`.
-#[derive(Debug, Clone)]
-pub struct AutoDetect {
-    presets: Vec<Preset>,
-}
-
-impl AutoDetect {
-    pub fn new(o: &FieldOverrides) -> AutoDetect {
-        AutoDetect {
-            presets: Preset::auto_order(o),
-        }
+/// The path plan for `presets`: with `detect`, one group per preset, chosen
+/// by its destination paths (the first preset, in order, whose destination
+/// the event carries: `schema = "auto"`); otherwise the one preset's group,
+/// which always applies.
+pub fn plan(presets: &[Preset], detect: bool) -> PathPlan {
+    let mut plan = PathPlan::new();
+    for p in presets {
+        let when = if detect { p.destination_paths() } else { &[] };
+        plan.add_group(when, p.paths());
     }
-
-    pub fn presets(&self) -> &[Preset] {
-        &self.presets
-    }
-
-    /// The first preset (in [`Preset::auto_order`]) whose destination field
-    /// the event carries.
-    pub fn detect(&self, obj: &Object<'_, '_>) -> Option<&Preset> {
-        self.presets.iter().find(|p| p.matches(obj))
-    }
+    plan
 }
 
 /// Where an event goes: all the rule reads from an event on a port it does
@@ -98,13 +115,13 @@ const QRADAR_CATEGORIES: &[&str] = &[
     "Network Connection",
 ];
 
-fn paths(v: &[&str]) -> Vec<Path> {
-    v.iter().map(|s| Path::new(s)).collect()
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
 }
 
 impl Preset {
-    fn builtin(kind: PresetName) -> Preset {
-        let s = |v: &str| Some(Path::new(v));
+    fn builtin(kind: PresetName) -> (&'static str, Spec) {
+        let s = |v: &str| Some(v.to_string());
         let p = |name,
                  src: &[&str],
                  dst: &[&str],
@@ -115,19 +132,22 @@ impl Preset {
                  process,
                  time: &str,
                  unit,
-                 grouping| Preset {
-            name,
-            kind,
-            source: paths(src),
-            destination: paths(dst),
-            port: paths(port),
-            bytes_out: out,
-            bytes_in: inn,
-            user,
-            process,
-            time: Path::new(time),
-            time_unit: unit,
-            grouping,
+                 grouping| {
+            (
+                name,
+                Spec {
+                    source: strings(src),
+                    destination: strings(dst),
+                    port: strings(port),
+                    bytes_out: out,
+                    bytes_in: inn,
+                    user,
+                    process,
+                    time: time.to_string(),
+                    time_unit: unit,
+                    grouping,
+                },
+            )
         };
         use Grouping::*;
         use Unit::*;
@@ -216,29 +236,68 @@ impl Preset {
 
     /// The preset with `o` applied.
     pub fn new(kind: PresetName, o: &FieldOverrides) -> Preset {
-        let mut p = Preset::builtin(kind);
-        let one = |v: &Option<String>| v.as_deref().map(|s| vec![Path::new(s)]);
-        let path = |v: &Option<String>| v.as_deref().map(Path::new);
+        let (name, mut f) = Preset::builtin(kind);
+        let one = |v: &Option<String>| v.as_ref().map(|s| vec![s.clone()]);
         if let Some(v) = one(&o.source) {
-            p.source = v;
+            f.source = v;
         }
         if let Some(v) = one(&o.destination) {
-            p.destination = v;
+            f.destination = v;
         }
         if let Some(v) = one(&o.port) {
-            p.port = v;
+            f.port = v;
         }
-        p.bytes_out = path(&o.bytes_out).or(p.bytes_out);
-        p.bytes_in = path(&o.bytes_in).or(p.bytes_in);
-        p.user = path(&o.user).or(p.user);
-        p.process = path(&o.process).or(p.process);
-        if let Some(t) = path(&o.time) {
-            p.time = t;
+        f.bytes_out = o.bytes_out.clone().or(f.bytes_out);
+        f.bytes_in = o.bytes_in.clone().or(f.bytes_in);
+        f.user = o.user.clone().or(f.user);
+        f.process = o.process.clone().or(f.process);
+        if let Some(t) = &o.time {
+            f.time = t.clone();
         }
         if let Some(u) = o.time_unit {
-            p.time_unit = u;
+            f.time_unit = u;
         }
-        p
+        // Slots: the destination paths first, then the port's; the others
+        // in a group of their own.
+        let (mut paths, mut detail_paths) = (Vec::new(), Vec::new());
+        let slot = |paths: &mut Vec<String>, p: &str| match paths.iter().position(|x| x == p) {
+            Some(i) => i,
+            None => {
+                paths.push(p.to_string());
+                paths.len() - 1
+            }
+        };
+        let destination: Vec<usize> = f.destination.iter().map(|p| slot(&mut paths, p)).collect();
+        let destinations = destination.iter().max().map_or(0, |m| m + 1);
+        let port = f.port.iter().map(|p| slot(&mut paths, p)).collect();
+        let mut slot = |p: &str| slot(&mut detail_paths, p);
+        let source = f.source.iter().map(|p| slot(p)).collect();
+        let bytes_out = f.bytes_out.as_deref().map(&mut slot);
+        let bytes_in = f.bytes_in.as_deref().map(&mut slot);
+        let user = f.user.as_deref().map(&mut slot);
+        let process = f.process.as_deref().map(&mut slot);
+        let time = slot(&f.time);
+        let permit = permit_paths(kind).iter().map(|p| slot(p)).collect();
+        let mut details = PathPlan::new();
+        details.add_group(&[], &detail_paths);
+        Preset {
+            name,
+            kind,
+            paths,
+            destinations,
+            destination,
+            port,
+            details,
+            source,
+            bytes_out,
+            bytes_in,
+            user,
+            process,
+            time,
+            time_unit: f.time_unit,
+            permit,
+            grouping: f.grouping,
+        }
     }
 
     /// The presets `auto` chooses from, in the order it tries them.
@@ -256,24 +315,20 @@ impl Preset {
         .collect()
     }
 
-    /// Every field path this preset reads (for [`rulebox_plugin::Rule::object_keys`]).
-    pub fn paths(&self) -> impl Iterator<Item = &str> {
-        let fields = [&self.source, &self.destination, &self.port]
-            .into_iter()
-            .flatten()
-            .map(Path::as_str);
-        let optional = [&self.bytes_out, &self.bytes_in, &self.user, &self.process]
-            .into_iter()
-            .filter_map(|p| p.as_ref().map(Path::as_str));
-        fields
-            .chain(optional)
-            .chain([self.time.as_str()])
-            .chain(permit_paths(self.kind).iter().copied())
+    /// The paths every event needs (destination, port), in slot order.
+    pub fn paths(&self) -> &[String] {
+        &self.paths
     }
 
-    /// Whether this event carries this preset's destination field.
-    pub fn matches(&self, obj: &Object<'_, '_>) -> bool {
-        self.destination.iter().any(|p| obj.get_path(p).is_some())
+    /// The plan for the rest, read by [`Preset::details`]: one group that
+    /// always applies.
+    pub fn details_plan(&self) -> &PathPlan {
+        &self.details
+    }
+
+    /// The paths that say an event is of this preset (its destination).
+    pub fn destination_paths(&self) -> &[String] {
+        &self.paths[..self.destinations]
     }
 
     pub fn target<'a>(&self, obj: &Object<'_, 'a>) -> Target<'a> {
@@ -282,29 +337,35 @@ impl Preset {
             port: self
                 .port
                 .iter()
-                .find_map(|p| obj.get_path(p).and_then(|v| as_u64(&v)))
+                .find_map(|&i| obj.slot(i).and_then(|v| as_u64(&v)))
                 .and_then(|p| u16::try_from(p).ok()),
         }
     }
 
+    /// The fields of an event scanned with [`Preset::details_plan`].
     pub fn details<'a>(&self, obj: &Object<'_, 'a>) -> Details<'a> {
-        let get = |p: &Option<Path>| p.as_ref().and_then(|p| obj.get_path(p));
-        let bytes_out = get(&self.bytes_out).and_then(|v| as_u64(&v));
+        let get = |i: Option<usize>| i.and_then(|i| obj.slot(i));
+        let bytes_out = get(self.bytes_out).and_then(|v| as_u64(&v));
         Details {
             source: first_text(obj, &self.source),
             bytes_out,
-            bytes_in: get(&self.bytes_in).and_then(|v| as_u64(&v)),
-            user: get(&self.user).and_then(|v| as_text(&v)),
-            process: get(&self.process).and_then(|v| as_text(&v)),
+            bytes_in: get(self.bytes_in).and_then(|v| as_u64(&v)),
+            user: get(self.user).and_then(|v| as_text(&v)),
+            process: get(self.process).and_then(|v| as_text(&v)),
             time_ms: obj
-                .get_path(&self.time)
+                .slot(self.time)
                 .and_then(|v| as_time(&v, self.time_unit)),
             permitted: self.permitted(obj, bytes_out),
         }
     }
 
     fn permitted(&self, obj: &Object<'_, '_>, bytes_out: Option<u64>) -> bool {
-        let text = |p: &str| obj.get(p).and_then(|v| as_text(&v));
+        // One of `permit_paths`, by name, through its slot.
+        let get = |p: &str| {
+            let at = permit_paths(self.kind).iter().position(|x| *x == p)?;
+            obj.slot(*self.permit.get(at)?)
+        };
+        let text = |p: &str| get(p).and_then(|v| as_text(&v));
         let is = |p: &str, want: &str| text(p).is_some_and(|s| s.eq_ignore_ascii_case(want));
         match self.kind {
             PresetName::Cim => is("action", "allowed"),
@@ -321,7 +382,7 @@ impl Preset {
                 };
                 let ok = is("event.outcome", "success")
                     || text("event.action").is_some_and(|s| allowed_word(&s))
-                    || obj.get("event.type").is_some_and(|v| {
+                    || get("event.type").is_some_and(|v| {
                         as_text(&v).is_some_and(|s| s.eq_ignore_ascii_case("allowed"))
                             || v.array_items().any(|i| {
                                 as_text(&i).is_some_and(|s| s.eq_ignore_ascii_case("allowed"))
@@ -336,11 +397,11 @@ impl Preset {
                 ok && outbound
             }
             PresetName::Ocsf => {
-                let one = |p: &str| obj.get(p).and_then(|v| as_u64(&v)) == Some(1);
+                let one = |p: &str| get(p).and_then(|v| as_u64(&v)) == Some(1);
                 one("disposition_id") || one("status_id")
             }
             PresetName::Zeek => !text("conn_state").is_some_and(|s| s == "S0" || s == "REJ"),
-            PresetName::Sysmon => obj.get("Initiated").is_some_and(|v| {
+            PresetName::Sysmon => get("Initiated").is_some_and(|v| {
                 v.as_bool() == Some(true)
                     || as_text(&v).is_some_and(|s| s.eq_ignore_ascii_case("true"))
             }),
@@ -349,8 +410,8 @@ impl Preset {
     }
 }
 
-/// The fields [`Preset::permitted`] reads, per preset (keep in step with it;
-/// `the_declared_keys_are_all_the_rule_reads` checks that it is).
+/// The fields [`Preset::permitted`] reads, per preset (it reads them by
+/// these names through their slots: a name missing here reads as absent).
 fn permit_paths(kind: PresetName) -> &'static [&'static str] {
     match kind {
         PresetName::Cim => &["action"],
@@ -368,11 +429,11 @@ fn permit_paths(kind: PresetName) -> &'static [&'static str] {
     }
 }
 
-/// The first of `paths` present as text.
-fn first_text<'a>(obj: &Object<'_, 'a>, paths: &[Path]) -> Option<Cow<'a, str>> {
-    paths
+/// The first of `slots` present as text.
+fn first_text<'a>(obj: &Object<'_, 'a>, slots: &[usize]) -> Option<Cow<'a, str>> {
+    slots
         .iter()
-        .find_map(|p| obj.get_path(p).and_then(|v| as_text(&v)))
+        .find_map(|&i| obj.slot(i).and_then(|v| as_text(&v)))
 }
 
 /// A string value, or a number's text (trimmed; empty is missing).
@@ -432,9 +493,13 @@ mod tests {
 
     fn read(kind: PresetName, ev: &str) -> (bool, String) {
         let mut sc = Scanner::new();
-        let obj = sc.scan(ev.as_bytes()).unwrap();
         let p = Preset::new(kind, &FieldOverrides::default());
-        let (t, r) = (p.target(&obj), p.details(&obj));
+        let obj = sc
+            .scan_planned(ev.as_bytes(), &plan(std::slice::from_ref(&p), false))
+            .unwrap();
+        let mut sc2 = Scanner::new();
+        let full = sc2.scan_planned(ev.as_bytes(), p.details_plan()).unwrap();
+        let (t, r) = (p.target(&obj), p.details(&full));
         (
             r.permitted,
             format!(
@@ -608,21 +673,27 @@ mod tests {
         let p = Preset::new(PresetName::Cim, &o);
         let mut sc = Scanner::new();
         let obj = sc
-            .scan(br#"{"dst":{"addr":"8.8.8.8","p":"139"},"when":5}"#)
+            .scan_planned(
+                br#"{"dst":{"addr":"8.8.8.8","p":"139"},"when":5}"#,
+                &plan(std::slice::from_ref(&p), false),
+            )
             .unwrap();
         let t = p.target(&obj);
         assert_eq!(t.destination.as_deref(), Some("8.8.8.8"));
         assert_eq!(t.port, Some(139));
-        assert_eq!(p.details(&obj).time_ms, Some(5));
+        let mut sc = Scanner::new();
+        let full = sc.scan_planned(br#"{"when":5}"#, p.details_plan()).unwrap();
+        assert_eq!(p.details(&full).time_ms, Some(5));
     }
 
     #[test]
     fn detect_picks_the_first_preset_whose_destination_is_present() {
-        let auto = AutoDetect::new(&FieldOverrides::default());
+        let presets = Preset::auto_order(&FieldOverrides::default());
+        let auto = plan(&presets, true);
         let mut sc = Scanner::new();
         let name = |ev: &str, sc: &mut Scanner| {
-            let obj = sc.scan(ev.as_bytes()).unwrap();
-            auto.detect(&obj).map(|p| p.name)
+            let obj = sc.scan_planned(ev.as_bytes(), &auto).unwrap();
+            obj.group().map(|g| presets[g].name)
         };
         assert_eq!(name(r#"{"id.resp_h":"1.1.1.1"}"#, &mut sc), Some("zeek"));
         assert_eq!(

@@ -3,7 +3,7 @@
 
 use rulebox_plugin::Runner;
 use rulebox_plugin::abi::{Action, InitFrame, Reads, ResultFrame};
-use rulebox_plugin::json::KeySet;
+use rulebox_plugin::json::IndexRequest;
 use serde_json::{Value, json};
 
 use super::*;
@@ -20,7 +20,17 @@ fn runner(config: &Value) -> Runner<T1071> {
     match InitFrame::parse(r.init(config.to_string().as_bytes())).unwrap() {
         InitFrame::Ok(outs, reads) => {
             assert_eq!(outs, vec!["alerts"]);
-            assert!(matches!(reads, Reads::Objects(Some(_))), "{reads:?}");
+            let Reads::Objects(o) = reads else {
+                panic!("reads bytes")
+            };
+            assert!(o.keys.is_some());
+            // One path group per preset in use; stage `aggregate` has none.
+            let auto = config.get("schema").is_none_or(|s| *s == "auto");
+            let groups = match config["stage"].as_str() {
+                Some("aggregate") => None,
+                _ => Some(if auto { 6 } else { 1 }),
+            };
+            assert_eq!(o.groups.map(|g| g.len()), groups, "{config}");
         }
         InitFrame::Error(e) => panic!("init failed: {e}"),
     }
@@ -319,11 +329,12 @@ fn every_preset_events() -> Vec<String> {
     evs
 }
 
-/// The keys the rule declares (the host's index lists only those members)
-/// cover everything it reads: for each configuration, the answers from
-/// such an index equal the answers from scanning every member.
+/// What the rule declares (the enrichment key as a member, the presets'
+/// fields as a path plan) is all it reads: for each configuration, the
+/// answers from the index the host builds for that declaration equal the
+/// answers from scanning (and resolving the plan) in the guest.
 #[test]
-fn the_declared_keys_are_all_the_rule_reads() {
+fn the_hosts_index_answers_like_a_scan_for_every_configuration() {
     let events = every_preset_events();
     let mut configs: Vec<Value> = ["auto", "cim", "qradar", "ecs", "ocsf", "zeek", "sysmon"]
         .iter()
@@ -337,8 +348,8 @@ fn the_declared_keys_are_all_the_rule_reads() {
     let run = |config: &Value, lines: &[String]| -> Vec<u8> {
         let (mut scanned, mut indexed) = (Runner::<T1071>::new(), Runner::<T1071>::new());
         scanned.init(config.to_string().as_bytes());
-        let keys = match InitFrame::parse(indexed.init(config.to_string().as_bytes())).unwrap() {
-            InitFrame::Ok(_, Reads::Objects(Some(k))) => KeySet::new(k),
+        let request = match InitFrame::parse(indexed.init(config.to_string().as_bytes())).unwrap() {
+            InitFrame::Ok(_, Reads::Objects(o)) => IndexRequest::from_reads(&o),
             other => panic!("{other:?}"),
         };
         let mut records = Vec::new();
@@ -351,7 +362,7 @@ fn the_declared_keys_are_all_the_rule_reads() {
             let mut index = Vec::new();
             rulebox_plugin::json::index_batch(
                 &mut Scanner::new(),
-                Some(&keys),
+                &request,
                 &batch,
                 chunk.len(),
                 &mut index,

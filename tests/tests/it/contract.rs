@@ -151,6 +151,25 @@ fn missing_export_and_foreign_import_are_refused_at_load() {
     let p = load(&dir, "objects", &objects).unwrap();
     let e = p.instantiate(b"{}").err().expect("must fail");
     assert!(e.to_string().contains(abi::export::PROCESS_OBJECTS), "{e}");
+    // A path plan deeper than the host resolves (flags 5: objects and paths;
+    // one group, no `when` paths, one path with five dots): refused, as the
+    // host would resolve it outside the plugin's deadline.
+    let deep = wat(
+        1,
+        "(i64.const 0)",
+        r#"(func (export "rulebox_process_objects") (param i32 i32 i32 i32 i64) (result i64) (i64.const 0))"#,
+    )
+    .replace(
+        r#"(data (i32.const 1024) "\00\00\00\00\00\00\00\00")"#,
+        r#"(data (i32.const 1024) "\00\00\00\00\00\00\00\00\05\00\00\00\01\00\00\00\00\00\00\00\01\00\00\00\0b\00\00\00a.b.c.d.e.f")"#,
+    )
+    .replace(
+        "(i64.const 0x0000040000000008)",
+        "(i64.const 0x0000040000000027)",
+    );
+    let p = load(&dir, "deep", &deep).unwrap();
+    let e = p.instantiate(b"{}").err().expect("must fail");
+    assert!(e.to_string().contains("more than 4 dots"), "{e}");
 }
 
 /// Failures pass events on byte-identical (no error field added).
