@@ -840,10 +840,34 @@ fn hex4(b: &[u8]) -> Option<u32> {
     Some(v)
 }
 
+/// Whether `b` holds a byte a JSON string must escape (`"`, `\\` or a
+/// control character), eight bytes at a time.
+fn needs_escape(b: &[u8]) -> bool {
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let v = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        let special = zero_bytes(v ^ (ONES * b'"' as u64))
+            | zero_bytes(v ^ (ONES * b'\\' as u64))
+            | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
+        if special != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&c| c < 0x20 || c == b'"' || c == b'\\')
+}
+
 /// Writes `s` as a JSON string (with quotes) to `out`.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    if !needs_escape(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut last = 0;
     for (i, &c) in bytes.iter().enumerate() {
         let esc: &[u8] = match c {
@@ -1544,8 +1568,20 @@ mod tests {
     #[test]
     fn strings_agree_with_serde_json() {
         let pieces: [&[u8]; 14] = [
-            b"a", b" ", b"\"", b"\\", b"\\\"", b"\\n", b"\\u00e9", b"\x01", b"\x1f",
-            b"\x7f", "é".as_bytes(), b"\xff", b"abcdefgh", b"\\/",
+            b"a",
+            b" ",
+            b"\"",
+            b"\\",
+            b"\\\"",
+            b"\\n",
+            b"\\u00e9",
+            b"\x01",
+            b"\x1f",
+            b"\x7f",
+            "é".as_bytes(),
+            b"\xff",
+            b"abcdefgh",
+            b"\\/",
         ];
         let mut seed = 0x5eed_1234_abcd_ef01u64;
         let mut sc = Scanner::new();
@@ -1562,13 +1598,23 @@ mod tests {
             ev.extend_from_slice(b"\"}");
             let want = serde_json::from_slice::<serde_json::Value>(&ev);
             let got = sc.scan(&ev);
-            assert_eq!(got.is_ok(), want.is_ok(), "{:?}", String::from_utf8_lossy(&ev));
+            assert_eq!(
+                got.is_ok(),
+                want.is_ok(),
+                "{:?}",
+                String::from_utf8_lossy(&ev)
+            );
             if let (Ok(o), Ok(v)) = (got, want)
                 && o.members().len() == 1
             {
                 valid += 1;
                 let text = o.get("k").and_then(|x| x.as_str().map(|s| s.into_owned()));
-                assert_eq!(text.as_deref(), v["k"].as_str(), "{:?}", String::from_utf8_lossy(&ev));
+                assert_eq!(
+                    text.as_deref(),
+                    v["k"].as_str(),
+                    "{:?}",
+                    String::from_utf8_lossy(&ev)
+                );
             }
         }
         assert!(valid > 10_000, "{valid} valid strings");
@@ -1705,6 +1751,27 @@ mod tests {
         let mut out = Vec::new();
         write_str(&mut out, "a\"b\\c\nd\u{1}");
         assert_eq!(out, br#""a\"b\\c\nd\u0001""#);
+        // Whatever the string and wherever its special bytes, what is written
+        // reads back as the string (serde_json's reading).
+        let pieces = [
+            "a", "é", "\"", "\\", "\u{1}", "\u{1f}", " ", "abcdefgh", "\u{7f}", "🦀",
+        ];
+        let mut seed = 0x0123_4567_89ab_cdefu64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let s: String = (0..(seed % 14))
+                .map(|i| pieces[((seed >> (8 + 4 * i)) % 10) as usize])
+                .collect();
+            out.clear();
+            write_str(&mut out, &s);
+            assert_eq!(
+                serde_json::from_slice::<String>(&out).unwrap(),
+                s,
+                "{out:?}"
+            );
+        }
     }
 
     const LOOKUPS: [&str; 8] = ["a", "b", "dest_ip", "dup", "esc", "x.y", "b.c", "missing"];

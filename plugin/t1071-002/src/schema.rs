@@ -462,6 +462,10 @@ fn as_text<'a>(v: &Value<'a>) -> Option<Cow<'a, str>> {
 
 /// A non-negative integer from a number or numeric string (`"21"`, `21.0`).
 pub fn as_u64(v: &Value<'_>) -> Option<u64> {
+    // The common case, a plain number of a few digits, without `str::parse`.
+    if let Some(n) = plain_digits(v.raw) {
+        return Some(n);
+    }
     let s = v.as_str();
     let t = match &s {
         Some(s) => s.trim(),
@@ -476,6 +480,21 @@ pub fn as_u64(v: &Value<'_>) -> Option<u64> {
     } else {
         None
     }
+}
+
+/// `raw` as an integer when it is 1 to 19 ASCII digits, or such digits in
+/// quotes (what `parse::<u64>` reads the same, without a leading `+`).
+fn plain_digits(raw: &[u8]) -> Option<u64> {
+    let d = match raw {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => raw,
+    };
+    if d.is_empty() || d.len() > 19 {
+        return None;
+    }
+    d.iter().try_fold(0u64, |n, &c| {
+        c.is_ascii_digit().then(|| n * 10 + (c - b'0') as u64)
+    })
 }
 
 fn as_time(v: &Value<'_>, unit: Unit) -> Option<i64> {
@@ -769,5 +788,21 @@ mod tests {
         assert_eq!(v("\"abc\""), None);
         assert_eq!(v("null"), None);
         assert_eq!(v("true"), None);
+        assert_eq!(v("\"+21\""), Some(21), "what str::parse reads");
+        assert_eq!(v("\"021\""), Some(21));
+        assert_eq!(v("0"), Some(0));
+        assert_eq!(v("\"\""), None);
+        assert_eq!(v("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(v("18446744073709551616"), None, "too big");
+        assert_eq!(v("9999999999999999999"), Some(9_999_999_999_999_999_999));
+        // The quick path agrees with the general one on every short digit run.
+        for n in (0..100_000u64)
+            .step_by(7)
+            .chain([u64::MAX / 10, 65_535, 65_536])
+        {
+            let t = n.to_string();
+            assert_eq!(plain_digits(t.as_bytes()), t.parse().ok(), "{t}");
+            assert_eq!(plain_digits(format!("\"{t}\"").as_bytes()), Some(n));
+        }
     }
 }
