@@ -122,6 +122,18 @@ pub fn abi_frames(data: &[u8]) {
         // Arbitrary bytes handed back as a snapshot: refused or used, never a panic.
         let frame = g.restore(batch, NOW_MS).to_vec();
         ResultFrame::parse(&frame).expect("an ok or error frame");
+        // Arbitrary bytes as the objects index of a fixed batch: the rule
+        // (which declares keys and a path plan) gets an error frame or
+        // answers, and the SDK never reads outside the batch.
+        const BATCH: &[u8] =
+            b"{\"dest_ip\":\"8.8.8.8\",\"dest_port\":21}\n{\"id.resp_h\":\"1.1.1.1\"}\n[1]\n";
+        let frame = g.process_objects(BATCH, batch, count % 4, NOW_MS).to_vec();
+        let f = ResultFrame::parse(&frame).expect("an ok or error frame");
+        if f.error().is_none() {
+            let mut events: Vec<&[u8]> = BATCH.split(|&c| c == b'\n').take(count % 4).collect();
+            events.resize(count % 4, b"");
+            check_frame(&frame, &events);
+        }
     });
 }
 
