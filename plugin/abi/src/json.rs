@@ -1406,9 +1406,19 @@ impl<'i> IndexReader<'i> {
     }
 
     fn word(&mut self) -> Result<u32, BadIndex> {
-        let w = self.index.get(self.at..self.at + 4).ok_or(BadIndex)?;
-        self.at += 4;
-        Ok(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+        Ok(self.words::<1>()?[0])
+    }
+
+    /// The next `N` words, with one bounds check.
+    #[inline]
+    fn words<const N: usize>(&mut self) -> Result<[u32; N], BadIndex> {
+        let b = self.index.get(self.at..self.at + 4 * N).ok_or(BadIndex)?;
+        self.at += 4 * N;
+        let mut out = [0u32; N];
+        for (w, c) in out.iter_mut().zip(b.chunks_exact(4)) {
+            *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        Ok(out)
     }
 }
 
@@ -1423,8 +1433,8 @@ impl Scanner {
         index: &mut IndexReader<'_>,
         plan: Option<&PathPlan>,
     ) -> Result<(&'a [u8], Result<Object<'s, 'a>, ScanError>), BadIndex> {
-        let (start, len) = (index.word()? as usize, index.word()? as usize);
-        let (status, close, n) = (index.word()?, index.word()? as usize, index.word()?);
+        let [start, len, status, close, n] = index.words::<5>()?;
+        let (start, len, close) = (start as usize, len as usize, close as usize);
         let src = start
             .checked_add(len)
             .and_then(|end| batch.get(start..end))
@@ -1451,13 +1461,7 @@ impl Scanner {
             let span = |a: u32, b: u32| {
                 (a <= b && b as usize <= src.len()).then_some(Span { start: a, end: b })
             };
-            let (ks, ke, vs, ve, hash) = (
-                index.word()?,
-                index.word()?,
-                index.word()?,
-                index.word()?,
-                index.word()?,
-            );
+            let [ks, ke, vs, ve, hash] = index.words::<5>()?;
             let (key, value) = (span(ks, ke).ok_or(BadIndex)?, span(vs, ve).ok_or(BadIndex)?);
             self.members.push(Member { key, value });
             self.hashes.push(hash);
@@ -1477,7 +1481,7 @@ impl Scanner {
             if group != NO_GROUP {
                 let g = plan.groups.get(group as usize).ok_or(BadIndex)?;
                 for _ in 0..g.paths.len() {
-                    let (start, end) = (index.word()?, index.word()?);
+                    let [start, end] = index.words::<2>()?;
                     let ok = (start == ABSENT && end == ABSENT)
                         || (start <= end && end as usize <= src.len());
                     if !ok {

@@ -163,7 +163,7 @@ impl T1071 {
         // Most events are on ports the rule does not watch: for them only
         // the destination and the port are read.
         let target = preset.target(&obj);
-        let dest = net::parse_ip(target.destination.as_deref()?);
+        let dest = target.destination?.ip();
         let proto = target.port.map_or(0, |p| self.ports[p as usize]);
         let external = dest.map(|d| !self.internal.contains(d));
         let (mut allowlisted, mut counted) = (None, false);

@@ -19,7 +19,7 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
 /// The common case, `a.b.c.d` in canonical form (1–3 digits per part, no
 /// leading zero, each ≤ 255), read without the general parser; anything
 /// else is left to `std` (which answers the same for these).
-fn parse_dotted_quad(b: &[u8]) -> Option<u32> {
+pub(crate) fn parse_dotted_quad(b: &[u8]) -> Option<u32> {
     let (mut addr, mut part, mut digits, mut dots) = (0u32, 0u32, 0u32, 0u32);
     for &c in b {
         match c {

@@ -92,8 +92,35 @@ pub fn plan(presets: &[Preset], detect: bool) -> PathPlan {
 /// not watch (most events), for the label and the external flag.
 #[derive(Debug, Default)]
 pub struct Target<'a> {
-    pub destination: Option<Cow<'a, str>>,
+    pub destination: Option<Destination<'a>>,
     pub port: Option<u16>,
+}
+
+/// The destination as the event gives it: most often a plain IPv4 address
+/// string, read straight from its bytes; otherwise its text.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Destination<'a> {
+    Ip(std::net::IpAddr),
+    Text(Cow<'a, str>),
+}
+
+impl Destination<'_> {
+    /// The destination as text (an address read from its bytes is written
+    /// back in its canonical form, which for `a.b.c.d` is the same text).
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            Destination::Ip(ip) => Cow::Owned(ip.to_string()),
+            Destination::Text(t) => Cow::Borrowed(t),
+        }
+    }
+
+    /// The address, when the destination is one.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Destination::Ip(ip) => Some(*ip),
+            Destination::Text(t) => crate::net::parse_ip(t),
+        }
+    }
 }
 
 /// The rest of what the rule needs, read only for events on a watched port.
@@ -333,7 +360,16 @@ impl Preset {
 
     pub fn target<'a>(&self, obj: &Object<'_, 'a>) -> Target<'a> {
         Target {
-            destination: first_text(obj, &self.destination),
+            destination: self.destination.iter().find_map(|&i| {
+                let v = obj.slot(i)?;
+                // `"a.b.c.d"` is its own text: no unescaping, nothing to trim.
+                if let [b'"', inner @ .., b'"'] = v.raw
+                    && let Some(ip) = crate::net::parse_dotted_quad(inner)
+                {
+                    return Some(Destination::Ip(std::net::IpAddr::V4(ip.into())));
+                }
+                as_text(&v).map(Destination::Text)
+            }),
             port: self
                 .port
                 .iter()
@@ -524,7 +560,7 @@ mod tests {
             format!(
                 "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
                 r.source,
-                t.destination,
+                t.destination.as_ref().map(|d| d.text()),
                 t.port,
                 r.bytes_out,
                 r.bytes_in,
@@ -698,7 +734,7 @@ mod tests {
             )
             .unwrap();
         let t = p.target(&obj);
-        assert_eq!(t.destination.as_deref(), Some("8.8.8.8"));
+        assert_eq!(t.destination, Some(Destination::Ip([8, 8, 8, 8].into())));
         assert_eq!(t.port, Some(139));
         let mut sc = Scanner::new();
         let full = sc.scan_planned(br#"{"when":5}"#, p.details_plan()).unwrap();
