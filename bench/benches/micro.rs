@@ -160,7 +160,7 @@ fn aggregate(c: &mut Criterion) {
 
 fn plugin_call(c: &mut Criterion) {
     use rulebox::sandbox::{Limits, Plugin, Runtime};
-    use rulebox::transform::{Options, WasmTransform};
+    use rulebox::transforms::wasm::{Options, WasmTransform};
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()

@@ -1,10 +1,17 @@
 //! The rulebox host: runs sandboxed detection rules inside a log pipeline.
+//!
+//! Layers, each using only those above it: `batch`, `channel`, `shutdown`,
+//! `durable`, `codecs`, `config`, `sandbox`; then the components
+//! (`sources`, `transforms`, `sinks`); then `topology`, which reads a
+//! configuration, builds and runs it. `main.rs` is the command line.
 pub mod batch;
+pub mod channel;
+pub mod codecs;
 pub mod config;
 pub mod durable;
-pub mod exec;
-pub mod net;
-pub mod pipeline;
 pub mod sandbox;
-pub mod transform;
-pub mod wasi;
+pub mod shutdown;
+pub mod sinks;
+pub mod sources;
+pub mod topology;
+pub mod transforms;

@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use rulebox::config::Loaded;
-use rulebox::pipeline::{self, Summary};
 use rulebox::sandbox::Runtime;
+use rulebox::topology::Loaded;
+use rulebox::topology::{self, Summary};
 
 #[derive(Parser)]
 #[command(
@@ -52,9 +52,9 @@ fn main() -> ExitCode {
     if let Command::Run { config } = &cli.command
         && log_file.is_none()
         && let Ok(l) = Loaded::read(config)
-        && l.config.sinks.values().any(|s| s.is_mmexternal())
+        && l.answers_mmexternal()
     {
-        let dir = l.data_dir();
+        let dir = l.paths.data_dir().to_path_buf();
         let _ = std::fs::create_dir_all(&dir);
         log_file = Some(dir.join("rulebox.log"));
     }
@@ -105,8 +105,8 @@ fn init_logging(level: &str, log_file: Option<&std::path::Path>) -> anyhow::Resu
 fn load(
     config: &std::path::Path,
     rt: &Runtime,
-) -> Result<pipeline::Built, rulebox::config::ConfigError> {
-    pipeline::build(Loaded::read(config)?, rt)
+) -> Result<topology::Built, rulebox::config::ConfigErrors> {
+    topology::build(Loaded::read(config)?, rt)
 }
 
 fn validate(config: &std::path::Path) -> ExitCode {
@@ -130,8 +130,10 @@ fn validate(config: &std::path::Path) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e}");
+        Err(errors) => {
+            for e in errors.iter() {
+                eprintln!("error: {e}");
+            }
             ExitCode::from(2)
         }
     }
@@ -162,7 +164,7 @@ fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {
             }
             let _ = tx.send(true);
         });
-        pipeline::run(built, rx).await
+        topology::run(built, rx).await
     });
     report(&summary);
     Ok(if summary.errors() > 0 {
@@ -208,7 +210,7 @@ fn report(s: &Summary) {
         events_in = s.events_in(),
         errors = s.errors(),
         state_errors = s.state_errors,
-        peak_rss_kib = pipeline::peak_rss_kib(),
+        peak_rss_kib = topology::peak_rss_kib(),
         "summary"
     );
 }

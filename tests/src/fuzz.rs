@@ -140,7 +140,7 @@ pub fn abi_frames(data: &[u8]) {
 /// The pipeline configuration and the rule's configuration.
 pub fn config_loader(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = rulebox::config::Loaded::parse(Path::new("/fuzz/p.toml"), text.to_string());
+        let _ = rulebox::topology::Loaded::parse(Path::new("/fuzz/p.toml"), text.to_string());
     }
     if let Ok(cfg) = rule_t1071_002::config::Config::from_json(data) {
         let _ = T1071::from_config(cfg);

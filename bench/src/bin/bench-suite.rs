@@ -326,7 +326,10 @@ fn timed_native(
 
 /// The timed part of the `wasm` case (see [`timed_native`]).
 #[inline(never)]
-fn timed_wasm(t: &mut rulebox::transform::WasmTransform, batches: &[rulebox::batch::Batch]) -> f64 {
+fn timed_wasm(
+    t: &mut rulebox::transforms::wasm::WasmTransform,
+    batches: &[rulebox::batch::Batch],
+) -> f64 {
     let mut outs = t.new_outputs();
     let start = Instant::now();
     for b in batches {
@@ -334,7 +337,7 @@ fn timed_wasm(t: &mut rulebox::transform::WasmTransform, batches: &[rulebox::bat
         outs.clear();
     }
     t.flush(0, &mut outs);
-    let failures = rulebox::transform::TransformStats::get(&t.stats.plugin_failures);
+    let failures = rulebox::transforms::wasm::TransformStats::get(&t.stats.plugin_failures);
     assert_eq!(failures, 0, "the plugin failed during the benchmark");
     start.elapsed().as_secs_f64()
 }
@@ -370,7 +373,7 @@ fn child(args: &[String]) {
         }
         "wasm" => {
             use rulebox::sandbox::{Limits, Plugin, Runtime};
-            use rulebox::transform::{Options, WasmTransform};
+            use rulebox::transforms::wasm::{Options, WasmTransform};
             let data = std::fs::read(arg(1)).expect("read input");
             let batches = batches(&data);
             let rt = Runtime::new().expect("runtime");
@@ -386,5 +389,5 @@ fn child(args: &[String]) {
         }
         c => usage(&format!("unknown case {c}")),
     };
-    println!("{secs} {}", rulebox::pipeline::peak_rss_kib());
+    println!("{secs} {}", rulebox::topology::peak_rss_kib());
 }

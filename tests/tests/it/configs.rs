@@ -1,8 +1,8 @@
 //! Every bundled configuration loads, builds and validates, so examples
 //! cannot rot.
 
-use rulebox::config::Loaded;
-use rulebox::pipeline;
+use rulebox::topology::{self, Loaded};
+
 use rulebox::sandbox::Runtime;
 use rulebox_tests::{root, rule_wasm};
 
@@ -19,7 +19,7 @@ fn every_bundled_config_validates() {
                 dirs.push(p);
             } else if p.extension().is_some_and(|e| e == "toml") {
                 let loaded = Loaded::read(&p).unwrap_or_else(|e| panic!("{e}"));
-                pipeline::build(loaded, &rt).unwrap_or_else(|e| panic!("{e}"));
+                topology::build(loaded, &rt).unwrap_or_else(|e| panic!("{e}"));
                 seen += 1;
             }
         }
@@ -66,24 +66,24 @@ inputs = ["rule.alerts", "rule.dead_letter"]
         "[sinks.answers]\ntype = \"stdout\"\nprotocol = \"mmexternal\"\ninputs = [\"rule\"]\n";
     let build = |text: String| {
         let loaded = Loaded::parse(std::path::Path::new("/tmp/x.toml"), text)?;
-        pipeline::build(loaded, &rt).map(|_| ())
+        topology::build(loaded, &rt).map(|_| ())
     };
     let mm = "protocol = \"mmexternal\"";
     assert!(build(cfg(mm, "pass_through", answer)).is_ok());
     let e = build(cfg(mm, "dead_letter", answer)).unwrap_err();
-    assert!(e.message.contains("must be \"pass_through\""), "{e}");
+    assert!(e.to_string().contains("must be \"pass_through\""), "{e}");
     let e = build(cfg(mm, "pass_through", "")).unwrap_err();
-    assert!(e.message.contains("needs a stdout sink"), "{e}");
+    assert!(e.to_string().contains("needs a stdout sink"), "{e}");
     let e = build(cfg("", "pass_through", answer)).unwrap_err();
-    assert!(e.message.contains("there is none"), "{e}");
+    assert!(e.to_string().contains("there is none"), "{e}");
     let two = format!("{answer}[sinks.more]\ntype = \"stdout\"\ninputs = [\"rule\"]\n");
     let e = build(cfg(mm, "pass_through", &two)).unwrap_err();
     assert!(
-        e.message
+        e.to_string()
             .contains("stdout belongs to the mmexternal answers"),
         "{e}"
     );
     let alerts_answer = answer.replace("[\"rule\"]", "[\"rule.alerts\"]");
     let e = build(cfg(mm, "pass_through", &alerts_answer)).unwrap_err();
-    assert!(e.message.contains("breaks it"), "{e}");
+    assert!(e.to_string().contains("breaks it"), "{e}");
 }

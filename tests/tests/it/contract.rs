@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rulebox::batch::{Batch, LineSplitter};
 use rulebox::sandbox::{Limits, Plugin, PluginError, Runtime};
-use rulebox::transform::{Options, WasmTransform};
+use rulebox::transforms::wasm::{Options, WasmTransform};
 use rulebox_abi as abi;
 use rulebox_tests::{Scratch, rule_wasm};
 use wasmtime::{Engine, ExternType, Module};
@@ -183,7 +183,11 @@ fn untagged() -> Options {
 fn run_transform(
     p: Plugin,
     lines: &[&str],
-) -> (Vec<u8>, Arc<rulebox::transform::TransformStats>, Duration) {
+) -> (
+    Vec<u8>,
+    Arc<rulebox::transforms::wasm::TransformStats>,
+    Duration,
+) {
     let mut t = WasmTransform::new("t", Arc::new(p), b"{}".to_vec(), untagged()).unwrap();
     let mut out = t.new_outputs();
     let input = batch(lines);
@@ -352,10 +356,10 @@ fn the_sandboxed_rule_on_the_hosts_index_answers_like_the_rule_scanning_natively
     t.flush(0, &mut out);
     rulebox_bench::splice(b"", native.flush(0), &mut want_events, &mut want_alerts);
     assert_eq!(
-        rulebox::transform::TransformStats::get(&t.stats.plugin_failures),
+        rulebox::transforms::wasm::TransformStats::get(&t.stats.plugin_failures),
         0
     );
-    let count = |c| rulebox::transform::TransformStats::get(c);
+    let count = |c| rulebox::transforms::wasm::TransformStats::get(c);
     assert_eq!(
         (count(&t.stats.malformed), count(&t.stats.not_object)),
         (malformed, not_object)

@@ -17,6 +17,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::json_text::{flatten_into, is_json_object};
 use crate::batch::Batch;
 
 /// The envelope keys kept with each event.
@@ -222,22 +223,6 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Whether `text` is one JSON object (and nothing else).
-pub fn is_json_object(text: &[u8]) -> bool {
-    text.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{')
-        && serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
-}
-
-/// Copies JSON text, turning CR and LF into spaces. In valid JSON they can
-/// only be whitespace between tokens (inside strings they are escaped), so
-/// the value is the same and fits on one line.
-pub fn flatten_into(text: &[u8], out: &mut Vec<u8>) {
-    out.extend(
-        text.iter()
-            .map(|&c| if c == b'\n' || c == b'\r' { b' ' } else { c }),
-    );
 }
 
 /// Sink-side defaults for envelope keys an event does not carry.

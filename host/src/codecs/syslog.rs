@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::hec::{flatten_into, is_json_object};
+use super::json_text::{flatten_into, is_json_object};
 
 /// The parts of a message that are kept when the body is not JSON.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]

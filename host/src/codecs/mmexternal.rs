@@ -7,7 +7,7 @@
 //! must come in order, one per line, and nothing else may reach stdout or
 //! stderr (rsyslog reads both from one pipe). The pipeline therefore
 //! checks at build time that such a stdin source feeds a single chain of
-//! transforms that keep every event ([`crate::transform::Options::one_to_one`])
+//! transforms that keep every event ([`crate::transforms::wasm::Options::one_to_one`])
 //! into the answering stdout sink.
 //!
 //! In: `interface.input="msg"` (the default) or `"rawmsg"` sends the text;
@@ -17,8 +17,17 @@
 
 use serde::Deserialize;
 
+use super::json_text::{flatten_into, is_json_object};
 use crate::batch::Batch;
-use crate::net::hec::{flatten_into, is_json_object};
+
+/// How stdin and stdout carry events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StdioProtocol {
+    #[default]
+    Ndjson,
+    Mmexternal,
+}
 
 /// What rsyslog sends (its `interface.input`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

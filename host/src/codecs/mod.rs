@@ -1,0 +1,7 @@
+//! Wire formats the sources and sinks speak: Splunk HEC envelopes, syslog
+//! messages and framing, rsyslog's mmexternal protocol, gzip bodies.
+pub mod gzip;
+pub mod hec;
+pub mod json_text;
+pub mod mmexternal;
+pub mod syslog;

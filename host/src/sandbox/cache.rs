@@ -1,0 +1,61 @@
+//! Compiled native code on disk, so a restart does not compile a module
+//! again.
+
+use std::path::Path;
+
+use wasmtime::{Engine, Module};
+
+use super::error::PluginError;
+
+/// Compiles `bytes`, or loads the native code compiled earlier for exactly
+/// these bytes and this engine from `cache_dir`.
+///
+/// Invariant: the cache only holds files this host wrote (atomically, by
+/// rename), named by a hash of the wasm bytes and the engine's
+/// compatibility hash; a file that fails to load is compiled again.
+pub(super) fn compile_cached(
+    engine: &Engine,
+    path: &Path,
+    bytes: &[u8],
+    cache_dir: Option<&Path>,
+) -> Result<Module, PluginError> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let compile = || {
+        Module::new(engine, bytes).map_err(|e| PluginError::Compile {
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        })
+    };
+    let Some(dir) = cache_dir else {
+        return compile();
+    };
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let file = dir.join(format!("{:016x}-{}.cwasm", h.finish(), bytes.len()));
+    if file.exists() {
+        // SAFETY: see the invariant above; wasmtime checks the header and
+        // engine compatibility before using the code.
+        match unsafe { Module::deserialize_file(engine, &file) } {
+            Ok(m) => return Ok(m),
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "compiled module cache entry unusable; recompiling")
+            }
+        }
+    }
+    let module = compile()?;
+    match module.serialize() {
+        Ok(code) => {
+            let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+            let res = std::fs::create_dir_all(dir)
+                .and_then(|_| std::fs::write(&tmp, &code))
+                .and_then(|_| std::fs::rename(&tmp, &file));
+            if let Err(e) = res {
+                let _ = std::fs::remove_file(&tmp);
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot write compiled module cache");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot serialise compiled module"),
+    }
+    Ok(module)
+}

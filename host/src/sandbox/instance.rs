@@ -1,0 +1,358 @@
+//! A live plugin instance: one store (memory cap, epoch deadline armed
+//! before every call) and the typed calls of the contract. Batches are
+//! copied in through the guest's `reserve`; answers are read as frames
+//! from guest memory, bounds-checked.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rulebox_abi::{self as abi, FrameError, InitFrame, Reads, ResultFrame, json};
+use wasmtime::{Engine, InstancePre, Memory, Store, Trap, TypedFunc};
+
+use super::contract::check_output_names;
+use super::error::PluginError;
+use super::host_state::HostState;
+use super::runtime::EPOCH_TICK;
+
+fn arm(store: &mut Store<HostState>, deadline: Duration) {
+    let ticks = (deadline.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64;
+    // One extra tick: the ticker may advance right after we arm.
+    store.set_epoch_deadline(ticks + 1);
+    store.epoch_deadline_trap();
+    store.data_mut().log_budget = HostState::LOG_BUDGET;
+}
+
+fn classify(e: wasmtime::Error, deadline: Duration) -> PluginError {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => PluginError::Deadline(deadline),
+        _ => PluginError::Trap(format!("{e:#}")),
+    }
+}
+
+/// A live plugin instance.
+pub struct Instance {
+    store: Store<HostState>,
+    memory: Memory,
+    reserve: TypedFunc<i32, i32>,
+    init: TypedFunc<(i32, i32), i64>,
+    process: TypedFunc<(i32, i32, i32, i64), i64>,
+    process_objects: Option<ProcessObjects>,
+    /// The plugin reads events as objects: batches go with an objects index.
+    reads_objects: bool,
+    /// What it asked the index to hold (members, paths resolved).
+    index_request: json::IndexRequest,
+    /// Scans events natively for such a plugin, into `index`.
+    scanner: json::Scanner,
+    index: Vec<u8>,
+    tick: TypedFunc<i64, i64>,
+    flush: TypedFunc<i64, i64>,
+    /// The optional snapshot and restore exports.
+    state: Option<StateFuncs>,
+    outputs: Vec<String>,
+    deadline: Duration,
+}
+
+type StateFuncs = (TypedFunc<i64, i64>, TypedFunc<(i32, i32, i64), i64>);
+
+/// `rulebox_process_objects(ptr, batch_len, count, index_len, now_ms)`.
+type ProcessObjects = TypedFunc<(i32, i32, i32, i32, i64), i64>;
+
+impl Instance {
+    /// Instantiates `pre` in a fresh store and finds the contract's
+    /// exports; the ABI version is checked, `init` not yet called.
+    pub(super) fn new(
+        engine: &Engine,
+        pre: &InstancePre<HostState>,
+        state: HostState,
+        deadline: Duration,
+        path: &Path,
+    ) -> Result<Instance, PluginError> {
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limits);
+        arm(&mut store, deadline);
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(e, deadline))?;
+        let contract = |message: String| PluginError::Contract {
+            path: path.to_path_buf(),
+            message,
+        };
+        let memory = instance
+            .get_memory(&mut store, abi::export::MEMORY)
+            .ok_or_else(|| contract("no exported memory".into()))?;
+        macro_rules! typed {
+            ($name:expr) => {
+                instance
+                    .get_typed_func(&mut store, $name)
+                    .map_err(|e| contract(format!("export {}: {e}", $name)))?
+            };
+        }
+        let version: TypedFunc<(), i32> = typed!(abi::export::ABI_VERSION);
+        let mut inst = Instance {
+            reserve: typed!(abi::export::RESERVE),
+            init: typed!(abi::export::INIT),
+            process: typed!(abi::export::PROCESS),
+            process_objects: instance
+                .get_typed_func(&mut store, abi::export::PROCESS_OBJECTS)
+                .ok(),
+            tick: typed!(abi::export::TICK),
+            flush: typed!(abi::export::FLUSH),
+            state: match (
+                instance.get_typed_func(&mut store, abi::export::SNAPSHOT),
+                instance.get_typed_func(&mut store, abi::export::RESTORE),
+            ) {
+                (Ok(s), Ok(r)) => Some((s, r)),
+                _ => None,
+            },
+            store,
+            memory,
+            reads_objects: false,
+            index_request: json::IndexRequest::default(),
+            scanner: json::Scanner::new(),
+            index: Vec::new(),
+            outputs: Vec::new(),
+            deadline,
+        };
+        arm(&mut inst.store, deadline);
+        let found = version
+            .call(&mut inst.store, ())
+            .map_err(|e| classify(e, deadline))?;
+        if found as u32 != abi::ABI_VERSION {
+            return Err(PluginError::AbiVersion {
+                found: found as i64,
+                expected: abi::ABI_VERSION,
+            });
+        }
+        Ok(inst)
+    }
+
+    /// Hands the plugin its configuration; takes what its init frame
+    /// declares (outputs, and how it reads events), checked.
+    pub(super) fn init(&mut self, config_json: &[u8], path: &Path) -> Result<(), PluginError> {
+        let contract = |message: String| PluginError::Contract {
+            path: path.to_path_buf(),
+            message,
+        };
+        let ptr = self.put(config_json)?;
+        arm(&mut self.store, self.deadline);
+        let packed = self
+            .init
+            .call(&mut self.store, (ptr as i32, config_json.len() as i32))
+            .map_err(|e| classify(e, self.deadline))?;
+        let frame = self.frame_bytes(packed)?;
+        let (outputs, reads) = match InitFrame::parse(frame).map_err(PluginError::Frame)? {
+            InitFrame::Ok(names, reads) => (
+                names.into_iter().map(str::to_string).collect::<Vec<_>>(),
+                match reads {
+                    Reads::Bytes => None,
+                    Reads::Objects(o) => {
+                        o.check().map_err(|e| {
+                            contract(format!("the init frame asks for too much: {e}"))
+                        })?;
+                        Some(json::IndexRequest::from_reads(&o))
+                    }
+                },
+            ),
+            InitFrame::Error(msg) => return Err(PluginError::Config(msg.to_string())),
+        };
+        if reads.is_some() && self.process_objects.is_none() {
+            return Err(contract(format!(
+                "the init frame asks for scanned events but the module does not export {}",
+                abi::export::PROCESS_OBJECTS
+            )));
+        }
+        check_output_names(&outputs).map_err(contract)?;
+        self.reads_objects = reads.is_some();
+        self.index_request = reads.unwrap_or_default();
+        self.outputs = outputs;
+        Ok(())
+    }
+    /// The plugin's declared outputs (id 1 is the first).
+    pub fn outputs(&self) -> &[String] {
+        &self.outputs
+    }
+
+    /// Bytes of linear memory now in use.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory.data_size(&self.store)
+    }
+
+    /// Copies `data` into a guest buffer; returns its address.
+    fn put(&mut self, data: &[u8]) -> Result<u32, PluginError> {
+        self.put_parts(data, &[])
+    }
+
+    /// Copies `a` and, right after it, `b` into one guest buffer; returns
+    /// its address.
+    fn put_parts(&mut self, a: &[u8], b: &[u8]) -> Result<u32, PluginError> {
+        let total = a.len() + b.len();
+        let len = i32::try_from(total).map_err(|_| PluginError::Reserve(total))?;
+        arm(&mut self.store, self.deadline);
+        let ptr = self
+            .reserve
+            .call(&mut self.store, len)
+            .map_err(|e| classify(e, self.deadline))? as u32;
+        if ptr == 0 && total != 0 {
+            return Err(PluginError::Reserve(total));
+        }
+        let mem = self.memory.data_mut(&mut self.store);
+        let dst = (ptr as usize)
+            .checked_add(total)
+            .and_then(|end| mem.get_mut(ptr as usize..end))
+            .ok_or(PluginError::Reserve(total))?;
+        dst[..a.len()].copy_from_slice(a);
+        dst[a.len()..].copy_from_slice(b);
+        Ok(ptr)
+    }
+
+    fn frame_bytes(&self, packed: i64) -> Result<&[u8], PluginError> {
+        let (ptr, len) = abi::unpack(packed);
+        let data = self.memory.data(&self.store);
+        let end = (ptr as usize).checked_add(len as usize);
+        end.and_then(|end| data.get(ptr as usize..end))
+            .ok_or(PluginError::Frame(FrameError::Truncated {
+                need: end.unwrap_or(usize::MAX),
+                have: data.len(),
+            }))
+    }
+
+    fn frame(&self, packed: i64) -> Result<ResultFrame<'_>, PluginError> {
+        let f = ResultFrame::parse(self.frame_bytes(packed)?).map_err(PluginError::Frame)?;
+        if let Some(msg) = f.error() {
+            return Err(PluginError::Guest(
+                String::from_utf8_lossy(msg).into_owned(),
+            ));
+        }
+        Ok(f)
+    }
+
+    /// Runs a batch (`count` events, each followed by `\n`) and hands the
+    /// result frame, still in guest memory, to `apply`.
+    pub fn process<R>(
+        &mut self,
+        batch: &[u8],
+        count: usize,
+        now_ms: i64,
+        apply: impl FnOnce(ResultFrame<'_>) -> R,
+    ) -> Result<R, PluginError> {
+        let packed = match (self.reads_objects, self.process_objects.clone()) {
+            (true, Some(f)) => {
+                // Scanned here, natively and outside the deadline: the guest
+                // starts from the members' spans.
+                let mut index = std::mem::take(&mut self.index);
+                index.clear();
+                json::index_batch(
+                    &mut self.scanner,
+                    &self.index_request,
+                    batch,
+                    count,
+                    &mut index,
+                );
+                let put = self.put_parts(batch, &index);
+                let (index_len, ptr) = (index.len(), put);
+                self.index = index;
+                let ptr = ptr?;
+                arm(&mut self.store, self.deadline);
+                f.call(
+                    &mut self.store,
+                    (
+                        ptr as i32,
+                        batch.len() as i32,
+                        count as i32,
+                        index_len as i32,
+                        now_ms,
+                    ),
+                )
+            }
+            _ => {
+                let ptr = self.put(batch)?;
+                arm(&mut self.store, self.deadline);
+                self.process.call(
+                    &mut self.store,
+                    (ptr as i32, batch.len() as i32, count as i32, now_ms),
+                )
+            }
+        }
+        .map_err(|e| classify(e, self.deadline))?;
+        Ok(apply(self.frame(packed)?))
+    }
+
+    /// The periodic tick; `apply` gets its records.
+    pub fn tick<R>(
+        &mut self,
+        now_ms: i64,
+        apply: impl FnOnce(ResultFrame<'_>) -> R,
+    ) -> Result<R, PluginError> {
+        let f = self.tick.clone();
+        self.records_call(&f, now_ms, apply)
+    }
+
+    /// The final flush; `apply` gets its records.
+    pub fn flush<R>(
+        &mut self,
+        now_ms: i64,
+        apply: impl FnOnce(ResultFrame<'_>) -> R,
+    ) -> Result<R, PluginError> {
+        let f = self.flush.clone();
+        self.records_call(&f, now_ms, apply)
+    }
+
+    fn records_call<R>(
+        &mut self,
+        f: &TypedFunc<i64, i64>,
+        now_ms: i64,
+        apply: impl FnOnce(ResultFrame<'_>) -> R,
+    ) -> Result<R, PluginError> {
+        arm(&mut self.store, self.deadline);
+        let packed = f
+            .call(&mut self.store, now_ms)
+            .map_err(|e| classify(e, self.deadline))?;
+        Ok(apply(self.frame(packed)?))
+    }
+
+    /// Whether the plugin exports snapshot and restore.
+    pub fn keeps_state(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// The plugin's state (`None`: it keeps none), under `deadline` (a
+    /// snapshot of a large state may need longer than a batch).
+    pub fn snapshot(
+        &mut self,
+        now_ms: i64,
+        deadline: Duration,
+    ) -> Result<Option<Vec<u8>>, PluginError> {
+        let Some((snap, _)) = self.state.clone() else {
+            return Ok(None);
+        };
+        arm(&mut self.store, deadline);
+        let packed = snap
+            .call(&mut self.store, now_ms)
+            .map_err(|e| classify(e, deadline))?;
+        let f = self.frame(packed)?;
+        Ok(Some(f.payload_area().to_vec()))
+    }
+
+    /// Hands a snapshot back. `Ok(false)`: the plugin keeps no state.
+    pub fn restore(
+        &mut self,
+        data: &[u8],
+        now_ms: i64,
+        deadline: Duration,
+    ) -> Result<bool, PluginError> {
+        let Some((_, restore)) = self.state.clone() else {
+            return Ok(false);
+        };
+        let ptr = self.put(data)?;
+        arm(&mut self.store, deadline);
+        let packed = restore
+            .call(&mut self.store, (ptr as i32, data.len() as i32, now_ms))
+            .map_err(|e| classify(e, deadline))?;
+        self.frame(packed)?;
+        Ok(true)
+    }
+
+    pub fn logs_dropped(&self) -> u64 {
+        self.store.data().logs_dropped
+    }
+}

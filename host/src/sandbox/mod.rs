@@ -1,0 +1,31 @@
+//! The sandbox: one wasmtime [`Engine`](wasmtime::Engine) for the process
+//! ([`Runtime`]), a compiled [`Plugin`] per module (validated against the
+//! contract once, cached on disk as native code), and an [`Instance`] per
+//! transform with a memory cap and an epoch deadline on every call.
+//!
+//! Invariant: nothing the guest returns is trusted. Pointers, lengths and
+//! frames are bounds-checked here or in `rulebox_abi`; a guest can make a
+//! call fail, never make the host panic.
+//!
+//! * `runtime`: the engine, its epoch ticker, per-instance [`Limits`];
+//! * `plugin`: loading (compile or cache, contract check, linking);
+//! * `contract`: what a module must export and may import;
+//! * `cache`: compiled native code on disk;
+//! * `instance`: a live instance and its typed calls;
+//! * `host_state`: what a store holds (limits, the guest's log budget);
+//! * `wasi`: the deny-by-default answers to the wasip1 imports.
+
+mod cache;
+mod contract;
+mod error;
+mod host_state;
+mod instance;
+mod plugin;
+mod runtime;
+mod wasi;
+
+pub use error::PluginError;
+pub use host_state::HostState;
+pub use instance::Instance;
+pub use plugin::Plugin;
+pub use runtime::{EPOCH_TICK, Limits, Runtime};

@@ -1,0 +1,95 @@
+//! Loading a plugin: compile its module (or load the native code cached
+//! for it), hold it to the contract, link the host's imports, and keep an
+//! `InstancePre` from which fresh instances are made.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rulebox_abi as abi;
+use wasmtime::{Caller, Engine, InstancePre, Linker};
+
+use super::cache::compile_cached;
+use super::contract::check_contract;
+use super::error::PluginError;
+use super::host_state::HostState;
+use super::instance::Instance;
+use super::runtime::{Limits, Runtime};
+use super::wasi;
+
+/// A compiled, contract-checked plugin module, ready to instantiate.
+pub struct Plugin {
+    name: Arc<str>,
+    path: PathBuf,
+    pre: InstancePre<HostState>,
+    engine: Engine,
+    limits: Limits,
+}
+
+impl Plugin {
+    /// Compiles `path` (or loads its native code from `cache_dir`), checks
+    /// it against the contract and links the host's imports.
+    pub fn load(
+        rt: &Runtime,
+        name: &str,
+        path: &Path,
+        cache_dir: Option<&Path>,
+        limits: Limits,
+    ) -> Result<Plugin, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let module = compile_cached(rt.engine(), path, &bytes, cache_dir)?;
+        let contract = |message: String| PluginError::Contract {
+            path: path.to_path_buf(),
+            message,
+        };
+        check_contract(&module).map_err(contract)?;
+        let mut linker: Linker<HostState> = Linker::new(rt.engine());
+        linker
+            .func_wrap(
+                abi::HOST_MODULE,
+                abi::import::LOG,
+                |mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+                    let len = (len as u32).min(4096);
+                    if let Some(text) = wasi::guest_bytes(&mut caller, ptr as u32, len) {
+                        caller.data_mut().log(level as u32, &text);
+                    }
+                },
+            )
+            .map_err(|e| contract(e.to_string()))?;
+        wasi::link(&mut linker, &module).map_err(|e| contract(e.to_string()))?;
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| contract(format!("{e:#}")))?;
+        Ok(Plugin {
+            name: name.into(),
+            path: path.to_path_buf(),
+            pre,
+            engine: rt.engine().clone(),
+            limits,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// A fresh instance, initialised with `config_json`.
+    pub fn instantiate(&self, config_json: &[u8]) -> Result<Instance, PluginError> {
+        let state = HostState::new(self.name.clone(), &self.limits);
+        let mut inst = Instance::new(
+            &self.engine,
+            &self.pre,
+            state,
+            self.limits.deadline,
+            &self.path,
+        )?;
+        inst.init(config_json, &self.path)?;
+        Ok(inst)
+    }
+}

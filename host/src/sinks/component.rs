@@ -1,0 +1,54 @@
+//! What a sink is to the topology: a configuration that names its inputs,
+//! can be checked, and starts a task that writes (or delivers) every batch
+//! it receives, releasing a batch's acks only once its events are out.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use tokio::sync::watch;
+
+use crate::channel::Rx;
+use crate::config::{Paths, Problem};
+
+/// A sink kind; implemented by each sink's configuration.
+pub trait Sink {
+    fn inputs(&self) -> &[String];
+
+    /// Checks that need nothing started (each problem found).
+    fn check(&self) -> Vec<Problem> {
+        Vec::new()
+    }
+
+    /// Whether it writes to the process's stdout (which, answering
+    /// rsyslog's mmexternal, belongs to the answers alone).
+    fn writes_stdout(&self) -> bool {
+        false
+    }
+
+    /// Whether it answers rsyslog's mmexternal, line for line.
+    fn answers_mmexternal(&self) -> bool {
+        false
+    }
+
+    /// Starts the sink's task; it ends once its input is closed and done.
+    fn start(&self, cx: SinkContext) -> tokio::task::JoinHandle<()>;
+}
+
+/// What a starting sink is given.
+pub struct SinkContext {
+    pub id: String,
+    pub paths: Paths,
+    pub rx: Rx,
+    pub stats: Arc<SinkStats>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// A sink's counters.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub events: AtomicU64,
+    pub bytes: AtomicU64,
+    pub write_errors: AtomicU64,
+    /// Deliveries tried again (network sinks).
+    pub retries: AtomicU64,
+}

@@ -1,0 +1,244 @@
+//! What the network sinks share: batching, encoding, gzip and delivery
+//! with retry. A batch is kept until it is delivered, retrying with
+//! exponential back-off on connection errors and 5xx/429/408 answers; only
+//! past `retry.limit_secs` (or, at shutdown, `retry.shutdown_grace_secs`)
+//! are events given up, counted as write errors and their acks failed.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use super::component::{SinkContext, SinkStats};
+use crate::batch::Batch;
+use crate::channel::Rx;
+use crate::codecs::gzip::gzip;
+use crate::shutdown::shutdown_requested;
+
+/// A failed delivery, and whether trying again may help.
+#[derive(Debug)]
+pub enum Failure {
+    Retry(String),
+    Permanent(String),
+}
+
+/// Where a sink delivers bodies.
+pub trait Target: Send + 'static {
+    fn deliver(
+        &mut self,
+        body: &Bytes,
+    ) -> impl std::future::Future<Output = Result<(), Failure>> + Send;
+}
+
+/// How a sink writes its events into a body.
+pub trait Encode: Send + 'static {
+    fn encode(&self, b: &Batch, body: &mut Vec<u8>);
+}
+
+/// NDJSON: the lines as they are.
+pub struct Lines;
+
+impl Encode for Lines {
+    fn encode(&self, b: &Batch, body: &mut Vec<u8>) {
+        body.extend_from_slice(b.bytes());
+    }
+}
+
+/// Retrying a failed delivery (connection error, 5xx, 429, 408).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// First wait, doubling up to `max_ms`.
+    #[serde(default = "default_retry_initial")]
+    pub initial_ms: u64,
+    #[serde(default = "default_retry_max")]
+    pub max_ms: u64,
+    /// Give a batch up (counted as write errors) after this long; 0: never.
+    #[serde(default)]
+    pub limit_secs: u64,
+    /// After SIGINT/SIGTERM, give up after at most this long.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Retry {
+    fn default() -> Retry {
+        Retry {
+            initial_ms: default_retry_initial(),
+            max_ms: default_retry_max(),
+            limit_secs: 0,
+            shutdown_grace_secs: default_shutdown_grace(),
+        }
+    }
+}
+
+fn default_retry_initial() -> u64 {
+    200
+}
+fn default_retry_max() -> u64 {
+    10_000
+}
+fn default_shutdown_grace() -> u64 {
+    10
+}
+pub fn default_sink_batch_events() -> usize {
+    1000
+}
+pub fn default_sink_batch_bytes() -> usize {
+    1 << 20
+}
+pub fn default_request_timeout() -> u64 {
+    30
+}
+
+/// How a network sink batches and retries.
+#[derive(Debug, Clone)]
+pub struct Batching {
+    pub batch_max_events: usize,
+    pub batch_max_bytes: usize,
+    pub retry: Retry,
+    pub gzip: bool,
+}
+
+/// Starts a network sink's task: batches from `cx` delivered to `target`.
+pub fn spawn(
+    cx: SinkContext,
+    target: impl Target,
+    encoding: impl Encode,
+    batching: Batching,
+) -> tokio::task::JoinHandle<()> {
+    let SinkContext {
+        id,
+        rx,
+        stats,
+        shutdown,
+        ..
+    } = cx;
+    let d = Delivery {
+        id,
+        stats,
+        batching,
+        shutdown,
+    };
+    tokio::spawn(d.run(rx, target, encoding))
+}
+
+/// A running network sink.
+struct Delivery {
+    id: String,
+    stats: Arc<SinkStats>,
+    batching: Batching,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Delivery {
+    /// Delivers batches until the input ends; see the module docs.
+    async fn run(self, mut rx: Rx, mut target: impl Target, encoding: impl Encode) {
+        let mut body = Vec::new();
+        while let Some(first) = rx.recv().await {
+            let held = self.gather(first, &mut rx);
+            let events: usize = held.iter().map(|b| b.count()).sum();
+            if events == 0 {
+                continue;
+            }
+            body.clear();
+            for b in &held {
+                encoding.encode(b, &mut body);
+            }
+            let payload = Bytes::from(if self.batching.gzip {
+                gzip(&body)
+            } else {
+                body.clone()
+            });
+            match self.deliver(&mut target, &payload, events).await {
+                Ok(()) => {
+                    let s = &self.stats;
+                    s.events.fetch_add(events as u64, Ordering::Relaxed);
+                    s.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+                }
+                Err(msg) => {
+                    tracing::error!(sink = %self.id, error = %msg, events, "events not delivered: counted as write errors");
+                    for b in &held {
+                        b.fail_acks();
+                    }
+                    let errors = &self.stats.write_errors;
+                    errors.fetch_add(events as u64, Ordering::Relaxed);
+                }
+            }
+            // Dropping `held` lets go of the acks: the events are done.
+        }
+    }
+
+    /// `first` and what else is waiting, up to the batch limits.
+    fn gather(&self, first: Arc<Batch>, rx: &mut Rx) -> Vec<Arc<Batch>> {
+        let (mut events, mut bytes) = (first.count(), first.bytes().len());
+        let mut held = vec![first];
+        while events < self.batching.batch_max_events && bytes < self.batching.batch_max_bytes {
+            match rx.try_recv() {
+                Ok(b) => {
+                    events += b.count();
+                    bytes += b.bytes().len();
+                    held.push(b);
+                }
+                Err(_) => break,
+            }
+        }
+        held
+    }
+
+    /// One body, tried until delivered or given up (the reason).
+    async fn deliver(
+        &self,
+        target: &mut impl Target,
+        payload: &Bytes,
+        events: usize,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        let retry = &self.batching.retry;
+        let mut wait = Duration::from_millis(retry.initial_ms.max(1));
+        let mut tries = 0u64;
+        loop {
+            tries += 1;
+            let msg = match target.deliver(payload).await {
+                Ok(()) => break,
+                Err(Failure::Permanent(msg)) => return Err(msg),
+                Err(Failure::Retry(msg)) => msg,
+            };
+            let limit = retry_limit(retry, *self.shutdown.borrow());
+            if limit.is_some_and(|l| started.elapsed() >= l) {
+                let spent = started.elapsed();
+                return Err(format!("{msg}; gave up after {tries} tries in {spent:?}"));
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            if tries == 1 || tries.is_power_of_two() {
+                tracing::warn!(sink = %self.id, error = %msg, tries, retry_in = ?wait, events, "delivery failed; keeping the events and retrying");
+            }
+            // A shutdown cuts the wait short once (to apply its grace).
+            if *self.shutdown.borrow() {
+                tokio::time::sleep(wait).await;
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown_requested(self.shutdown.clone()) => {}
+                }
+            }
+            wait = (wait * 2).min(Duration::from_millis(retry.max_ms.max(1)));
+        }
+        if tries > 1 {
+            tracing::info!(sink = %self.id, tries, events, "delivered after retrying");
+        }
+        Ok(())
+    }
+}
+
+fn retry_limit(r: &Retry, shutting_down: bool) -> Option<Duration> {
+    let limit = (r.limit_secs > 0).then(|| Duration::from_secs(r.limit_secs));
+    if shutting_down {
+        let grace = Duration::from_secs(r.shutdown_grace_secs);
+        return Some(limit.map_or(grace, |l| l.min(grace)));
+    }
+    limit
+}

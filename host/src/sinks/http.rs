@@ -1,0 +1,69 @@
+//! The `http` sink: NDJSON POSTed to a URI (batched, optionally gzip),
+//! with extra headers of the user's (say, `Authorization`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::component::{Sink, SinkContext};
+use super::delivery::{self, Batching, Lines, Retry};
+use super::http_client::HttpTarget;
+use crate::config::Problem;
+
+/// NDJSON POSTed to `uri`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub inputs: Vec<String>,
+    pub uri: String,
+    /// Extra request headers (say, `Authorization`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub gzip: bool,
+    #[serde(default = "delivery::default_sink_batch_events")]
+    pub batch_max_events: usize,
+    #[serde(default = "delivery::default_sink_batch_bytes")]
+    pub batch_max_bytes: usize,
+    #[serde(default = "delivery::default_request_timeout")]
+    pub request_timeout_secs: u64,
+    #[serde(default)]
+    pub retry: Retry,
+}
+
+impl HttpConfig {
+    fn target(&self) -> Result<HttpTarget, String> {
+        let mut h: Vec<(String, String)> =
+            vec![("content-type".into(), "application/x-ndjson".into())];
+        if self.gzip {
+            h.push(("content-encoding".into(), "gzip".into()));
+        }
+        h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        HttpTarget::new(&self.uri, h, Duration::from_secs(self.request_timeout_secs))
+    }
+}
+
+impl Sink for HttpConfig {
+    fn inputs(&self) -> &[String] {
+        &self.inputs
+    }
+
+    fn check(&self) -> Vec<Problem> {
+        self.target().err().map(Problem::whole).into_iter().collect()
+    }
+
+    fn start(&self, cx: SinkContext) -> tokio::task::JoinHandle<()> {
+        let batching = Batching {
+            batch_max_events: self.batch_max_events,
+            batch_max_bytes: self.batch_max_bytes,
+            retry: self.retry.clone(),
+            gzip: self.gzip,
+        };
+        match self.target() {
+            Ok(target) => delivery::spawn(cx, target, Lines, batching),
+            // Refused by `check` before anything starts.
+            Err(e) => tokio::spawn(async move { tracing::error!(sink = %cx.id, error = %e, "not started") }),
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! An HTTP/1.1 client for the HTTP sinks: one kept-alive connection
+//! (reconnected as needed), a POST per body, the answer sorted into
+//! delivered, worth retrying (connection errors, 5xx, 429, 408), or not.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::delivery::{Failure, Target};
+
+type Body = Full<Bytes>;
+
+pub struct HttpTarget {
+    /// host:port to connect to.
+    authority: String,
+    path: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    timeout: Duration,
+    sender: Option<hyper::client::conn::http1::SendRequest<Body>>,
+}
+
+impl HttpTarget {
+    /// `uri` must be `http://host[:port]/path`; `headers` are sent on every
+    /// request (with the content type and, when set, `Content-Encoding`).
+    pub fn new(
+        uri: &str,
+        headers: Vec<(String, String)>,
+        timeout: Duration,
+    ) -> Result<HttpTarget, String> {
+        let u: hyper::Uri = uri.parse().map_err(|e| format!("bad URI {uri:?}: {e}"))?;
+        match u.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(format!(
+                    "{uri}: https is not supported; reach TLS endpoints through a local TLS proxy (see README)"
+                ));
+            }
+            _ => return Err(format!("{uri}: the URI must start with http://")),
+        }
+        let host = u.host().ok_or_else(|| format!("{uri}: no host"))?;
+        let authority = format!("{host}:{}", u.port_u16().unwrap_or(80));
+        let path = u
+            .path_and_query()
+            .map_or("/".to_string(), |p| p.to_string());
+        let headers = headers
+            .into_iter()
+            .map(|(k, v)| {
+                Ok((
+                    HeaderName::from_bytes(k.as_bytes())
+                        .map_err(|e| format!("header {k:?}: {e}"))?,
+                    HeaderValue::from_str(&v).map_err(|e| format!("header {k:?}: {e}"))?,
+                ))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(HttpTarget {
+            authority,
+            path,
+            headers,
+            timeout,
+            sender: None,
+        })
+    }
+
+    async fn connect(&mut self) -> Result<(), Failure> {
+        let stream = TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| Failure::Retry(format!("connect {}: {e}", self.authority)))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| Failure::Retry(format!("handshake {}: {e}", self.authority)))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        self.sender = Some(sender);
+        Ok(())
+    }
+
+    async fn post(&mut self, body: &Bytes) -> Result<(), Failure> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            self.connect().await?;
+        }
+        let Some(sender) = self.sender.as_mut() else {
+            return Err(Failure::Retry("not connected".into()));
+        };
+        let mut req = Request::post(&self.path)
+            .header(header::HOST, &self.authority)
+            .body(Full::new(body.clone()))
+            .map_err(|e| Failure::Permanent(format!("request: {e}")))?;
+        for (k, v) in &self.headers {
+            req.headers_mut().insert(k.clone(), v.clone());
+        }
+        let res = tokio::time::timeout(self.timeout, async {
+            sender.ready().await?;
+            let resp = sender.send_request(req).await?;
+            let status = resp.status();
+            let body = resp.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>((status, body))
+        })
+        .await;
+        let (status, answer) = match res {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                self.sender = None;
+                return Err(Failure::Retry(format!(
+                    "POST {}{}: {e}",
+                    self.authority, self.path
+                )));
+            }
+            Err(_) => {
+                self.sender = None;
+                return Err(Failure::Retry(format!(
+                    "POST {}{}: no answer within {:?}",
+                    self.authority, self.path, self.timeout
+                )));
+            }
+        };
+        if status.is_success() {
+            return Ok(());
+        }
+        let msg = format!(
+            "POST {}{}: {status} {}",
+            self.authority,
+            self.path,
+            String::from_utf8_lossy(&answer[..answer.len().min(300)])
+        );
+        if status.is_server_error()
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::REQUEST_TIMEOUT
+        {
+            Err(Failure::Retry(msg))
+        } else {
+            Err(Failure::Permanent(msg))
+        }
+    }
+}
+
+impl Target for HttpTarget {
+    async fn deliver(&mut self, body: &Bytes) -> Result<(), Failure> {
+        self.post(body).await
+    }
+}

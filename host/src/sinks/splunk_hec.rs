@@ -1,0 +1,118 @@
+//! The `splunk_hec` sink: events POSTed to a Splunk HTTP Event Collector
+//! as envelopes (batched, gzip by default). An event from a HEC source
+//! keeps its own envelope (`time`, `host`, `source`, `sourcetype`,
+//! `index`, `fields`); the sink's keys fill what an event does not carry.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::component::{Sink, SinkContext};
+use super::delivery::{self, Batching, Encode, Retry};
+use super::http_client::HttpTarget;
+use crate::batch::Batch;
+use crate::codecs::hec;
+use crate::config::Problem;
+
+/// Splunk HEC: envelopes POSTed to `endpoint` (a base such as
+/// `http://splunk:8088`, or a full `/services/collector/event` URI).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplunkHecConfig {
+    pub inputs: Vec<String>,
+    pub endpoint: String,
+    pub token: String,
+    /// Envelope keys for events that do not carry their own.
+    #[serde(default)]
+    pub index: Option<String>,
+    #[serde(default)]
+    pub sourcetype: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default = "default_true")]
+    pub gzip: bool,
+    #[serde(default = "delivery::default_sink_batch_events")]
+    pub batch_max_events: usize,
+    #[serde(default = "delivery::default_sink_batch_bytes")]
+    pub batch_max_bytes: usize,
+    #[serde(default = "delivery::default_request_timeout")]
+    pub request_timeout_secs: u64,
+    #[serde(default)]
+    pub retry: Retry,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl SplunkHecConfig {
+    fn target(&self) -> Result<HttpTarget, String> {
+        let uri = hec_uri(&self.endpoint);
+        let mut headers = vec![
+            ("authorization".to_string(), format!("Splunk {}", self.token)),
+            ("content-type".to_string(), "application/json".to_string()),
+        ];
+        if self.gzip {
+            headers.push(("content-encoding".into(), "gzip".into()));
+        }
+        let timeout = Duration::from_secs(self.request_timeout_secs);
+        HttpTarget::new(&uri, headers, timeout)
+    }
+}
+
+impl Sink for SplunkHecConfig {
+    fn inputs(&self) -> &[String] {
+        &self.inputs
+    }
+
+    fn check(&self) -> Vec<Problem> {
+        self.target().err().map(Problem::whole).into_iter().collect()
+    }
+
+    fn start(&self, cx: SinkContext) -> tokio::task::JoinHandle<()> {
+        let encoding = Envelopes(hec::Defaults {
+            host: self.host.clone(),
+            source: self.source.clone(),
+            sourcetype: self.sourcetype.clone(),
+            index: self.index.clone(),
+        });
+        let batching = Batching {
+            batch_max_events: self.batch_max_events,
+            batch_max_bytes: self.batch_max_bytes,
+            retry: self.retry.clone(),
+            gzip: self.gzip,
+        };
+        match self.target() {
+            Ok(target) => delivery::spawn(cx, target, encoding, batching),
+            // Refused by `check` before anything starts.
+            Err(e) => tokio::spawn(async move { tracing::error!(sink = %cx.id, error = %e, "not started") }),
+        }
+    }
+}
+
+/// Each event in its HEC envelope, one per line.
+struct Envelopes(hec::Defaults);
+
+impl Encode for Envelopes {
+    fn encode(&self, b: &Batch, body: &mut Vec<u8>) {
+        for (i, l) in b.iter().enumerate() {
+            hec::write_envelope(body, l, b.meta(i), &self.0);
+            body.push(b'\n');
+        }
+    }
+}
+
+/// A HEC endpoint given as a base (`http://splunk:8088`) gets the event path.
+fn hec_uri(endpoint: &str) -> String {
+    let trimmed = endpoint.trim_end_matches('/');
+    let has_path = trimmed
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.contains('/'));
+    if has_path {
+        endpoint.to_string()
+    } else {
+        format!("{trimmed}/services/collector/event")
+    }
+}

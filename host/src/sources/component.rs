@@ -1,0 +1,83 @@
+//! What a source is to the topology: a configuration that can be checked
+//! and started. A source hands [`Batch`](crate::batch::Batch)es to its
+//! context's channel until its input ends or shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+use tokio::sync::watch;
+
+use super::checkpoint::Checkpointer;
+use crate::channel::Tx;
+use crate::config::{Paths, Problem};
+
+/// A source kind; implemented by each source's configuration.
+pub trait Source {
+    /// Checks that need nothing started (each problem found).
+    fn check(&self) -> Vec<Problem> {
+        Vec::new()
+    }
+
+    /// Whether this source is rsyslog asking through mmexternal: it must be
+    /// answered line for line (see [`crate::codecs::mmexternal`]).
+    fn asks_mmexternal(&self) -> bool {
+        false
+    }
+
+    /// Starts reading into `cx.tx`. Failures to start are logged and
+    /// counted in `cx.errors`; the source then simply ends.
+    fn start(&self, cx: SourceContext) -> Started;
+}
+
+/// What a starting source is given.
+pub struct SourceContext {
+    pub id: String,
+    pub paths: Paths,
+    pub tx: Tx,
+    pub shutdown: watch::Receiver<bool>,
+    /// Set at shutdown: a reader stops after its current read.
+    pub stop: Arc<AtomicBool>,
+    /// Problems while running (an unreadable input, an address in use).
+    pub errors: Arc<AtomicU64>,
+}
+
+/// How a started source ends at shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It closes its channel on its own, within a bounded drain
+    /// (listeners): what it sends is forwarded until then.
+    Closes,
+    /// It may be stuck in a blocking read (stdin): it is done once quiet.
+    Quiet,
+}
+
+/// A started source.
+pub struct Started {
+    pub ending: Ending,
+    /// The checkpoint to keep while it runs (a checkpointed file).
+    pub checkpoint: Option<Checkpointer>,
+}
+
+impl Started {
+    /// A source that closes its channel itself, keeping no checkpoint.
+    pub fn listening() -> Started {
+        Started {
+            ending: Ending::Closes,
+            checkpoint: None,
+        }
+    }
+}
+
+/// Defaults the source kinds share.
+pub fn default_batch_events() -> usize {
+    1024
+}
+pub fn default_body_bytes() -> usize {
+    16 << 20
+}
+pub fn default_ack_timeout() -> u64 {
+    30
+}
+pub fn default_max_message() -> usize {
+    1 << 20
+}

@@ -1,0 +1,99 @@
+//! The `file` source: NDJSON lines from a file, read once or followed as
+//! it grows, optionally checkpointed (`data_dir/checkpoints`) so a restart
+//! resumes after the last event every sink has written.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::checkpoint::{Checkpointer, resume};
+use super::component::{Ending, Source, SourceContext, Started};
+use super::reader::{ReadOpts, Reader};
+use crate::durable::Progress;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub path: PathBuf,
+    /// Keep reading as the file grows (until SIGINT/SIGTERM) instead of
+    /// stopping at its end.
+    #[serde(default)]
+    pub follow: bool,
+    /// How often a followed file is polled for new data.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    #[serde(default = "super::component::default_batch_events")]
+    pub batch_max_events: usize,
+    /// Keep the read position under `data_dir/checkpoints`, advanced once
+    /// every sink has written the events, and resume from it at start.
+    /// Default: on for `follow = true`, off otherwise (so a one-shot run
+    /// over a file reads it whole every time).
+    #[serde(default)]
+    pub checkpoint: Option<bool>,
+    /// How often the checkpoint is written (and at exit).
+    #[serde(default = "default_checkpoint_ms")]
+    pub checkpoint_interval_ms: u64,
+}
+
+fn default_poll_ms() -> u64 {
+    250
+}
+fn default_checkpoint_ms() -> u64 {
+    1000
+}
+
+impl FileConfig {
+    /// Whether this source keeps a checkpoint.
+    pub fn checkpoints(&self) -> bool {
+        self.checkpoint.unwrap_or(self.follow)
+    }
+}
+
+impl Source for FileConfig {
+    fn start(&self, cx: SourceContext) -> Started {
+        let mut started = Started {
+            ending: Ending::Quiet,
+            checkpoint: None,
+        };
+        let path = cx.paths.resolve(&self.path);
+        let mut f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(source = %cx.id, path = %path.display(), error = %e, "cannot open input");
+                cx.errors.fetch_add(1, Ordering::Relaxed);
+                return started;
+            }
+        };
+        let mut start = 0;
+        if self.checkpoints() {
+            let (cp, file) = resume(&cx.id, &path, &mut f, cx.paths.data_dir(), &cx.errors);
+            start = cp.offset;
+            started.checkpoint = Some(Checkpointer {
+                source: cx.id.clone(),
+                progress: Progress::new(cp.offset),
+                file,
+                stored: cp,
+                interval: Duration::from_millis(self.checkpoint_interval_ms.max(10)),
+            });
+        }
+        Reader {
+            id: cx.id,
+            input: Box::new(f),
+            opts: ReadOpts {
+                max_events: self.batch_max_events,
+                follow: self.follow,
+                poll: Duration::from_millis(self.poll_interval_ms),
+                start,
+                convert: None,
+            },
+            progress: started.checkpoint.as_ref().map(|c| c.progress.clone()),
+            tx: cx.tx,
+            stop: cx.stop,
+            errors: cx.errors,
+        }
+        .spawn();
+        started
+    }
+}

@@ -1,0 +1,84 @@
+//! The `http` source: NDJSON bodies POSTed to one path (gzip accepted),
+//! answered `200 {"accepted":N}` once written.
+
+use std::time::Duration;
+
+use hyper::Request;
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use super::component::{Source, SourceContext, Started};
+use super::http_server::{self, Body, Endpoint, HttpOpts, Refusal, reply, text_reply};
+use super::listener::{ListenCtx, bind_tcp};
+use crate::batch::{Batch, LineSplitter};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub address: String,
+    #[serde(default = "default_http_path")]
+    pub path: String,
+    #[serde(default = "super::component::default_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default = "super::component::default_batch_events")]
+    pub batch_max_events: usize,
+    #[serde(default = "super::component::default_ack_timeout")]
+    pub ack_timeout_secs: u64,
+}
+
+fn default_http_path() -> String {
+    "/".into()
+}
+
+impl Source for HttpConfig {
+    fn start(&self, cx: SourceContext) -> Started {
+        let ctx = ListenCtx::new(&cx, self.batch_max_events);
+        match bind_tcp(&self.address) {
+            Ok(l) => {
+                let opts = HttpOpts {
+                    max_body_bytes: self.max_body_bytes,
+                    ack_timeout: Duration::from_secs(self.ack_timeout_secs),
+                };
+                let path = Ndjson {
+                    path: self.path.clone(),
+                };
+                tokio::spawn(http_server::serve(ctx, l, opts, path));
+            }
+            Err(e) => ctx.cannot_listen(&self.address, e),
+        }
+        Started::listening()
+    }
+}
+
+/// NDJSON bodies on this path.
+struct Ndjson {
+    path: String,
+}
+
+impl Endpoint for Ndjson {
+    type Route = ();
+
+    fn route(&self, req: &Request<Incoming>) -> Result<(), hyper::Response<Body>> {
+        if req.uri().path() != self.path {
+            return Err(text_reply(404, "not found"));
+        }
+        Ok(())
+    }
+
+    fn read(&self, _: (), body: &[u8], _: Option<&str>, out: &mut Batch) -> Result<(), Refusal> {
+        let mut s = LineSplitter::new(usize::MAX);
+        let mut lines = Vec::new();
+        s.push(body, &mut lines);
+        s.finish(&mut lines);
+        lines.into_iter().for_each(|b| out.extend(&b));
+        Ok(())
+    }
+
+    fn accepted(&self, events: usize) -> hyper::Response<Body> {
+        reply(200, format!("{{\"accepted\":{events}}}"))
+    }
+
+    fn busy(&self) -> hyper::Response<Body> {
+        text_reply(503, "busy: retry")
+    }
+}

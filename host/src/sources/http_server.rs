@@ -1,0 +1,272 @@
+//! The HTTP server the request-based sources share (`splunk_hec`, `http`):
+//! hyper over the listener's connections, bodies bounded (declared size,
+//! bytes in flight, after gzip), and an answer only once the request's
+//! events are written by every sink ([`Ack::notify`]). A request that
+//! cannot be taken or delivered in time is answered as busy (503), so the
+//! client keeps its events and retries. What differs per source (routes,
+//! tokens, body formats, answers) is its [`Endpoint`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use super::listener::{ListenCtx, accept_loop, split};
+use crate::batch::Batch;
+use crate::codecs::gzip::{GunzipError, gunzip};
+use crate::durable::Ack;
+use crate::shutdown::shutdown_requested;
+
+/// Request bodies one HTTP source holds at once, in multiples of
+/// `max_body_bytes` (with at least 64 MiB): many clients sending large
+/// bodies wait (then get 503) instead of growing memory without bound.
+const BODIES_IN_FLIGHT: usize = 4;
+const MIN_IN_FLIGHT_BYTES: usize = 64 << 20;
+
+pub type Body = Full<Bytes>;
+
+/// What a source answers and reads; the server does the rest.
+pub trait Endpoint: Send + Sync + 'static {
+    /// What a routed request carries (say, which body format).
+    type Route: Send;
+
+    /// Routes a request by its path and headers: what it carries, or the
+    /// answer to give at once (not found, health, a refused token).
+    // An answer is made once per request, off the per-event path: boxing
+    // it would buy nothing.
+    #[allow(clippy::result_large_err)]
+    fn route(&self, req: &Request<Incoming>) -> Result<Self::Route, Response<Body>>;
+
+    /// Reads a whole (inflated) body into events. A refused body is
+    /// refused whole: nothing of it goes on.
+    fn read(
+        &self,
+        route: Self::Route,
+        body: &[u8],
+        query: Option<&str>,
+        out: &mut Batch,
+    ) -> Result<(), Refusal>;
+
+    /// The answer once `events` events are delivered.
+    fn accepted(&self, events: usize) -> Response<Body>;
+
+    /// The answer when the request could not be taken or delivered in time.
+    fn busy(&self) -> Response<Body>;
+}
+
+/// A body refused: the answer, and why (for the log).
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub body: String,
+    pub reason: String,
+}
+
+/// Limits of one HTTP source.
+#[derive(Debug, Clone)]
+pub struct HttpOpts {
+    pub max_body_bytes: usize,
+    /// Longest a request waits to be taken and delivered.
+    pub ack_timeout: Duration,
+}
+
+pub fn reply(status: u16, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+pub fn text_reply(status: u16, text: &str) -> Response<Body> {
+    let mut body = b"{\"text\":".to_vec();
+    let _ = serde_json::to_writer(&mut body, text);
+    body.push(b'}');
+    reply(status, body)
+}
+
+/// Serves `endpoint` on `listener` until shutdown.
+pub async fn serve<E: Endpoint>(
+    ctx: ListenCtx,
+    listener: std::net::TcpListener,
+    opts: HttpOpts,
+    endpoint: E,
+) {
+    let budget_kib = (opts.max_body_bytes.saturating_mul(BODIES_IN_FLIGHT))
+        .max(MIN_IN_FLIGHT_BYTES)
+        .div_ceil(1024);
+    let budget = Arc::new(Semaphore::new(budget_kib.min(Semaphore::MAX_PERMITS)));
+    let server = Arc::new(Server {
+        opts,
+        budget,
+        endpoint,
+    });
+    accept_loop(ctx, listener, move |stream, ctx| {
+        serve_connection(server.clone(), stream, ctx)
+    })
+    .await;
+}
+
+struct Server<E> {
+    opts: HttpOpts,
+    budget: Arc<Semaphore>,
+    endpoint: E,
+}
+
+/// One connection, until it ends or, at shutdown, gracefully.
+async fn serve_connection<E: Endpoint>(
+    server: Arc<Server<E>>,
+    stream: tokio::net::TcpStream,
+    ctx: ListenCtx,
+) {
+    let stop = shutdown_requested(ctx.shutdown.clone());
+    let svc_ctx = ctx.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let (ctx, server) = (svc_ctx.clone(), server.clone());
+        async move { Ok::<_, Infallible>(server.handle(&ctx, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::pin!(stop);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(source = %ctx.id, error = %e, "connection ended");
+            }
+        }
+        _ = &mut stop => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+impl<E: Endpoint> Server<E> {
+    async fn handle(&self, ctx: &ListenCtx, req: Request<Incoming>) -> Response<Body> {
+        let query = req.uri().query().map(str::to_string);
+        let route = match self.endpoint.route(&req) {
+            Ok(r) => r,
+            Err(answer) => return answer,
+        };
+        if req.method() != hyper::Method::POST {
+            return text_reply(405, "use POST");
+        }
+        // Room for the body is held until the request is answered.
+        let (body, _room) = match self.read_body(ctx, req).await {
+            Ok(b) => b,
+            Err(answer) => return answer,
+        };
+        let mut events = Batch::default();
+        if let Err(r) = self
+            .endpoint
+            .read(route, &body, query.as_deref(), &mut events)
+        {
+            tracing::warn!(source = %ctx.id, error = %r.reason, "request refused: malformed body");
+            return reply(r.status, r.body);
+        }
+        let n = events.count();
+        if n == 0 {
+            return reply(200, r#"{"text":"Success","code":0}"#);
+        }
+        let delivered = tokio::time::timeout(self.opts.ack_timeout, deliver(ctx, events)).await;
+        match delivered {
+            Ok(true) => self.endpoint.accepted(n),
+            res => {
+                tracing::warn!(source = %ctx.id, events = n, timed_out = res.is_err(), "request not delivered: answered 503, the client keeps its events");
+                self.endpoint.busy()
+            }
+        }
+    }
+
+    /// The whole body, inflated, with its room among the bodies in flight
+    /// (what it declares, or the cap); or the answer refusing it.
+    #[allow(clippy::result_large_err)]
+    async fn read_body(
+        &self,
+        ctx: &ListenCtx,
+        req: Request<Incoming>,
+    ) -> Result<(Bytes, SemaphorePermit<'_>), Response<Body>> {
+        let max = self.opts.max_body_bytes;
+        let too_large = || text_reply(413, &format!("Content too large: at most {max} bytes"));
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max as u64) {
+            return Err(too_large());
+        }
+        let want_kib = declared.map_or(max, |n| n as usize).max(1).div_ceil(1024) as u32;
+        let acquire = self.budget.acquire_many(want_kib);
+        let room = match tokio::time::timeout(self.opts.ack_timeout, acquire).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                tracing::warn!(source = %ctx.id, "request bodies in flight at their cap: answered 503");
+                return Err(self.endpoint.busy());
+            }
+        };
+        let gzip = match req
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .map(|v| v.as_bytes())
+        {
+            None | Some(b"identity") => false,
+            Some(b"gzip") => true,
+            Some(_) => {
+                return Err(text_reply(
+                    415,
+                    "unsupported Content-Encoding (gzip or none)",
+                ));
+            }
+        };
+        let body = match Limited::new(req.into_body(), max).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return Err(too_large());
+            }
+            Err(e) => {
+                tracing::debug!(source = %ctx.id, error = %e, "request body not read");
+                return Err(text_reply(400, "request body not read"));
+            }
+        };
+        if !gzip {
+            return Ok((body, room));
+        }
+        match gunzip(&body, max) {
+            Ok(b) => Ok((Bytes::from(b), room)),
+            Err(GunzipError::TooLarge) => Err(too_large()),
+            Err(GunzipError::Bad(e)) => Err(text_reply(400, &format!("bad gzip body: {e}"))),
+        }
+    }
+}
+
+/// Sends a request's events on, in batches sharing one delivery token, and
+/// waits until every sink has written them (true) or one failed.
+async fn deliver(ctx: &ListenCtx, events: Batch) -> bool {
+    let (ack, done) = Ack::notify();
+    let mut batches = split(&events, ctx.batch_max_events);
+    for b in &mut batches {
+        b.acks.push(ack.clone());
+    }
+    drop(ack);
+    for b in batches {
+        if !ctx.send(b).await {
+            return false;
+        }
+    }
+    done.await.unwrap_or(false)
+}

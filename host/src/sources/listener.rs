@@ -1,0 +1,208 @@
+//! What every listening source shares: binding (at start, so a taken port
+//! is reported then), accepting at most [`MAX_CONNECTIONS`] at once, and a
+//! bounded drain of open connections at shutdown.
+//!
+//! Listening sources are async tasks on the pipeline's runtime. They hand
+//! batches on through the same bounded channel as the file sources,
+//! awaiting room, so a slow pipeline slows the reading of sockets
+//! (backpressure) instead of buffering without bound.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+use super::component::SourceContext;
+use crate::batch::Batch;
+use crate::channel::Tx;
+use crate::shutdown::shutdown_requested;
+
+/// Connections one listening source serves at once.
+const MAX_CONNECTIONS: usize = 1024;
+/// At shutdown, how long open connections get to finish.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+/// Bytes read from a connection at a time.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// What every listening source shares.
+#[derive(Clone)]
+pub struct ListenCtx {
+    pub id: Arc<str>,
+    pub tx: Tx,
+    pub errors: Arc<AtomicU64>,
+    pub shutdown: watch::Receiver<bool>,
+    pub batch_max_events: usize,
+}
+
+impl ListenCtx {
+    pub async fn send(&self, b: Batch) -> bool {
+        if b.is_empty() {
+            return true;
+        }
+        self.tx.send(Arc::new(b)).await.is_ok()
+    }
+
+    pub fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Binds a TCP listener now, so a taken port is reported at start.
+pub fn bind_tcp(address: &str) -> std::io::Result<std::net::TcpListener> {
+    let l = std::net::TcpListener::bind(address)?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+pub fn bind_udp(address: &str) -> std::io::Result<std::net::UdpSocket> {
+    let s = std::net::UdpSocket::bind(address)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+/// Accepts connections until shutdown, serving each with `serve`; then
+/// waits (bounded) for the open ones to end.
+pub async fn accept_loop<F, Fut>(ctx: ListenCtx, listener: std::net::TcpListener, serve: F)
+where
+    F: Fn(TcpStream, ListenCtx) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(source = %ctx.id, error = %e, "cannot listen");
+            ctx.error();
+            return;
+        }
+    };
+    if let Ok(a) = listener.local_addr() {
+        tracing::info!(source = %ctx.id, address = %a, "listening");
+    }
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut conns = tokio::task::JoinSet::new();
+    let stop = shutdown_requested(ctx.shutdown.clone());
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = &mut stop => break,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut stop => break,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nodelay(true);
+                let fut = serve(stream, ctx.clone());
+                conns.spawn(async move {
+                    fut.await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(source = %ctx.id, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(SHUTDOWN_DRAIN, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(source = %ctx.id, open = conns.len(), "connections still open at shutdown: closed");
+        conns.abort_all();
+    }
+}
+
+impl ListenCtx {
+    /// The context of a source listening for `cx`'s component.
+    pub fn new(cx: &SourceContext, batch_max_events: usize) -> ListenCtx {
+        ListenCtx {
+            id: cx.id.as_str().into(),
+            tx: cx.tx.clone(),
+            errors: cx.errors.clone(),
+            shutdown: cx.shutdown.clone(),
+            batch_max_events: batch_max_events.max(1),
+        }
+    }
+
+    /// Logs and counts an address that could not be bound.
+    pub fn cannot_listen(&self, address: &str, e: std::io::Error) {
+        tracing::error!(source = %self.id, %address, error = %e, "cannot listen: source not started");
+        self.error();
+    }
+}
+
+/// Cuts a batch into batches of at most `max` lines, metadata kept.
+pub fn split(b: &Batch, max: usize) -> Vec<Batch> {
+    if b.count() <= max {
+        return vec![b.clone()];
+    }
+    let mut out = Vec::new();
+    let mut cur = Batch::default();
+    for (i, l) in b.iter().enumerate() {
+        cur.push_line(l);
+        cur.set_last_meta(b.meta(i));
+        if cur.count() == max {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// What a connection's reader says after a chunk.
+pub enum Read {
+    /// Keep reading.
+    More,
+    /// Close the connection once what was cut is sent on.
+    Close,
+}
+
+/// Reads a connection until it ends, fails or shutdown. Each chunk (an
+/// empty one at the end) goes to `cut`, which puts complete batches in
+/// its output; those are sent on (awaiting room) before the next read.
+pub async fn read_connection(
+    mut stream: TcpStream,
+    ctx: &ListenCtx,
+    mut cut: impl FnMut(&[u8], &str, &mut Vec<Batch>) -> Read,
+) {
+    use tokio::io::AsyncReadExt;
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut out = Vec::new();
+    let stop = shutdown_requested(ctx.shutdown.clone());
+    tokio::pin!(stop);
+    loop {
+        let n = tokio::select! {
+            r = stream.read(&mut buf) => match r {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(source = %ctx.id, %peer, error = %e, "read failed; connection closed");
+                    0
+                }
+            },
+            _ = &mut stop => 0,
+        };
+        let close = matches!(cut(&buf[..n], &peer, &mut out), Read::Close);
+        for b in out.drain(..) {
+            if !ctx.send(b).await {
+                return;
+            }
+        }
+        if n == 0 || close {
+            return;
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The `splunk_hec` source: Splunk's HTTP Event Collector.
+//! `/services/collector/event` (and `/services/collector`) take one or more
+//! concatenated envelopes, `/raw` one event per line, `/health` answers
+//! healthy; the token is checked, gzip bodies are inflated, and answers and
+//! codes are Splunk's. No indexer acknowledgement: a 200 already means
+//! delivered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper::header;
+use serde::Deserialize;
+
+use super::component::{Source, SourceContext, Started};
+use super::http_server::{self, Body, Endpoint, HttpOpts, Refusal, reply};
+use super::listener::{ListenCtx, bind_tcp};
+use crate::batch::Batch;
+use crate::codecs::hec;
+use crate::config::Problem;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplunkHecConfig {
+    pub address: String,
+    /// Accepted tokens (`Authorization: Splunk <token>`).
+    pub tokens: Vec<String>,
+    #[serde(default = "super::component::default_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default = "super::component::default_batch_events")]
+    pub batch_max_events: usize,
+    /// Longest a request waits to be taken and written before it is
+    /// answered 503 (the client then retries).
+    #[serde(default = "super::component::default_ack_timeout")]
+    pub ack_timeout_secs: u64,
+}
+
+impl Source for SplunkHecConfig {
+    fn check(&self) -> Vec<Problem> {
+        if self.tokens.iter().all(|t| t.trim().is_empty()) {
+            return vec![Problem::at("tokens", "at least one token is required")];
+        }
+        Vec::new()
+    }
+
+    fn start(&self, cx: SourceContext) -> Started {
+        let ctx = ListenCtx::new(&cx, self.batch_max_events);
+        match bind_tcp(&self.address) {
+            Ok(l) => {
+                let opts = HttpOpts {
+                    max_body_bytes: self.max_body_bytes,
+                    ack_timeout: Duration::from_secs(self.ack_timeout_secs),
+                };
+                let hec = Collector {
+                    tokens: self.tokens.clone().into(),
+                };
+                tokio::spawn(http_server::serve(ctx, l, opts, hec));
+            }
+            Err(e) => ctx.cannot_listen(&self.address, e),
+        }
+        Started::listening()
+    }
+}
+
+/// The collector's endpoints, with the accepted tokens.
+struct Collector {
+    tokens: Arc<[String]>,
+}
+
+/// What a collector request carries.
+enum Carries {
+    Envelopes,
+    Raw,
+}
+
+impl Endpoint for Collector {
+    type Route = Carries;
+
+    fn route(&self, req: &Request<Incoming>) -> Result<Carries, hyper::Response<Body>> {
+        let carries = match req.uri().path().trim_end_matches('/') {
+            "/services/collector/health" | "/services/collector/health/1.0" => {
+                return Err(reply(200, hec::HEALTHY));
+            }
+            "/services/collector"
+            | "/services/collector/event"
+            | "/services/collector/event/1.0" => Carries::Envelopes,
+            "/services/collector/raw" | "/services/collector/raw/1.0" => Carries::Raw,
+            "/services/collector/ack" => {
+                return Err(reply(400, r#"{"text":"ACK is disabled","code":14}"#));
+            }
+            _ => return Err(reply(404, hec::NOT_FOUND)),
+        };
+        let auth = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        hec::check_token(auth, &self.tokens).map_err(|(status, body)| reply(status, body))?;
+        Ok(carries)
+    }
+
+    fn read(
+        &self,
+        route: Carries,
+        body: &[u8],
+        query: Option<&str>,
+        out: &mut Batch,
+    ) -> Result<(), Refusal> {
+        let read = match route {
+            Carries::Envelopes => hec::read_event_body(body, out),
+            Carries::Raw => hec::read_raw_body(body, query, out),
+        };
+        read.map_err(|e| {
+            let (status, body) = e.response();
+            Refusal {
+                status,
+                body,
+                reason: format!("{e:?}"),
+            }
+        })
+    }
+
+    fn accepted(&self, _events: usize) -> hyper::Response<Body> {
+        reply(200, hec::SUCCESS)
+    }
+
+    fn busy(&self) -> hyper::Response<Body> {
+        reply(503, hec::BUSY)
+    }
+}

@@ -1,0 +1,58 @@
+//! The `stdin` source: NDJSON lines on standard input until its end, or
+//! rsyslog's mmexternal messages (`protocol = "mmexternal"`), which must
+//! then be answered line for line by a stdout sink with the same protocol.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::component::{Ending, Source, SourceContext, Started};
+use super::reader::{ReadOpts, Reader};
+use crate::codecs::mmexternal::{self, StdioProtocol};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdinConfig {
+    /// Most events handed on in one batch.
+    #[serde(default = "super::component::default_batch_events")]
+    pub batch_max_events: usize,
+    /// `ndjson`, or `mmexternal` when rsyslog runs rulebox as its
+    /// message-modification program (answered by a stdout sink with
+    /// the same protocol; see [`crate::codecs::mmexternal`]).
+    #[serde(default)]
+    pub protocol: StdioProtocol,
+    /// With `mmexternal`: rsyslog's `interface.input` (`msg`, `rawmsg`
+    /// or `fulljson`).
+    #[serde(default)]
+    pub mmexternal_input: mmexternal::Input,
+}
+
+impl Source for StdinConfig {
+    fn asks_mmexternal(&self) -> bool {
+        self.protocol == StdioProtocol::Mmexternal
+    }
+
+    fn start(&self, cx: SourceContext) -> Started {
+        let convert = self.asks_mmexternal().then_some(self.mmexternal_input);
+        Reader {
+            id: cx.id,
+            input: Box::new(std::io::stdin()),
+            opts: ReadOpts {
+                max_events: self.batch_max_events,
+                follow: false,
+                poll: Duration::ZERO,
+                start: 0,
+                convert,
+            },
+            progress: None,
+            tx: cx.tx,
+            stop: cx.stop,
+            errors: cx.errors,
+        }
+        .spawn();
+        Started {
+            ending: Ending::Quiet,
+            checkpoint: None,
+        }
+    }
+}

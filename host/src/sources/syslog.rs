@@ -1,0 +1,125 @@
+//! The `syslog` source: RFC 5424 or RFC 3164 messages over TCP (octet
+//! counting or LF framing, RFC 6587) or UDP; a JSON body is the event,
+//! anything else is wrapped (see [`crate::codecs::syslog`]).
+
+use serde::Deserialize;
+use tokio::net::UdpSocket;
+
+use super::component::{Source, SourceContext, Started};
+use super::listener::{ListenCtx, Read, accept_loop, bind_tcp, bind_udp, read_connection, split};
+use crate::batch::Batch;
+use crate::codecs::syslog;
+use crate::shutdown::shutdown_requested;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    pub address: String,
+    #[serde(default)]
+    pub mode: SyslogMode,
+    #[serde(default = "super::component::default_max_message")]
+    pub max_message_bytes: usize,
+    #[serde(default = "super::component::default_batch_events")]
+    pub batch_max_events: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogMode {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Source for SyslogConfig {
+    fn start(&self, cx: SourceContext) -> Started {
+        let ctx = ListenCtx::new(&cx, self.batch_max_events);
+        let max = self.max_message_bytes;
+        let bound = match self.mode {
+            SyslogMode::Tcp => bind_tcp(&self.address).map(|l| {
+                tokio::spawn(accept_loop(ctx.clone(), l, move |stream, ctx| async move {
+                    read_frames(stream, &ctx, max).await
+                }));
+            }),
+            SyslogMode::Udp => bind_udp(&self.address).map(|sock| {
+                tokio::spawn(serve_udp(ctx.clone(), sock));
+            }),
+        };
+        if let Err(e) = bound {
+            ctx.cannot_listen(&self.address, e);
+        }
+        Started::listening()
+    }
+}
+
+/// One message as an event line.
+fn push_event(msg: &[u8], event: &mut Vec<u8>, batch: &mut Batch) {
+    event.clear();
+    syslog::to_event(msg, event);
+    batch.push_line(event);
+}
+
+async fn read_frames(stream: tokio::net::TcpStream, ctx: &ListenCtx, max_message_bytes: usize) {
+    let mut framer = syslog::Framer::new(max_message_bytes);
+    let mut event = Vec::new();
+    read_connection(stream, ctx, |chunk, peer, out| {
+        let mut batch = Batch::default();
+        let mut push = |m: &[u8]| push_event(m, &mut event, &mut batch);
+        let mut read = Read::More;
+        if chunk.is_empty() {
+            framer.finish(&mut push);
+            read = Read::Close;
+        } else if let Err(syslog::FrameTooLong(len)) = framer.push(chunk, &mut push) {
+            tracing::error!(source = %ctx.id, %peer, frame_bytes = len, "syslog frame over max_message_bytes (or garbled framing): connection closed");
+            ctx.error();
+            read = Read::Close;
+        }
+        if !batch.is_empty() {
+            out.extend(split(&batch, ctx.batch_max_events));
+        }
+        read
+    })
+    .await;
+}
+
+async fn serve_udp(ctx: ListenCtx, socket: std::net::UdpSocket) {
+    let socket = match UdpSocket::from_std(socket) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(source = %ctx.id, error = %e, "cannot listen");
+            ctx.error();
+            return;
+        }
+    };
+    if let Ok(a) = socket.local_addr() {
+        tracing::info!(source = %ctx.id, address = %a, "listening (udp)");
+    }
+    let mut buf = vec![0u8; 65536];
+    let mut event = Vec::new();
+    let stop = shutdown_requested(ctx.shutdown.clone());
+    tokio::pin!(stop);
+    loop {
+        let first = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            _ = &mut stop => return,
+        };
+        let mut batch = Batch::default();
+        match first {
+            Ok((n, _)) => push_event(&buf[..n], &mut event, &mut batch),
+            Err(e) => {
+                tracing::warn!(source = %ctx.id, error = %e, "receive failed");
+                continue;
+            }
+        }
+        // Whatever else is already queued goes in the same batch.
+        while batch.count() < ctx.batch_max_events {
+            match socket.try_recv_from(&mut buf) {
+                Ok((n, _)) => push_event(&buf[..n], &mut event, &mut batch),
+                Err(_) => break,
+            }
+        }
+        if !ctx.send(batch).await {
+            return;
+        }
+    }
+}

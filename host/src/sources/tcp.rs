@@ -1,0 +1,54 @@
+//! The `tcp` source: NDJSON lines over TCP connections. A line still
+//! unended past `max_line_bytes` closes its connection (the lines before
+//! it are kept).
+
+use serde::Deserialize;
+
+use super::component::{Source, SourceContext, Started};
+use super::listener::{ListenCtx, Read, accept_loop, bind_tcp, read_connection};
+use crate::batch::LineSplitter;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpConfig {
+    pub address: String,
+    #[serde(default = "super::component::default_batch_events")]
+    pub batch_max_events: usize,
+    /// A line still unended past this closes its connection.
+    #[serde(default = "super::component::default_max_message")]
+    pub max_line_bytes: usize,
+}
+
+impl Source for TcpConfig {
+    fn start(&self, cx: SourceContext) -> Started {
+        let ctx = ListenCtx::new(&cx, self.batch_max_events);
+        match bind_tcp(&self.address) {
+            Ok(l) => {
+                let max_line_bytes = self.max_line_bytes;
+                tokio::spawn(accept_loop(ctx, l, move |stream, ctx| async move {
+                    read_lines(stream, &ctx, max_line_bytes).await
+                }));
+            }
+            Err(e) => ctx.cannot_listen(&self.address, e),
+        }
+        Started::listening()
+    }
+}
+
+async fn read_lines(stream: tokio::net::TcpStream, ctx: &ListenCtx, max_line_bytes: usize) {
+    let mut lines = LineSplitter::new(ctx.batch_max_events);
+    read_connection(stream, ctx, |chunk, peer, out| {
+        if chunk.is_empty() {
+            lines.finish(out);
+            return Read::Close;
+        }
+        lines.push(chunk, out);
+        if lines.pending() > max_line_bytes {
+            tracing::error!(source = %ctx.id, %peer, held = lines.pending(), max_line_bytes, "line over max_line_bytes with no end in sight: connection closed (the lines before it are kept)");
+            ctx.error();
+            return Read::Close;
+        }
+        Read::More
+    })
+    .await;
+}

@@ -1,0 +1,146 @@
+//! Building a pipeline: everything a configuration names is loaded and
+//! checked (plugins compiled, contract-checked and initialised with their
+//! configuration), so `rulebox validate` and `rulebox run` find the same
+//! errors.
+
+use std::collections::BTreeMap;
+
+use rulebox_abi::DEAD_LETTER_OUTPUT;
+
+use super::config::Loaded;
+use super::mmexternal::answer_chain;
+use crate::config::graph::{self, Graph};
+use crate::config::{ConfigError, ConfigErrors};
+use crate::sandbox::Runtime;
+use crate::transforms::TransformConfig;
+use crate::transforms::wasm::{OnError, PluginCache, Stage};
+
+/// A pipeline whose plugins are loaded and initialised, ready to run.
+pub struct Built {
+    pub(super) loaded: Loaded,
+    pub(super) transforms: BTreeMap<String, Stage>,
+}
+
+impl Built {
+    /// Each transform's outputs: those its plugin declares, then the host's
+    /// `dead_letter`.
+    pub fn outputs(&self) -> BTreeMap<String, Vec<String>> {
+        (self.transforms.iter())
+            .map(|(k, s)| {
+                let mut outs = s.transform().outputs().to_vec();
+                outs.push(DEAD_LETTER_OUTPUT.to_string());
+                (k.clone(), outs)
+            })
+            .collect()
+    }
+}
+
+/// Loads every plugin and checks the whole configuration.
+pub fn build(loaded: Loaded, rt: &Runtime) -> Result<Built, ConfigErrors> {
+    let mut errors = check_components(&loaded);
+    let mut built = Built {
+        transforms: build_transforms(&loaded, rt, &mut errors),
+        loaded,
+    };
+    let (g, file) = (built.loaded.config.graph(), &built.loaded.file);
+    errors.extend(graph::check_outputs(&g, file, &built.outputs()));
+    match answer_chain(&built.loaded.config, file) {
+        Ok(chain) => {
+            for id in chain {
+                if let Some(stage) = built.transforms.get_mut(&id) {
+                    stage.set_one_to_one(true);
+                }
+            }
+        }
+        Err(e) => errors.push(e),
+    }
+    errors.extend(check_consumers(&built, &g));
+    if !errors.is_empty() {
+        return Err(first_only(errors));
+    }
+    for (id, stage) in &mut built.transforms {
+        if let Err(p) = stage.add_workers() {
+            errors.push(built.loaded.file.problem("transforms", id, p));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(first_only(errors));
+    }
+    Ok(built)
+}
+
+/// Each component's own checks, those that need nothing loaded.
+fn check_components(loaded: &Loaded) -> Vec<ConfigError> {
+    let (c, file) = (&loaded.config, &loaded.file);
+    let mut errors = Vec::new();
+    for (id, s) in &c.sources {
+        let found = s.kind().check();
+        errors.extend(found.into_iter().map(|p| file.problem("sources", id, p)));
+    }
+    for (id, t) in &c.transforms {
+        let found = t.check();
+        errors.extend(found.into_iter().map(|p| file.problem("transforms", id, p)));
+    }
+    for (id, s) in &c.sinks {
+        let found = s.kind().check();
+        errors.extend(found.into_iter().map(|p| file.problem("sinks", id, p)));
+    }
+    errors
+}
+
+/// One stage per transform whose plugin loads and accepts its
+/// configuration; the others' errors go to `errors`.
+fn build_transforms(
+    loaded: &Loaded,
+    rt: &Runtime,
+    errors: &mut Vec<ConfigError>,
+) -> BTreeMap<String, Stage> {
+    let mut plugins = PluginCache::new();
+    let mut stages = BTreeMap::new();
+    for (id, t) in &loaded.config.transforms {
+        let TransformConfig::Wasm(w) = t;
+        match w.build(id, &loaded.paths, rt, &mut plugins) {
+            Ok(stage) => {
+                stages.insert(id.clone(), stage);
+            }
+            Err(p) => errors.push(loaded.file.problem("transforms", id, p)),
+        }
+    }
+    stages
+}
+
+/// Outputs nobody reads are warned about; a dead letter output must be
+/// read when `on_error = "dead_letter"` sends events there.
+fn check_consumers(built: &Built, g: &Graph<'_>) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for (id, stage) in &built.transforms {
+        let t = stage.transform();
+        if !graph::is_read(g, id) {
+            tracing::warn!(transform = %id, "the default output has no consumer: its events are discarded");
+        }
+        for o in t.outputs() {
+            if !graph::is_read(g, &format!("{id}.{o}")) {
+                tracing::warn!(transform = %id, output = %o, "output has no consumer: its records are discarded");
+            }
+        }
+        let dead = graph::is_read(g, &format!("{id}.{DEAD_LETTER_OUTPUT}"));
+        match (t.options().on_error, dead) {
+            (OnError::DeadLetter, false) => {
+                let msg = format!(
+                    "transforms.{id}.on_error = \"dead_letter\", but nothing reads \"{id}.{DEAD_LETTER_OUTPUT}\": add it to a sink's inputs"
+                );
+                errors.push(built.loaded.file.error("transforms", id, None, msg));
+            }
+            (OnError::PassThrough | OnError::Drop, true) => {
+                tracing::warn!(transform = %id, on_error = ?t.options().on_error, "{id}.{DEAD_LETTER_OUTPUT} is read, but on_error is not \"dead_letter\": it stays empty");
+            }
+            _ => {}
+        }
+    }
+    errors
+}
+
+/// The first problem found (a configuration is reported one error at a time).
+fn first_only(errors: Vec<ConfigError>) -> ConfigErrors {
+    ConfigErrors(errors.into_iter().take(1).collect())
+}

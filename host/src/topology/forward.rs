@@ -1,0 +1,55 @@
+//! Moving a source's batches on to its consumers, counting them, and
+//! deciding when the source is done at shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::channel::{Rx, Tx, send_all};
+use crate::sources::Ending;
+
+/// At shutdown, how long a source may stay silent before it is taken as done.
+const SHUTDOWN_QUIET: Duration = Duration::from_millis(500);
+
+/// Moves a source's batches on until it ends or shutdown; on shutdown, what
+/// was already read is still forwarded. A network source ends on its own
+/// after shutdown (bounded), so it is forwarded until it closes; a reader
+/// thread may be stuck in a read, so it is taken as done once quiet.
+pub async fn forward(
+    mut rx: Rx,
+    txs: Vec<Tx>,
+    count: Arc<AtomicU64>,
+    mut shutdown: watch::Receiver<bool>,
+    stop: Arc<AtomicBool>,
+    ending: Ending,
+) {
+    loop {
+        let batch = tokio::select! {
+            b = rx.recv() => b,
+            r = shutdown.changed() => {
+                if r.is_err() || *shutdown.borrow() {
+                    // The reader stops after its current read and hands on
+                    // what it has; forward that until it closes the channel
+                    // (or goes quiet: a read of stdin may never return).
+                    stop.store(true, Ordering::Relaxed);
+                    loop {
+                        let next = if ending == Ending::Closes {
+                            rx.recv().await
+                        } else {
+                            tokio::time::timeout(SHUTDOWN_QUIET, rx.recv()).await.ok().flatten()
+                        };
+                        let Some(b) = next else { return };
+                        count.fetch_add(b.count() as u64, Ordering::Relaxed);
+                        send_all(&txs, b).await;
+                    }
+                }
+                continue;
+            }
+        };
+        let Some(b) = batch else { return };
+        count.fetch_add(b.count() as u64, Ordering::Relaxed);
+        send_all(&txs, b).await;
+    }
+}

@@ -1,0 +1,213 @@
+//! Running a built pipeline: one bounded channel per consumer (producers
+//! get its sender once per input naming them), sinks started first, then
+//! transforms, then sources; checkpoints written while it runs. End of
+//! input closes channels downstream: each transform then runs its final
+//! flush (or saves its state, at a shutdown) and closes its outputs, so
+//! every event and alert is written before [`run`] returns.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use rulebox_abi::DEAD_LETTER_OUTPUT;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::build::Built;
+use super::config::{Loaded, PipelineConfig};
+use super::forward::forward;
+use super::summary::Summary;
+use crate::channel::{self, Rx, Tx};
+use crate::sinks::{SinkContext, SinkStats};
+use crate::sources::{Checkpointer, SourceContext, checkpoint_loop};
+use crate::transforms::wasm::{Stage, TransformRoutes};
+
+/// Runs `built` until its sources end or `shutdown` turns true.
+pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
+    let Built {
+        loaded,
+        mut transforms,
+    } = built;
+    let data_dir = loaded.paths.data_dir().to_path_buf();
+    let mut summary = Summary::default();
+    let state_errors = Arc::new(AtomicU64::new(0));
+    // Plugin state saved at the last shutdown.
+    for (id, stage) in &mut transforms {
+        let failed = stage.restore(id, &data_dir);
+        state_errors.fetch_add(failed, Ordering::Relaxed);
+    }
+    let mut wiring = Wiring::new(&loaded.config);
+    let sink_tasks = start_sinks(&loaded, &mut wiring, &shutdown, &mut summary);
+    let mut transform_tasks = Vec::new();
+    for (id, stage) in transforms {
+        let Some(rx) = wiring.consumers.remove(&id) else {
+            continue;
+        };
+        summary
+            .transforms
+            .insert(id.clone(), stage.transform().stats.clone());
+        let routes = wiring.routes_of(&id, &stage);
+        let sh = shutdown.clone();
+        let errors = state_errors.clone();
+        transform_tasks.push(stage.spawn(&id, rx, routes, sh, &data_dir, errors));
+    }
+    let sources = start_sources(&loaded, &mut wiring, &shutdown);
+    // Anything not consumed by now has no consumer (e.g. an unused source).
+    drop(wiring);
+
+    // Checkpoints are written every interval while the pipeline runs.
+    let (cp_stop_tx, cp_stop_rx) = watch::channel(false);
+    let cp_tasks: Vec<_> = (sources.checkpoints.into_iter())
+        .map(|c| tokio::spawn(checkpoint_loop(c, cp_stop_rx.clone(), state_errors.clone())))
+        .collect();
+
+    let sources_done = async {
+        for t in sources.tasks {
+            let _ = t.await;
+        }
+    };
+    tokio::pin!(sources_done);
+    tokio::select! {
+        _ = &mut sources_done => {}
+        _ = async { while shutdown.changed().await.is_ok() { if *shutdown.borrow() { break; } } } => {
+            tracing::info!("shutdown requested: stopping sources, flushing");
+            sources_done.await;
+        }
+    }
+    for t in transform_tasks {
+        match t.await {
+            Ok(Some(id)) => summary.quarantined.push(id),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "transform task failed"),
+        }
+    }
+    for t in sink_tasks {
+        let _ = t.await;
+    }
+    // Every sink is done: the final checkpoints cover all that was written.
+    let _ = cp_stop_tx.send(true);
+    for t in cp_tasks {
+        let _ = t.await;
+    }
+    for (id, c) in sources.counts {
+        summary.sources.insert(id, c.load(Ordering::Relaxed));
+    }
+    summary.source_errors = sources.errors.load(Ordering::Relaxed);
+    summary.state_errors = state_errors.load(Ordering::Relaxed);
+    summary
+}
+
+/// The channels: each consumer's receiver, and the senders each output
+/// (a source, a transform's default or named output) hands batches to.
+struct Wiring {
+    routes: BTreeMap<String, Vec<Tx>>,
+    consumers: BTreeMap<String, Rx>,
+}
+
+impl Wiring {
+    fn new(cfg: &PipelineConfig) -> Wiring {
+        let mut routes: BTreeMap<String, Vec<Tx>> = BTreeMap::new();
+        let mut consumers = BTreeMap::new();
+        let all = (cfg.transforms.iter())
+            .map(|(k, t)| (k, t.inputs()))
+            .chain(cfg.sinks.iter().map(|(k, s)| (k, s.kind().inputs())));
+        for (id, inputs) in all {
+            let (tx, rx) = channel::bounded();
+            for input in inputs {
+                routes.entry(input.clone()).or_default().push(tx.clone());
+            }
+            consumers.insert(id.clone(), rx);
+        }
+        Wiring { routes, consumers }
+    }
+
+    /// The senders of one output (none when nothing reads it).
+    fn take(&mut self, output: &str) -> Vec<Tx> {
+        self.routes.remove(output).unwrap_or_default()
+    }
+
+    fn routes_of(&mut self, id: &str, stage: &Stage) -> TransformRoutes {
+        let outputs = stage.transform().outputs();
+        TransformRoutes {
+            default: self.take(id),
+            named: outputs
+                .iter()
+                .map(|o| self.take(&format!("{id}.{o}")))
+                .collect(),
+            dead_letter: self.take(&format!("{id}.{DEAD_LETTER_OUTPUT}")),
+        }
+    }
+}
+
+fn start_sinks(
+    loaded: &Loaded,
+    wiring: &mut Wiring,
+    shutdown: &watch::Receiver<bool>,
+    summary: &mut Summary,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for (id, s) in &loaded.config.sinks {
+        let Some(rx) = wiring.consumers.remove(id) else {
+            continue;
+        };
+        let stats = Arc::new(SinkStats::default());
+        summary.sinks.insert(id.clone(), stats.clone());
+        tasks.push(s.kind().start(SinkContext {
+            id: id.clone(),
+            paths: loaded.paths.clone(),
+            rx,
+            stats,
+            shutdown: shutdown.clone(),
+        }));
+    }
+    tasks
+}
+
+/// The running sources.
+struct Sources {
+    tasks: Vec<JoinHandle<()>>,
+    counts: Vec<(String, Arc<AtomicU64>)>,
+    checkpoints: Vec<Checkpointer>,
+    errors: Arc<AtomicU64>,
+}
+
+/// Each source reads into a channel of its own; a forwarding task counts
+/// its batches and hands them to every consumer.
+fn start_sources(
+    loaded: &Loaded,
+    wiring: &mut Wiring,
+    shutdown: &watch::Receiver<bool>,
+) -> Sources {
+    let mut s = Sources {
+        tasks: Vec::new(),
+        counts: Vec::new(),
+        checkpoints: Vec::new(),
+        errors: Arc::new(AtomicU64::new(0)),
+    };
+    for (id, source) in &loaded.config.sources {
+        let txs = wiring.take(id);
+        let count = Arc::new(AtomicU64::new(0));
+        s.counts.push((id.clone(), count.clone()));
+        let (tx, rx) = channel::bounded();
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = source.kind().start(SourceContext {
+            id: id.clone(),
+            paths: loaded.paths.clone(),
+            tx,
+            shutdown: shutdown.clone(),
+            stop: stop.clone(),
+            errors: s.errors.clone(),
+        });
+        s.checkpoints.extend(started.checkpoint);
+        let sh = shutdown.clone();
+        s.tasks.push(tokio::spawn(forward(
+            rx,
+            txs,
+            count,
+            sh,
+            stop,
+            started.ending,
+        )));
+    }
+    s
+}

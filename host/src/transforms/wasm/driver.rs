@@ -1,0 +1,97 @@
+//! The async driver of one wasm transform: `select!`s between its input
+//! and a tick every `flush_interval_secs`, calls the state machine in
+//! place, and hands its outputs on. At the end of input it saves the state
+//! (at a shutdown) or runs the final flush.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::clock::now_ms;
+use super::state::finish_transform;
+use super::transform::{Outputs, WasmTransform};
+use crate::batch::Batch;
+use crate::channel::{Rx, Tx, send_all};
+
+/// Where a transform's outputs go.
+pub struct TransformRoutes {
+    pub default: Vec<Tx>,
+    pub named: Vec<Vec<Tx>>,
+    pub dead_letter: Vec<Tx>,
+}
+
+/// Drives one transform. At the end: on a shutdown with `state_file`, the
+/// plugin's state is saved there instead of the final flush (falling back
+/// to the flush if that fails); otherwise the final flush runs and any
+/// older saved state is removed, as it is now used up. Returns the id when
+/// the plugin ended quarantined.
+pub async fn transform_loop(
+    mut t: WasmTransform,
+    period: Duration,
+    mut rx: Rx,
+    routes: TransformRoutes,
+    shutdown: watch::Receiver<bool>,
+    state_file: Option<PathBuf>,
+    state_errors: Arc<AtomicU64>,
+) -> Option<String> {
+    let mut outs = t.new_outputs();
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            m = rx.recv() => match m {
+                Some(b) => tokio::task::block_in_place(|| process_batch(&mut t, &b, now_ms(), &mut outs)),
+                None => break,
+            },
+            _ = ticker.tick() => tokio::task::block_in_place(|| t.tick(now_ms(), &mut outs)),
+        }
+        send_outputs(&mut outs, &routes).await;
+    }
+    let shutting_down = *shutdown.borrow();
+    tokio::task::block_in_place(|| {
+        finish_transform(
+            &mut t,
+            shutting_down,
+            state_file.as_deref(),
+            &state_errors,
+            &mut outs,
+        )
+    });
+    send_outputs(&mut outs, &routes).await;
+    t.is_quarantined().then(|| t.id().to_string())
+}
+
+/// One batch through `t` into `outs`, with the batch's acks.
+pub fn process_batch(t: &mut WasmTransform, b: &Batch, now_ms: i64, outs: &mut Outputs) {
+    t.process(b, now_ms, outs);
+    // The events now travel in the outputs (a plugin may route some to a
+    // named output): so do their acks. Outputs left empty release theirs in
+    // send_outputs.
+    let all = std::iter::once(&mut outs.default)
+        .chain(outs.named.iter_mut())
+        .chain(std::iter::once(&mut outs.dead_letter));
+    for o in all {
+        o.acks.extend(b.acks.iter().cloned());
+    }
+}
+
+pub async fn send_outputs(outs: &mut Outputs, routes: &TransformRoutes) {
+    let all = std::iter::once((&mut outs.default, &routes.default))
+        .chain(outs.named.iter_mut().zip(&routes.named))
+        .chain(std::iter::once((
+            &mut outs.dead_letter,
+            &routes.dead_letter,
+        )));
+    for (b, txs) in all {
+        if b.is_empty() {
+            // Nothing of these events is left to deliver.
+            b.acks.clear();
+        } else {
+            send_all(txs, Arc::new(std::mem::take(b))).await;
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The wasm transform: a sandboxed plugin run as a state machine
+//! ([`WasmTransform`], in `transform`), driven by an async loop
+//! (`driver`), or by worker threads when `workers > 1` (`parallel`), with
+//! its state kept across restarts (`state`). This file holds its
+//! configuration, the checks of it, and the build of a [`Stage`].
+
+mod clock;
+mod driver;
+mod parallel;
+mod state;
+mod transform;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::watch;
+
+pub use clock::now_ms;
+pub use driver::TransformRoutes;
+pub use transform::{OnError, Options, Outputs, TransformStats, WasmTransform};
+
+use crate::channel::Rx;
+use crate::config::{Paths, Problem};
+use crate::durable;
+use crate::sandbox::{Limits, Plugin, Runtime};
+
+/// Most instances one transform may run in parallel.
+pub const MAX_WORKERS: usize = 64;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmTransformConfig {
+    pub inputs: Vec<String>,
+    /// Path to the plugin's `.wasm`.
+    pub module: PathBuf,
+    /// How often the plugin's tick runs (processing time).
+    #[serde(default = "default_flush_secs")]
+    pub flush_interval_secs: u64,
+    /// Cap on the plugin's linear memory, MiB.
+    #[serde(default = "default_memory_mib")]
+    pub max_memory_mib: usize,
+    /// Longest one call into the plugin may run, ms.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// Lines longer than this never reach the plugin; they go by `on_error`.
+    #[serde(default = "default_max_line")]
+    pub max_line_bytes: usize,
+    /// What happens to events the plugin could not process (it failed, is
+    /// backing off or quarantined; the line is oversize or not UTF-8):
+    /// `pass_through` (untouched, JSON objects tagged with `error_field`),
+    /// `drop`, or `dead_letter` (to the `<id>.dead_letter` output).
+    #[serde(default)]
+    pub on_error: OnError,
+    /// The field `pass_through` adds to an unprocessed JSON object; "" for none.
+    #[serde(default = "default_error_field")]
+    pub error_field: String,
+    /// Wait before the second fresh instance after failures in a row;
+    /// doubles with each further failure up to `restart_backoff_max_ms`.
+    #[serde(default = "default_backoff_ms")]
+    pub restart_backoff_ms: u64,
+    #[serde(default = "default_backoff_max_ms")]
+    pub restart_backoff_max_ms: u64,
+    /// Failures in a row after which the plugin is not called again.
+    #[serde(default = "default_quarantine")]
+    pub quarantine_after: u32,
+    /// On SIGINT/SIGTERM, save the plugin's state under `data_dir/state`
+    /// (instead of the final flush) and restore it at the next start.
+    #[serde(default = "default_true")]
+    pub persist_state: bool,
+    /// Deadline of the snapshot and restore calls, ms.
+    #[serde(default = "default_state_deadline_ms")]
+    pub state_deadline_ms: u64,
+    /// Plugin instances working on this stage in parallel, each on its own
+    /// thread; batches are dealt out in turn and their outputs leave in
+    /// input order. Each instance keeps its own state: more than one is for
+    /// stages whose output does not depend on what other batches held (the
+    /// T1071.002 rule's `stage = "classify"`).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// The plugin's own configuration, handed over as JSON at start.
+    #[serde(default)]
+    pub config: Option<toml::Table>,
+}
+
+/// Plugins already loaded, by module, memory cap and deadline: transforms
+/// naming the same module with the same limits share its compiled code.
+pub type PluginCache = BTreeMap<(PathBuf, usize, u64), Arc<Plugin>>;
+
+impl WasmTransformConfig {
+    pub fn options(&self) -> Options {
+        Options {
+            max_line_bytes: self.max_line_bytes,
+            on_error: self.on_error,
+            error_field: self.error_field.clone(),
+            backoff_initial: Duration::from_millis(self.restart_backoff_ms),
+            backoff_max: Duration::from_millis(self.restart_backoff_max_ms),
+            quarantine_after: self.quarantine_after,
+            state_deadline: Duration::from_millis(self.state_deadline_ms),
+            one_to_one: false,
+        }
+    }
+
+    /// The plugin's own configuration, as JSON text.
+    pub fn plugin_config_json(&self) -> Vec<u8> {
+        match &self.config {
+            Some(t) => serde_json::to_vec(t).unwrap_or_else(|_| b"{}".to_vec()),
+            None => b"{}".to_vec(),
+        }
+    }
+
+    /// The checks that need no plugin.
+    pub fn check(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        if self.flush_interval_secs == 0 {
+            p.push(Problem::at("flush_interval_secs", "must be at least 1"));
+        }
+        if self.deadline_ms == 0 || self.max_memory_mib == 0 {
+            p.push(Problem::whole(
+                "deadline_ms and max_memory_mib must be at least 1",
+            ));
+        }
+        if self.quarantine_after == 0 || self.state_deadline_ms == 0 {
+            p.push(Problem::whole(
+                "quarantine_after and state_deadline_ms must be at least 1",
+            ));
+        }
+        if self.max_memory_mib > 4096 {
+            p.push(Problem::at("max_memory_mib", "at most 4096 (wasm32)"));
+        }
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            p.push(Problem::at(
+                "workers",
+                format!("between 1 and {MAX_WORKERS}"),
+            ));
+        }
+        p
+    }
+
+    /// Loads the plugin (or takes it from `plugins`) and initialises one
+    /// instance with the plugin's configuration. Further workers are made
+    /// by [`Stage::add_workers`] once the whole pipeline is checked.
+    pub fn build(
+        &self,
+        id: &str,
+        paths: &Paths,
+        rt: &Runtime,
+        plugins: &mut PluginCache,
+    ) -> Result<Stage, Problem> {
+        let path = paths.resolve(&self.module);
+        let key = (path.clone(), self.max_memory_mib, self.deadline_ms);
+        let plugin = match plugins.get(&key) {
+            Some(p) => p.clone(),
+            None => {
+                let limits = Limits {
+                    max_memory_bytes: self.max_memory_mib << 20,
+                    deadline: Duration::from_millis(self.deadline_ms),
+                };
+                let cache = paths.data_dir().join("cache");
+                let p = Plugin::load(rt, id, &path, Some(&cache), limits)
+                    .map_err(|e| Problem::at("module", e.to_string()))?;
+                plugins.entry(key).or_insert(Arc::new(p)).clone()
+            }
+        };
+        let t = WasmTransform::new(id, plugin, self.plugin_config_json(), self.options())
+            .map_err(|e| Problem::at("config", e.to_string()))?;
+        Ok(Stage {
+            t,
+            replicas: Vec::new(),
+            workers: self.workers,
+            period: Duration::from_secs(self.flush_interval_secs),
+            persist_state: self.persist_state,
+        })
+    }
+}
+
+/// A built transform and how the pipeline drives it.
+pub struct Stage {
+    t: WasmTransform,
+    /// Further instances when `workers > 1` (made after the build checks,
+    /// so they share `t`'s options).
+    replicas: Vec<WasmTransform>,
+    workers: usize,
+    period: Duration,
+    persist_state: bool,
+}
+
+impl Stage {
+    pub fn transform(&self) -> &WasmTransform {
+        &self.t
+    }
+
+    /// Answers mmexternal line for line (see [`Options::one_to_one`]).
+    pub fn set_one_to_one(&mut self, on: bool) {
+        self.t.set_one_to_one(on);
+    }
+
+    /// Makes the further instances `workers` asks for.
+    pub fn add_workers(&mut self) -> Result<(), Problem> {
+        while self.replicas.len() + 1 < self.workers {
+            let r = self
+                .t
+                .replica()
+                .map_err(|e| Problem::at("workers", format!("another instance: {e}")))?;
+            self.replicas.push(r);
+        }
+        Ok(())
+    }
+
+    /// Hands each instance the state saved at the last shutdown; the
+    /// number of saved states that could not be used.
+    pub fn restore(&mut self, id: &str, data_dir: &Path) -> u64 {
+        if !self.persist_state {
+            return 0;
+        }
+        let mut failed = 0;
+        let all = std::iter::once(&mut self.t).chain(self.replicas.iter_mut());
+        for (i, t) in all.enumerate() {
+            if !state::restore_state(data_dir, &state::worker_name(id, i), t) {
+                failed += 1;
+            }
+        }
+        failed
+    }
+
+    /// Runs the stage until its input ends; the task returns the id when
+    /// the plugin ended quarantined.
+    pub fn spawn(
+        self,
+        id: &str,
+        rx: Rx,
+        routes: TransformRoutes,
+        shutdown: watch::Receiver<bool>,
+        data_dir: &Path,
+        state_errors: Arc<AtomicU64>,
+    ) -> tokio::task::JoinHandle<Option<String>> {
+        let state_file = |i: usize| {
+            self.persist_state
+                .then(|| durable::snapshot::path(data_dir, &state::worker_name(id, i)))
+        };
+        if self.replicas.is_empty() {
+            let file = state_file(0);
+            let run = driver::transform_loop(
+                self.t,
+                self.period,
+                rx,
+                routes,
+                shutdown,
+                file,
+                state_errors,
+            );
+            return tokio::spawn(run);
+        }
+        let files = (0..=self.replicas.len()).map(state_file).collect();
+        let mut workers = vec![self.t];
+        workers.extend(self.replicas);
+        tokio::spawn(parallel::parallel_transform_loop(
+            workers,
+            self.period,
+            rx,
+            routes,
+            shutdown,
+            files,
+            state_errors,
+        ))
+    }
+}
+
+fn default_workers() -> usize {
+    1
+}
+fn default_flush_secs() -> u64 {
+    60
+}
+fn default_memory_mib() -> usize {
+    64
+}
+fn default_deadline_ms() -> u64 {
+    100
+}
+fn default_max_line() -> usize {
+    1 << 20
+}
+fn default_error_field() -> String {
+    "rulebox_error".into()
+}
+fn default_backoff_ms() -> u64 {
+    1000
+}
+fn default_backoff_max_ms() -> u64 {
+    30_000
+}
+fn default_quarantine() -> u32 {
+    10
+}
+fn default_true() -> bool {
+    true
+}
+fn default_state_deadline_ms() -> u64 {
+    5000
+}
