@@ -1,7 +1,7 @@
 //! Building a pipeline: everything a configuration names is loaded and
 //! checked (plugins compiled, contract-checked and initialised with their
 //! configuration), so `rulebox validate` and `rulebox run` find the same
-//! errors.
+//! errors, and every error found is reported, not just the first.
 
 use std::collections::BTreeMap;
 
@@ -56,7 +56,7 @@ pub fn build(loaded: Loaded, rt: &Runtime) -> Result<Built, ConfigErrors> {
     }
     errors.extend(check_consumers(&built, &g));
     if !errors.is_empty() {
-        return Err(first_only(errors));
+        return Err(ConfigErrors(errors));
     }
     for (id, stage) in &mut built.transforms {
         if let Err(p) = stage.add_workers() {
@@ -64,7 +64,7 @@ pub fn build(loaded: Loaded, rt: &Runtime) -> Result<Built, ConfigErrors> {
         }
     }
     if !errors.is_empty() {
-        return Err(first_only(errors));
+        return Err(ConfigErrors(errors));
     }
     Ok(built)
 }
@@ -138,9 +138,4 @@ fn check_consumers(built: &Built, g: &Graph<'_>) -> Vec<ConfigError> {
         }
     }
     errors
-}
-
-/// The first problem found (a configuration is reported one error at a time).
-fn first_only(errors: Vec<ConfigError>) -> ConfigErrors {
-    ConfigErrors(errors.into_iter().take(1).collect())
 }

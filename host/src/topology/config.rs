@@ -71,7 +71,7 @@ impl Loaded {
         let config: PipelineConfig = file.parse()?;
         let errors = graph::check(&config.graph(), &file);
         if !errors.is_empty() {
-            return Err(ConfigErrors(errors.into_iter().take(1).collect()));
+            return Err(ConfigErrors(errors));
         }
         let paths = Paths::new(&file.path, config.data_dir.as_deref());
         Ok(Loaded {
@@ -192,5 +192,20 @@ inputs = ["a"]
     fn source_with_output_suffix_is_unknown() {
         let err = parse(&OK.replace("inputs = [\"in\"]", "inputs = [\"in.x\"]")).unwrap_err();
         assert!(err.to_string().contains("unknown input"), "{err}");
+    }
+
+    #[test]
+    fn every_graph_problem_is_reported_at_once() {
+        let text = OK
+            .replace("inputs = [\"in\"]", "inputs = [\"nope\"]")
+            .replace(
+                "inputs = [\"rule\", \"rule.alerts\"]",
+                "inputs = [\"gone\", \"rule.alerts\"]",
+            );
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.len(), 2, "{err}");
+        assert!(err[0].message.contains("unknown input \"nope\""), "{err}");
+        assert!(err[1].message.contains("unknown input \"gone\""), "{err}");
+        assert_eq!((err[0].line, err[1].line), (Some(5), Some(14)), "{err}");
     }
 }

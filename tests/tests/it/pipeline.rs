@@ -190,6 +190,57 @@ fn followed_file_ticks_open_alerts_and_sigterm_without_persistence_flushes_final
     );
 }
 
+/// One `validate` run names every error it can find, each at its line: a
+/// plugin's configuration error does not hide the others.
+#[test]
+fn validate_reports_every_error_at_once() {
+    let dir = Scratch::new("validate-all");
+    let input = dir.write("in.ndjson", "");
+    let good = rule_pipeline(&dir.0, &input, "schema = \"cim\"", "");
+    let second = format!(
+        "[transforms.second]\ntype = \"wasm\"\ninputs = [\"in\"]\nmodule = \"{}\"\nflush_interval_secs = 0\n\n[sinks.more]\ntype = \"tcp\"\naddress = \"nowhere\"\ninputs = [\"second.alarms\"]\n",
+        rule_wasm().display()
+    );
+    let bad = good.replace("schema = \"cim\"", "internal_networks = [\"10.0.0.0/33\"]") + &second;
+    let p = dir.write("bad.toml", &bad);
+    let out = rulebox(&["validate", "--config", p.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    let line_of = |needle: &str| bad.lines().position(|l| l == needle).unwrap() + 1;
+    let path = p.display().to_string();
+    let want = [
+        (
+            line_of("[transforms.second]"),
+            "transforms.second.flush_interval_secs: must be at least 1",
+        ),
+        (
+            line_of("[sinks.more]"),
+            "sinks.more: address \"nowhere\": expected host:port",
+        ),
+        (
+            line_of("[transforms.rule.config]"),
+            "transforms.rule.config: ",
+        ),
+        (
+            line_of("[sinks.more]"),
+            "transform \"second\" has no output \"alarms\"",
+        ),
+    ];
+    for (line, message) in want {
+        let at = format!("error: {path}:{line}: ");
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(&at) && l.contains(message)),
+            "{message:?} at line {line} missing in:\n{err}"
+        );
+    }
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error: ")).count(),
+        4,
+        "{err}"
+    );
+}
+
 #[test]
 fn validate_explains_errors_with_their_location() {
     let dir = Scratch::new("validate");
