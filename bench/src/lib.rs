@@ -2,7 +2,7 @@
 //!
 //! A [`Conn`] is one network connection as a SIEM would see it; [`render`]
 //! writes it in one of the six schemas the T1071.002 rule reads (field names
-//! from `shared/notes/ecosystem-facts.md`), padded with the vendor fields
+//! from `docs/log-formats.md`), padded with the vendor fields
 //! real events carry so sizes are realistic (300–700 bytes). Everything is
 //! deterministic for a seed.
 

@@ -16,7 +16,7 @@
 //!   signature has no errno result).
 //!
 //! This replaces `wasmtime-wasi`, whose p1 support pulls in p2, the component
-//! model and async, and adds minutes to a cold build (`shared/perf-notes.md`).
+//! model and async, and adds minutes to a cold build (`docs/performance.md`).
 
 use wasmtime::{Caller, Extern, ExternType, Linker, Module, Val, ValType};
 

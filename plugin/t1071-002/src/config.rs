@@ -1,5 +1,5 @@
 //! The rule's configuration: the `[transforms.<id>.config]` table. Every
-//! default of the spec (`shared/spec/t1071-002.md`) is a key here.
+//! default of the spec (`docs/t1071-002.md`) is a key here.
 
 use serde::Deserialize;
 

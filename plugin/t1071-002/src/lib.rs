@@ -1,7 +1,7 @@
 //! MITRE ATT&CK T1071.002 (File Transfer Protocols) as a rulebox rule:
 //! outbound FTP/FTPS (20, 21, 990), SMB (139, 445) and TFTP (69) connections
 //! from internal sources to external addresses. The semantics are
-//! `shared/spec/t1071-002.md`: every event gets a label object, and alerts
+//! `docs/t1071-002.md`: every event gets a label object, and alerts
 //! leave on the `alerts` output when a source/destination/port/protocol key
 //! makes more than `min_connections` connections in an event-time window.
 //!
