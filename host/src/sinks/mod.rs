@@ -50,4 +50,6 @@ sink_kinds! {
     Http(http::HttpConfig),
     /// NDJSON lines over TCP.
     Tcp(tcp::TcpConfig),
+    /// Counted and let go.
+    Null(null::NullConfig),
 }

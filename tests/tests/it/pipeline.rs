@@ -500,3 +500,27 @@ inputs = ["aggregate.alerts"]
         String::from_utf8_lossy(&want_alerts)
     );
 }
+
+/// A `null` sink counts what it is given and keeps nothing; the events
+/// still count as delivered (exit 0, nothing written anywhere else).
+#[test]
+fn a_null_sink_counts_and_discards() {
+    let dir = Scratch::new("null-sink");
+    let cfg = format!(
+        "data_dir = \"{}\"\n[sources.in]\ntype = \"stdin\"\n[sinks.nothing]\ntype = \"null\"\ninputs = [\"in\"]\n",
+        dir.0.join("data").display()
+    );
+    let p = dir.write("p.toml", &cfg);
+    let out = rulebox(
+        &["run", "--config", p.to_str().unwrap()],
+        Some(b"{\"a\":1}\n{\"a\":2}\nnot json\n"),
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    let done = rulebox_tests::strip_ansi(err.lines().find(|l| l.contains("sink done")).unwrap());
+    assert!(
+        done.contains("sink=nothing events=3 bytes=25 write_errors=0"),
+        "{done}"
+    );
+}
