@@ -103,6 +103,22 @@ pub struct Batching {
     pub gzip: bool,
 }
 
+/// Starts a network sink whose target its `check` accepted (one that
+/// still fails is logged, and the sink takes nothing).
+pub fn start<T: Target>(
+    cx: SinkContext,
+    target: Result<T, String>,
+    encoding: impl Encode,
+    batching: Batching,
+) -> tokio::task::JoinHandle<()> {
+    match target {
+        Ok(target) => spawn(cx, target, encoding, batching),
+        Err(e) => tokio::spawn(async move {
+            tracing::error!(sink = %cx.id, error = %e, "not started");
+        }),
+    }
+}
+
 /// Starts a network sink's task: batches from `cx` delivered to `target`.
 pub fn spawn(
     cx: SinkContext,

@@ -60,10 +60,6 @@ impl Sink for HttpConfig {
             retry: self.retry.clone(),
             gzip: self.gzip,
         };
-        match self.target() {
-            Ok(target) => delivery::spawn(cx, target, Lines, batching),
-            // Refused by `check` before anything starts.
-            Err(e) => tokio::spawn(async move { tracing::error!(sink = %cx.id, error = %e, "not started") }),
-        }
+        delivery::start(cx, self.target(), Lines, batching)
     }
 }

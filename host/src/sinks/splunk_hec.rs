@@ -84,11 +84,7 @@ impl Sink for SplunkHecConfig {
             retry: self.retry.clone(),
             gzip: self.gzip,
         };
-        match self.target() {
-            Ok(target) => delivery::spawn(cx, target, encoding, batching),
-            // Refused by `check` before anything starts.
-            Err(e) => tokio::spawn(async move { tracing::error!(sink = %cx.id, error = %e, "not started") }),
-        }
+        delivery::start(cx, self.target(), encoding, batching)
     }
 }
 

@@ -9,7 +9,6 @@ use serde::Deserialize;
 
 use super::component::{Source, SourceContext, Started};
 use super::http_server::{self, Body, Endpoint, HttpOpts, Refusal, reply, text_reply};
-use super::listener::{ListenCtx, bind_tcp};
 use crate::batch::{Batch, LineSplitter};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,21 +31,14 @@ fn default_http_path() -> String {
 
 impl Source for HttpConfig {
     fn start(&self, cx: SourceContext) -> Started {
-        let ctx = ListenCtx::new(&cx, self.batch_max_events);
-        match bind_tcp(&self.address) {
-            Ok(l) => {
-                let opts = HttpOpts {
-                    max_body_bytes: self.max_body_bytes,
-                    ack_timeout: Duration::from_secs(self.ack_timeout_secs),
-                };
-                let path = Ndjson {
-                    path: self.path.clone(),
-                };
-                tokio::spawn(http_server::serve(ctx, l, opts, path));
-            }
-            Err(e) => ctx.cannot_listen(&self.address, e),
-        }
-        Started::listening()
+        let opts = HttpOpts {
+            max_body_bytes: self.max_body_bytes,
+            ack_timeout: Duration::from_secs(self.ack_timeout_secs),
+        };
+        let path = Ndjson {
+            path: self.path.clone(),
+        };
+        http_server::start(&cx, &self.address, self.batch_max_events, opts, path)
     }
 }
 

@@ -18,7 +18,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::listener::{ListenCtx, accept_loop, split};
+use super::component::{SourceContext, Started};
+use super::listener::{ListenCtx, accept_loop, bind_tcp, split};
 use crate::batch::Batch;
 use crate::codecs::gzip::{GunzipError, gunzip};
 use crate::durable::Ack;
@@ -92,6 +93,25 @@ pub fn text_reply(status: u16, text: &str) -> Response<Body> {
     let _ = serde_json::to_writer(&mut body, text);
     body.push(b'}');
     reply(status, body)
+}
+
+/// Binds `address` and serves `endpoint` there until shutdown (an address
+/// that cannot be bound is logged and counted; the source then ends).
+pub fn start<E: Endpoint>(
+    cx: &SourceContext,
+    address: &str,
+    batch_max_events: usize,
+    opts: HttpOpts,
+    endpoint: E,
+) -> Started {
+    let ctx = ListenCtx::new(cx, batch_max_events);
+    match bind_tcp(address) {
+        Ok(l) => {
+            tokio::spawn(serve(ctx, l, opts, endpoint));
+        }
+        Err(e) => ctx.cannot_listen(address, e),
+    }
+    Started::listening()
 }
 
 /// Serves `endpoint` on `listener` until shutdown.

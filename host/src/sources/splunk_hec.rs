@@ -15,7 +15,6 @@ use serde::Deserialize;
 
 use super::component::{Source, SourceContext, Started};
 use super::http_server::{self, Body, Endpoint, HttpOpts, Refusal, reply};
-use super::listener::{ListenCtx, bind_tcp};
 use crate::batch::Batch;
 use crate::codecs::hec;
 use crate::config::Problem;
@@ -45,21 +44,14 @@ impl Source for SplunkHecConfig {
     }
 
     fn start(&self, cx: SourceContext) -> Started {
-        let ctx = ListenCtx::new(&cx, self.batch_max_events);
-        match bind_tcp(&self.address) {
-            Ok(l) => {
-                let opts = HttpOpts {
-                    max_body_bytes: self.max_body_bytes,
-                    ack_timeout: Duration::from_secs(self.ack_timeout_secs),
-                };
-                let hec = Collector {
-                    tokens: self.tokens.clone().into(),
-                };
-                tokio::spawn(http_server::serve(ctx, l, opts, hec));
-            }
-            Err(e) => ctx.cannot_listen(&self.address, e),
-        }
-        Started::listening()
+        let opts = HttpOpts {
+            max_body_bytes: self.max_body_bytes,
+            ack_timeout: Duration::from_secs(self.ack_timeout_secs),
+        };
+        let hec = Collector {
+            tokens: self.tokens.clone().into(),
+        };
+        http_server::start(&cx, &self.address, self.batch_max_events, opts, hec)
     }
 }
 
