@@ -6,6 +6,7 @@ use std::path::Path;
 use wasmtime::{Engine, Module};
 
 use super::error::PluginError;
+use super::printable::printable_str;
 
 /// Compiles `bytes`, or loads the native code compiled earlier for exactly
 /// these bytes and this engine from `cache_dir`.
@@ -23,7 +24,7 @@ pub(super) fn compile_cached(
     let compile = || {
         Module::new(engine, bytes).map_err(|e| PluginError::Compile {
             path: path.to_path_buf(),
-            message: format!("{e:#}"),
+            message: printable_str(&format!("{e:#}")),
         })
     };
     let Some(dir) = cache_dir else {

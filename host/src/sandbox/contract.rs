@@ -5,6 +5,8 @@
 use rulebox_abi as abi;
 use wasmtime::{ExternType, Module, ValType};
 
+use super::printable::printable_str;
+
 /// Every export and import of `module` against the contract.
 pub(super) fn check_contract(module: &Module) -> Result<(), String> {
     use ValType::{I32, I64};
@@ -76,8 +78,9 @@ pub(super) fn check_contract(module: &Module) -> Result<(), String> {
             abi::HOST_MODULE if imp.name() == abi::import::LOG => {}
             m => {
                 return Err(format!(
-                    "imports {m}::{}, which the host does not provide",
-                    imp.name()
+                    "imports {}::{}, which the host does not provide",
+                    printable_str(m),
+                    printable_str(imp.name())
                 ));
             }
         }
@@ -85,22 +88,37 @@ pub(super) fn check_contract(module: &Module) -> Result<(), String> {
     Ok(())
 }
 
-/// The output names an init frame declares: each non-empty, without '.'
-/// or white space, not the host's own `dead_letter`, and declared once.
+/// Most outputs a plugin may declare.
+pub const MAX_OUTPUTS: usize = 64;
+/// Longest output name, bytes.
+pub const MAX_OUTPUT_NAME: usize = 64;
+
+/// The output names an init frame declares: at most [`MAX_OUTPUTS`], each
+/// 1 to [`MAX_OUTPUT_NAME`] bytes of `A-Z a-z 0-9 _ -`, not the host's own
+/// `dead_letter`, and declared once. Linear in the names: what a plugin
+/// declares is checked outside its deadline.
 pub(super) fn check_output_names(outputs: &[String]) -> Result<(), String> {
-    for (i, o) in outputs.iter().enumerate() {
-        let bad = if o.is_empty() || o.contains('.') || o.contains(char::is_whitespace) {
-            Some("must be non-empty, without '.' or spaces")
+    if outputs.len() > MAX_OUTPUTS {
+        return Err(format!(
+            "declares {} outputs; at most {MAX_OUTPUTS}",
+            outputs.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(outputs.len());
+    for o in outputs {
+        let well_formed = (1..=MAX_OUTPUT_NAME).contains(&o.len())
+            && o.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let why = if !well_formed {
+            "must be 1 to 64 characters of A-Z, a-z, 0-9, '_' or '-' (no '.' or spaces)"
         } else if o == abi::DEAD_LETTER_OUTPUT {
-            Some("is reserved for the host")
-        } else if outputs[..i].contains(o) {
-            Some("is declared twice")
+            "is reserved for the host"
+        } else if !seen.insert(o.as_str()) {
+            "is declared twice"
         } else {
-            None
+            continue;
         };
-        if let Some(why) = bad {
-            return Err(format!("declared output {o:?} {why}"));
-        }
+        return Err(format!("declared output \"{}\" {why}", printable_str(o)));
     }
     Ok(())
 }

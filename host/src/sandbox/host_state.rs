@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rulebox_abi as abi;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 
+use super::printable::printable;
 use super::runtime::Limits;
 
 /// What a store holds for its instance.
@@ -48,8 +49,8 @@ impl HostState {
 
     pub(crate) fn log_guest_output(&mut self, fd: i32, text: &[u8]) {
         if self.take_log_budget() {
-            let text = String::from_utf8_lossy(text);
-            tracing::warn!(plugin = %self.plugin, fd, output = %text.trim_end(), "plugin wrote to stdout/stderr");
+            let text = printable(text.trim_ascii_end());
+            tracing::warn!(plugin = %self.plugin, fd, output = %text, "plugin wrote to stdout/stderr");
         }
     }
 
@@ -57,7 +58,7 @@ impl HostState {
         if !self.take_log_budget() {
             return;
         }
-        let text = String::from_utf8_lossy(&text[..text.len().min(4096)]);
+        let text = printable(text);
         let plugin = &*self.plugin;
         match abi::LogLevel::from_u32(level) {
             abi::LogLevel::Error => tracing::error!(plugin, "{text}"),

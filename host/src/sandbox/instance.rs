@@ -12,6 +12,7 @@ use wasmtime::{Engine, InstancePre, Memory, Store, Trap, TypedFunc};
 use super::contract::check_output_names;
 use super::error::PluginError;
 use super::host_state::HostState;
+use super::printable::{printable, printable_str};
 use super::runtime::EPOCH_TICK;
 
 fn arm(store: &mut Store<HostState>, deadline: Duration) {
@@ -25,7 +26,8 @@ fn arm(store: &mut Store<HostState>, deadline: Duration) {
 fn classify(e: wasmtime::Error, deadline: Duration) -> PluginError {
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => PluginError::Deadline(deadline),
-        _ => PluginError::Trap(format!("{e:#}")),
+        // The message may quote the module's own names (its backtrace).
+        _ => PluginError::Trap(printable_str(&format!("{e:#}"))),
     }
 }
 
@@ -153,7 +155,7 @@ impl Instance {
                     }
                 },
             ),
-            InitFrame::Error(msg) => return Err(PluginError::Config(msg.to_string())),
+            InitFrame::Error(msg) => return Err(PluginError::Config(printable_str(msg))),
         };
         if reads.is_some() && self.process_objects.is_none() {
             return Err(contract(format!(
@@ -219,9 +221,7 @@ impl Instance {
     fn frame(&self, packed: i64) -> Result<ResultFrame<'_>, PluginError> {
         let f = ResultFrame::parse(self.frame_bytes(packed)?).map_err(PluginError::Frame)?;
         if let Some(msg) = f.error() {
-            return Err(PluginError::Guest(
-                String::from_utf8_lossy(msg).into_owned(),
-            ));
+            return Err(PluginError::Guest(printable(msg)));
         }
         Ok(f)
     }

@@ -13,7 +13,8 @@
 //! * `cache`: compiled native code on disk;
 //! * `instance`: a live instance and its typed calls;
 //! * `host_state`: what a store holds (limits, the guest's log budget);
-//! * `wasi`: the deny-by-default answers to the wasip1 imports.
+//! * `wasi`: the deny-by-default answers to the wasip1 imports;
+//! * `printable`: plugin text made safe to log (controls escaped, bounded).
 
 mod cache;
 mod contract;
@@ -21,6 +22,7 @@ mod error;
 mod host_state;
 mod instance;
 mod plugin;
+mod printable;
 mod runtime;
 mod wasi;
 
@@ -28,4 +30,5 @@ pub use error::PluginError;
 pub use host_state::HostState;
 pub use instance::Instance;
 pub use plugin::Plugin;
+pub use printable::{MAX_PRINTED, printable};
 pub use runtime::{EPOCH_TICK, Limits, Runtime};

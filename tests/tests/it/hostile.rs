@@ -451,7 +451,12 @@ fn capability_probes_are_all_denied() {
 
 #[test]
 fn plugins_breaking_the_contract_are_refused_with_a_clear_error() {
-    let cases: [(&str, String, &str); 3] = [
+    // 65 outputs declared: one over the cap.
+    let many: String = (0..65)
+        .map(|i| format!("\\{:02x}\\00\\00\\00o{i}", format!("o{i}").len()))
+        .collect();
+    let many = format!("\\00\\00\\00\\00\\41\\00\\00\\00{many}");
+    let mut cases: Vec<(&str, String, &str)> = vec![
         (
             "abi",
             Wat::default().text().replace(
@@ -477,6 +482,46 @@ fn plugins_breaking_the_contract_are_refused_with_a_clear_error() {
             "reserved for the host",
         ),
     ];
+    cases.extend([
+        (
+            "outputs",
+            // The init frame: 8 + 10 × (4 + 2) + 55 × (4 + 3) = 453 bytes.
+            Wat {
+                init: many.leak(),
+                ..Wat::default()
+            }
+            .text()
+            .replace(
+                "(i64.const 0x0000040000000100)",
+                "(i64.const 0x00000400000001c5)",
+            ),
+            "declares 65 outputs; at most 64",
+        ),
+        (
+            "output-name",
+            Wat {
+                init: r#"\00\00\00\00\01\00\00\00\06\00\00\00a\0ab\1b[m"#,
+                ..Wat::default()
+            }
+            .text(),
+            r#"declared output "a\nb\u{1b}[m" must be 1 to 64 characters"#,
+        ),
+        (
+            // An init error message is the plugin's text: one line, escaped.
+            "config-message",
+            Wat::default()
+                .text()
+                .replace(
+                    "(i64.const 0x0000040000000100)",
+                    "(i64.const 0x0000040000000015)",
+                )
+                .replace(
+                    r#"(data (i32.const 1024) ""#,
+                    r#"(data (i32.const 1024) "\01\00\00\00\0d\00\00\00bad\0aFORGED\1b[m"#,
+                ),
+            r#"plugin rejected its configuration: bad\nFORGED\u{1b}[m"#,
+        ),
+    ]);
     for (name, text, want) in cases {
         let dir = Scratch::new(&format!("contract-{name}"));
         let wasm = dir.write("plugin.wat", text);
@@ -487,8 +532,80 @@ fn plugins_breaking_the_contract_are_refused_with_a_clear_error() {
         let cfg = dir.write("p.toml", cfg);
         let out = rulebox(&["validate", "--config", cfg.to_str().unwrap()], None);
         assert_eq!(out.status.code(), Some(2), "{name}");
-        assert!(stderr(&out).contains(want), "{name}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(want), "{name}: {err}");
+        assert!(
+            !err.contains('\x1b'),
+            "{name}: a raw ESC reached stderr: {err:?}"
+        );
+        assert!(
+            !err.lines().any(|l| l.starts_with("FORGED")),
+            "{name}: {err}"
+        );
     }
+}
+
+/// Text a plugin logs (through the host's log import or by writing to
+/// stdout/stderr) cannot start a line of its own in the host's log, nor
+/// reach a terminal's escape sequences: control characters are escaped.
+#[test]
+fn plugin_text_cannot_forge_host_log_lines() {
+    let forged =
+        r#"hello\0a2026-11-27T00:00:00.000000Z  INFO summary events_in=0 errors=0\0dFORGED\1b[2J"#;
+    let p = Wat {
+        imports: r#"(import "rulebox" "log" (func $log (param i32 i32 i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))"#,
+        funcs: Box::leak(
+            format!(
+                r#"(data (i32.const 4096) "{forged}")
+  (data (i32.const 200) "\00\10\00\00\51\00\00\00")"#
+            )
+            .into_boxed_str(),
+        ),
+        process: r#"(call $log (i32.const 2) (i32.const 4096) (i32.const 81))
+    (drop (call $write (i32.const 2) (i32.const 200) (i32.const 1) (i32.const 300)))
+    (call $pass (local.get $n))"#,
+        ..Wat::default()
+    };
+    let r = run("log-forgery", &p, "");
+    r.books_balance();
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains('\x1b'),
+        "a raw ESC reached the log: {:?}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains('\r'), "a raw CR reached the log");
+    let forged_lines = r.stderr.lines().filter(|l| l.contains("FORGED")).count();
+    let plugin_lines = (r.stderr.lines())
+        .filter(|l| l.contains("FORGED") && l.contains("plugin"))
+        .count();
+    assert!(
+        forged_lines > 0,
+        "the plugin's lines are logged: {}",
+        r.stderr
+    );
+    assert_eq!(
+        forged_lines, plugin_lines,
+        "every FORGED text sits inside a plugin log line"
+    );
+    // A host line: a timestamp, a level, then its message.
+    let host_says = |what: &str| {
+        (r.stderr.lines())
+            .filter(|l| l.split_whitespace().nth(2) == Some(what))
+            .count()
+    };
+    assert_eq!(
+        host_says("summary"),
+        1,
+        "one summary, the host's: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(r"hello\n2026-11-27T00:00:00.000000Z"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
