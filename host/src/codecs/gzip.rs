@@ -1,25 +1,7 @@
-//! gzip bodies: bounded decompression for sources (a body may inflate to
-//! at most a given size), fast compression for sinks.
+//! gzip bodies for sinks, at the fast level. (Sources inflate piece by
+//! piece, counting each piece: see `sources::http_server`.)
 
-use std::io::{Read, Write};
-
-#[derive(Debug)]
-pub enum GunzipError {
-    /// The body inflates past the limit.
-    TooLarge,
-    Bad(std::io::Error),
-}
-
-/// Inflates `data` (one or more gzip members), refusing more than `max` bytes.
-pub fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, GunzipError> {
-    let mut out = Vec::new();
-    let mut d = flate2::read::MultiGzDecoder::new(data).take(max as u64 + 1);
-    d.read_to_end(&mut out).map_err(GunzipError::Bad)?;
-    if out.len() > max {
-        return Err(GunzipError::TooLarge);
-    }
-    Ok(out)
-}
+use std::io::Write;
 
 /// Compresses at the fast level: sinks compress on the hot path.
 pub fn gzip(data: &[u8]) -> Vec<u8> {

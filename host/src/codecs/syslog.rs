@@ -200,6 +200,11 @@ impl Framer {
         }
     }
 
+    /// Bytes held of a frame not yet complete.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Adds bytes; calls `each` with every complete message.
     pub fn push(&mut self, data: &[u8], mut each: impl FnMut(&[u8])) -> Result<(), FrameTooLong> {
         self.buf.extend_from_slice(data);

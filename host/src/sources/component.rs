@@ -81,3 +81,15 @@ pub fn default_ack_timeout() -> u64 {
 pub fn default_max_message() -> usize {
     1 << 20
 }
+pub fn default_header_timeout() -> u64 {
+    10
+}
+pub fn default_body_timeout() -> u64 {
+    30
+}
+pub fn default_line_timeout() -> u64 {
+    10
+}
+pub fn default_idle_timeout() -> u64 {
+    300
+}

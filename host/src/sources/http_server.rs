@@ -11,17 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::component::{SourceContext, Started};
 use super::listener::{ListenCtx, accept_loop, bind_tcp, split};
 use crate::batch::Batch;
-use crate::codecs::gzip::{GunzipError, gunzip};
 use crate::durable::Ack;
 use crate::shutdown::shutdown_requested;
 
@@ -76,6 +75,11 @@ pub struct HttpOpts {
     pub max_body_bytes: usize,
     /// Longest a request waits to be taken and delivered.
     pub ack_timeout: Duration,
+    /// Longest a client takes to send a request's headers, and longest a
+    /// kept-alive connection stays idle between requests.
+    pub header_timeout: Duration,
+    /// Longest a client takes to send a request's body.
+    pub body_timeout: Duration,
 }
 
 pub fn reply(status: u16, body: impl Into<Bytes>) -> Response<Body> {
@@ -150,13 +154,14 @@ async fn serve_connection<E: Endpoint>(
 ) {
     let stop = shutdown_requested(ctx.shutdown.clone());
     let svc_ctx = ctx.clone();
+    let header_timeout = server.opts.header_timeout;
     let service = hyper::service::service_fn(move |req| {
         let (ctx, server) = (svc_ctx.clone(), server.clone());
         async move { Ok::<_, Infallible>(server.handle(&ctx, req).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     tokio::pin!(stop);
@@ -210,14 +215,16 @@ impl<E: Endpoint> Server<E> {
         }
     }
 
-    /// The whole body, inflated, with its room among the bodies in flight
-    /// (what it declares, or the cap); or the answer refusing it.
+    /// The whole body, inflated, with its room among the bodies in flight:
+    /// taken as bytes arrive (a stalled client holds only what it sent),
+    /// and for what the body becomes (inflated, then events). Or the
+    /// answer refusing it: too large (413), too slow (408), no room (503).
     #[allow(clippy::result_large_err)]
     async fn read_body(
         &self,
         ctx: &ListenCtx,
         req: Request<Incoming>,
-    ) -> Result<(Bytes, SemaphorePermit<'_>), Response<Body>> {
+    ) -> Result<(Vec<u8>, Room), Response<Body>> {
         let max = self.opts.max_body_bytes;
         let too_large = || text_reply(413, &format!("Content too large: at most {max} bytes"));
         let declared = req
@@ -227,15 +234,6 @@ impl<E: Endpoint> Server<E> {
         if declared.is_some_and(|n| n > max as u64) {
             return Err(too_large());
         }
-        let want_kib = declared.map_or(max, |n| n as usize).max(1).div_ceil(1024) as u32;
-        let acquire = self.budget.acquire_many(want_kib);
-        let room = match tokio::time::timeout(self.opts.ack_timeout, acquire).await {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                tracing::warn!(source = %ctx.id, "request bodies in flight at their cap: answered 503");
-                return Err(self.endpoint.busy());
-            }
-        };
         let gzip = match req
             .headers()
             .get(header::CONTENT_ENCODING)
@@ -250,26 +248,124 @@ impl<E: Endpoint> Server<E> {
                 ));
             }
         };
-        let body = match Limited::new(req.into_body(), max).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e)
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some() =>
-            {
+        let deadline = tokio::time::Instant::now() + self.opts.body_timeout;
+        let mut room = Room::new(self.budget.clone(), deadline.min(self.ack_deadline()));
+        let busy = |ctx: &ListenCtx| {
+            tracing::warn!(source = %ctx.id, "request bodies in flight at their cap: answered 503");
+            self.endpoint.busy()
+        };
+        let mut body = Vec::new();
+        let mut incoming = req.into_body();
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, incoming.frame()).await {
+                Err(_) => {
+                    tracing::warn!(source = %ctx.id, received = body.len(), "request body not received within body_timeout_secs: answered 408");
+                    return Err(text_reply(408, "request body too slow"));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    tracing::debug!(source = %ctx.id, error = %e, "request body not read");
+                    return Err(text_reply(400, "request body not read"));
+                }
+                Ok(Some(Ok(f))) => f,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if body.len() + data.len() > max {
                 return Err(too_large());
             }
-            Err(e) => {
-                tracing::debug!(source = %ctx.id, error = %e, "request body not read");
-                return Err(text_reply(400, "request body not read"));
+            // The body, and the events it becomes (as many bytes again).
+            let factor = if gzip { 1 } else { 2 };
+            if !room.grow((body.len() + data.len()) * factor).await {
+                return Err(busy(ctx));
             }
-        };
+            body.extend_from_slice(&data);
+        }
         if !gzip {
             return Ok((body, room));
         }
-        match gunzip(&body, max) {
-            Ok(b) => Ok((Bytes::from(b), room)),
-            Err(GunzipError::TooLarge) => Err(too_large()),
-            Err(GunzipError::Bad(e)) => Err(text_reply(400, &format!("bad gzip body: {e}"))),
+        match self.inflate(&body, &mut room).await {
+            Ok(b) => Ok((b, room)),
+            Err(Inflate::TooLarge) => Err(too_large()),
+            Err(Inflate::Bad(e)) => Err(text_reply(400, &format!("bad gzip body: {e}"))),
+            Err(Inflate::NoRoom) => Err(busy(ctx)),
+        }
+    }
+
+    /// Inflates a gzip body piece by piece, each piece counted in `room`
+    /// (with the events it becomes) before it is kept.
+    async fn inflate(&self, gz: &[u8], room: &mut Room) -> Result<Vec<u8>, Inflate> {
+        use std::io::Read;
+        let max = self.opts.max_body_bytes;
+        let mut d = flate2::read::MultiGzDecoder::new(gz);
+        let mut out = Vec::new();
+        let mut piece = vec![0u8; 64 * 1024];
+        loop {
+            let n = d.read(&mut piece).map_err(Inflate::Bad)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            if out.len() + n > max {
+                return Err(Inflate::TooLarge);
+            }
+            if !room.grow(gz.len() + 2 * (out.len() + n)).await {
+                return Err(Inflate::NoRoom);
+            }
+            out.extend_from_slice(&piece[..n]);
+        }
+    }
+
+    /// How long a request may wait for room: its ack timeout from now.
+    fn ack_deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.opts.ack_timeout
+    }
+}
+
+enum Inflate {
+    TooLarge,
+    Bad(std::io::Error),
+    NoRoom,
+}
+
+/// A request's room among the bodies in flight, in KiB of the source's
+/// budget, grown as its body arrives and held until it is answered.
+struct Room {
+    budget: Arc<Semaphore>,
+    held: Option<OwnedSemaphorePermit>,
+    kib: u32,
+    /// Longest it waits for more room.
+    deadline: tokio::time::Instant,
+}
+
+impl Room {
+    fn new(budget: Arc<Semaphore>, deadline: tokio::time::Instant) -> Room {
+        Room {
+            budget,
+            held: None,
+            kib: 0,
+            deadline,
+        }
+    }
+
+    /// Holds room for `bytes` in all; false when the budget has none left
+    /// before the deadline.
+    async fn grow(&mut self, bytes: usize) -> bool {
+        let need = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        if need <= self.kib {
+            return true;
+        }
+        let more = self.budget.clone().acquire_many_owned(need - self.kib);
+        match tokio::time::timeout_at(self.deadline, more).await {
+            Ok(Ok(p)) => {
+                match &mut self.held {
+                    Some(h) => h.merge(p),
+                    None => self.held = Some(p),
+                }
+                self.kib = need;
+                true
+            }
+            _ => false,
         }
     }
 }

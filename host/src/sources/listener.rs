@@ -161,21 +161,47 @@ pub fn split(b: &Batch, max: usize) -> Vec<Batch> {
 
 /// What a connection's reader says after a chunk.
 pub enum Read {
-    /// Keep reading.
-    More,
+    /// Keep reading; nothing is left half-read.
+    Whole,
+    /// Keep reading; a line or frame has begun and is not complete.
+    Partial,
     /// Close the connection once what was cut is sent on.
     Close,
 }
 
-/// Reads a connection until it ends, fails or shutdown. Each chunk (an
-/// empty one at the end) goes to `cut`, which puts complete batches in
-/// its output; those are sent on (awaiting room) before the next read.
+/// How long a connection may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// A line or frame must be complete this long after its first byte.
+    pub line: Duration,
+    /// A connection with nothing half-read may stay silent this long
+    /// (`None`: for ever).
+    pub idle: Option<Duration>,
+}
+
+impl Timeouts {
+    pub fn from_secs(line_secs: u64, idle_secs: u64) -> Timeouts {
+        Timeouts {
+            line: Duration::from_secs(line_secs.max(1)),
+            idle: (idle_secs > 0).then(|| Duration::from_secs(idle_secs)),
+        }
+    }
+}
+
+/// Reads a connection until it ends, fails, times out or shutdown. Each
+/// chunk (an empty one at the end) goes to `cut`, which puts complete
+/// batches in its output; those are sent on (awaiting room) before the
+/// next read. A line or frame still incomplete after `t.line`, or silence
+/// past `t.idle`, closes the connection (what was begun is passed on, as
+/// at its end): a client cannot hold a connection slot by trickling.
 pub async fn read_connection(
     mut stream: TcpStream,
     ctx: &ListenCtx,
+    t: Timeouts,
     mut cut: impl FnMut(&[u8], &str, &mut Vec<Batch>) -> Read,
 ) {
     use tokio::io::AsyncReadExt;
+    use tokio::time::Instant;
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -184,25 +210,45 @@ pub async fn read_connection(
     let mut out = Vec::new();
     let stop = shutdown_requested(ctx.shutdown.clone());
     tokio::pin!(stop);
+    let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    let mut begun: Option<Instant> = None;
     loop {
+        let deadline = match begun {
+            Some(at) => at + t.line,
+            None => t.idle.map_or(far, |idle| Instant::now() + idle),
+        };
         let n = tokio::select! {
-            r = stream.read(&mut buf) => match r {
-                Ok(n) => n,
-                Err(e) => {
+            r = tokio::time::timeout_at(deadline, stream.read(&mut buf)) => match r {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
                     tracing::warn!(source = %ctx.id, %peer, error = %e, "read failed; connection closed");
+                    0
+                }
+                Err(_) if begun.is_some() => {
+                    tracing::warn!(source = %ctx.id, %peer, line_timeout = ?t.line, "a line or frame was not completed in time: connection closed (what was read is passed on)");
+                    ctx.error();
+                    0
+                }
+                Err(_) => {
+                    tracing::info!(source = %ctx.id, %peer, idle_timeout = ?t.idle, "connection idle: closed");
                     0
                 }
             },
             _ = &mut stop => 0,
         };
-        let close = matches!(cut(&buf[..n], &peer, &mut out), Read::Close);
+        let read = cut(&buf[..n], &peer, &mut out);
         for b in out.drain(..) {
             if !ctx.send(b).await {
                 return;
             }
         }
-        if n == 0 || close {
-            return;
+        match read {
+            _ if n == 0 => return,
+            Read::Close => return,
+            Read::Whole => begun = None,
+            Read::Partial => {
+                begun.get_or_insert_with(Instant::now);
+            }
         }
     }
 }

@@ -33,6 +33,13 @@ pub struct SplunkHecConfig {
     /// answered 503 (the client then retries).
     #[serde(default = "super::component::default_ack_timeout")]
     pub ack_timeout_secs: u64,
+    /// Longest a client takes to send a request's headers, and longest a
+    /// kept-alive connection may stay idle.
+    #[serde(default = "super::component::default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Longest a client takes to send a request's body (408 after it).
+    #[serde(default = "super::component::default_body_timeout")]
+    pub body_timeout_secs: u64,
 }
 
 impl Source for SplunkHecConfig {
@@ -47,6 +54,8 @@ impl Source for SplunkHecConfig {
         let opts = HttpOpts {
             max_body_bytes: self.max_body_bytes,
             ack_timeout: Duration::from_secs(self.ack_timeout_secs),
+            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
         };
         let hec = Collector {
             tokens: self.tokens.clone().into(),

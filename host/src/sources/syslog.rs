@@ -6,7 +6,9 @@ use serde::Deserialize;
 use tokio::net::UdpSocket;
 
 use super::component::{Source, SourceContext, Started};
-use super::listener::{ListenCtx, Read, accept_loop, bind_tcp, bind_udp, read_connection, split};
+use super::listener::{
+    ListenCtx, Read, Timeouts, accept_loop, bind_tcp, bind_udp, read_connection, split,
+};
 use crate::batch::Batch;
 use crate::codecs::syslog;
 use crate::shutdown::shutdown_requested;
@@ -21,6 +23,13 @@ pub struct SyslogConfig {
     pub max_message_bytes: usize,
     #[serde(default = "super::component::default_batch_events")]
     pub batch_max_events: usize,
+    /// TCP: a frame must be complete this long after its first byte, or its
+    /// connection is closed (what was read is passed on).
+    #[serde(default = "super::component::default_line_timeout")]
+    pub line_timeout_secs: u64,
+    /// TCP: a connection silent this long (between frames) is closed; 0: never.
+    #[serde(default = "super::component::default_idle_timeout")]
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -35,10 +44,11 @@ impl Source for SyslogConfig {
     fn start(&self, cx: SourceContext) -> Started {
         let ctx = ListenCtx::new(&cx, self.batch_max_events);
         let max = self.max_message_bytes;
+        let t = Timeouts::from_secs(self.line_timeout_secs, self.idle_timeout_secs);
         let bound = match self.mode {
             SyslogMode::Tcp => bind_tcp(&self.address).map(|l| {
                 tokio::spawn(accept_loop(ctx.clone(), l, move |stream, ctx| async move {
-                    read_frames(stream, &ctx, max).await
+                    read_frames(stream, &ctx, t, max).await
                 }));
             }),
             SyslogMode::Udp => bind_udp(&self.address).map(|sock| {
@@ -59,13 +69,18 @@ fn push_event(msg: &[u8], event: &mut Vec<u8>, batch: &mut Batch) {
     batch.push_line(event);
 }
 
-async fn read_frames(stream: tokio::net::TcpStream, ctx: &ListenCtx, max_message_bytes: usize) {
+async fn read_frames(
+    stream: tokio::net::TcpStream,
+    ctx: &ListenCtx,
+    t: Timeouts,
+    max_message_bytes: usize,
+) {
     let mut framer = syslog::Framer::new(max_message_bytes);
     let mut event = Vec::new();
-    read_connection(stream, ctx, |chunk, peer, out| {
+    read_connection(stream, ctx, t, |chunk, peer, out| {
         let mut batch = Batch::default();
         let mut push = |m: &[u8]| push_event(m, &mut event, &mut batch);
-        let mut read = Read::More;
+        let mut read = Read::Whole;
         if chunk.is_empty() {
             framer.finish(&mut push);
             read = Read::Close;
@@ -73,6 +88,8 @@ async fn read_frames(stream: tokio::net::TcpStream, ctx: &ListenCtx, max_message
             tracing::error!(source = %ctx.id, %peer, frame_bytes = len, "syslog frame over max_message_bytes (or garbled framing): connection closed");
             ctx.error();
             read = Read::Close;
+        } else if framer.pending() > 0 {
+            read = Read::Partial;
         }
         if !batch.is_empty() {
             out.extend(split(&batch, ctx.batch_max_events));

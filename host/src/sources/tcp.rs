@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::component::{Source, SourceContext, Started};
-use super::listener::{ListenCtx, Read, accept_loop, bind_tcp, read_connection};
+use super::listener::{ListenCtx, Read, Timeouts, accept_loop, bind_tcp, read_connection};
 use crate::batch::LineSplitter;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -17,6 +17,13 @@ pub struct TcpConfig {
     /// A line still unended past this closes its connection.
     #[serde(default = "super::component::default_max_message")]
     pub max_line_bytes: usize,
+    /// A line must end this long after its first byte, or its connection
+    /// is closed (what was read is passed on).
+    #[serde(default = "super::component::default_line_timeout")]
+    pub line_timeout_secs: u64,
+    /// A connection silent this long (between lines) is closed; 0: never.
+    #[serde(default = "super::component::default_idle_timeout")]
+    pub idle_timeout_secs: u64,
 }
 
 impl Source for TcpConfig {
@@ -25,8 +32,9 @@ impl Source for TcpConfig {
         match bind_tcp(&self.address) {
             Ok(l) => {
                 let max_line_bytes = self.max_line_bytes;
+                let t = Timeouts::from_secs(self.line_timeout_secs, self.idle_timeout_secs);
                 tokio::spawn(accept_loop(ctx, l, move |stream, ctx| async move {
-                    read_lines(stream, &ctx, max_line_bytes).await
+                    read_lines(stream, &ctx, t, max_line_bytes).await
                 }));
             }
             Err(e) => ctx.cannot_listen(&self.address, e),
@@ -35,9 +43,14 @@ impl Source for TcpConfig {
     }
 }
 
-async fn read_lines(stream: tokio::net::TcpStream, ctx: &ListenCtx, max_line_bytes: usize) {
+async fn read_lines(
+    stream: tokio::net::TcpStream,
+    ctx: &ListenCtx,
+    t: Timeouts,
+    max_line_bytes: usize,
+) {
     let mut lines = LineSplitter::new(ctx.batch_max_events);
-    read_connection(stream, ctx, |chunk, peer, out| {
+    read_connection(stream, ctx, t, |chunk, peer, out| {
         if chunk.is_empty() {
             lines.finish(out);
             return Read::Close;
@@ -48,7 +61,11 @@ async fn read_lines(stream: tokio::net::TcpStream, ctx: &ListenCtx, max_line_byt
             ctx.error();
             return Read::Close;
         }
-        Read::More
+        if lines.pending() > 0 {
+            Read::Partial
+        } else {
+            Read::Whole
+        }
     })
     .await;
 }

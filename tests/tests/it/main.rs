@@ -5,6 +5,7 @@ mod contract;
 mod durability;
 mod fuzz_corpus;
 mod hostile;
+mod listeners;
 mod parity;
 mod pipeline;
 mod rsyslog;
