@@ -6,7 +6,8 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use rule_t1071_002::T1071;
-use rulebox_abi::json::{self, IndexRequest, Scanner};
+use rulebox_abi::frame::index::{IndexRequest, index_batch};
+use rulebox_abi::json::Scanner;
 use rulebox_abi::{Action, InitFrame, Reads, ResultFrame};
 use rulebox_plugin::Runner;
 
@@ -81,7 +82,7 @@ pub fn event_reader(data: &[u8]) {
             let frame = scans.process(&batch, 1, NOW_MS).to_vec();
             check_frame(&frame, &[&line]);
             let mut index = Vec::new();
-            json::index_batch(&mut Scanner::new(), request, &batch, 1, &mut index);
+            index_batch(&mut Scanner::new(), request, &batch, 1, &mut index);
             let from_index = indexed.process_objects(&batch, &index, 1, NOW_MS);
             assert_eq!(
                 from_index,

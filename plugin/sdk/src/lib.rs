@@ -29,6 +29,7 @@
 pub use rulebox_abi as abi;
 pub use rulebox_abi::json;
 
+use abi::frame::index::{BadIndex, IndexReader};
 use abi::{Action, EventResult, InitFrame, ObjectReads, Reads, Reason, ResultFrameWriter};
 use json::{Object, ScanError, Scanner};
 
@@ -55,7 +56,7 @@ pub trait Rule: Sized + 'static {
     /// implements [`Rule::on_object`] instead of [`Rule::on_event`], and in
     /// the sandbox the host validates and indexes every event natively,
     /// once, before the batch enters the guest (the
-    /// [objects index](abi::json::EVENT_ENTRY_LEN)): the rule starts from
+    /// [objects index](abi::frame::index)): the rule starts from
     /// spans instead of scanning bytes in WebAssembly.
     const READS_OBJECTS: bool = false;
 
@@ -342,10 +343,10 @@ impl<R: Rule> Runner<R> {
         self.finish_indexed(res)
     }
 
-    fn finish_indexed(&mut self, res: Result<bool, json::BadIndex>) -> &[u8] {
+    fn finish_indexed(&mut self, res: Result<bool, BadIndex>) -> &[u8] {
         match res {
             Ok(initialised) => self.finish(initialised),
-            Err(json::BadIndex) => self
+            Err(BadIndex) => self
                 .writer
                 .finish_error("the objects index does not match its batch"),
         }
@@ -357,12 +358,12 @@ impl<R: Rule> Runner<R> {
         index: &[u8],
         count: usize,
         now_ms: i64,
-    ) -> Result<bool, json::BadIndex> {
+    ) -> Result<bool, BadIndex> {
         self.writer.clear();
         let Some(rule) = self.rule.as_mut() else {
             return Ok(false);
         };
-        let mut reader = json::IndexReader::new(index);
+        let mut reader = IndexReader::new(index);
         for _ in 0..count {
             let (event, object) = self.scanner.load(batch, &mut reader, self.plan.as_ref())?;
             let mut out = EventOut {
@@ -836,9 +837,9 @@ mod tests {
                 assert_eq!(want, tagged, "scanned in the guest");
             }
             // What the host would index for this init frame.
-            let request = json::IndexRequest::from_reads(&reads);
+            let request = abi::frame::index::IndexRequest::from_reads(&reads);
             let mut index = Vec::new();
-            json::index_batch(&mut Scanner::new(), &request, batch, 7, &mut index);
+            abi::frame::index::index_batch(&mut Scanner::new(), &request, batch, 7, &mut index);
             assert_eq!(objects.process_objects(batch, &index, 7, 0), &want[..]);
             let buf = objects.reserve(batch.len() + index.len());
             buf[..batch.len()].copy_from_slice(batch);

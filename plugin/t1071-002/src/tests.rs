@@ -2,8 +2,8 @@
 //! exports take, without wasm.
 
 use rulebox_plugin::Runner;
+use rulebox_plugin::abi::frame::index::{IndexRequest, index_batch};
 use rulebox_plugin::abi::{Action, InitFrame, Reads, ResultFrame};
-use rulebox_plugin::json::IndexRequest;
 use serde_json::{Value, json};
 
 use super::*;
@@ -360,7 +360,7 @@ fn the_hosts_index_answers_like_a_scan_for_every_configuration() {
                 batch.push(b'\n');
             }
             let mut index = Vec::new();
-            rulebox_plugin::json::index_batch(
+            index_batch(
                 &mut Scanner::new(),
                 &request,
                 &batch,
