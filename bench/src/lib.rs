@@ -705,10 +705,10 @@ pub fn splice(batch: &[u8], frame: &[u8], events: &mut Vec<u8>, records: &mut Ve
     for i in 0..f.n_events() {
         let line = lines.next().unwrap_or_default();
         let r = f.event(i);
-        if r.action == Action::Drop as u8 {
+        if r.action == Action::Drop {
             continue;
         }
-        if r.action == Action::Edit as u8 {
+        if r.action == Action::Edit {
             let p = f.payload(r.payload_off, r.payload_len).expect("payload");
             events.extend_from_slice(&line[..r.start as usize]);
             events.extend_from_slice(p);

@@ -714,13 +714,13 @@ fn apply_event(
     stats: &TransformStats,
 ) {
     let r = frame.event(i);
-    match Reason::from_u8(r.reason) {
+    match r.reason {
         Reason::Ok => {}
         Reason::Malformed => inc(&stats.malformed, 1),
         Reason::NotObject => inc(&stats.not_object, 1),
         Reason::Other => {}
     }
-    if r.action == Action::Drop as u8 {
+    if r.action == Action::Drop {
         if !opts.one_to_one {
             inc(&stats.dropped, 1);
             return;
@@ -739,7 +739,7 @@ fn apply_event(
             0
         }
     };
-    let edit = if r.action == Action::Edit as u8 {
+    let edit = if r.action == Action::Edit {
         let payload = frame.payload(r.payload_off, r.payload_len).ok();
         let range_ok = r.start <= r.end && (r.end as usize) <= line.len();
         match payload {
@@ -770,7 +770,7 @@ fn check_output_size(frame: &ResultFrame<'_>, cap: u64) -> Result<(), String> {
     let mut total: u64 = 0;
     for i in 0..frame.n_events() {
         let e = frame.event(i);
-        if e.action == Action::Edit as u8 {
+        if e.action == Action::Edit {
             total += e.payload_len as u64;
         }
     }

@@ -51,7 +51,7 @@ fn check_frame(frame: &[u8], events: &[&[u8]]) {
     assert_eq!(f.n_events(), events.len());
     for (i, ev) in events.iter().enumerate() {
         let r = f.event(i);
-        if r.action == Action::Edit as u8 {
+        if r.action == Action::Edit {
             assert!(
                 r.start <= r.end && r.end as usize <= ev.len(),
                 "edit range inside the event"

@@ -43,8 +43,8 @@ impl EventOut<'_> {
     /// the host counts the reason.
     pub fn unreadable(&mut self, error: ScanError) {
         self.result.reason = match error {
-            ScanError::NotObject => Reason::NotObject as u8,
-            ScanError::Malformed | ScanError::TooDeep => Reason::Malformed as u8,
+            ScanError::NotObject => Reason::NotObject,
+            ScanError::Malformed | ScanError::TooDeep => Reason::Malformed,
         };
     }
 
@@ -52,7 +52,7 @@ impl EventOut<'_> {
     pub fn edit_with(&mut self, start: usize, end: usize, write: impl FnOnce(&mut Vec<u8>)) {
         let off = self.w.payload.len();
         write(&mut self.w.payload);
-        self.result.action = Action::Edit as u8;
+        self.result.action = Action::Edit;
         self.result.start = start as u32;
         self.result.end = end as u32;
         self.result.payload_off = off as u32;
@@ -84,7 +84,7 @@ impl EventOut<'_> {
 
     /// Drops the event (the host counts drops).
     pub fn drop_event(&mut self) {
-        self.result.action = Action::Drop as u8;
+        self.result.action = Action::Drop;
     }
 
     /// Emits a record on a named output while handling this event.

@@ -38,7 +38,7 @@ impl Rule for Tagger {
 }
 
 fn apply(event: &[u8], r: &EventResult, f: &ResultFrame<'_>) -> Vec<u8> {
-    if r.action != Action::Edit as u8 {
+    if r.action != Action::Edit {
         return event.to_vec();
     }
     let mut out = event[..r.start as usize].to_vec();
@@ -74,8 +74,8 @@ fn splices_and_replaces_fields() {
     assert_eq!(got[1], b"{\"seen\":true}");
     assert_eq!(got[2], b"{\"seen\":true,\"b\":2}");
     assert_eq!(got[3], b"not json");
-    assert_eq!(f.event(3).reason, Reason::Malformed as u8);
-    assert_eq!(f.event(4).reason, Reason::NotObject as u8);
+    assert_eq!(f.event(3).reason, Reason::Malformed);
+    assert_eq!(f.event(4).reason, Reason::NotObject);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use rulebox_plugin::Runner;
 use rulebox_plugin::abi::frame::index::{IndexRequest, index_batch};
-use rulebox_plugin::abi::{Action, InitFrame, Reads, ResultFrame};
+use rulebox_plugin::abi::{Action, InitFrame, Reads, Reason, ResultFrame};
 use serde_json::{Value, json};
 
 use super::*;
@@ -11,8 +11,8 @@ use super::*;
 struct Out {
     events: Vec<Vec<u8>>,
     alerts: Vec<Value>,
-    reasons: Vec<u8>,
-    actions: Vec<u8>,
+    reasons: Vec<Reason>,
+    actions: Vec<Action>,
 }
 
 fn runner(config: &Value) -> Runner<T1071> {
@@ -52,7 +52,7 @@ fn decode(events: &[&str], frame: &[u8]) -> Out {
         out.reasons.push(r.reason);
         out.actions.push(r.action);
         let mut e = ev.as_bytes().to_vec();
-        if r.action == Action::Edit as u8 {
+        if r.action == Action::Edit {
             e = ev.as_bytes()[..r.start as usize].to_vec();
             e.extend_from_slice(f.payload(r.payload_off, r.payload_len).unwrap());
             e.extend_from_slice(&ev.as_bytes()[r.end as usize..]);
@@ -137,7 +137,11 @@ fn events_without_destination_or_unreadable_pass_unchanged() {
             "event {i} must be byte-identical"
         );
     }
-    assert_eq!(out.reasons, [0, 1, 2, 1, 1]);
+    use Reason::{Malformed, NotObject};
+    assert_eq!(
+        out.reasons,
+        [Reason::Ok, Malformed, NotObject, Malformed, Malformed]
+    );
 }
 
 #[test]
@@ -293,10 +297,10 @@ fn classify_then_aggregate_equals_all() {
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let agg = process(&mut aggregate, &refs);
     let last = lines.len() - 1;
-    assert!(agg.actions[..last].iter().all(|&a| a == Action::Drop as u8));
+    assert!(agg.actions[..last].iter().all(|&a| a == Action::Drop));
     assert_eq!(
         agg.actions[last],
-        Action::Pass as u8,
+        Action::Pass,
         "not an observation: passed on"
     );
     let mut got = agg.alerts;

@@ -1,16 +1,19 @@
 //! The result frame: [`ResultFrame`] reads one a guest answered with,
 //! checking its tables against its size and each payload range as it is
-//! read; [`ResultFrameWriter`] is the guest's side, writing one.
+//! read; [`ResultFrameWriter`] is the guest's side, writing one. The wire
+//! bytes of an event result decode into typed [`Action`] and [`Reason`]
+//! values, checked.
 
 use alloc::vec::Vec;
 
 use super::{FrameError, Status, read_u32};
 
 /// What happens to one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(u8)]
 pub enum Action {
     /// The event leaves byte-identical.
+    #[default]
     Pass = 0,
     /// Bytes `[start, end)` of the event are replaced by the payload.
     Edit = 1,
@@ -18,10 +21,25 @@ pub enum Action {
     Drop = 2,
 }
 
+impl Action {
+    /// The action wire byte `v` stands for; `None` for a byte the contract
+    /// does not define.
+    #[inline]
+    pub fn from_u8(v: u8) -> Option<Action> {
+        match v {
+            0 => Some(Action::Pass),
+            1 => Some(Action::Edit),
+            2 => Some(Action::Drop),
+            _ => None,
+        }
+    }
+}
+
 /// Why the rule had nothing to say about an event, for the host's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(u8)]
 pub enum Reason {
+    #[default]
     Ok = 0,
     /// Not valid JSON (or not valid UTF-8).
     Malformed = 1,
@@ -31,6 +49,9 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason wire byte `v` stands for; a byte the contract does not
+    /// define is [`Reason::Other`].
+    #[inline]
     pub fn from_u8(v: u8) -> Reason {
         match v {
             0 => Reason::Ok,
@@ -57,8 +78,8 @@ pub const RECORD_LEN: usize = 12;
 /// One event's result, as the guest wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EventResult {
-    pub action: u8,
-    pub reason: u8,
+    pub action: Action,
+    pub reason: Reason,
     pub output: u16,
     pub start: u32,
     pub end: u32,
@@ -149,8 +170,10 @@ impl<'a> ResultFrame<'a> {
         let b = &self.events[i * EVENT_RESULT_LEN..(i + 1) * EVENT_RESULT_LEN];
         let u = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         EventResult {
-            action: b[0],
-            reason: b[1],
+            // An action byte the contract does not define leaves the event
+            // untouched, as a pass: the host has always read it so.
+            action: Action::from_u8(b[0]).unwrap_or(Action::Pass),
+            reason: Reason::from_u8(b[1]),
             output: u16::from_le_bytes([b[2], b[3]]),
             start: u(4),
             end: u(8),
@@ -218,8 +241,8 @@ impl ResultFrameWriter {
     }
 
     pub fn push_event(&mut self, r: EventResult) {
-        self.events.push(r.action);
-        self.events.push(r.reason);
+        self.events.push(r.action as u8);
+        self.events.push(r.reason as u8);
         self.events.extend_from_slice(&r.output.to_le_bytes());
         for v in [r.start, r.end, r.payload_off, r.payload_len] {
             self.events.extend_from_slice(&v.to_le_bytes());
@@ -284,7 +307,7 @@ mod tests {
         let mut w = ResultFrameWriter::new();
         w.payload.extend_from_slice(b",\"k\":1");
         w.push_event(EventResult {
-            action: Action::Edit as u8,
+            action: Action::Edit,
             start: 5,
             end: 5,
             payload_off: 0,
@@ -292,7 +315,7 @@ mod tests {
             ..Default::default()
         });
         w.push_event(EventResult {
-            reason: Reason::Malformed as u8,
+            reason: Reason::Malformed,
             ..Default::default()
         });
         w.push_record(1, b"{\"alert\":1}");
@@ -305,7 +328,7 @@ mod tests {
             f.payload(e.payload_off, e.payload_len).unwrap(),
             b",\"k\":1"
         );
-        assert_eq!(f.event(1).reason, Reason::Malformed as u8);
+        assert_eq!(f.event(1).reason, Reason::Malformed);
         let r = f.record(0);
         assert_eq!(r.output, 1);
         assert_eq!(
@@ -335,7 +358,7 @@ mod tests {
         // Payload range outside the payload area.
         let mut w = ResultFrameWriter::new();
         w.push_event(EventResult {
-            action: 1,
+            action: Action::Edit,
             payload_off: 10,
             payload_len: u32::MAX,
             ..Default::default()
@@ -360,5 +383,29 @@ mod tests {
         let bytes = w.finish_error("bad thing").to_vec();
         let f = ResultFrame::parse(&bytes).unwrap();
         assert_eq!(f.error(), Some(&b"bad thing"[..]));
+    }
+
+    #[test]
+    fn wire_bytes_decode_checked() {
+        for a in [Action::Pass, Action::Edit, Action::Drop] {
+            assert_eq!(Action::from_u8(a as u8), Some(a));
+        }
+        assert_eq!(Action::from_u8(3), None);
+        for r in [
+            Reason::Ok,
+            Reason::Malformed,
+            Reason::NotObject,
+            Reason::Other,
+        ] {
+            assert_eq!(Reason::from_u8(r as u8), r);
+        }
+        // Bytes the contract does not define: a pass, for another reason.
+        let mut w = ResultFrameWriter::new();
+        w.push_event(EventResult::default());
+        let mut bytes = w.finish().to_vec();
+        bytes[HEADER_LEN] = 7;
+        bytes[HEADER_LEN + 1] = 200;
+        let e = ResultFrame::parse(&bytes).unwrap().event(0);
+        assert_eq!((e.action, e.reason), (Action::Pass, Reason::Other));
     }
 }
