@@ -122,8 +122,9 @@
 //!
 //! # This crate
 //!
-//! [`frame`] reads and writes the frames (the result frame, the init frame,
-//! the objects index), and [`json`] is the scanner both sides run. The names and numbers of the
+//! [`frame`] reads and writes the frames (the result frame, applied to its
+//! batch by [`ResultFrame::apply`]; the init frame; the objects index), and
+//! [`json`] is the scanner both sides run. The names and numbers of the
 //! contract are here; the frame types are re-exported here too.
 #![cfg_attr(not(test), no_std)]
 
@@ -133,10 +134,10 @@ pub mod frame;
 pub mod json;
 
 pub use frame::{
-    Action, EVENT_RESULT_LEN, EventResult, FrameError, HEADER_LEN, INIT_OBJECT_KEYS,
-    INIT_OBJECT_PATHS, INIT_READS_OBJECTS, InitFrame, MAX_OBJECT_KEYS, MAX_PATH_DOTS,
-    MAX_PLAN_PATHS, ObjectReads, RECORD_LEN, Reads, Reason, Record, ResultFrame, ResultFrameWriter,
-    Status, pack, unpack,
+    Action, EVENT_RESULT_LEN, EventResult, Fault, FrameError, FrameOutputs, HEADER_LEN,
+    INIT_OBJECT_KEYS, INIT_OBJECT_PATHS, INIT_READS_OBJECTS, InitFrame, MAX_OBJECT_KEYS,
+    MAX_PATH_DOTS, MAX_PLAN_PATHS, ObjectReads, Outcome, RECORD_LEN, Reads, Reason, Record,
+    Refused, ResultFrame, ResultFrameWriter, Status, pack, unpack,
 };
 
 /// The version of this contract. Bumped on any incompatible change.

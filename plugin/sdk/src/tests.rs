@@ -1,9 +1,11 @@
 //! The runner driven as the host drives it: init, batches as bytes or with
 //! the host's objects index, ticks, snapshots; frames read back with
-//! [`ResultFrame`].
+//! [`ResultFrame`] and applied to their batches with [`ResultFrame::apply`].
 
 use crate::abi::frame::index::{IndexRequest, index_batch};
-use crate::abi::{Action, EventResult, InitFrame, Reads, Reason, ResultFrame};
+use crate::abi::{
+    EventResult, FrameOutputs, InitFrame, Outcome, Reads, Reason, Refused, ResultFrame,
+};
 use crate::json::{self, Object, ScanError, Scanner};
 use crate::{Emitter, EventOut, Rule, Runner};
 
@@ -37,14 +39,18 @@ impl Rule for Tagger {
     }
 }
 
-fn apply(event: &[u8], r: &EventResult, f: &ResultFrame<'_>) -> Vec<u8> {
-    if r.action != Action::Edit {
-        return event.to_vec();
+/// Each event as it leaves (a dropped one as it came), in order.
+#[derive(Default)]
+struct Spliced(Vec<Vec<u8>>);
+
+impl FrameOutputs for Spliced {
+    fn event(&mut self, _: usize, _: &EventResult, outcome: Outcome<'_>) {
+        self.0.push(outcome.parts().concat());
     }
-    let mut out = event[..r.start as usize].to_vec();
-    out.extend_from_slice(f.payload(r.payload_off, r.payload_len).unwrap());
-    out.extend_from_slice(&event[r.end as usize..]);
-    out
+    fn record(&mut self, _: u32, _: &[u8]) {}
+    fn refused(&mut self, what: Refused) {
+        panic!("the runner wrote a frame the host refuses: {what:?}")
+    }
 }
 
 #[test]
@@ -69,7 +75,9 @@ fn splices_and_replaces_fields() {
     let frame = runner.process(&batch, events.len(), 0).to_vec();
     let f = ResultFrame::parse(&frame).unwrap();
     assert_eq!(f.n_events(), 5);
-    let got: Vec<_> = (0..5).map(|i| apply(events[i], &f.event(i), &f)).collect();
+    let mut spliced = Spliced::default();
+    f.apply(&batch, &mut spliced);
+    let got = spliced.0;
     assert_eq!(got[0], b"{\"a\":1,\"seen\":true}");
     assert_eq!(got[1], b"{\"seen\":true}");
     assert_eq!(got[2], b"{\"seen\":true,\"b\":2}");

@@ -1,14 +1,16 @@
 //! The frames of the contract, as the crate docs lay them out: the result
 //! frame a call answers with (`result`: reading it, checked, and writing
-//! it), the init frame (`init`) and the objects index the host hands over
-//! with a batch ([`index`]). This file
+//! it), applying it to its batch (`apply`), the init frame (`init`) and the
+//! objects index the host hands over with a batch ([`index`]). This file
 //! holds what they share: the status word, the error of a frame that breaks
 //! its layout, and the packed pointer and length a call answers with.
 
+mod apply;
 pub mod index;
 mod init;
 mod result;
 
+pub use apply::{Fault, FrameOutputs, Outcome, Refused};
 pub use init::{
     INIT_OBJECT_KEYS, INIT_OBJECT_PATHS, INIT_READS_OBJECTS, InitFrame, MAX_OBJECT_KEYS,
     MAX_PATH_DOTS, MAX_PLAN_PATHS, ObjectReads, Reads,

@@ -7,6 +7,7 @@
 use alloc::vec::Vec;
 
 use super::{FrameError, Status, read_u32};
+use crate::json::find_byte;
 
 /// What happens to one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,6 +105,9 @@ pub struct ResultFrame<'a> {
     n_events: usize,
     n_records: usize,
     error: Option<&'a [u8]>,
+    /// No `\n` anywhere in the payload area (the usual case), so no payload
+    /// needs a search of its own before it is used as a line.
+    pub(super) newline_free: bool,
 }
 
 impl<'a> ResultFrame<'a> {
@@ -149,6 +153,7 @@ impl<'a> ResultFrame<'a> {
             n_events,
             n_records,
             error,
+            newline_free: find_byte(payload, b'\n').is_none(),
         })
     }
 
