@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rule_t1071_002::aggregate::{Aggregator, Observation, Settings};
-use rule_t1071_002::config::FieldOverrides;
+use rule_t1071_002::config::{FieldOverrides, PresetName};
 use rule_t1071_002::net::Networks;
-use rule_t1071_002::schema::{Preset, PresetName};
+use rule_t1071_002::schema::Preset;
 use rulebox_bench::{Conn, Schema, render};
 use rulebox_plugin::json::Scanner;
 

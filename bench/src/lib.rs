@@ -9,6 +9,7 @@
 pub mod hec;
 pub mod wat;
 
+use rulebox_plugin::abi::{EventResult, FrameOutputs, Outcome, Refused, ResultFrame};
 use serde_json::{Map, Value, json};
 
 /// The schemas events can be rendered in.
@@ -698,30 +699,34 @@ pub fn boundary_conns(day_start_ms: i64) -> Vec<Conn> {
 /// Applies a result frame to its batch: edited or untouched events (dropped
 /// ones left out) into `events`, emitted records into `records`, one line each.
 pub fn splice(batch: &[u8], frame: &[u8], events: &mut Vec<u8>, records: &mut Vec<u8>) {
-    use rulebox_plugin::abi::{Action, ResultFrame};
     let f = ResultFrame::parse(frame).expect("result frame");
-    // Cut the same way the host does.
-    let mut lines = rulebox::batch::lines(batch);
-    for i in 0..f.n_events() {
-        let line = lines.next().unwrap_or_default();
-        let r = f.event(i);
-        if r.action == Action::Drop as u8 {
-            continue;
+    f.apply(batch, &mut Spliced { events, records });
+}
+
+/// [`splice`]'s outputs: every output's lines together.
+struct Spliced<'a> {
+    events: &'a mut Vec<u8>,
+    records: &'a mut Vec<u8>,
+}
+
+impl FrameOutputs for Spliced<'_> {
+    fn event(&mut self, _: usize, _: &EventResult, outcome: Outcome<'_>) {
+        if let Outcome::Drop(_) = outcome {
+            return;
         }
-        if r.action == Action::Edit as u8 {
-            let p = f.payload(r.payload_off, r.payload_len).expect("payload");
-            events.extend_from_slice(&line[..r.start as usize]);
-            events.extend_from_slice(p);
-            events.extend_from_slice(&line[r.end as usize..]);
-        } else {
-            events.extend_from_slice(line);
+        for part in outcome.parts() {
+            self.events.extend_from_slice(part);
         }
-        events.push(b'\n');
+        self.events.push(b'\n');
     }
-    for i in 0..f.n_records() {
-        let r = f.record(i);
-        records.extend_from_slice(f.payload(r.payload_off, r.payload_len).expect("payload"));
-        records.push(b'\n');
+
+    fn record(&mut self, _: u32, line: &[u8]) {
+        self.records.extend_from_slice(line);
+        self.records.push(b'\n');
+    }
+
+    fn refused(&mut self, what: Refused) {
+        panic!("the rule wrote a frame the host refuses: {what:?}")
     }
 }
 

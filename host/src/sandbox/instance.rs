@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use rulebox_abi::frame::index;
 use rulebox_abi::{self as abi, FrameError, InitFrame, Reads, ResultFrame, json};
 use wasmtime::{Engine, InstancePre, Memory, Store, Trap, TypedFunc};
 
@@ -42,7 +43,7 @@ pub struct Instance {
     /// The plugin reads events as objects: batches go with an objects index.
     reads_objects: bool,
     /// What it asked the index to hold (members, paths resolved).
-    index_request: json::IndexRequest,
+    index_request: index::IndexRequest,
     /// Scans events natively for such a plugin, into `index`.
     scanner: json::Scanner,
     index: Vec<u8>,
@@ -109,7 +110,7 @@ impl Instance {
             store,
             memory,
             reads_objects: false,
-            index_request: json::IndexRequest::default(),
+            index_request: index::IndexRequest::default(),
             scanner: json::Scanner::new(),
             index: Vec::new(),
             outputs: Vec::new(),
@@ -151,7 +152,7 @@ impl Instance {
                         o.check().map_err(|e| {
                             contract(format!("the init frame asks for too much: {e}"))
                         })?;
-                        Some(json::IndexRequest::from_reads(&o))
+                        Some(index::IndexRequest::from_reads(&o))
                     }
                 },
             ),
@@ -241,7 +242,7 @@ impl Instance {
                 // starts from the members' spans.
                 let mut index = std::mem::take(&mut self.index);
                 index.clear();
-                json::index_batch(
+                index::index_batch(
                     &mut self.scanner,
                     &self.index_request,
                     batch,

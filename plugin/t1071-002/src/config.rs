@@ -3,7 +3,6 @@
 
 use serde::Deserialize;
 
-use crate::schema::PresetName;
 use crate::time::Unit;
 
 /// The seeds' internal networks, with the spec's corrections (all of
@@ -107,6 +106,21 @@ pub enum Stage {
     All,
     Classify,
     Aggregate,
+}
+
+/// See [`Config::schema`]. Named here, with the rest of what a user
+/// writes, so that `schema` (which reads the overrides) and `config` do not
+/// import each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresetName {
+    Cim,
+    Qradar,
+    Ecs,
+    Ocsf,
+    Zeek,
+    Sysmon,
+    Auto,
 }
 
 /// Field paths overriding the preset's.

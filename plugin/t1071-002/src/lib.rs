@@ -21,9 +21,9 @@ use rulebox_plugin::json::{Object, PathPlan, ScanError, Scanner, write_str};
 use rulebox_plugin::{Emitter, EventOut, OutputId, Rule};
 
 use aggregate::{Aggregator, Observation, Settings, Stats};
-use config::{Config, Stage};
+use config::{Config, PresetName, Stage};
 use net::{Allowlist, Networks};
-use schema::{Grouping, Preset, PresetName};
+use schema::{Grouping, Preset};
 
 /// The `alerts` output (stages `all` and `aggregate`).
 pub const ALERTS: OutputId = 1;

@@ -5,22 +5,9 @@
 use std::borrow::Cow;
 
 use rulebox_plugin::json::{Object, PathPlan, Value};
-use serde::Deserialize;
 
-use crate::config::FieldOverrides;
+use crate::config::{FieldOverrides, PresetName};
 use crate::time::{self, Unit};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PresetName {
-    Cim,
-    Qradar,
-    Ecs,
-    Ocsf,
-    Zeek,
-    Sysmon,
-    Auto,
-}
 
 /// How a preset groups aggregates (spec §3): the SPL seed groups by process
 /// and collects users; the AQL seed groups by user.

@@ -2,17 +2,37 @@
 //! exports take, without wasm.
 
 use rulebox_plugin::Runner;
-use rulebox_plugin::abi::{Action, InitFrame, Reads, ResultFrame};
-use rulebox_plugin::json::IndexRequest;
+use rulebox_plugin::abi::frame::index::{IndexRequest, index_batch};
+use rulebox_plugin::abi::{
+    Action, EventResult, FrameOutputs, InitFrame, Outcome, Reads, Reason, Refused, ResultFrame,
+};
 use serde_json::{Value, json};
 
 use super::*;
 
+/// A result frame applied to its batch: each event as it leaves (a dropped
+/// one as it came), with its reason and action, and the alerts.
+#[derive(Default)]
 struct Out {
     events: Vec<Vec<u8>>,
     alerts: Vec<Value>,
-    reasons: Vec<u8>,
-    actions: Vec<u8>,
+    reasons: Vec<Reason>,
+    actions: Vec<Action>,
+}
+
+impl FrameOutputs for Out {
+    fn event(&mut self, _: usize, result: &EventResult, outcome: Outcome<'_>) {
+        self.reasons.push(result.reason);
+        self.actions.push(result.action);
+        self.events.push(outcome.parts().concat());
+    }
+    fn record(&mut self, output: u32, line: &[u8]) {
+        assert_eq!(output, ALERTS as u32);
+        self.alerts.push(serde_json::from_slice(line).unwrap());
+    }
+    fn refused(&mut self, what: Refused) {
+        panic!("the rule wrote a frame the host refuses: {what:?}")
+    }
 }
 
 fn runner(config: &Value) -> Runner<T1071> {
@@ -37,35 +57,12 @@ fn runner(config: &Value) -> Runner<T1071> {
     r
 }
 
-fn decode(events: &[&str], frame: &[u8]) -> Out {
+fn decode(batch: &[u8], count: usize, frame: &[u8]) -> Out {
     let f = ResultFrame::parse(frame).unwrap();
     assert!(f.error().is_none());
-    assert_eq!(f.n_events(), events.len());
-    let mut out = Out {
-        events: Vec::new(),
-        alerts: Vec::new(),
-        reasons: Vec::new(),
-        actions: Vec::new(),
-    };
-    for (i, ev) in events.iter().enumerate() {
-        let r = f.event(i);
-        out.reasons.push(r.reason);
-        out.actions.push(r.action);
-        let mut e = ev.as_bytes().to_vec();
-        if r.action == Action::Edit as u8 {
-            e = ev.as_bytes()[..r.start as usize].to_vec();
-            e.extend_from_slice(f.payload(r.payload_off, r.payload_len).unwrap());
-            e.extend_from_slice(&ev.as_bytes()[r.end as usize..]);
-        }
-        out.events.push(e);
-    }
-    for i in 0..f.n_records() {
-        let r = f.record(i);
-        assert_eq!(r.output, ALERTS as u32);
-        out.alerts.push(
-            serde_json::from_slice(f.payload(r.payload_off, r.payload_len).unwrap()).unwrap(),
-        );
-    }
+    assert_eq!(f.n_events(), count);
+    let mut out = Out::default();
+    f.apply(batch, &mut out);
     out
 }
 
@@ -76,12 +73,12 @@ fn process(r: &mut Runner<T1071>, events: &[&str]) -> Out {
         batch.push(b'\n');
     }
     let frame = r.process(&batch, events.len(), 1_700_000_000_000).to_vec();
-    decode(events, &frame)
+    decode(&batch, events.len(), &frame)
 }
 
 fn flush(r: &mut Runner<T1071>) -> Vec<Value> {
     let frame = r.flush(0).to_vec();
-    decode(&[], &frame).alerts
+    decode(b"", 0, &frame).alerts
 }
 
 fn cim(src: &str, dest: &str, port: &str, extra: &str) -> String {
@@ -137,7 +134,11 @@ fn events_without_destination_or_unreadable_pass_unchanged() {
             "event {i} must be byte-identical"
         );
     }
-    assert_eq!(out.reasons, [0, 1, 2, 1, 1]);
+    use Reason::{Malformed, NotObject};
+    assert_eq!(
+        out.reasons,
+        [Reason::Ok, Malformed, NotObject, Malformed, Malformed]
+    );
 }
 
 #[test]
@@ -293,10 +294,10 @@ fn classify_then_aggregate_equals_all() {
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let agg = process(&mut aggregate, &refs);
     let last = lines.len() - 1;
-    assert!(agg.actions[..last].iter().all(|&a| a == Action::Drop as u8));
+    assert!(agg.actions[..last].iter().all(|&a| a == Action::Drop));
     assert_eq!(
         agg.actions[last],
-        Action::Pass as u8,
+        Action::Pass,
         "not an observation: passed on"
     );
     let mut got = agg.alerts;
@@ -360,7 +361,7 @@ fn the_hosts_index_answers_like_a_scan_for_every_configuration() {
                 batch.push(b'\n');
             }
             let mut index = Vec::new();
-            rulebox_plugin::json::index_batch(
+            index_batch(
                 &mut Scanner::new(),
                 &request,
                 &batch,
@@ -409,7 +410,7 @@ fn tick_emits_open_alerts_and_window_close_emits_final() {
     let mut r = runner(&json!({"schema": "cim", "allowed_lateness_secs": 0}));
     let ev = cim("10.0.0.5", "8.8.8.8", "445", "");
     process(&mut r, &[&ev, &ev, &ev, &ev]);
-    let ticked = decode(&[], r.tick(0)).alerts;
+    let ticked = decode(b"", 0, r.tick(0)).alerts;
     assert_eq!(ticked.len(), 1);
     assert_eq!(ticked[0]["status"], "open");
     // An event a day later closes the window during process().

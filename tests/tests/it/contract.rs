@@ -345,7 +345,7 @@ fn the_sandboxed_rule_on_the_hosts_index_answers_like_the_rule_scanning_natively
         let frame = native.process(input.bytes(), input.count(), 0);
         let f = abi::ResultFrame::parse(frame).unwrap();
         for i in 0..f.n_events() {
-            match abi::Reason::from_u8(f.event(i).reason) {
+            match f.event(i).reason {
                 abi::Reason::Malformed => malformed += 1,
                 abi::Reason::NotObject => not_object += 1,
                 _ => {}

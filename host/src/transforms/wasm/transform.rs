@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rulebox_abi::{Action, Reason, ResultFrame};
+use rulebox_abi::{Action, EventResult, FrameOutputs, Outcome, Reason, Refused, ResultFrame};
 use serde::Deserialize;
 
 use crate::batch::{Batch, lines};
@@ -323,12 +323,13 @@ impl WasmTransform {
                         out,
                     ),
                     None => {
-                        apply_event((line, input.meta(k)), &frame, g, out, opts, stats);
+                        let meta = input.meta(k);
+                        frame.apply_event(g, line, &mut Routing::new(meta, out, opts, stats));
                         g += 1;
                     }
                 }
             }
-            apply_records(&frame, out, stats);
+            frame.apply_records(&mut Routing::new(&[], out, opts, stats));
             Ok(())
         });
         let failure = match res {
@@ -493,7 +494,7 @@ impl WasmTransform {
         let Some(instance) = self.instance.as_mut() else {
             return;
         };
-        let stats = &self.stats;
+        let (stats, opts) = (&self.stats, &self.opts);
         let cap = self.plugin.limits().max_memory_bytes as u64;
         let marks = out.marks();
         let mut too_big = None;
@@ -501,7 +502,7 @@ impl WasmTransform {
             instance,
             now_ms,
             &mut |frame| match check_output_size(&frame, cap) {
-                Ok(()) => apply_records(&frame, out, stats),
+                Ok(()) => frame.apply_records(&mut Routing::new(&[], out, opts, stats)),
                 Err(e) => too_big = Some(e),
             },
         );
@@ -703,64 +704,82 @@ fn base64(out: &mut Vec<u8>, data: &[u8]) {
     }
 }
 
-/// Applies event result `i` to `line`; anything the host cannot trust
-/// passes the line on untouched.
-fn apply_event(
-    (line, meta): (&[u8], &[u8]),
-    frame: &ResultFrame<'_>,
-    i: usize,
-    out: &mut Outputs,
-    opts: &Options,
-    stats: &TransformStats,
-) {
-    let r = frame.event(i);
-    match Reason::from_u8(r.reason) {
-        Reason::Ok => {}
-        Reason::Malformed => inc(&stats.malformed, 1),
-        Reason::NotObject => inc(&stats.not_object, 1),
-        Reason::Other => {}
+/// Where the host puts what a frame says ([`ResultFrame::apply_event`],
+/// [`ResultFrame::apply_records`]): an event on its output with its line's
+/// metadata, a record on its output, all counted. What the host cannot
+/// trust (a refused edit or record, an unknown output) counts as an invalid
+/// result; such an event passes on untouched.
+struct Routing<'a> {
+    /// The metadata of the event's line.
+    meta: &'a [u8],
+    out: &'a mut Outputs,
+    opts: &'a Options,
+    stats: &'a TransformStats,
+}
+
+impl<'a> Routing<'a> {
+    fn new(
+        meta: &'a [u8],
+        out: &'a mut Outputs,
+        opts: &'a Options,
+        stats: &'a TransformStats,
+    ) -> Routing<'a> {
+        Routing {
+            meta,
+            out,
+            opts,
+            stats,
+        }
     }
-    if r.action == Action::Drop as u8 {
-        if !opts.one_to_one {
-            inc(&stats.dropped, 1);
+}
+
+impl FrameOutputs for Routing<'_> {
+    fn event(&mut self, _: usize, r: &EventResult, outcome: Outcome<'_>) {
+        let (meta, out, opts, stats) = (self.meta, &mut *self.out, self.opts, self.stats);
+        match r.reason {
+            Reason::Ok => {}
+            Reason::Malformed => inc(&stats.malformed, 1),
+            Reason::NotObject => inc(&stats.not_object, 1),
+            Reason::Other => {}
+        }
+        if let Outcome::Drop(line) = outcome {
+            if !opts.one_to_one {
+                inc(&stats.dropped, 1);
+                return;
+            }
+            // An exec filter must answer every line: the event goes on as it came.
+            out.default.push_line(line);
+            out.default.set_last_meta(meta);
+            inc(&stats.events_out, 1);
             return;
         }
-        // An exec filter must answer every line: the event goes on as it came.
-        out.default.push_line(line);
-        out.default.set_last_meta(meta);
-        inc(&stats.events_out, 1);
-        return;
-    }
-    let target = match out.get(r.output as usize) {
-        Some(_) if opts.one_to_one => 0,
-        Some(_) => r.output as usize,
-        None => {
-            inc(&stats.invalid_results, 1);
-            0
-        }
-    };
-    let edit = if r.action == Action::Edit as u8 {
-        let payload = frame.payload(r.payload_off, r.payload_len).ok();
-        let range_ok = r.start <= r.end && (r.end as usize) <= line.len();
-        match payload {
-            Some(p) if range_ok && !p.contains(&b'\n') => {
-                Some((r.start as usize, r.end as usize, p))
-            }
-            _ => {
+        let target = match out.get(r.output as usize) {
+            Some(_) if opts.one_to_one => 0,
+            Some(_) => r.output as usize,
+            None => {
                 inc(&stats.invalid_results, 1);
-                None
+                0
             }
-        }
-    } else {
-        None
-    };
-    let Some(b) = out.get(target) else { return };
-    match edit {
-        Some((s, e, p)) => b.push_parts(&[&line[..s], p, &line[e..]]),
-        None => b.push_line(line),
+        };
+        let Some(b) = out.get(target) else { return };
+        b.push_parts(outcome.parts());
+        b.set_last_meta(meta);
+        inc(&stats.events_out, 1);
     }
-    b.set_last_meta(meta);
-    inc(&stats.events_out, 1);
+
+    fn record(&mut self, output: u32, line: &[u8]) {
+        match self.out.get(output as usize) {
+            Some(b) => {
+                b.push_line(line);
+                inc(&self.stats.records, 1);
+            }
+            None => inc(&self.stats.invalid_results, 1),
+        }
+    }
+
+    fn refused(&mut self, _: Refused) {
+        inc(&self.stats.invalid_results, 1);
+    }
 }
 
 /// A frame may point many results at the same payload bytes; what it asks
@@ -770,7 +789,7 @@ fn check_output_size(frame: &ResultFrame<'_>, cap: u64) -> Result<(), String> {
     let mut total: u64 = 0;
     for i in 0..frame.n_events() {
         let e = frame.event(i);
-        if e.action == Action::Edit as u8 {
+        if e.action == Action::Edit {
             total += e.payload_len as u64;
         }
     }
@@ -783,23 +802,6 @@ fn check_output_size(frame: &ResultFrame<'_>, cap: u64) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn apply_records(frame: &ResultFrame<'_>, out: &mut Outputs, stats: &TransformStats) {
-    for i in 0..frame.n_records() {
-        let r = frame.record(i);
-        let line = frame
-            .payload(r.payload_off, r.payload_len)
-            .ok()
-            .filter(|l| !l.contains(&b'\n'));
-        match (line, out.get(r.output as usize)) {
-            (Some(l), Some(b)) => {
-                b.push_line(l);
-                inc(&stats.records, 1);
-            }
-            _ => inc(&stats.invalid_results, 1),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,556 @@
+//! The objects index: what the host passes after the batch to
+//! `rulebox_process_objects`, for `count` events, in order (a plugin asks
+//! for it with [`INIT_READS_OBJECTS`](super::INIT_READS_OBJECTS)). All
+//! integers are little-endian `u32`.
+//!
+//! ```text
+//! per event (EVENT_ENTRY_LEN bytes):
+//!     u32 start    the event's first byte, as an offset in the batch
+//!     u32 len      the event's length (without its `\n`)
+//!     u32 status   low byte: 0 object, 1 malformed, 2 nested too deep,
+//!                  3 valid JSON but not an object; bit 8: a key holds an
+//!                  escape; bit 9: the object has members (listed or not)
+//!     u32 close    offset of the closing `}` in the event (0 unless an object)
+//!     u32 n        members that follow
+//!   then n × member (MEMBER_ENTRY_LEN bytes), offsets within the event:
+//!     u32 key_start, u32 key_end        the key, between its quotes, raw
+//!     u32 value_start, u32 value_end    the value
+//!     u32 hash                          the member index's hash of the raw key
+//!   then, for an object when the rule declared a PathPlan:
+//!     u32 group    the group that applies (0xFFFF_FFFF: none, and nothing follows)
+//!     k × (u32 value_start, u32 value_end)   each of the group's k paths
+//!                  (0xFFFF_FFFF twice: not present)
+//! ```
+//!
+//! The host builds it with [`index_batch`] and the guest reads it back with
+//! [`Scanner::load`], which checks every offset against the batch: a guest
+//! never indexes out of bounds because of what it was handed.
+//!
+//! A rule that declared the top-level keys it reads (a [`KeySet`], sent in
+//! its init frame) gets only the members with those keys, plus every member
+//! whose key holds an escape (the host does not unescape to compare): the
+//! index is then a few members per event instead of all of them. A rule
+//! that declared a [`PathPlan`] gets its group and paths resolved: the host
+//! looks them up natively, and the guest reads spans.
+//!
+//! It is wire format, like the frames: this file is both ends of it, the
+//! host's encoder ([`index_batch`], with the [`IndexRequest`] an init frame
+//! makes) and the guest's validating decoder ([`IndexReader`],
+//! [`Scanner::load`]). Both read and write a [`Scanner`]'s state.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::ObjectReads;
+use crate::json::{
+    ABSENT, KeySet, Member, NO_GROUP, Object, PathPlan, ScanError, Scanner, Span, find_byte,
+    key_hash,
+};
+
+/// The bytes of one event's entry (see the module docs for its layout).
+pub const EVENT_ENTRY_LEN: usize = 20;
+/// The bytes of one member's entry.
+pub const MEMBER_ENTRY_LEN: usize = 20;
+
+const STATUS_ESCAPED_KEYS: u32 = 1 << 8;
+const STATUS_HAS_MEMBERS: u32 = 1 << 9;
+
+fn status_code(e: ScanError) -> u32 {
+    match e {
+        ScanError::Malformed => 1,
+        ScanError::TooDeep => 2,
+        ScanError::NotObject => 3,
+    }
+}
+
+#[inline]
+fn put_u32s<const N: usize>(out: &mut Vec<u8>, words: &[u32; N]) {
+    for w in words {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+}
+
+/// What a plugin asked for in its objects index: which members to list,
+/// and the [`PathPlan`] to resolve.
+#[derive(Debug, Clone, Default)]
+pub struct IndexRequest {
+    /// `None`: every member is listed.
+    listed: Option<Vec<String>>,
+    plan: Option<PathPlan>,
+    /// The keys to keep while scanning (listed ones marked); `None`: all.
+    keep: Option<KeySet>,
+}
+
+impl IndexRequest {
+    /// Every member listed (`keys` `None`) or only those with `keys`, and
+    /// `plan` resolved.
+    pub fn new<S: AsRef<str>>(keys: Option<&[S]>, plan: Option<PathPlan>) -> IndexRequest {
+        let listed: Option<Vec<String>> =
+            keys.map(|k| k.iter().map(|s| s.as_ref().into()).collect());
+        let keep = listed
+            .as_ref()
+            .map(|l| KeySet::marked(l, plan.iter().flat_map(PathPlan::keys)));
+        IndexRequest { listed, plan, keep }
+    }
+
+    /// What an init frame asked for.
+    pub fn from_reads(reads: &ObjectReads<'_>) -> IndexRequest {
+        let plan = reads.groups.as_ref().map(|groups| {
+            let mut plan = PathPlan::new();
+            for (when, paths) in groups {
+                plan.add_group(when, paths);
+            }
+            plan
+        });
+        IndexRequest::new(reads.keys.as_deref(), plan)
+    }
+
+    pub fn listed_keys(&self) -> Option<&[String]> {
+        self.listed.as_deref()
+    }
+
+    pub fn plan(&self) -> Option<&PathPlan> {
+        self.plan.as_ref()
+    }
+}
+
+/// Scans each of the `count` events of `batch` (each followed by `\n`, or
+/// ending the batch) with `scanner` and appends the [objects
+/// index](EVENT_ENTRY_LEN) that `request` asks for to `out`.
+pub fn index_batch(
+    scanner: &mut Scanner,
+    request: &IndexRequest,
+    batch: &[u8],
+    count: usize,
+    out: &mut Vec<u8>,
+) {
+    let mut start = 0;
+    for _ in 0..count {
+        let rest = batch.get(start..).unwrap_or_default();
+        let len = find_byte(rest, b'\n').unwrap_or(rest.len());
+        let event = &rest[..len];
+        let entry = out.len();
+        put_u32s(out, &[start as u32, len as u32, 0, 0, 0]);
+        let (status, close, n) = match scanner.scan_inner(event, false) {
+            Ok(()) => {
+                let mut flags = 0;
+                if scanner.escaped_keys {
+                    flags |= STATUS_ESCAPED_KEYS;
+                }
+                if scanner.has_members {
+                    flags |= STATUS_HAS_MEMBERS;
+                }
+                let n = scanner.keep_and_list(event, request, out);
+                if let Some(plan) = &request.plan {
+                    if scanner.escaped_keys {
+                        scanner.table.clear(); // lookups compare keys
+                    } else {
+                        scanner.fill_table(event);
+                    }
+                    scanner.resolve(event, plan);
+                    put_u32s(out, &[scanner.group]);
+                    out.reserve(scanner.slots.len() * 8);
+                    for s in &scanner.slots {
+                        put_u32s(out, &[s.start, s.end]);
+                    }
+                }
+                (flags, scanner.close as u32, n)
+            }
+            Err(e) => (status_code(e), 0, 0),
+        };
+        out[entry + 8..entry + 12].copy_from_slice(&status.to_le_bytes());
+        out[entry + 12..entry + 16].copy_from_slice(&close.to_le_bytes());
+        out[entry + 16..entry + 20].copy_from_slice(&n.to_le_bytes());
+        start += len + 1;
+    }
+}
+
+impl Scanner {
+    /// Keeps (with their hashes) the members just scanned that `request`
+    /// needs, appends the listed ones to `out`; returns how many it listed.
+    /// Inlined into `index_batch`, its one caller, on the host's hot path
+    /// (which it no longer was by itself once this file was split off).
+    #[inline]
+    fn keep_and_list(&mut self, event: &[u8], request: &IndexRequest, out: &mut Vec<u8>) -> u32 {
+        let mut n = 0u32;
+        let mut kept = 0;
+        self.hashes.clear();
+        out.reserve(self.members.len() * MEMBER_ENTRY_LEN);
+        for i in 0..self.members.len() {
+            let (m, escaped) = (self.members[i], self.key_escaped[i]);
+            let key = &event[m.key.range()];
+            let (hash, listed) = match &request.keep {
+                // Escaped keys are kept: the host does not unescape to compare.
+                Some(keep) if !escaped => match keep.hash_if_contains(key) {
+                    Some(found) => found,
+                    None => continue,
+                },
+                _ => (key_hash(key), true),
+            };
+            if listed {
+                put_u32s(
+                    out,
+                    &[m.key.start, m.key.end, m.value.start, m.value.end, hash],
+                );
+                n += 1;
+            }
+            self.members[kept] = m;
+            self.hashes.push(hash);
+            kept += 1;
+        }
+        self.members.truncate(kept);
+        n
+    }
+}
+
+/// A cursor over an objects index (the guest's side).
+#[derive(Debug)]
+pub struct IndexReader<'i> {
+    index: &'i [u8],
+    at: usize,
+}
+
+/// The objects index does not describe the batch it came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadIndex;
+
+impl<'i> IndexReader<'i> {
+    pub fn new(index: &'i [u8]) -> Self {
+        IndexReader { index, at: 0 }
+    }
+
+    fn word(&mut self) -> Result<u32, BadIndex> {
+        Ok(self.words::<1>()?[0])
+    }
+
+    /// The next `N` words, with one bounds check.
+    #[inline]
+    fn words<const N: usize>(&mut self) -> Result<[u32; N], BadIndex> {
+        let b = self.index.get(self.at..self.at + 4 * N).ok_or(BadIndex)?;
+        self.at += 4 * N;
+        let mut out = [0u32; N];
+        for (w, c) in out.iter_mut().zip(b.chunks_exact(4)) {
+            *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        Ok(out)
+    }
+}
+
+impl Scanner {
+    /// The next event of `batch` as the host scanned it: its bytes and what
+    /// [`Scanner::scan`] would have answered for them, rebuilt from `index`
+    /// without reading the event (every offset is checked).
+    #[allow(clippy::type_complexity)]
+    pub fn load<'s, 'a>(
+        &'s mut self,
+        batch: &'a [u8],
+        index: &mut IndexReader<'_>,
+        plan: Option<&PathPlan>,
+    ) -> Result<(&'a [u8], Result<Object<'s, 'a>, ScanError>), BadIndex> {
+        let [start, len, status, close, n] = index.words::<5>()?;
+        let (start, len, close) = (start as usize, len as usize, close as usize);
+        let src = start
+            .checked_add(len)
+            .and_then(|end| batch.get(start..end))
+            .ok_or(BadIndex)?;
+        match status & 0xff {
+            0 => {}
+            1 => return Ok((src, Err(ScanError::Malformed))),
+            2 => return Ok((src, Err(ScanError::TooDeep))),
+            3 => return Ok((src, Err(ScanError::NotObject))),
+            _ => return Err(BadIndex),
+        }
+        if close >= src.len() || src[close] != b'}' {
+            return Err(BadIndex);
+        }
+        let escaped = status & STATUS_ESCAPED_KEYS != 0;
+        let has_members = n > 0 || status & STATUS_HAS_MEMBERS != 0;
+        self.members.clear();
+        self.hashes.clear();
+        self.escaped_keys = escaped;
+        if n as usize > src.len() {
+            return Err(BadIndex); // more members than the event has bytes for
+        }
+        for _ in 0..n {
+            let span = |a: u32, b: u32| {
+                (a <= b && b as usize <= src.len()).then_some(Span { start: a, end: b })
+            };
+            let [ks, ke, vs, ve, hash] = index.words::<5>()?;
+            let (key, value) = (span(ks, ke).ok_or(BadIndex)?, span(vs, ve).ok_or(BadIndex)?);
+            self.members.push(Member { key, value });
+            self.hashes.push(hash);
+        }
+        // With escaped keys every lookup compares keys: no table needed.
+        if !escaped {
+            self.fill_table(src);
+        } else {
+            self.table.clear();
+        }
+        self.close = close;
+        self.has_members = has_members;
+        self.group = NO_GROUP;
+        self.slots.clear();
+        if let Some(plan) = plan {
+            let group = index.word()?;
+            if group != NO_GROUP {
+                let g = plan.groups.get(group as usize).ok_or(BadIndex)?;
+                for _ in 0..g.paths.len() {
+                    let [start, end] = index.words::<2>()?;
+                    let ok = (start == ABSENT && end == ABSENT)
+                        || (start <= end && end as usize <= src.len());
+                    if !ok {
+                        return Err(BadIndex);
+                    }
+                    self.slots.push(Span { start, end });
+                }
+                self.group = group;
+            }
+        }
+        Ok((src, Ok(self.object(src))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::Path;
+    use alloc::format;
+    use alloc::string::ToString;
+
+    const LOOKUPS: [&str; 8] = ["a", "b", "dest_ip", "dup", "esc", "x.y", "b.c", "missing"];
+
+    /// What a rule sees of one event: closing brace, emptiness, plan group
+    /// and slots, `lookups` and (`members`) the member list.
+    fn view(r: &Result<Object<'_, '_>, ScanError>, members: bool, lookups: &[&str]) -> String {
+        match r {
+            Err(e) => format!("{e:?}"),
+            Ok(o) => {
+                let mut v = format!("close={} empty={} members=", o.close, o.is_empty());
+                for m in o.members().iter().filter(|_| members) {
+                    v += &format!("[{:?} {:?}]", m.key, m.value);
+                }
+                v += &format!(" group={:?} slots=", o.group());
+                for i in 0..5 {
+                    v += &format!("{:?},", o.slot(i).map(|x| x.raw));
+                }
+                for &k in lookups {
+                    let got = o.get(k);
+                    assert_eq!(got, o.get_path(&Path::new(k)), "{k}");
+                    v += &format!(" {k}={:?}", got.map(|x| x.raw));
+                }
+                v
+            }
+        }
+    }
+
+    #[test]
+    fn an_objects_index_gives_what_a_scan_gives() {
+        let events: &[&[u8]] = &[
+            br#"{"a":1,"b":{"c":[1,2]},"dest_ip":"8.8.8.8"}"#,
+            br#"  {}  "#,
+            br#"{"dup":1,"dup":2,"a":"x\"y"}"#,
+            br#"{"e\u0073c":true,"esc":false,"x.y":3}"#,
+            br#"{"a":1,"#,
+            br#"[1,2]"#,
+            br#""just a string""#,
+            br#"not json"#,
+            b"",
+            br#"{"x":{"y":"nested"},"a":null}"#,
+            br#"{"not_read":1,"x.z":2}"#,
+            br#"{"d\u0075p":0,"dup":1}"#,
+        ];
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        let mut all: Vec<&[u8]> = events.to_vec();
+        all.push(deep.as_bytes());
+        let mut batch = Vec::new();
+        for e in &all {
+            batch.extend_from_slice(e);
+            batch.push(b'\n');
+        }
+        // Every member, then only the keys the lookups need.
+        let read = KeySet::new(LOOKUPS.iter().flat_map(|p| KeySet::path_keys(p)));
+        assert_eq!(read.keys().len(), 9, "{:?}", read.keys());
+        let mut plan = PathPlan::new();
+        plan.add_group(&["x.y"], &["x.y", "a", "missing"]);
+        plan.add_group(&["dest_ip", "b.c"], &["b.c", "dest_ip", "dup", "esc"]);
+        plan.add_group(&[], &["a", "x"]);
+        let requests = [
+            (IndexRequest::new::<&str>(None, None), true, &LOOKUPS[..]),
+            (
+                IndexRequest::new(Some(read.keys()), None),
+                false,
+                &LOOKUPS[..],
+            ),
+            (
+                IndexRequest::new(Some(&["a"]), Some(plan.clone())),
+                false,
+                &["a"][..],
+            ),
+            (
+                IndexRequest::new::<&str>(None, Some(plan.clone())),
+                true,
+                &LOOKUPS[..],
+            ),
+        ];
+        for (request, full, lookups) in &requests {
+            let (mut host, mut guest, mut direct) =
+                (Scanner::new(), Scanner::new(), Scanner::new());
+            let mut index = Vec::new();
+            index_batch(&mut host, request, &batch, all.len(), &mut index);
+            let mut r = IndexReader::new(&index);
+            for e in &all {
+                let (src, got) = guest.load(&batch, &mut r, request.plan()).unwrap();
+                assert_eq!(src, *e);
+                let want = match request.plan() {
+                    Some(plan) => direct.scan_planned(e, plan),
+                    None => direct.scan(e),
+                };
+                assert_eq!(
+                    view(&got, *full, lookups),
+                    view(&want, *full, lookups),
+                    "{}",
+                    String::from_utf8_lossy(e)
+                );
+                if let (Ok(got), Ok(want)) = (&got, &want)
+                    && let Some(keys) = request.listed_keys()
+                {
+                    // Only the declared keys, and escaped ones, are listed.
+                    let listed = |o: &Object<'_, '_>| {
+                        o.members()
+                            .iter()
+                            .map(|m| &e[m.key.range()])
+                            .collect::<Vec<_>>()
+                    };
+                    let expect: Vec<_> = listed(want)
+                        .into_iter()
+                        .filter(|k| k.contains(&b'\\') || keys.iter().any(|r| r.as_bytes() == *k))
+                        .collect();
+                    assert_eq!(listed(got), expect);
+                }
+            }
+            assert_eq!(
+                guest.load(&batch, &mut r, request.plan()).unwrap_err(),
+                BadIndex,
+                "past the end"
+            );
+        }
+        // The plan's answers, read directly.
+        let mut sc = Scanner::new();
+        let o = sc.scan_planned(br#"{"x":{"y":2},"a":[1]}"#, &plan).unwrap();
+        assert_eq!(o.group(), Some(0));
+        assert_eq!(
+            (0..4).map(|i| o.slot(i).map(|v| v.raw)).collect::<Vec<_>>(),
+            [Some(&b"2"[..]), Some(b"[1]"), None, None]
+        );
+        let o = sc
+            .scan_planned(br#"{"b":{"c":"x"},"esc":0}"#, &plan)
+            .unwrap();
+        assert_eq!(
+            (
+                o.group(),
+                o.slot(0).map(|v| v.raw),
+                o.slot(3).map(|v| v.raw)
+            ),
+            (Some(1), Some(&b"\"x\""[..]), Some(&b"0"[..]))
+        );
+        let o = sc.scan_planned(br#"{"q":1}"#, &plan).unwrap();
+        assert_eq!((o.group(), o.slot(0)), (Some(2), None));
+        let mut only = PathPlan::new();
+        only.add_group(&["a"], &["a"]);
+        assert_eq!(sc.scan_planned(br#"{"q":1}"#, &only).unwrap().group(), None);
+        assert_eq!(sc.scan(br#"{"a":1}"#).unwrap().group(), None, "no plan");
+    }
+
+    #[test]
+    fn lookups_find_the_first_member_with_the_key_few_or_many() {
+        let names = ["a", "bb", "a.b", "long_key_name_1", "long_key_name_2", "x"];
+        let mut seed = 0x9e37_79b9u64;
+        for n in 0..40 {
+            let mut keys = Vec::new();
+            let mut ev = String::from("{");
+            for i in 0..n {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let k = if seed >> 62 == 0 {
+                    names[(seed >> 40) as usize % names.len()].to_string()
+                } else {
+                    format!("k{i}")
+                };
+                ev += &format!("{}\"{k}\":{i}", if i > 0 { "," } else { "" });
+                keys.push(k);
+            }
+            ev += "}";
+            let want = |k: &str| keys.iter().position(|x| x == k).map(|i| i.to_string());
+            let mut batch = ev.clone().into_bytes();
+            batch.push(b'\n');
+            let mut index = Vec::new();
+            index_batch(
+                &mut Scanner::new(),
+                &IndexRequest::default(),
+                &batch,
+                1,
+                &mut index,
+            );
+            let (mut direct, mut loaded) = (Scanner::new(), Scanner::new());
+            let from_index = loaded
+                .load(&batch, &mut IndexReader::new(&index), None)
+                .unwrap()
+                .1;
+            for obj in [direct.scan(ev.as_bytes()).unwrap(), from_index.unwrap()] {
+                for k in names
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain((0..45).map(|i| format!("k{i}")))
+                {
+                    let got = obj.member(&k).map(|m| ev[m.value.range()].to_string());
+                    assert_eq!(got, want(&k), "{k} in {ev}");
+                    let got = obj.get_path(&Path::new(&k)).map(|v| v.raw.to_vec());
+                    assert_eq!(got, want(&k).map(String::into_bytes), "{k} in {ev}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_objects_index_is_refused_not_followed() {
+        let batch = b"{\"a\":1,\"bb\":[2,3],\"c\":\"d\"}\n{\"x\":{}}\n".to_vec();
+        let mut plan = PathPlan::new();
+        plan.add_group(&["x"], &["x", "x.y"]);
+        plan.add_group(&[], &["a", "bb", "c"]);
+        for request in [
+            IndexRequest::default(),
+            IndexRequest::new(Some(&["x"]), Some(plan.clone())),
+        ] {
+            let mut index = Vec::new();
+            index_batch(&mut Scanner::new(), &request, &batch, 2, &mut index);
+            let mut sc = Scanner::new();
+            let mut seed = 0x2545_f491_4f6c_dd1du64;
+            for _ in 0..20_000 {
+                let mut bad = index.clone();
+                for _ in 0..1 + (seed % 3) as usize {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let at = (seed as usize >> 8) % bad.len();
+                    bad[at] = (seed >> 32) as u8;
+                }
+                bad.truncate(bad.len() - (seed >> 40) as usize % 3 * (seed % 2) as usize);
+                let mut r = IndexReader::new(&bad);
+                // Whatever it says, every span a rule then reads lies in the batch.
+                while let Ok((src, obj)) = sc.load(&batch, &mut r, request.plan()) {
+                    if let Ok(o) = obj {
+                        for m in o.members() {
+                            let _ = (&src[m.key.range()], &src[m.value.range()]);
+                        }
+                        let _ = o.get("a");
+                        let _ = o.get("bb.c");
+                        for i in 0..4 {
+                            if let Some(v) = o.slot(i) {
+                                assert!(v.raw.len() <= src.len());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

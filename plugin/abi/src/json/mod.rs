@@ -1,0 +1,78 @@
+//! A validating JSON scanner that reads an event's top-level members as byte
+//! spans and finds fields by path, without building a DOM or allocating per
+//! event. Values stay as raw slices of the event; a rule converts only the
+//! few it needs. Spans are what let an enrichment be spliced into the event's
+//! original bytes.
+//!
+//! Both sides use it: a guest scans the events it is given, and for a plugin
+//! that reads events as objects (see [`crate::export::PROCESS_OBJECTS`]) the
+//! host scans each event natively, once, and hands the guest an
+//! [objects index](crate::frame::index) instead, so the sandboxed rule starts
+//! from spans rather than bytes.
+//!
+//! By concern: `parser` validates and skips values; `scanner` reads an
+//! event's members into a [`Scanner`]; `object` looks fields up in the
+//! [`Object`] it answers; `value` reads one raw [`Value`]; `escape` reads
+//! and writes JSON strings; `plan` holds what a rule declares it reads
+//! ([`Path`], [`PathPlan`], [`KeySet`]); `swar` the eight-bytes-at-a-time
+//! byte work they share. This file holds the types they all speak.
+
+mod escape;
+mod object;
+mod parser;
+mod plan;
+mod scanner;
+mod swar;
+mod value;
+
+pub use escape::{unescape, write_str};
+pub use object::Object;
+pub use plan::{KeySet, Path, PathGroup, PathPlan};
+pub use scanner::Scanner;
+pub use swar::find_byte;
+pub use value::{Value, key_eq};
+
+// For the objects index, which writes and rebuilds a scanner's state.
+pub(crate) use plan::{ABSENT, NO_GROUP};
+pub(crate) use swar::key_hash;
+
+/// Nesting deeper than this is an error, not a stack overflow.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why an event is not a JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanError {
+    /// Not valid JSON text (or not valid UTF-8).
+    Malformed,
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// Valid JSON, but not an object.
+    NotObject,
+}
+
+/// A byte range `[start, end)` within the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub(crate) fn of(start: usize, end: usize) -> Span {
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+    pub fn range(self) -> core::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// One top-level member: the key's raw bytes (between the quotes, escapes
+/// untouched) and the value's span.
+#[derive(Debug, Clone, Copy)]
+pub struct Member {
+    pub key: Span,
+    pub value: Span,
+}

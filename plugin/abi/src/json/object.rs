@@ -1,0 +1,191 @@
+//! A scanned event as a rule reads it ([`Object`]): its members, and field
+//! lookups by key or dotted path — one probe of the scanner's key index when
+//! keys are plain, a pass over the members when some key holds escapes —
+//! plus the answers of a [`PathPlan`](super::PathPlan) (group and slots)
+//! when one was applied.
+
+use super::plan::{ABSENT, NO_GROUP};
+use super::swar::{bytes_eq, key_hash};
+use super::{Member, Path, Span, Value, key_eq};
+
+/// A scanned event: a valid JSON object with its top-level members.
+#[derive(Debug)]
+pub struct Object<'s, 'a> {
+    pub(super) src: &'a [u8],
+    pub(super) members: &'s [Member],
+    /// Per member, its key's hash; empty when not computed (lookups then
+    /// compare keys).
+    pub(super) hashes: &'s [u32],
+    pub(super) table: &'s [u32],
+    pub(super) escaped_keys: bool,
+    /// The object has at least one member (from an objects index that lists
+    /// only the keys a rule reads, `members` can be empty when it does not).
+    pub(super) has_members: bool,
+    /// The [`PathPlan`](super::PathPlan) group that applies and its paths'
+    /// spans.
+    pub(super) group: u32,
+    pub(super) slots: &'s [Span],
+    /// Offset of the closing `}`.
+    pub close: usize,
+}
+
+impl<'s, 'a> Object<'s, 'a> {
+    /// The first member whose key is `key` (whose [`key_hash`] is `hash`):
+    /// one probe of the index, and a pass over the members only when some
+    /// key holds escapes.
+    fn find(&self, key: &str, hash: u32) -> Option<Member> {
+        if self.escaped_keys || self.hashes.len() != self.members.len() {
+            return self.find_by_keys(key);
+        }
+        let want = key.as_bytes();
+        if self.table.is_empty() {
+            return self
+                .hashes
+                .iter()
+                .zip(self.members)
+                .find(|(h, m)| **h == hash && bytes_eq(&self.src[m.key.range()], want))
+                .map(|(_, m)| *m);
+        }
+        let mask = self.table.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            match self.table[at] {
+                0 => return None,
+                j => {
+                    let m = self.members[j as usize - 1];
+                    if bytes_eq(&self.src[m.key.range()], want) {
+                        return Some(m);
+                    }
+                    at = (at + 1) & mask;
+                }
+            }
+        }
+    }
+
+    /// The first member, in document order, whose key decodes to `key`:
+    /// for objects where some key holds escapes (or with no key hashes).
+    #[cold]
+    #[inline(never)]
+    fn find_by_keys(&self, key: &str) -> Option<Member> {
+        self.members
+            .iter()
+            .copied()
+            .find(|m| key_eq(&self.src[m.key.range()], key))
+    }
+
+    pub fn src(&self) -> &'a [u8] {
+        self.src
+    }
+
+    /// The members, in document order. From an objects index built for a
+    /// rule that declared the keys it reads ([`KeySet`](super::KeySet)),
+    /// only the members with those keys (and any whose key holds an
+    /// escape).
+    pub fn members(&self) -> &'s [Member] {
+        self.members
+    }
+
+    /// Whether the object has no member at all (also when it came from an
+    /// objects index that lists only the keys the rule reads).
+    pub fn is_empty(&self) -> bool {
+        !self.has_members
+    }
+
+    /// Which group of the rule's [`PathPlan`](super::PathPlan) applies to
+    /// this object (`None`: none does, or no plan).
+    pub fn group(&self) -> Option<usize> {
+        (self.group != NO_GROUP).then_some(self.group as usize)
+    }
+
+    /// The value of path `i` of that group ([`Object::get`] of it), if
+    /// present.
+    pub fn slot(&self, i: usize) -> Option<Value<'a>> {
+        let s = self.slots.get(i)?;
+        // The span was checked against the event when it was made or loaded.
+        (s.start != ABSENT).then(|| Value {
+            raw: self.src.get(s.range()).unwrap_or_default(),
+        })
+    }
+
+    /// The top-level member named exactly `key`, if any (the first one).
+    pub fn member(&self, key: &str) -> Option<Member> {
+        self.find(key, key_hash(key.as_bytes()))
+    }
+
+    /// The top-level member named exactly `path` (not split at dots).
+    pub fn member_at(&self, path: &Path) -> Option<Member> {
+        self.find(&path.text, path.hash)
+    }
+
+    /// Looks up a dotted path. A key that itself contains dots (Zeek's
+    /// `"id.resp_h"`) is found as well as nested objects (`destination.ip`);
+    /// the literal key is tried first, then each split point left to right.
+    pub fn get(&self, path: &str) -> Option<Value<'a>> {
+        let heads = path
+            .match_indices('.')
+            .map(|(dot, _)| (dot, key_hash(&path.as_bytes()[..dot])));
+        self.resolve(path, key_hash(path.as_bytes()), heads)
+    }
+
+    /// [`Object::get`] with a path prepared ahead: nothing is hashed or
+    /// searched for dots per lookup.
+    pub fn get_path(&self, path: &Path) -> Option<Value<'a>> {
+        self.resolve(&path.text, path.hash, path.heads.iter().copied())
+    }
+
+    /// `path` (hash `hash`) as a key, then split at each of `heads` (a dot's
+    /// offset and the hash of the part before it).
+    fn resolve(
+        &self,
+        path: &str,
+        hash: u32,
+        heads: impl Iterator<Item = (usize, u32)>,
+    ) -> Option<Value<'a>> {
+        let value = |m: Member| Value {
+            raw: &self.src[m.value.range()],
+        };
+        if let Some(m) = self.find(path, hash) {
+            return Some(value(m));
+        }
+        for (dot, hash) in heads {
+            if let Some(m) = self.find(&path[..dot], hash)
+                && let Some(found) = value(m).get(&path[dot + 1..])
+            {
+                return Some(found);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::json::Scanner;
+
+    #[test]
+    fn dotted_paths_and_dotted_keys() {
+        let s = br#"{"id.resp_h":"1.2.3.4","destination":{"ip":"5.6.7.8","nat":{"port":9}},"user.name":"flat"}"#;
+        let mut sc = Scanner::new();
+        let o = sc.scan(s).unwrap();
+        assert_eq!(o.get("id.resp_h").unwrap().as_str().unwrap(), "1.2.3.4");
+        assert_eq!(
+            o.get("destination.ip").unwrap().as_str().unwrap(),
+            "5.6.7.8"
+        );
+        assert_eq!(o.get("destination.nat.port").unwrap().raw, b"9");
+        assert_eq!(o.get("user.name").unwrap().as_str().unwrap(), "flat");
+        assert!(o.get("destination.port").is_none());
+        assert!(o.get("nope").is_none());
+    }
+
+    #[test]
+    fn escaped_keys_and_values() {
+        let s = br#"{"de\u0073t":"a\u00e9\ud83d\ude00\n"}"#;
+        let mut sc = Scanner::new();
+        let o = sc.scan(s).unwrap();
+        assert_eq!(
+            o.get("dest").unwrap().as_str().unwrap(),
+            "a\u{e9}\u{1F600}\n"
+        );
+    }
+}

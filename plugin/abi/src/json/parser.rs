@@ -1,0 +1,221 @@
+//! The validating reader under everything else in `json`: a cursor over
+//! bytes that checks and skips strings, numbers, literals and nested values
+//! (UTF-8 checked inside strings as they are read), without building
+//! anything. The scanner and the value readers drive it.
+
+use super::swar::{HIGH, ONES, zero_bytes};
+use super::{MAX_DEPTH, ScanError, Span};
+
+/// A position in `b`; every method reads from `i` on and leaves `i` after
+/// what it read.
+#[derive(Clone)]
+pub(super) struct Parser<'a> {
+    pub(super) b: &'a [u8],
+    pub(super) i: usize,
+    /// Escape sequences seen so far.
+    pub(super) escapes: u32,
+}
+
+impl<'a> Parser<'a> {
+    /// A parser of `b` from offset `i`.
+    #[inline]
+    pub(super) fn at(b: &'a [u8], i: usize) -> Parser<'a> {
+        Parser { b, i, escapes: 0 }
+    }
+
+    #[inline]
+    pub(super) fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    pub(super) fn next(&mut self) -> Option<u8> {
+        let c = self.peek();
+        self.i += 1;
+        c
+    }
+
+    #[inline]
+    pub(super) fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    pub(super) fn expect(&mut self, c: u8) -> Result<(), ScanError> {
+        if self.next() == Some(c) {
+            Ok(())
+        } else {
+            Err(ScanError::Malformed)
+        }
+    }
+
+    /// A string; returns the span between the quotes.
+    pub(super) fn string(&mut self) -> Result<Span, ScanError> {
+        self.expect(b'"')?;
+        let start = self.i;
+        loop {
+            // Fast path over plain ASCII: eight bytes at a time while none
+            // of them is a quote, a backslash, a control character or
+            // non-ASCII (SWAR).
+            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+                let v = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+                let special = zero_bytes(v ^ (ONES * b'"' as u64))
+                    | zero_bytes(v ^ (ONES * b'\\' as u64))
+                    | (v.wrapping_sub(ONES * 0x20) & !v & HIGH)
+                    | (v & HIGH);
+                if special != 0 {
+                    // The lowest flagged byte is exact in each term, so it is
+                    // the first special byte: go straight to it.
+                    self.i += (special.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                self.i += 8;
+            }
+            while let Some(&c) = self.b.get(self.i) {
+                if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
+                    break;
+                }
+                self.i += 1;
+            }
+            match self.next() {
+                Some(b'"') => return Ok(Span::of(start, self.i - 1)),
+                Some(lead @ 0x80..) => {
+                    // One UTF-8 sequence; std decides overlongs, surrogates
+                    // and the upper bound.
+                    let len = match lead {
+                        0xC2..=0xDF => 2,
+                        0xE0..=0xEF => 3,
+                        0xF0..=0xF4 => 4,
+                        _ => return Err(ScanError::Malformed),
+                    };
+                    let at = self.i - 1;
+                    let seq = self.b.get(at..at + len).ok_or(ScanError::Malformed)?;
+                    if core::str::from_utf8(seq).is_err() {
+                        return Err(ScanError::Malformed);
+                    }
+                    self.i = at + len;
+                }
+                Some(b'\\') => {
+                    self.escapes += 1;
+                    match self.next() {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
+                        Some(b'u') => {
+                            let h = self.b.get(self.i..self.i + 4).ok_or(ScanError::Malformed)?;
+                            if !h.iter().all(u8::is_ascii_hexdigit) {
+                                return Err(ScanError::Malformed);
+                            }
+                            self.i += 4;
+                        }
+                        _ => return Err(ScanError::Malformed),
+                    }
+                }
+                _ => return Err(ScanError::Malformed),
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let s = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        self.i - s
+    }
+
+    fn number(&mut self) -> Result<(), ScanError> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(ScanError::Malformed),
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(ScanError::Malformed);
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(ScanError::Malformed);
+            }
+        }
+        Ok(())
+    }
+
+    fn literal(&mut self, lit: &[u8]) -> Result<(), ScanError> {
+        if self.b.get(self.i..self.i + lit.len()) == Some(lit) {
+            self.i += lit.len();
+            Ok(())
+        } else {
+            Err(ScanError::Malformed)
+        }
+    }
+
+    /// Skips one value, validating it.
+    pub(super) fn value(&mut self, depth: usize) -> Result<(), ScanError> {
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'{') => {
+                if depth >= MAX_DEPTH {
+                    return Err(ScanError::TooDeep);
+                }
+                self.i += 1;
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.string()?;
+                    self.ws();
+                    self.expect(b':')?;
+                    self.ws();
+                    self.value(depth + 1)?;
+                    self.ws();
+                    match self.next() {
+                        Some(b',') => {}
+                        Some(b'}') => return Ok(()),
+                        _ => return Err(ScanError::Malformed),
+                    }
+                }
+            }
+            Some(b'[') => {
+                if depth >= MAX_DEPTH {
+                    return Err(ScanError::TooDeep);
+                }
+                self.i += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.value(depth + 1)?;
+                    self.ws();
+                    match self.next() {
+                        Some(b',') => {}
+                        Some(b']') => return Ok(()),
+                        _ => return Err(ScanError::Malformed),
+                    }
+                }
+            }
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(ScanError::Malformed),
+        }
+    }
+}

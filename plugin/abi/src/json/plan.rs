@@ -1,0 +1,227 @@
+//! What a rule declares it reads, prepared once: a [`Path`] (a dotted field
+//! path with its key hashes computed ahead), a [`PathPlan`] (groups of paths,
+//! one per shape of event; resolved per event into a group and slots) and a
+//! [`KeySet`] (the top-level keys the host lists in the objects index).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::swar::{bytes_eq, key_hash};
+use super::{Object, Span};
+
+/// Field paths a rule reads, in groups, one per shape of event it knows
+/// (a schema preset, say): for each event the first group one of whose
+/// `when` paths is present applies (a group without `when` paths always
+/// does), and each of that group's `paths` is looked up ([`Object::get`]
+/// semantics). A rule then reads [`Object::group`] and [`Object::slot`]
+/// instead of looking fields up. In the sandbox the host does this
+/// natively, with the event scan, and hands the guest only the spans.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathPlan {
+    pub(crate) groups: Vec<PathGroup>,
+}
+
+/// One group of a [`PathPlan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathGroup {
+    pub(crate) when: Vec<Path>,
+    pub(crate) paths: Vec<Path>,
+}
+
+impl PathGroup {
+    pub fn when(&self) -> impl Iterator<Item = &str> {
+        self.when.iter().map(Path::as_str)
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.paths.iter().map(Path::as_str)
+    }
+}
+
+/// A path that is not present (both ends of its span).
+pub(crate) const ABSENT: u32 = u32::MAX;
+/// No group of the plan applies.
+pub(crate) const NO_GROUP: u32 = u32::MAX;
+
+impl PathPlan {
+    pub fn new() -> PathPlan {
+        PathPlan::default()
+    }
+
+    /// Adds a group; returns its index.
+    pub fn add_group<S: AsRef<str>>(&mut self, when: &[S], paths: &[S]) -> usize {
+        let p = |v: &[S]| v.iter().map(|s| Path::new(s.as_ref())).collect();
+        self.groups.push(PathGroup {
+            when: p(when),
+            paths: p(paths),
+        });
+        self.groups.len() - 1
+    }
+
+    pub fn groups(&self) -> &[PathGroup] {
+        &self.groups
+    }
+
+    /// Every top-level key a lookup of the plan may touch.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.when.iter().chain(&g.paths))
+            .flat_map(|p| KeySet::path_keys(p.as_str()))
+    }
+
+    /// The group that applies to `obj`, and into `spans` the value span of
+    /// each of its paths (`ABSENT` ends when not present).
+    pub(super) fn resolve(&self, obj: &Object<'_, '_>, spans: &mut Vec<Span>) -> u32 {
+        spans.clear();
+        let Some(at) = self
+            .groups
+            .iter()
+            .position(|g| g.when.is_empty() || g.when.iter().any(|p| obj.get_path(p).is_some()))
+        else {
+            return NO_GROUP;
+        };
+        let base = obj.src.as_ptr() as usize;
+        spans.extend(self.groups[at].paths.iter().map(|p| match obj.get_path(p) {
+            Some(v) => {
+                let start = v.raw.as_ptr() as usize - base;
+                Span::of(start, start + v.raw.len())
+            }
+            None => Span {
+                start: ABSENT,
+                end: ABSENT,
+            },
+        }));
+        at as u32
+    }
+}
+
+/// A field path prepared once for [`Object::get_path`]: the hashes of the
+/// top-level keys it may match are computed ahead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    pub(super) text: String,
+    pub(super) hash: u32,
+    /// Each dot's offset, with the hash of the part before it.
+    pub(super) heads: Vec<(usize, u32)>,
+}
+
+impl Path {
+    pub fn new(path: &str) -> Path {
+        Path {
+            text: path.into(),
+            hash: key_hash(path.as_bytes()),
+            heads: path
+                .match_indices('.')
+                .map(|(dot, _)| (dot, key_hash(&path.as_bytes()[..dot])))
+                .collect(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// The top-level keys a rule reads, as the host matches them against each
+/// event's raw keys when it builds an
+/// [objects index](crate::frame::index).
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    keys: Vec<String>,
+    /// Per key: listed in the index (not only used to resolve a plan).
+    listed: Vec<bool>,
+    /// Open-addressing table of `keys` by [`key_hash`] (index + 1; 0 empty).
+    table: Vec<u32>,
+    /// A quick filter before hashing: bit `first byte % 64` of entry
+    /// `length % 32` is set for every key (most keys an event has that are
+    /// not in the set fail it).
+    filter: [u64; 32],
+}
+
+impl KeySet {
+    /// The set of `keys` (repeats are kept once).
+    pub fn new<S: AsRef<str>>(keys: impl IntoIterator<Item = S>) -> KeySet {
+        KeySet::marked(keys, core::iter::empty::<&str>())
+    }
+
+    /// The set of `listed` and `unlisted` keys, the former marked (a key in
+    /// both is listed).
+    pub(crate) fn marked<S: AsRef<str>, T: AsRef<str>>(
+        listed: impl IntoIterator<Item = S>,
+        unlisted: impl IntoIterator<Item = T>,
+    ) -> KeySet {
+        let given: Vec<(String, bool)> = listed
+            .into_iter()
+            .map(|k| (k.as_ref().into(), true))
+            .chain(unlisted.into_iter().map(|k| (k.as_ref().into(), false)))
+            .collect();
+        let mut set = KeySet {
+            keys: Vec::with_capacity(given.len()),
+            listed: Vec::with_capacity(given.len()),
+            table: alloc::vec![0; (given.len() * 2).next_power_of_two().max(16)],
+            filter: [0; 32],
+        };
+        let mask = set.table.len() - 1;
+        for (k, listed) in given {
+            let k = k.as_str();
+            let (slot, bit) = KeySet::filter_bit(k.as_bytes());
+            set.filter[slot] |= bit;
+            let mut at = key_hash(k.as_bytes()) as usize & mask;
+            loop {
+                match set.table[at] {
+                    0 => {
+                        set.keys.push(k.into());
+                        set.listed.push(listed);
+                        set.table[at] = set.keys.len() as u32;
+                        break;
+                    }
+                    j if set.keys[j as usize - 1] == k => {
+                        set.listed[j as usize - 1] |= listed;
+                        break;
+                    }
+                    _ => at = (at + 1) & mask,
+                }
+            }
+        }
+        set
+    }
+
+    /// The top-level keys [`Object::get`] may look up for `path`: the path
+    /// itself, and its part before each dot.
+    pub fn path_keys(path: &str) -> impl Iterator<Item = &str> {
+        core::iter::once(path).chain(path.match_indices('.').map(move |(dot, _)| &path[..dot]))
+    }
+
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    #[inline]
+    fn filter_bit(k: &[u8]) -> (usize, u64) {
+        (k.len() % 32, 1 << (k.first().copied().unwrap_or(0) % 64))
+    }
+
+    /// The [`key_hash`] of the raw (unescaped) key `k` and whether it is
+    /// listed, when `k` is in the set; most keys that are not fail the
+    /// filter before being hashed.
+    #[inline]
+    pub(crate) fn hash_if_contains(&self, k: &[u8]) -> Option<(u32, bool)> {
+        let (slot, bit) = KeySet::filter_bit(k);
+        if self.filter[slot] & bit == 0 {
+            return None;
+        }
+        let hash = key_hash(k);
+        let mask = self.table.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            match self.table[at] {
+                0 => return None,
+                j if bytes_eq(self.keys[j as usize - 1].as_bytes(), k) => {
+                    return Some((hash, self.listed[j as usize - 1]));
+                }
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! The scanner ([`Scanner`]): validates an event as one JSON value and,
+//! when it is an object, keeps its top-level members as spans with a hash
+//! index of their keys, so a field lookup on the [`Object`] it answers is
+//! one probe. Its state is reused from event to event, and the objects
+//! index ([`crate::frame::index`]) writes it out on the host and rebuilds it
+//! in the guest, which is why that module sees its fields.
+
+use alloc::vec::Vec;
+
+use super::parser::Parser;
+use super::plan::NO_GROUP;
+use super::swar::{bytes_eq, key_hash};
+use super::{Member, Object, PathPlan, ScanError, Span};
+
+/// Reusable scanner state; keep one per rule instance.
+#[derive(Debug, Default)]
+pub struct Scanner {
+    pub(crate) members: Vec<Member>,
+    /// Per member, the [`key_hash`] of its raw key.
+    pub(crate) hashes: Vec<u32>,
+    /// Open-addressing index of the members by raw key (member index + 1;
+    /// 0 is empty), so a field lookup is one probe, not a pass over every
+    /// member; built only for more than [`LINEAR_MEMBERS`] members (fewer
+    /// are compared by hash, in order).
+    pub(crate) table: Vec<u32>,
+    pub(crate) escaped_keys: bool,
+    /// Per member: its key holds an escape (kept out of `table`).
+    pub(crate) key_escaped: Vec<bool>,
+    /// Offset of the last object's closing `}`, and whether it had members.
+    pub(crate) close: usize,
+    pub(crate) has_members: bool,
+    /// With a [`PathPlan`]: the group that applied (`NO_GROUP`: none) and
+    /// the value span of each of its paths.
+    pub(crate) group: u32,
+    pub(crate) slots: Vec<Span>,
+}
+
+/// Up to this many members a lookup compares the members' key hashes in
+/// order instead of probing a table (cheaper than building one).
+const LINEAR_MEMBERS: usize = 4;
+
+impl Scanner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Validates `src` as one JSON value (surrounding whitespace allowed) and,
+    /// when it is an object, returns its members. UTF-8 is checked as part
+    /// of the scan: outside strings only ASCII is valid JSON, and a string's
+    /// non-ASCII sequences are checked where the string scan meets them.
+    pub fn scan<'s, 'a>(&'s mut self, src: &'a [u8]) -> Result<Object<'s, 'a>, ScanError> {
+        self.scan_inner(src, true)?;
+        self.group = NO_GROUP;
+        self.slots.clear();
+        Ok(self.object(src))
+    }
+
+    /// [`Scanner::scan`], then `plan` applied: which group the object
+    /// belongs to and its paths' values ([`Object::group`], [`Object::slot`]).
+    pub fn scan_planned<'s, 'a>(
+        &'s mut self,
+        src: &'a [u8],
+        plan: &PathPlan,
+    ) -> Result<Object<'s, 'a>, ScanError> {
+        self.scan_inner(src, true)?;
+        self.resolve(src, plan);
+        Ok(self.object(src))
+    }
+
+    /// Applies `plan` to the object just scanned.
+    pub(crate) fn resolve(&mut self, src: &[u8], plan: &PathPlan) {
+        let mut slots = core::mem::take(&mut self.slots);
+        self.group = NO_GROUP;
+        self.group = plan.resolve(&self.object(src), &mut slots);
+        self.slots = slots;
+    }
+
+    /// A view of the object last scanned or loaded from `src`.
+    pub(crate) fn object<'s, 'a>(&'s self, src: &'a [u8]) -> Object<'s, 'a> {
+        Object {
+            src,
+            members: &self.members,
+            hashes: &self.hashes,
+            table: &self.table,
+            escaped_keys: self.escaped_keys,
+            has_members: self.has_members,
+            group: self.group,
+            slots: &self.slots,
+            close: self.close,
+        }
+    }
+
+    /// Scans `src` into this scanner's state; with `with_index` the key
+    /// hashes and member table are built too (the host, which only lists
+    /// members for an [objects index](crate::frame::index::index_batch), builds
+    /// its own).
+    pub(crate) fn scan_inner(&mut self, src: &[u8], with_index: bool) -> Result<(), ScanError> {
+        self.members.clear();
+        self.key_escaped.clear();
+        self.escaped_keys = false;
+        let mut p = Parser::at(src, 0);
+        p.ws();
+        if p.peek() != Some(b'{') {
+            // Tell "valid but not an object" apart from garbage.
+            p.value(0)?;
+            p.ws();
+            return Err(if p.i == src.len() {
+                ScanError::NotObject
+            } else {
+                ScanError::Malformed
+            });
+        }
+        p.i += 1;
+        p.ws();
+        let close;
+        if p.peek() == Some(b'}') {
+            close = p.i;
+            p.i += 1;
+        } else {
+            loop {
+                p.ws();
+                let escapes_before = p.escapes;
+                let key = p.string()?;
+                let escaped = p.escapes != escapes_before;
+                self.escaped_keys |= escaped;
+                self.key_escaped.push(escaped);
+                p.ws();
+                p.expect(b':')?;
+                p.ws();
+                let vs = p.i;
+                p.value(1)?;
+                self.members.push(Member {
+                    key,
+                    value: Span::of(vs, p.i),
+                });
+                p.ws();
+                match p.next() {
+                    Some(b',') => continue,
+                    Some(b'}') => {
+                        close = p.i - 1;
+                        break;
+                    }
+                    _ => return Err(ScanError::Malformed),
+                }
+            }
+        }
+        p.ws();
+        if p.i != src.len() {
+            return Err(ScanError::Malformed);
+        }
+        self.close = close;
+        self.has_members = !self.members.is_empty();
+        if with_index {
+            self.index(src);
+        } else {
+            self.hashes.clear();
+            self.table.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Scanner {
+    /// Hashes the keys of the members just scanned, and fills `table`
+    /// when there are many; a repeated key keeps its first occurrence.
+    fn index(&mut self, src: &[u8]) {
+        self.hashes.clear();
+        self.hashes
+            .extend(self.members.iter().map(|m| key_hash(&src[m.key.range()])));
+        if self.escaped_keys {
+            self.table.clear(); // every lookup compares keys
+        } else {
+            self.fill_table(src);
+        }
+    }
+
+    /// Builds `table` from `members` and `hashes` (none for few members).
+    pub(crate) fn fill_table(&mut self, src: &[u8]) {
+        self.table.clear();
+        if self.members.len() <= LINEAR_MEMBERS {
+            return;
+        }
+        let cap = (self.members.len() * 2).next_power_of_two();
+        self.table.resize(cap, 0);
+        for (i, &hash) in self.hashes.iter().enumerate() {
+            insert(&mut self.table, &self.members, src, i, hash);
+        }
+    }
+}
+
+/// Puts member `i` (key hash `hash`) into the open-addressing `table`
+/// (power-of-two length); a key already there keeps its first occurrence.
+fn insert(table: &mut [u32], members: &[Member], src: &[u8], i: usize, hash: u32) {
+    let k = &src[members[i].key.range()];
+    let mask = table.len() - 1;
+    let mut at = hash as usize & mask;
+    loop {
+        match table[at] {
+            0 => {
+                table[at] = i as u32 + 1;
+                return;
+            }
+            j if bytes_eq(&src[members[j as usize - 1].key.range()], k) => return,
+            _ => at = (at + 1) & mask,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+
+    fn scan_ok(s: &str) -> Vec<(String, String)> {
+        let mut sc = Scanner::new();
+        let o = sc.scan(s.as_bytes()).unwrap();
+        o.members()
+            .iter()
+            .map(|m| {
+                (
+                    String::from_utf8(s.as_bytes()[m.key.range()].to_vec()).unwrap(),
+                    String::from_utf8(s.as_bytes()[m.value.range()].to_vec()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn members_and_spans() {
+        let m = scan_ok(r#" {"a": 1, "b" : {"c":[1,2,{"d":null}]}, "e":"x\"y"} "#);
+        assert_eq!(m[0], ("a".into(), "1".into()));
+        assert_eq!(m[1].1, r#"{"c":[1,2,{"d":null}]}"#);
+        assert_eq!(m[2].1, r#""x\"y""#);
+    }
+
+    #[test]
+    fn close_brace_offset() {
+        let s = br#"{"a":1}  "#;
+        let mut sc = Scanner::new();
+        assert_eq!(sc.scan(s).unwrap().close, 6);
+        let s = b"{ }";
+        assert_eq!(sc.scan(s).unwrap().close, 2);
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        let mut sc = Scanner::new();
+        for bad in [
+            "",
+            "{",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\":1,}",
+            "{\"a\":01}",
+            "{\"a\":1.}",
+            "{\"a\":tru}",
+            "{\"a\":\"\\x\"}",
+            "{\"a\":1} x",
+            "{\"a\":\"\u{1}\"}",
+            "{a:1}",
+            "{\"a\":[1,]}",
+            "{\"a\":-}",
+        ] {
+            assert_eq!(
+                sc.scan(bad.as_bytes()).unwrap_err(),
+                ScanError::Malformed,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(sc.scan(b"[1,2]").unwrap_err(), ScanError::NotObject);
+        assert_eq!(sc.scan(b"\"str\"").unwrap_err(), ScanError::NotObject);
+        assert_eq!(
+            sc.scan(b"{\"a\":\"\xff\"}").unwrap_err(),
+            ScanError::Malformed
+        );
+    }
+
+    /// Strings of random pieces (quotes, escapes, controls, non-ASCII, runs
+    /// longer than the eight-byte fast path) at random offsets: the scan's
+    /// verdict and the string's value agree with serde_json.
+    #[test]
+    fn strings_agree_with_serde_json() {
+        let pieces: [&[u8]; 14] = [
+            b"a",
+            b" ",
+            b"\"",
+            b"\\",
+            b"\\\"",
+            b"\\n",
+            b"\\u00e9",
+            b"\x01",
+            b"\x1f",
+            b"\x7f",
+            "é".as_bytes(),
+            b"\xff",
+            b"abcdefgh",
+            b"\\/",
+        ];
+        let mut seed = 0x5eed_1234_abcd_ef01u64;
+        let mut sc = Scanner::new();
+        let mut valid = 0;
+        for _ in 0..100_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut ev = b"{\"k\":\"".to_vec();
+            ev.extend(core::iter::repeat_n(b'x', (seed % 9) as usize));
+            for i in 0..(seed >> 8) % 12 {
+                ev.extend_from_slice(pieces[((seed >> (12 + 4 * i)) % 14) as usize]);
+            }
+            ev.extend_from_slice(b"\"}");
+            let want = serde_json::from_slice::<serde_json::Value>(&ev);
+            let got = sc.scan(&ev);
+            assert_eq!(
+                got.is_ok(),
+                want.is_ok(),
+                "{:?}",
+                String::from_utf8_lossy(&ev)
+            );
+            if let (Ok(o), Ok(v)) = (got, want)
+                && o.members().len() == 1
+            {
+                valid += 1;
+                let text = o.get("k").and_then(|x| x.as_str().map(|s| s.into_owned()));
+                assert_eq!(
+                    text.as_deref(),
+                    v["k"].as_str(),
+                    "{:?}",
+                    String::from_utf8_lossy(&ev)
+                );
+            }
+        }
+        assert!(valid > 10_000, "{valid} valid strings");
+    }
+
+    /// UTF-8 is checked inside strings (where non-ASCII may appear) and
+    /// refused anywhere else; the verdicts are std's.
+    #[test]
+    fn utf8_in_and_out_of_strings() {
+        let mut sc = Scanner::new();
+        let seqs: [&[u8]; 16] = [
+            "é".as_bytes(),
+            "日本".as_bytes(),
+            "🦀".as_bytes(),
+            "\u{7ff}\u{800}\u{ffff}\u{10000}\u{10ffff}".as_bytes(),
+            b"\x80",             // lone continuation byte
+            b"\xc0\x80",         // overlong NUL
+            b"\xc1\xbf",         // overlong
+            b"\xe0\x80\x80",     // overlong 3-byte
+            b"\xed\xa0\x80",     // surrogate
+            b"\xf4\x90\x80\x80", // above U+10FFFF
+            b"\xf5\x80\x80\x80",
+            b"\xff",
+            b"\xc3",         // cut: the quote follows
+            b"\xe6\x97",     // cut
+            b"\xc3\x28",     // bad continuation
+            b"\xf0\x9f\xa6", // cut 4-byte
+        ];
+        for seq in seqs {
+            let valid = core::str::from_utf8(seq).is_ok();
+            // Inside a key and inside a value, at every alignment the
+            // eight-byte fast path can meet it.
+            for pad in 0..9 {
+                let p = "a".repeat(pad);
+                for (pre, post) in [
+                    (format!("{{\"{p}"), "\":1}"),
+                    (format!("{{\"k\":\"{p}"), "\"}"),
+                    (format!("{{\"k\":[\"{p}"), "xxxxxxxxx\"]}"),
+                ] {
+                    let mut ev = pre.into_bytes();
+                    ev.extend_from_slice(seq);
+                    ev.extend_from_slice(post.as_bytes());
+                    assert_eq!(
+                        sc.scan(&ev).is_ok(),
+                        valid,
+                        "{:?}",
+                        String::from_utf8_lossy(&ev)
+                    );
+                }
+            }
+            // Outside a string even valid UTF-8 is not JSON.
+            let mut ev = b"{\"k\":1".to_vec();
+            ev.extend_from_slice(seq);
+            ev.push(b'}');
+            assert_eq!(sc.scan(&ev).unwrap_err(), ScanError::Malformed);
+            let mut ev = b"{\"k\":1}".to_vec();
+            ev.extend_from_slice(seq);
+            assert_eq!(sc.scan(&ev).unwrap_err(), ScanError::Malformed);
+        }
+        // A valid sequence cut by the end of the event.
+        assert_eq!(
+            sc.scan(b"{\"k\":\"\xe6\x97").unwrap_err(),
+            ScanError::Malformed
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let s = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let mut sc = Scanner::new();
+        assert_eq!(sc.scan(s.as_bytes()).unwrap_err(), ScanError::TooDeep);
+        let ok = format!("{{\"a\":{}{}}}", "[".repeat(100), "]".repeat(100));
+        assert!(sc.scan(ok.as_bytes()).is_ok());
+    }
+}

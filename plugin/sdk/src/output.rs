@@ -1,0 +1,94 @@
+//! What a rule answers through: [`EventOut`] for one event (pass, edit,
+//! route, drop, or why it could not be read) and [`Emitter`] for records on
+//! its named outputs. Both write straight into the frame being built, so a
+//! rule never touches an offset or a buffer of the contract.
+
+#[cfg(doc)]
+use crate::Rule;
+use crate::abi::{Action, EventResult, Reason, ResultFrameWriter};
+use crate::json::{self, Object, ScanError};
+
+/// A declared output: 0 is the default event output, `k` the k-th entry of
+/// [`Rule::outputs`].
+pub type OutputId = u16;
+
+/// Emits records (one NDJSON line each) on named outputs.
+pub struct Emitter<'w> {
+    pub(crate) w: &'w mut ResultFrameWriter,
+}
+
+impl Emitter<'_> {
+    /// Emits one record, written by `write` (no trailing newline).
+    pub fn emit_with(&mut self, output: OutputId, write: impl FnOnce(&mut Vec<u8>)) {
+        let off = self.w.payload.len();
+        write(&mut self.w.payload);
+        let len = self.w.payload.len() - off;
+        self.w
+            .push_record_range(output as u32, off as u32, len as u32);
+    }
+
+    pub fn emit(&mut self, output: OutputId, line: &[u8]) {
+        self.w.push_record(output as u32, line);
+    }
+}
+
+/// What the rule says about one event.
+pub struct EventOut<'w> {
+    pub(crate) w: &'w mut ResultFrameWriter,
+    pub(crate) result: EventResult,
+}
+
+impl EventOut<'_> {
+    /// Records why the event could not be read; it passes on untouched and
+    /// the host counts the reason.
+    pub fn unreadable(&mut self, error: ScanError) {
+        self.result.reason = match error {
+            ScanError::NotObject => Reason::NotObject,
+            ScanError::Malformed | ScanError::TooDeep => Reason::Malformed,
+        };
+    }
+
+    /// Replaces event bytes `[start, end)` with what `write` writes.
+    pub fn edit_with(&mut self, start: usize, end: usize, write: impl FnOnce(&mut Vec<u8>)) {
+        let off = self.w.payload.len();
+        write(&mut self.w.payload);
+        self.result.action = Action::Edit;
+        self.result.start = start as u32;
+        self.result.end = end as u32;
+        self.result.payload_off = off as u32;
+        self.result.payload_len = (self.w.payload.len() - off) as u32;
+    }
+
+    /// Sets top-level field `key` of the scanned object to the JSON value
+    /// `write` writes: the value of an existing member is replaced in place,
+    /// otherwise `"key":value` is inserted before the closing brace. The rest
+    /// of the event keeps its original bytes.
+    pub fn set_field(&mut self, obj: &Object<'_, '_>, key: &str, write: impl FnOnce(&mut Vec<u8>)) {
+        match obj.member(key) {
+            Some(m) => self.edit_with(m.value.start as usize, m.value.end as usize, write),
+            None => self.edit_with(obj.close, obj.close, |buf| {
+                if !obj.is_empty() {
+                    buf.push(b',');
+                }
+                json::write_str(buf, key);
+                buf.push(b':');
+                write(buf);
+            }),
+        }
+    }
+
+    /// Sends the event to another declared output instead of the default.
+    pub fn route(&mut self, output: OutputId) {
+        self.result.output = output;
+    }
+
+    /// Drops the event (the host counts drops).
+    pub fn drop_event(&mut self) {
+        self.result.action = Action::Drop;
+    }
+
+    /// Emits a record on a named output while handling this event.
+    pub fn emitter(&mut self) -> Emitter<'_> {
+        Emitter { w: self.w }
+    }
+}
