@@ -197,6 +197,9 @@ fn report(s: &Summary) {
             unprocessed = g(&t.unprocessed),
             dead_lettered = g(&t.dead_lettered),
             error_dropped = g(&t.error_dropped),
+            plugin_time_ms = g(&t.plugin_time_us) / 1000,
+            slowest_call_ms = g(&t.slowest_call_us) as f64 / 1000.0,
+            slow_calls = g(&t.slow_calls),
             "transform done"
         );
     }

@@ -228,7 +228,8 @@ impl Instance {
     }
 
     /// Runs a batch (`count` events, each followed by `\n`) and hands the
-    /// result frame, still in guest memory, to `apply`.
+    /// result frame, still in guest memory, to `apply`. Copying the batch
+    /// in (`reserve`) and the call share one deadline.
     pub fn process<R>(
         &mut self,
         batch: &[u8],
@@ -252,8 +253,8 @@ impl Instance {
                 let put = self.put_parts(batch, &index);
                 let (index_len, ptr) = (index.len(), put);
                 self.index = index;
+                // `reserve` armed the deadline: it and the call share it.
                 let ptr = ptr?;
-                arm(&mut self.store, self.deadline);
                 f.call(
                     &mut self.store,
                     (
@@ -267,7 +268,6 @@ impl Instance {
             }
             _ => {
                 let ptr = self.put(batch)?;
-                arm(&mut self.store, self.deadline);
                 self.process.call(
                     &mut self.store,
                     (ptr as i32, batch.len() as i32, count as i32, now_ms),

@@ -677,3 +677,77 @@ fn an_endless_loop_in_a_periodic_tick_is_stopped_and_the_next_events_are_process
     );
     assert!(log.contains("fresh plugin instance started"), "{log}");
 }
+
+/// A plugin that traps every second call is never failing twice in a row,
+/// but half its calls fail: judged over a window of calls, it is
+/// quarantined (exit 1), and the books still balance.
+#[test]
+fn a_plugin_failing_every_other_call_is_quarantined_by_rate() {
+    // Memory starts at 0 in every fresh instance: pass, trap, (fresh) pass, trap, ...
+    let p = Wat {
+        process: r#"(i32.store (i32.const 900) (i32.add (i32.load (i32.const 900)) (i32.const 1)))
+    (if (i32.eq (i32.load (i32.const 900)) (i32.const 2)) (then unreachable))
+    (call $pass (local.get $n))"#,
+        ..Wat::default()
+    };
+    let r = run("every-other", &p, "quarantine_window_calls = 6");
+    r.books_balance();
+    assert_eq!(r.counter("quarantined"), 1, "{}", r.stderr);
+    assert_eq!(r.counter("plugin_failures"), 3, "{}", r.stderr);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+}
+
+/// Answering rsyslog's mmexternal, a plugin's records on the default
+/// output would be extra answer lines: they are refused (counted), and
+/// there is exactly one answer per message.
+#[test]
+fn records_on_the_default_output_cannot_add_mmexternal_answers() {
+    let record = r#"(i32.store (i32.const 8200) (i32.const 1))
+    (i32.store (i32.const 8204) (i32.const 11))
+    (local.set $r (i32.add (i32.const 8208) (i32.mul (local.get $n) (i32.const 20))))
+    (i32.store (local.get $r) (i32.const 0))
+    (i32.store offset=4 (local.get $r) (i32.const 0))
+    (i32.store offset=8 (local.get $r) (i32.const 11))
+    (memory.copy (i32.add (local.get $r) (i32.const 12)) (i32.const 4000) (i32.const 11))
+    (i64.or (i64.const 0x0000200000000000)
+      (i64.extend_i32_u (i32.add (i32.const 39) (i32.mul (local.get $n) (i32.const 20)))))"#;
+    let process = format!("(local $r i32) (drop (call $pass (local.get $n)))\n    {record}");
+    let flush =
+        format!("(local $n i32) (local $r i32) (drop (call $pass (i32.const 0)))\n    {record}");
+    let p = Wat {
+        funcs: r#"(data (i32.const 4000) "{\"extra\":1}")"#,
+        process: Box::leak(process.into_boxed_str()),
+        flush: Box::leak(flush.into_boxed_str()),
+        ..Wat::default()
+    };
+    let dir = Scratch::new("hostile-mmexternal-records");
+    let wasm = dir.write("plugin.wat", p.text());
+    let cfg = format!(
+        "data_dir = \"{data}\"\n[sources.in]\ntype = \"stdin\"\nprotocol = \"mmexternal\"\n[transforms.p]\ntype = \"wasm\"\ninputs = [\"in\"]\nmodule = \"{wasm}\"\n[sinks.answers]\ntype = \"stdout\"\nprotocol = \"mmexternal\"\ninputs = [\"p\"]\n",
+        data = dir.path("data").display(),
+        wasm = wasm.display(),
+    );
+    let cfg = dir.write("p.toml", cfg);
+    let input: String = (0..1000).map(|i| event(i) + "\n").collect();
+    let out = rulebox(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--log-file",
+            dir.path("log").to_str().unwrap(),
+        ],
+        Some(input.as_bytes()),
+    );
+    let log = std::fs::read_to_string(dir.path("log")).unwrap_or_default();
+    assert!(out.status.success(), "{log}");
+    let answers = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        answers.lines().count(),
+        1000,
+        "one answer per message: {log}"
+    );
+    assert!(!answers.contains("extra"), "{answers}");
+    let refused = summary_counter(&log, "invalid_results").unwrap();
+    assert!(refused >= 2, "the records are counted as refused: {log}");
+}

@@ -67,6 +67,12 @@ pub struct WasmTransformConfig {
     /// Failures in a row after which the plugin is not called again.
     #[serde(default = "default_quarantine")]
     pub quarantine_after: u32,
+    /// Failures among the last `quarantine_window_calls` calls, percent,
+    /// that quarantine the plugin (judged once that many calls were made).
+    #[serde(default = "default_quarantine_rate")]
+    pub quarantine_rate_percent: u32,
+    #[serde(default = "default_quarantine_window")]
+    pub quarantine_window_calls: u32,
     /// On SIGINT/SIGTERM, save the plugin's state under `data_dir/state`
     /// (instead of the final flush) and restore it at the next start.
     #[serde(default = "default_true")]
@@ -99,6 +105,8 @@ impl WasmTransformConfig {
             backoff_initial: Duration::from_millis(self.restart_backoff_ms),
             backoff_max: Duration::from_millis(self.restart_backoff_max_ms),
             quarantine_after: self.quarantine_after,
+            quarantine_rate_percent: self.quarantine_rate_percent,
+            quarantine_window: self.quarantine_window_calls,
             state_deadline: Duration::from_millis(self.state_deadline_ms),
             one_to_one: false,
         }
@@ -127,6 +135,12 @@ impl WasmTransformConfig {
             p.push(Problem::whole(
                 "quarantine_after and state_deadline_ms must be at least 1",
             ));
+        }
+        if !(1..=100).contains(&self.quarantine_rate_percent) {
+            p.push(Problem::at("quarantine_rate_percent", "between 1 and 100"));
+        }
+        if !(1..=64).contains(&self.quarantine_window_calls) {
+            p.push(Problem::at("quarantine_window_calls", "between 1 and 64"));
         }
         if self.max_memory_mib > 4096 {
             p.push(Problem::at("max_memory_mib", "at most 4096 (wasm32)"));
@@ -301,4 +315,10 @@ fn default_true() -> bool {
 }
 fn default_state_deadline_ms() -> u64 {
     5000
+}
+fn default_quarantine_rate() -> u32 {
+    50
+}
+fn default_quarantine_window() -> u32 {
+    20
 }

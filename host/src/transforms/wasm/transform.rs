@@ -52,6 +52,12 @@ pub struct Options {
     pub backoff_max: Duration,
     /// Failures in a row that quarantine the plugin.
     pub quarantine_after: u32,
+    /// Failures among the last `quarantine_window` calls, in percent, that
+    /// quarantine the plugin (a plugin failing every other call is not
+    /// saved by the calls between).
+    pub quarantine_rate_percent: u32,
+    /// Calls the failure rate is judged over (at most 64).
+    pub quarantine_window: u32,
     /// Deadline of the snapshot and restore calls.
     pub state_deadline: Duration,
     /// Every event leaves on the default output, one line per line in
@@ -69,6 +75,8 @@ impl Default for Options {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
             quarantine_after: 10,
+            quarantine_rate_percent: 50,
+            quarantine_window: 20,
             state_deadline: Duration::from_secs(5),
             one_to_one: false,
         }
@@ -103,6 +111,12 @@ pub struct TransformStats {
     /// Of those, dropped by `on_error = "drop"`.
     pub error_dropped: AtomicU64,
     pub records: AtomicU64,
+    /// Time spent in plugin calls (process, tick, flush), µs.
+    pub plugin_time_us: AtomicU64,
+    /// The longest single call, µs.
+    pub slowest_call_us: AtomicU64,
+    /// Calls that took more than half their deadline.
+    pub slow_calls: AtomicU64,
 }
 
 fn inc(c: &AtomicU64, n: u64) {
@@ -190,6 +204,10 @@ pub struct WasmTransform {
     health: Health,
     /// Failed calls since the last good one.
     failures_in_row: u32,
+    /// The last calls' outcomes, newest in bit 0 (1: failed), and how many
+    /// calls there were (up to 64).
+    recent: u64,
+    calls: u32,
     guest_batch: Vec<u8>,
     /// Per line of the current batch when some are skipped.
     skips: Vec<Option<Skip>>,
@@ -221,6 +239,8 @@ impl WasmTransform {
             opts,
             health: Health::Ready,
             failures_in_row: 0,
+            recent: 0,
+            calls: 0,
             guest_batch: Vec::new(),
             skips: Vec::new(),
             stats: Arc::default(),
@@ -302,6 +322,7 @@ impl WasmTransform {
         let (stats, skips, opts, id) = (&self.stats, &self.skips, &self.opts, &self.id);
         let cap = self.plugin.limits().max_memory_bytes as u64 + guest.len() as u64;
         let marks = out.marks();
+        let started = Instant::now();
         let res = instance.process(guest, n_guest, now_ms, |frame| {
             if frame.n_events() != n_guest {
                 return Err(format!(
@@ -332,9 +353,10 @@ impl WasmTransform {
             frame.apply_records(&mut Routing::new(&[], out, opts, stats));
             Ok(())
         });
+        self.timed(started);
         let failure = match res {
             Ok(Ok(())) => {
-                self.failures_in_row = 0;
+                self.succeeded();
                 return;
             }
             Ok(Err(msg)) => PluginError::Guest(msg),
@@ -498,6 +520,7 @@ impl WasmTransform {
         let cap = self.plugin.limits().max_memory_bytes as u64;
         let marks = out.marks();
         let mut too_big = None;
+        let started = Instant::now();
         let res = call(
             instance,
             now_ms,
@@ -510,8 +533,9 @@ impl WasmTransform {
             (Ok(()), Some(msg)) => Err(PluginError::Guest(msg)),
             (res, _) => res,
         };
+        self.timed(started);
         match res {
-            Ok(()) => self.failures_in_row = 0,
+            Ok(()) => self.succeeded(),
             Err(e) => {
                 out.rewind(&marks);
                 self.fail(what, e);
@@ -551,17 +575,59 @@ impl WasmTransform {
         res
     }
 
+    fn succeeded(&mut self) {
+        self.failures_in_row = 0;
+        self.remember(false);
+    }
+
+    /// Keeps the outcome of a call among the last `quarantine_window`.
+    fn remember(&mut self, failed: bool) {
+        let window = self.opts.quarantine_window.clamp(1, 64);
+        let mask = if window == 64 {
+            u64::MAX
+        } else {
+            (1 << window) - 1
+        };
+        self.recent = ((self.recent << 1) | failed as u64) & mask;
+        self.calls = (self.calls + 1).min(window);
+    }
+
+    /// Whether the last `quarantine_window` calls (all of them made) failed
+    /// at `quarantine_rate_percent` or more.
+    fn failing_too_often(&self) -> bool {
+        let window = self.opts.quarantine_window.clamp(1, 64);
+        self.calls >= window
+            && self.recent.count_ones() * 100 >= self.opts.quarantine_rate_percent * window
+    }
+
+    /// Counts a call's time; one that took more than half the deadline is
+    /// slow (logged once, counted always).
+    fn timed(&self, started: Instant) {
+        let took = started.elapsed();
+        let us = took.as_micros() as u64;
+        inc(&self.stats.plugin_time_us, us);
+        self.stats.slowest_call_us.fetch_max(us, Ordering::Relaxed);
+        if took > self.plugin.limits().deadline / 2 {
+            let first = self.stats.slow_calls.fetch_add(1, Ordering::Relaxed) == 0;
+            if first {
+                tracing::warn!(transform = %self.id, took = ?took, deadline = ?self.plugin.limits().deadline, "a plugin call took more than half its deadline (counted as slow_calls; logged once)");
+            }
+        }
+    }
+
     /// Counts and logs a failed call and discards the instance; decides
     /// whether the next call may make a fresh one now, later, or never.
     fn fail(&mut self, what: &str, error: PluginError) {
         inc(&self.stats.plugin_failures, 1);
         self.instance = None;
         self.failures_in_row = self.failures_in_row.saturating_add(1);
+        self.remember(true);
         let n = self.failures_in_row;
-        if n >= self.opts.quarantine_after.max(1) {
+        if n >= self.opts.quarantine_after.max(1) || self.failing_too_often() {
             self.health = Health::Quarantined;
             self.stats.quarantined.store(1, Ordering::Relaxed);
-            tracing::error!(transform = %self.id, call = what, %error, failures_in_row = n, on_error = ?self.opts.on_error, "plugin quarantined: it is not called again in this run; events go on under the on_error policy");
+            let failures_of_last = (self.recent.count_ones(), self.calls);
+            tracing::error!(transform = %self.id, call = what, %error, failures_in_row = n, ?failures_of_last, on_error = ?self.opts.on_error, "plugin quarantined: it is not called again in this run; events go on under the on_error policy");
             return;
         }
         // The first failure restarts at once; more in a row back off.
@@ -768,6 +834,12 @@ impl FrameOutputs for Routing<'_> {
     }
 
     fn record(&mut self, output: u32, line: &[u8]) {
+        // Answering an exec filter line for line, the default output holds
+        // the answers alone: a record there would be an extra answer.
+        if output == 0 && self.opts.one_to_one {
+            inc(&self.stats.invalid_results, 1);
+            return;
+        }
         match self.out.get(output as usize) {
             Some(b) => {
                 b.push_line(line);
