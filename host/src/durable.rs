@@ -25,6 +25,42 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+/// Holds `data_dir/rulebox.lock` (an advisory lock, released when the
+/// process ends, however it ends): two instances on one `data_dir` would
+/// share checkpoints, saved state and the module cache. The file names the
+/// holder's pid.
+pub fn lock_data_dir(dir: &Path) -> Result<std::fs::File, String> {
+    use std::io::Read;
+    let path = dir.join("rulebox.lock");
+    let open = std::fs::create_dir_all(dir).and_then(|_| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+    });
+    let mut f = open.map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => {
+            let _ = f
+                .set_len(0)
+                .and_then(|_| write!(f, "{}", std::process::id()));
+            Ok(f)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            Err(format!(
+                "data_dir {} is in use by another rulebox (pid {}): give each instance a data_dir of its own",
+                dir.display(),
+                pid.trim()
+            ))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
 /// Writes `data` to `path` atomically.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -142,6 +142,14 @@ fn validate(config: &std::path::Path) -> ExitCode {
 fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     let rt = Runtime::new()?;
     let built = load(config, &rt)?;
+    // Held until the process ends.
+    let _lock = match rulebox::durable::lock_data_dir(built.data_dir()) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -56,6 +56,9 @@ pub struct Started {
     pub ending: Ending,
     /// The checkpoint to keep while it runs (a checkpointed file).
     pub checkpoint: Option<Checkpointer>,
+    /// Its end of input is the whole pipeline's shutdown (rsyslog's
+    /// mmexternal closing the pipe: it stops or restarts).
+    pub eof_shuts_down: bool,
 }
 
 impl Started {
@@ -64,6 +67,16 @@ impl Started {
         Started {
             ending: Ending::Closes,
             checkpoint: None,
+            eof_shuts_down: false,
+        }
+    }
+
+    /// A source read on a thread until its end of input.
+    pub fn reading(checkpoint: Option<Checkpointer>) -> Started {
+        Started {
+            ending: Ending::Quiet,
+            checkpoint,
+            eof_shuts_down: false,
         }
     }
 }

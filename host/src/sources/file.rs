@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::checkpoint::{Checkpointer, resume};
-use super::component::{Ending, Source, SourceContext, Started};
+use super::component::{Source, SourceContext, Started};
 use super::reader::{ReadOpts, Reader};
 use crate::durable::Progress;
 
@@ -53,10 +53,7 @@ impl FileConfig {
 
 impl Source for FileConfig {
     fn start(&self, cx: SourceContext) -> Started {
-        let mut started = Started {
-            ending: Ending::Quiet,
-            checkpoint: None,
-        };
+        let mut started = Started::reading(None);
         let path = cx.paths.resolve(&self.path);
         let mut f = match std::fs::File::open(&path) {
             Ok(f) => f,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::component::{Ending, Source, SourceContext, Started};
+use super::component::{Source, SourceContext, Started};
 use super::reader::{ReadOpts, Reader};
 use crate::codecs::mmexternal::{self, StdioProtocol};
 
@@ -25,6 +25,19 @@ pub struct StdinConfig {
     /// or `fulljson`).
     #[serde(default)]
     pub mmexternal_input: mmexternal::Input,
+    /// What the end of input means: `end` (the final flush runs, saved
+    /// state is used up) or `shutdown` (as SIGTERM: state is saved for the
+    /// next start). Default: `shutdown` with `mmexternal` (rsyslog closes
+    /// the pipe when it stops or restarts), `end` otherwise.
+    #[serde(default)]
+    pub on_eof: Option<OnEof>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnEof {
+    End,
+    Shutdown,
 }
 
 impl Source for StdinConfig {
@@ -50,9 +63,14 @@ impl Source for StdinConfig {
             errors: cx.errors,
         }
         .spawn();
+        let default = if self.asks_mmexternal() {
+            OnEof::Shutdown
+        } else {
+            OnEof::End
+        };
         Started {
-            ending: Ending::Quiet,
-            checkpoint: None,
+            eof_shuts_down: self.on_eof.unwrap_or(default) == OnEof::Shutdown,
+            ..Started::reading(None)
         }
     }
 }

@@ -22,6 +22,11 @@ pub struct Built {
 }
 
 impl Built {
+    /// Where this pipeline keeps its state.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.loaded.paths.data_dir()
+    }
+
     /// Each transform's outputs: those its plugin declares, then the host's
     /// `dead_letter`.
     pub fn outputs(&self) -> BTreeMap<String, Vec<String>> {

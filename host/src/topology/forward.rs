@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::channel::{Rx, Tx, send_all};
-use crate::sources::Ending;
+use crate::sources::{Ending, Started};
 
 /// At shutdown, how long a source may stay silent before it is taken as done.
 const SHUTDOWN_QUIET: Duration = Duration::from_millis(500);
@@ -18,11 +18,32 @@ const SHUTDOWN_QUIET: Duration = Duration::from_millis(500);
 /// after shutdown (bounded), so it is forwarded until it closes; a reader
 /// thread may be stuck in a read, so it is taken as done once quiet.
 pub async fn forward(
-    mut rx: Rx,
+    rx: Rx,
     txs: Vec<Tx>,
     count: Arc<AtomicU64>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     stop: Arc<AtomicBool>,
+    started: Started,
+    stop_all: Arc<watch::Sender<bool>>,
+) {
+    let ending = started.ending;
+    move_batches(rx, &txs, &count, shutdown, &stop, ending).await;
+    // Set before the consumers see the channel close, so they take the end
+    // of this input as a shutdown (they save state instead of flushing).
+    if started.eof_shuts_down && !*stop_all.borrow() {
+        tracing::info!(
+            "end of input from the mmexternal parent (rsyslog stopped or restarts): shutting down, saving state"
+        );
+        stop_all.send_replace(true);
+    }
+}
+
+async fn move_batches(
+    mut rx: Rx,
+    txs: &[Tx],
+    count: &AtomicU64,
+    mut shutdown: watch::Receiver<bool>,
+    stop: &AtomicBool,
     ending: Ending,
 ) {
     loop {
@@ -42,7 +63,7 @@ pub async fn forward(
                         };
                         let Some(b) = next else { return };
                         count.fetch_add(b.count() as u64, Ordering::Relaxed);
-                        send_all(&txs, b).await;
+                        send_all(txs, b).await;
                     }
                 }
                 continue;
@@ -50,6 +71,6 @@ pub async fn forward(
         };
         let Some(b) = batch else { return };
         count.fetch_add(b.count() as u64, Ordering::Relaxed);
-        send_all(&txs, b).await;
+        send_all(txs, b).await;
     }
 }

@@ -18,12 +18,21 @@ use super::config::{Loaded, PipelineConfig};
 use super::forward::forward;
 use super::summary::Summary;
 use crate::channel::{self, Rx, Tx};
+use crate::shutdown::shutdown_requested;
 use crate::sinks::{SinkContext, SinkStats};
 use crate::sources::{Checkpointer, SourceContext, checkpoint_loop};
 use crate::transforms::wasm::{Stage, TransformRoutes};
 
-/// Runs `built` until its sources end or `shutdown` turns true.
-pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
+/// Runs `built` until its sources end or `outer` turns true (or a source
+/// whose end of input means shutdown ends).
+pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
+    let (stop_all, mut shutdown) = watch::channel(false);
+    let stop_all = Arc::new(stop_all);
+    let relay = stop_all.clone();
+    tokio::spawn(async move {
+        shutdown_requested(outer).await;
+        relay.send_replace(true);
+    });
     let Built {
         loaded,
         mut transforms,
@@ -51,7 +60,7 @@ pub async fn run(built: Built, mut shutdown: watch::Receiver<bool>) -> Summary {
         let errors = state_errors.clone();
         transform_tasks.push(stage.spawn(&id, rx, routes, sh, &data_dir, errors));
     }
-    let sources = start_sources(&loaded, &mut wiring, &shutdown);
+    let sources = start_sources(&loaded, &mut wiring, &shutdown, &stop_all);
     // Anything not consumed by now has no consumer (e.g. an unused source).
     drop(wiring);
 
@@ -177,6 +186,7 @@ fn start_sources(
     loaded: &Loaded,
     wiring: &mut Wiring,
     shutdown: &watch::Receiver<bool>,
+    stop_all: &Arc<watch::Sender<bool>>,
 ) -> Sources {
     let mut s = Sources {
         tasks: Vec::new(),
@@ -190,7 +200,7 @@ fn start_sources(
         s.counts.push((id.clone(), count.clone()));
         let (tx, rx) = channel::bounded();
         let stop = Arc::new(AtomicBool::new(false));
-        let started = source.kind().start(SourceContext {
+        let mut started = source.kind().start(SourceContext {
             id: id.clone(),
             paths: loaded.paths.clone(),
             tx,
@@ -198,15 +208,10 @@ fn start_sources(
             stop: stop.clone(),
             errors: s.errors.clone(),
         });
-        s.checkpoints.extend(started.checkpoint);
-        let sh = shutdown.clone();
+        s.checkpoints.extend(started.checkpoint.take());
+        let (sh, all) = (shutdown.clone(), stop_all.clone());
         s.tasks.push(tokio::spawn(forward(
-            rx,
-            txs,
-            count,
-            sh,
-            stop,
-            started.ending,
+            rx, txs, count, sh, stop, started, all,
         )));
     }
     s

@@ -248,3 +248,72 @@ fn kill_9_at_random_moments_loses_no_event() {
     // Duplicates are bounded: per kill, what was in flight plus one interval.
     assert!(dups <= kills as u64 * 200_000, "{dups} duplicates");
 }
+
+/// rsyslog running rulebox as mmexternal closes the pipe when it stops or
+/// restarts: that end of input saves the window (as SIGTERM does), so 3 + 3
+/// connections across a restart make one alert of 6.
+#[test]
+fn an_mmexternal_parent_closing_the_pipe_keeps_the_window() {
+    let dir = Scratch::new("mm-eof");
+    let cfg = |on_eof: &str| {
+        format!(
+            "data_dir = \"{data}\"\n[sources.in]\ntype = \"stdin\"\nprotocol = \"mmexternal\"\n{on_eof}\n[transforms.rule]\ntype = \"wasm\"\ninputs = [\"in\"]\nmodule = \"{wasm}\"\n[transforms.rule.config]\nschema = \"cim\"\n[sinks.answers]\ntype = \"stdout\"\nprotocol = \"mmexternal\"\ninputs = [\"rule\"]\n[sinks.alerts]\ntype = \"file\"\npath = \"{alerts}\"\ninputs = [\"rule.alerts\"]\n",
+            data = dir.path("data").display(),
+            wasm = rulebox_tests::rule_wasm().display(),
+            alerts = dir.path("alerts.out").display(),
+        )
+    };
+    let three = format!("{SMB}\n{SMB}\n{SMB}\n");
+    let restart = dir.write("restart.toml", cfg(""));
+    let out = rulebox(
+        &["run", "--config", restart.to_str().unwrap()],
+        Some(three.as_bytes()),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    assert!(
+        dir.path("data/state/rule.snapshot").exists(),
+        "state saved at the end of input"
+    );
+    assert!(alerts(&dir).is_empty(), "no final alert yet");
+    // The last run ends its input for good: the final flush.
+    let last = dir.write("last.toml", cfg("on_eof = \"end\""));
+    let out = rulebox(
+        &["run", "--config", last.to_str().unwrap()],
+        Some(three.as_bytes()),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let a = alerts(&dir);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["connection_count"], 6);
+    assert_eq!(a[0]["status"], "final");
+}
+
+/// Two instances on one data_dir would share checkpoints and saved state:
+/// the second is refused, naming the first.
+#[test]
+fn a_second_instance_on_the_same_data_dir_is_refused() {
+    let dir = Scratch::new("lock");
+    let input = dir.write("in.ndjson", "");
+    let cfg = follow_config(&dir, &input, true);
+    let mut first = spawn(&cfg);
+    let lock = dir.path("data/rulebox.lock");
+    wait_for("the lock", Duration::from_secs(20), || {
+        std::fs::read_to_string(&lock).is_ok_and(|t| !t.is_empty())
+    });
+    let out = rulebox(&["run", "--config", cfg.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let pid = first.id().to_string();
+    assert!(
+        stderr(&out).contains(&format!("is in use by another rulebox (pid {pid})")),
+        "{}",
+        stderr(&out)
+    );
+    let status = terminate(&mut first);
+    assert!(status.success());
+    // Released with the process: a new instance runs.
+    let mut again = spawn(&cfg);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(again.try_wait().unwrap().is_none(), "the lock was released");
+    terminate(&mut again);
+}
