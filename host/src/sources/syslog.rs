@@ -1,6 +1,6 @@
 //! The `syslog` source: RFC 5424 or RFC 3164 messages over TCP (octet
-//! counting or LF framing, RFC 6587) or UDP; a JSON body is the event,
-//! anything else is wrapped (see [`crate::codecs::syslog`]).
+//! counting, or LF or NUL framing, RFC 6587) or UDP; a JSON body is the
+//! event, anything else is wrapped (see [`crate::codecs::syslog`]).
 
 use serde::Deserialize;
 use tokio::net::UdpSocket;
