@@ -210,7 +210,7 @@ fn validate_reports_every_error_at_once() {
     let path = p.display().to_string();
     let want = [
         (
-            line_of("[transforms.second]"),
+            line_of("flush_interval_secs = 0"),
             "transforms.second.flush_interval_secs: must be at least 1",
         ),
         (
@@ -285,7 +285,15 @@ fn validate_explains_errors_with_their_location() {
         (
             good.replace("type = \"wasm\"", "type = \"wasm\"\nworkers = 0"),
             "transforms.rule.workers: between 1 and 64",
-            ":7:",
+            ":9:",
+        ),
+        (
+            good.replace(
+                "type = \"wasm\"",
+                "type = \"wasm\"\nmax_memory_mib = \"64\"",
+            ),
+            "transforms.rule.max_memory_mib: invalid type: string \"64\", expected usize",
+            ":9:",
         ),
         (
             good.replace("schema = \"cim\"", "stage = \"classify\""),
