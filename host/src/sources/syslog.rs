@@ -6,9 +6,12 @@ use serde::Deserialize;
 use tokio::net::UdpSocket;
 
 use super::component::{Source, SourceContext, Started};
-use super::listener::{ListenCtx, Read, accept_loop, bind_tcp, bind_udp, read_connection, split};
+use super::listener::{
+    ListenCtx, Read, accept_loop, bind_tcp, bind_udp, check_address, read_connection, split,
+};
 use crate::batch::Batch;
 use crate::codecs::syslog;
+use crate::config::Problem;
 use crate::shutdown::shutdown_requested;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +35,10 @@ pub enum SyslogMode {
 }
 
 impl Source for SyslogConfig {
+    fn check(&self) -> Vec<Problem> {
+        check_address(&self.address).into_iter().collect()
+    }
+
     fn start(&self, cx: SourceContext) -> Started {
         let ctx = ListenCtx::new(&cx, self.batch_max_events);
         let max = self.max_message_bytes;
