@@ -7,9 +7,11 @@
 #          errors (the workspace, and every rule crate for wasm32-wasip1),
 #          the libraries' unit tests and the doc tests
 #   fuzz   a short cargo fuzz run per target (FUZZ_SECONDS each)
-#   e2e    rsyslog if missing, every rule's .wasm and the host in release
-#          mode, then the binaries' unit tests and the end-to-end tests
-#          (the real binary and .wasm; they replay the fuzz corpus too)
+#   e2e    rsyslog if missing, syslog-ng unpacked into target/syslog-ng
+#          (scripts/install-syslog-ng.sh), every rule's .wasm and the host
+#          in release mode, then the binaries' unit tests and the
+#          end-to-end tests (the real binary and .wasm; they replay the
+#          fuzz corpus too)
 #
 # quick and e2e together run what `cargo test --workspace` runs, each test
 # once: --lib and --doc in quick, --bins and every integration test in e2e.
@@ -81,6 +83,9 @@ lane_e2e() {
     $sudo apt-get update
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rsyslog
   fi
+  # syslog-ng conflicts with rsyslog as a package, so it is not installed:
+  # its packages are unpacked into target/syslog-ng and run from there.
+  bash scripts/install-syslog-ng.sh
   local rules rule
   rules=$(rule_crates)
   for rule in $rules; do

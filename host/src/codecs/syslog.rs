@@ -1,5 +1,6 @@
 //! Syslog messages (RFC 5424 and RFC 3164) into events, and TCP framing
-//! (RFC 6587: octet counting, or one message per line).
+//! (RFC 6587: octet counting, or one message per line; a NUL also ends a
+//! message, as Python's `SysLogHandler` sends them).
 //!
 //! The event is the message body when that is a JSON object (newlines
 //! outside strings turned into spaces). Any other body becomes
@@ -32,10 +33,14 @@ pub struct Header<'a> {
 }
 
 /// Splits a message into its header and body. Never fails: what cannot
-/// be read as a header is body.
+/// be read as a header is body. Trailing NUL, CR and LF bytes are not part
+/// of the message (Python's `SysLogHandler` ends each datagram with a NUL).
 pub fn parse(msg: &[u8]) -> (Header<'_>, &[u8]) {
-    let msg = msg.strip_suffix(b"\n").unwrap_or(msg);
-    let msg = msg.strip_suffix(b"\r").unwrap_or(msg);
+    let end = msg
+        .iter()
+        .rposition(|c| !matches!(c, b'\0' | b'\r' | b'\n'))
+        .map_or(0, |i| i + 1);
+    let msg = &msg[..end];
     let mut h = Header::default();
     let Some((pri, rest)) = pri(msg) else {
         return (h, msg);
@@ -181,7 +186,9 @@ pub fn to_event(msg: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Cuts a TCP byte stream into messages: octet counting (`LEN SP MSG`)
-/// when a frame starts with a digit, otherwise up to the next LF.
+/// when a frame starts with a digit, otherwise up to the next LF or NUL
+/// (rsyslog's `AddtlFrameDelimiter="0"`; Python's `SysLogHandler` ends each
+/// message with a NUL and no LF).
 #[derive(Debug)]
 pub struct Framer {
     buf: Vec<u8>,
@@ -237,7 +244,7 @@ impl Framer {
                 each(&rest[sp + 1..sp + 1 + len]);
                 start += sp + 1 + len;
             } else {
-                match rest.iter().position(|&c| c == b'\n') {
+                match memchr::memchr2(b'\n', b'\0', rest) {
                     Some(i) => {
                         if i > 0 {
                             each(&rest[..i]);
@@ -324,5 +331,48 @@ mod tests {
         assert_eq!(got, [&b"hello"[..], b"abc", b"line one", b"line"]);
         let mut f = Framer::new(10);
         assert_eq!(f.push(b"99 x", |_| {}), Err(FrameTooLong(99)));
+    }
+
+    /// Python's `SysLogHandler` over TCP: each message ends with a NUL and
+    /// no LF. Before NUL ended a frame, they all merged into one event.
+    #[test]
+    fn a_nul_ends_a_frame_like_lf() {
+        let mut f = Framer::new(100);
+        let mut got = Vec::new();
+        f.push(b"<14>{\"a\":1}\0<14>{\"b\"", |m| got.push(m.to_vec()))
+            .unwrap();
+        f.push(b":2}\0<14>x\0\nline\n8 <14>a\0b\0", |m| {
+            got.push(m.to_vec())
+        })
+        .unwrap();
+        f.finish(|m| got.push(m.to_vec()));
+        assert_eq!(
+            got,
+            [
+                &b"<14>{\"a\":1}"[..],
+                b"<14>{\"b\":2}",
+                b"<14>x",
+                b"line",
+                // An octet-counted frame keeps its NULs: its length says where it ends.
+                b"<14>a\0b\0",
+            ]
+        );
+        let mut f = Framer::new(4);
+        assert_eq!(f.push(b"abcdef", |_| {}), Err(FrameTooLong(6)));
+        assert_eq!(Framer::new(4).push(b"abc\0def\0", |_| {}), Ok(()));
+    }
+
+    /// A UDP datagram from `SysLogHandler` ends with a NUL: the JSON body
+    /// is still the event.
+    #[test]
+    fn trailing_nul_cr_and_lf_are_not_part_of_the_message() {
+        assert_eq!(ev("<14>t1071: {\"c\":3}\0"), r#"{"c":3}"#);
+        assert_eq!(ev("<14>{\"c\":3}\0"), r#"{"c":3}"#);
+        assert_eq!(ev("<14>{\"c\":3}\r\n\0"), r#"{"c":3}"#);
+        assert_eq!(
+            ev("<14>1 - h app - - - not json\0\n"),
+            r#"{"message":"not json","syslog":{"facility":1,"severity":6,"hostname":"h","app_name":"app"}}"#
+        );
+        assert_eq!(ev("\0"), r#"{"message":"","syslog":{}}"#);
     }
 }

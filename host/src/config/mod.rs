@@ -6,6 +6,7 @@
 //! [`Problem`]s, and the topology places them in the file.
 
 pub mod graph;
+mod locate;
 
 use std::path::{Path, PathBuf};
 
@@ -93,38 +94,35 @@ impl ConfigFile {
         })
     }
 
-    /// The text as TOML into `T`, an error pointing at its line (at the
-    /// key itself for an unknown key: toml points at its table).
+    /// The text as TOML into `T`, an error pointing at its line. An error
+    /// toml places at a component's table header (an unknown key, a wrong
+    /// type or value) points at the key's own line when the message tells
+    /// which key it is (see `locate`), and a wrong type or value names it.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
         toml::from_str(&self.text).map_err(|e| {
             let at = e.span().map_or(0, |s| s.start.min(self.text.len()));
-            let mut line = self.text[..at].matches('\n').count() + 1;
-            if let Some(key) = e
-                .message()
-                .strip_prefix("unknown field `")
-                .and_then(|m| m.split('`').next())
-                && let Some(l) = self.key_line_in_table(line, key)
-            {
-                line = l;
+            let line = self.text[..at].matches('\n').count() + 1;
+            let message = e.message();
+            let Some(table) = self.header_at(line) else {
+                return self.error_at(Some(line), message.to_string());
+            };
+            let entries = locate::table_entries(&self.text, line);
+            match locate::entry_at_fault(message, &entries) {
+                Some(e) if message.starts_with("unknown field") => {
+                    self.error_at(Some(e.line), message.to_string())
+                }
+                Some(e) => self.error_at(Some(e.line), format!("{table}.{}: {message}", e.key)),
+                None => self.error_at(Some(line), message.to_string()),
             }
-            self.error_at(Some(line), e.message().to_string())
         })
     }
 
-    /// The line of `key = ...` in the table whose header is on line
-    /// `table`, up to the next header.
-    fn key_line_in_table(&self, table: usize, key: &str) -> Option<usize> {
-        self.text
-            .lines()
-            .enumerate()
-            .skip(table)
-            .take_while(|(_, l)| !l.trim_start().starts_with('['))
-            .find(|(_, l)| {
-                l.trim_start()
-                    .strip_prefix(key)
-                    .is_some_and(|rest| rest.trim_start().starts_with('='))
-            })
-            .map(|(i, _)| i + 1)
+    /// The name of the table whose header is on line `line` (1-based):
+    /// `sources.in` for `[sources.in]`.
+    fn header_at(&self, line: usize) -> Option<&str> {
+        let l = self.text.lines().nth(line.checked_sub(1)?)?.trim();
+        let name = l.strip_prefix('[')?.split(']').next()?;
+        Some(name.trim())
     }
 
     /// The line of `[<section>.<id>]` (or of `[<section>.<id>.<sub>]`).
@@ -163,16 +161,22 @@ impl ConfigFile {
     }
 
     /// A component's [`Problem`], prefixed with where it is
-    /// (`sinks.out.path: ...`).
+    /// (`sinks.out.path: ...`), at the line of its key (`[<section>.<id>.<key>]`
+    /// or `key = ...` in the component's table) when it names one that is
+    /// there, else of the component's header.
     pub fn problem(&self, section: &str, id: &str, p: Problem) -> ConfigError {
-        match p.key {
-            Some(key) => self.error(
-                section,
-                id,
-                Some(key),
-                format!("{section}.{id}.{key}: {}", p.message),
-            ),
-            None => self.error(section, id, None, format!("{section}.{id}: {}", p.message)),
+        let Some(key) = p.key else {
+            return self.error(section, id, None, format!("{section}.{id}: {}", p.message));
+        };
+        let message = format!("{section}.{id}.{key}: {}", p.message);
+        let header = self.line_of(section, id, None);
+        let key_line = header.and_then(|h| {
+            let entries = locate::table_entries(&self.text, h);
+            entries.iter().find(|e| e.key == key).map(|e| e.line)
+        });
+        match self.line_of(section, id, Some(key)).or(key_line) {
+            Some(line) => self.error_at(Some(line), message),
+            None => self.error(section, id, None, message),
         }
     }
 }
@@ -206,5 +210,107 @@ impl Paths {
     /// Where the host keeps its state.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    /// Shaped like a pipeline: kinds of component behind a `type` tag
+    /// (their fields are read only by the deserializer).
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct File {
+        #[serde(default)]
+        parts: BTreeMap<String, Kind>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    #[allow(dead_code)]
+    enum Kind {
+        Thing(Thing),
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Thing {
+        #[serde(default)]
+        size_mib: usize,
+        #[serde(default)]
+        name: String,
+    }
+
+    fn file(text: &str) -> ConfigFile {
+        ConfigFile {
+            path: "p.toml".into(),
+            text: text.into(),
+        }
+    }
+
+    fn parse_error(text: &str) -> String {
+        file(text).parse::<File>().unwrap_err().to_string()
+    }
+
+    const THING: &str =
+        "[parts.other]\ntype = \"thing\"\n\n[parts.a]\ntype = \"thing\"\nname = \"x\"\n";
+
+    /// Why `locate` exists: toml 0.8 places an error inside a tagged table
+    /// at the table's header, and the message names no key.
+    #[test]
+    fn toml_places_a_type_error_in_a_tagged_table_at_its_header() {
+        let text = format!("{THING}size_mib = \"64\"\n");
+        let e = toml::from_str::<File>(&text).unwrap_err();
+        let header = text.find("[parts.a]").unwrap();
+        assert_eq!(e.span().map(|s| s.start), Some(header));
+        assert_eq!(e.message(), "invalid type: string \"64\", expected usize");
+    }
+
+    #[test]
+    fn a_type_error_names_its_key_at_its_line() {
+        assert_eq!(
+            parse_error(&format!("{THING}size_mib = \"64\"\n")),
+            "p.toml:7: parts.a.size_mib: invalid type: string \"64\", expected usize"
+        );
+        assert_eq!(
+            parse_error(&format!("{THING}size_mib = -1 # comment\n")),
+            "p.toml:7: parts.a.size_mib: invalid value: integer `-1`, expected usize"
+        );
+        assert_eq!(
+            parse_error("[parts.a]\ntype = \"thing\"\nname = [\n  \"x\",\n]\n"),
+            "p.toml:3: parts.a.name: invalid type: sequence, expected a string"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_at_its_line_and_a_missing_one_at_the_header() {
+        assert_eq!(
+            parse_error(&format!("{THING}size = 1\n")),
+            "p.toml:7: unknown field `size`, expected `size_mib` or `name`"
+        );
+        assert_eq!(
+            parse_error(&format!("{THING}[parts.b]\nname = \"x\"\n")),
+            "p.toml:7: missing field `type`"
+        );
+    }
+
+    #[test]
+    fn a_problem_is_at_its_key_or_sub_table_else_at_the_header() {
+        let f = file(&format!("{THING}size_mib = 5\n[parts.a.extra]\nk = 1\n"));
+        let at = |key| f.problem("parts", "a", Problem::at(key, "bad")).to_string();
+        assert_eq!(at("size_mib"), "p.toml:7: parts.a.size_mib: bad");
+        assert_eq!(at("extra"), "p.toml:8: parts.a.extra: bad");
+        assert_eq!(at("absent"), "p.toml:4: parts.a.absent: bad");
+        // The same key in another component's table does not count.
+        assert_eq!(at("type"), "p.toml:5: parts.a.type: bad");
+        let whole = f.problem("parts", "other", Problem::whole("bad"));
+        assert_eq!(whole.to_string(), "p.toml:1: parts.other: bad");
     }
 }

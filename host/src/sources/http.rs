@@ -9,7 +9,9 @@ use serde::Deserialize;
 
 use super::component::{Source, SourceContext, Started};
 use super::http_server::{self, Body, Endpoint, HttpOpts, Refusal, reply, text_reply};
+use super::listener::check_address;
 use crate::batch::{Batch, LineSplitter};
+use crate::config::Problem;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +39,10 @@ fn default_http_path() -> String {
 }
 
 impl Source for HttpConfig {
+    fn check(&self) -> Vec<Problem> {
+        check_address(&self.address).into_iter().collect()
+    }
+
     fn start(&self, cx: SourceContext) -> Started {
         let opts = HttpOpts {
             max_body_bytes: self.max_body_bytes,

@@ -17,6 +17,7 @@ use tokio::sync::{Semaphore, watch};
 use super::component::SourceContext;
 use crate::batch::Batch;
 use crate::channel::Tx;
+use crate::config::Problem;
 use crate::shutdown::shutdown_requested;
 
 /// Connections one listening source serves at once.
@@ -46,6 +47,30 @@ impl ListenCtx {
 
     pub fn error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A listening source's `address`: `host:port` (an IPv6 host in
+/// brackets), the port a number up to 65535. Checked by `validate`, so a
+/// mistyped port is not found only when `run` binds it. The host is not
+/// resolved here.
+pub fn check_address(address: &str) -> Option<Problem> {
+    if address.parse::<std::net::SocketAddr>().is_ok() {
+        return None;
+    }
+    let expected = "expected host:port, e.g. \"127.0.0.1:10514\" (\"[::1]:10514\" for IPv6)";
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Some(Problem::at("address", format!("{address:?}: {expected}")));
+    };
+    if host.is_empty() || (host.contains(':') && !host.starts_with('[')) {
+        return Some(Problem::at("address", format!("{address:?}: {expected}")));
+    }
+    match port.parse::<u16>() {
+        Ok(_) => None,
+        Err(_) => Some(Problem::at(
+            "address",
+            format!("{address:?}: the port must be a number from 0 to 65535, not {port:?}"),
+        )),
     }
 }
 
@@ -249,6 +274,36 @@ pub async fn read_connection(
             Read::Partial => {
                 begun.get_or_insert_with(Instant::now);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listening_address_needs_a_host_and_a_port_that_fits() {
+        for ok in [
+            "127.0.0.1:10514",
+            "0.0.0.0:0",
+            "[::1]:8088",
+            "localhost:8088",
+        ] {
+            assert_eq!(check_address(ok), None, "{ok}");
+        }
+        for (bad, says) in [
+            ("127.0.0.1:105140", "not \"105140\""),
+            ("127.0.0.1:", "not \"\""),
+            ("127.0.0.1:http", "not \"http\""),
+            ("127.0.0.1", "expected host:port"),
+            (":10514", "expected host:port"),
+            ("::1", "expected host:port"),
+            ("", "expected host:port"),
+        ] {
+            let p = check_address(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert_eq!(p.key, Some("address"));
+            assert!(p.message.contains(says), "{bad:?}: {}", p.message);
         }
     }
 }

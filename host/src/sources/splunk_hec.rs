@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::component::{Source, SourceContext, Started};
 use super::http_server::{self, Body, Endpoint, HttpOpts, Refusal, reply};
+use super::listener::check_address;
 use crate::batch::Batch;
 use crate::codecs::hec;
 use crate::config::Problem;
@@ -44,10 +45,11 @@ pub struct SplunkHecConfig {
 
 impl Source for SplunkHecConfig {
     fn check(&self) -> Vec<Problem> {
+        let mut found: Vec<Problem> = check_address(&self.address).into_iter().collect();
         if self.tokens.iter().all(|t| t.trim().is_empty()) {
-            return vec![Problem::at("tokens", "at least one token is required")];
+            found.push(Problem::at("tokens", "at least one token is required"));
         }
-        Vec::new()
+        found
     }
 
     fn start(&self, cx: SourceContext) -> Started {

@@ -1,16 +1,18 @@
 //! The `syslog` source: RFC 5424 or RFC 3164 messages over TCP (octet
-//! counting or LF framing, RFC 6587) or UDP; a JSON body is the event,
-//! anything else is wrapped (see [`crate::codecs::syslog`]).
+//! counting, or LF or NUL framing, RFC 6587) or UDP; a JSON body is the
+//! event, anything else is wrapped (see [`crate::codecs::syslog`]).
 
 use serde::Deserialize;
 use tokio::net::UdpSocket;
 
 use super::component::{Source, SourceContext, Started};
 use super::listener::{
-    ListenCtx, Read, Timeouts, accept_loop, bind_tcp, bind_udp, read_connection, split,
+    ListenCtx, Read, Timeouts, accept_loop, bind_tcp, bind_udp, check_address, read_connection,
+    split,
 };
 use crate::batch::Batch;
 use crate::codecs::syslog;
+use crate::config::Problem;
 use crate::shutdown::shutdown_requested;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +43,10 @@ pub enum SyslogMode {
 }
 
 impl Source for SyslogConfig {
+    fn check(&self) -> Vec<Problem> {
+        check_address(&self.address).into_iter().collect()
+    }
+
     fn start(&self, cx: SourceContext) -> Started {
         let ctx = ListenCtx::new(&cx, self.batch_max_events);
         let max = self.max_message_bytes;

@@ -5,8 +5,11 @@
 use serde::Deserialize;
 
 use super::component::{Source, SourceContext, Started};
-use super::listener::{ListenCtx, Read, Timeouts, accept_loop, bind_tcp, read_connection};
+use super::listener::{
+    ListenCtx, Read, Timeouts, accept_loop, bind_tcp, check_address, read_connection,
+};
 use crate::batch::LineSplitter;
+use crate::config::Problem;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +30,10 @@ pub struct TcpConfig {
 }
 
 impl Source for TcpConfig {
+    fn check(&self) -> Vec<Problem> {
+        check_address(&self.address).into_iter().collect()
+    }
+
     fn start(&self, cx: SourceContext) -> Started {
         let ctx = ListenCtx::new(&cx, self.batch_max_events);
         match bind_tcp(&self.address) {

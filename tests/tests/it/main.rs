@@ -10,3 +10,4 @@ mod parity;
 mod pipeline;
 mod rsyslog;
 mod shippers;
+mod syslog_ng;

@@ -210,7 +210,7 @@ fn validate_reports_every_error_at_once() {
     let path = p.display().to_string();
     let want = [
         (
-            line_of("[transforms.second]"),
+            line_of("flush_interval_secs = 0"),
             "transforms.second.flush_interval_secs: must be at least 1",
         ),
         (
@@ -285,7 +285,21 @@ fn validate_explains_errors_with_their_location() {
         (
             good.replace("type = \"wasm\"", "type = \"wasm\"\nworkers = 0"),
             "transforms.rule.workers: between 1 and 64",
-            ":7:",
+            ":9:",
+        ),
+        (
+            good.replace("type = \"wasm\"", "type = \"wasm\"\nmax_memory_mib = \"64\""),
+            "transforms.rule.max_memory_mib: invalid type: string \"64\", expected usize",
+            ":9:",
+        ),
+        (
+            good.replace(
+                "[transforms.rule]",
+                "[sources.sys]\ntype = \"syslog\"\naddress = \"127.0.0.1:105140\"\n\n[transforms.rule]",
+            )
+            .replace("inputs = [\"in\"]", "inputs = [\"in\", \"sys\"]"),
+            "sources.sys.address: \"127.0.0.1:105140\": the port must be a number from 0 to 65535",
+            ":9:",
         ),
         (
             good.replace("schema = \"cim\"", "stage = \"classify\""),
@@ -310,6 +324,51 @@ fn validate_explains_errors_with_their_location() {
             "case {i} (run): {}",
             stderr(&out)
         );
+    }
+}
+
+/// Every listening kind checks its address in `validate` (before: only
+/// `run` found it, when binding), each error at the `address` line.
+#[test]
+fn validate_refuses_listening_addresses_without_a_usable_port() {
+    let dir = Scratch::new("validate-listen");
+    let cfg = r#"[sources.hec]
+type = "splunk_hec"
+address = "127.0.0.1:105140"
+tokens = ["t"]
+
+[sources.web]
+type = "http"
+address = "127.0.0.1"
+
+[sources.lines]
+type = "tcp"
+address = "127.0.0.1:99999"
+
+[sources.sys]
+type = "syslog"
+mode = "udp"
+address = "::1"
+
+[sinks.out]
+type = "file"
+path = "out.ndjson"
+inputs = ["hec", "web", "lines", "sys"]
+"#;
+    let p = dir.write("p.toml", cfg);
+    for cmd in ["validate", "run"] {
+        let out = rulebox(&[cmd, "--config", p.to_str().unwrap()], None);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        for want in [
+            ":3: sources.hec.address: \"127.0.0.1:105140\": the port must be",
+            ":8: sources.web.address: \"127.0.0.1\": expected host:port",
+            ":12: sources.lines.address: \"127.0.0.1:99999\": the port must be",
+            ":17: sources.sys.address: \"::1\": expected host:port",
+        ] {
+            assert!(err.contains(want), "{cmd}: {err:?} should say {want:?}");
+        }
+        assert!(!dir.path("out.ndjson").exists(), "{cmd} started nothing");
     }
 }
 

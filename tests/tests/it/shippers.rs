@@ -1,7 +1,7 @@
 //! rulebox between shippers and the SIEM, over real sockets on loopback:
 //! Splunk HEC in and out (with a receiver failing on purpose), the HEC
-//! source's refusals, and the tcp, http and syslog modes chained through
-//! two rulebox processes.
+//! source's refusals, the tcp, http and syslog modes chained through two
+//! rulebox processes, and Python's `SysLogHandler` (NUL-framed syslog).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use rulebox_bench::hec::{ClientOpts, Receiver};
 use rulebox_tests::{
-    Scratch, free_port, http, rule_wasm, spawn_run, terminate, unsplice, wait_for, wait_listening,
+    Scratch, free_port, http, rule_wasm, spawn_run, stderr, terminate, unsplice, wait_for,
+    wait_listening,
 };
 use serde_json::Value;
 
@@ -427,4 +428,86 @@ address = "127.0.0.1:{out_port}"
     }
     assert!(terminate(&mut child_a.0).success());
     assert!(terminate(&mut child_b.0).success());
+}
+
+/// Sends `n` events with Python's `SysLogHandler` over TCP, then `n` more
+/// over UDP (`argv`: tcp port, udp port, n).
+const PY_SYSLOG: &str = r#"
+import logging, logging.handlers, socket, sys, time
+tcp_port, udp_port, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+log = logging.getLogger("t1071")
+log.propagate = False
+log.setLevel(logging.INFO)
+def event(i):
+    return '{"src_ip":"10.0.0.%d","dest_ip":"203.0.113.9","dest_port":445,"action":"allowed","seq":%d}' % (i % 20 + 1, i)
+for kind, port, seqs, fmt in [
+    (socket.SOCK_STREAM, tcp_port, range(n), "%(message)s"),
+    (socket.SOCK_DGRAM, udp_port, range(n, 2 * n), "t1071: %(message)s"),
+]:
+    h = logging.handlers.SysLogHandler(address=("127.0.0.1", port), socktype=kind)
+    h.setFormatter(logging.Formatter(fmt))
+    log.addHandler(h)
+    for i in seqs:
+        log.info(event(i))
+        if kind == socket.SOCK_DGRAM:
+            time.sleep(0.002)  # loopback UDP has no flow control: pace it
+    log.removeHandler(h)
+    h.close()
+"#;
+
+/// Python's standard syslog client ends every message with a NUL: over TCP
+/// with no LF (NUL framing), over UDP at the end of each datagram. Each
+/// message is one event whose JSON body the rule reads.
+#[test]
+fn python_sysloghandler_messages_are_one_event_each_over_tcp_and_udp() {
+    let dir = Scratch::new("py-syslog");
+    let (tcp, udp) = (free_port(), free_port());
+    let cfg = format!(
+        r#"data_dir = "{data}"
+[sources.py_tcp]
+type = "syslog"
+address = "127.0.0.1:{tcp}"
+[sources.py_udp]
+type = "syslog"
+mode = "udp"
+address = "127.0.0.1:{udp}"
+{rule}
+[sinks.events]
+type = "file"
+path = "{out}"
+inputs = ["rule"]
+"#,
+        data = dir.path("data").display(),
+        rule = rule(r#""py_tcp", "py_udp""#),
+        out = dir.path("events.ndjson").display(),
+    );
+    let mut child = spawn_run(&dir.write("p.toml", cfg), &dir.path("rulebox.log"));
+    wait_listening(tcp);
+    let n = 200;
+    let py = std::process::Command::new("python3")
+        .args(["-c", PY_SYSLOG, &tcp.to_string(), &udp.to_string()])
+        .arg(n.to_string())
+        .output()
+        .expect("python3 (the tests need it)");
+    assert!(py.status.success(), "python: {}", stderr(&py));
+    let lines = || {
+        std::fs::read_to_string(dir.path("events.ndjson"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect::<Vec<_>>()
+    };
+    let log = || std::fs::read_to_string(dir.path("rulebox.log")).unwrap_or_default();
+    wait_for("every message as an event", Duration::from_secs(30), || {
+        lines().len() >= 2 * n
+    });
+    assert!(terminate(&mut child.0).success(), "{}", log());
+    let events = lines();
+    let mut seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    seqs.sort();
+    assert_eq!(seqs, (0..2 * n as u64).collect::<Vec<_>>(), "{}", log());
+    for e in &events {
+        assert_eq!(e["t1071"]["protocol"], "SMB", "{e}");
+        assert_eq!(e["t1071"]["external"], true, "{e}");
+    }
 }
