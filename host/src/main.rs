@@ -185,7 +185,8 @@ fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {
 fn report(s: &Summary) {
     let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     for (id, n) in &s.sources {
-        tracing::info!(source = %id, events = n, "source done");
+        let lost = s.sources_lost.get(id).copied().unwrap_or(0);
+        tracing::info!(source = %id, events = n, lost, "source done");
     }
     for (id, t) in &s.transforms {
         tracing::info!(

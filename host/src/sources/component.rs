@@ -39,6 +39,9 @@ pub struct SourceContext {
     pub stop: Arc<AtomicBool>,
     /// Problems while running (an unreadable input, an address in use).
     pub errors: Arc<AtomicU64>,
+    /// Events lost before the source could read them (the kernel's drops
+    /// on a full UDP socket), as far as the source can tell.
+    pub lost: Arc<AtomicU64>,
 }
 
 /// How a started source ends at shutdown.

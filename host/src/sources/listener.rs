@@ -33,6 +33,8 @@ pub struct ListenCtx {
     pub id: Arc<str>,
     pub tx: Tx,
     pub errors: Arc<AtomicU64>,
+    /// See [`SourceContext::lost`].
+    pub lost: Arc<AtomicU64>,
     pub shutdown: watch::Receiver<bool>,
     pub batch_max_events: usize,
 }
@@ -152,6 +154,7 @@ impl ListenCtx {
             id: cx.id.as_str().into(),
             tx: cx.tx.clone(),
             errors: cx.errors.clone(),
+            lost: cx.lost.clone(),
             shutdown: cx.shutdown.clone(),
             batch_max_events: batch_max_events.max(1),
         }

@@ -32,6 +32,10 @@ pub struct SyslogConfig {
     /// TCP: a connection silent this long (between frames) is closed; 0: never.
     #[serde(default = "super::component::default_idle_timeout")]
     pub idle_timeout_secs: u64,
+    /// UDP: the socket's receive buffer (SO_RCVBUF; the kernel doubles it
+    /// and caps it at net.core.rmem_max). Default: the system's.
+    #[serde(default)]
+    pub receive_buffer_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -58,6 +62,9 @@ impl Source for SyslogConfig {
                 }));
             }),
             SyslogMode::Udp => bind_udp(&self.address).map(|sock| {
+                if let Some(n) = self.receive_buffer_bytes {
+                    set_receive_buffer(&ctx, &sock, n);
+                }
                 tokio::spawn(serve_udp(ctx.clone(), sock));
             }),
         };
@@ -121,10 +128,19 @@ async fn serve_udp(ctx: ListenCtx, socket: std::net::UdpSocket) {
     let mut event = Vec::new();
     let stop = shutdown_requested(ctx.shutdown.clone());
     tokio::pin!(stop);
+    let mut drops = Drops::new(&socket);
+    let mut look = tokio::time::interval(DROPS_EVERY);
     loop {
         let first = tokio::select! {
             r = socket.recv_from(&mut buf) => r,
-            _ = &mut stop => return,
+            _ = look.tick() => {
+                drops.look(&ctx);
+                continue;
+            }
+            _ = &mut stop => {
+                drops.look(&ctx);
+                return;
+            }
         };
         let mut batch = Batch::default();
         match first {
@@ -145,4 +161,62 @@ async fn serve_udp(ctx: ListenCtx, socket: std::net::UdpSocket) {
             return;
         }
     }
+}
+
+/// How often the kernel's drop count of a UDP socket is read.
+const DROPS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn set_receive_buffer(ctx: &ListenCtx, sock: &std::net::UdpSocket, bytes: usize) {
+    let s = socket2::SockRef::from(sock);
+    match s.set_recv_buffer_size(bytes) {
+        Ok(()) => {
+            let got = s.recv_buffer_size().unwrap_or(0);
+            tracing::info!(source = %ctx.id, asked = bytes, got, "udp receive buffer set (the kernel doubles what is asked, up to net.core.rmem_max)");
+        }
+        Err(e) => tracing::warn!(source = %ctx.id, error = %e, "cannot set the udp receive buffer"),
+    }
+}
+
+/// The datagrams the kernel dropped on this socket (its receive buffer was
+/// full), read from /proc/net/udp{,6} by the socket's inode: UDP has no
+/// flow control, so this is the only place loss shows.
+struct Drops {
+    inode: Option<u64>,
+    seen: u64,
+}
+
+impl Drops {
+    fn new(socket: &UdpSocket) -> Drops {
+        use std::os::fd::AsRawFd;
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd()));
+        let inode = link.ok().and_then(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        });
+        Drops { inode, seen: 0 }
+    }
+
+    /// Reads the count; a rise is logged and counted as lost.
+    fn look(&mut self, ctx: &ListenCtx) {
+        let Some(now) = self.inode.and_then(kernel_drops) else {
+            return;
+        };
+        if now > self.seen {
+            let new = now - self.seen;
+            ctx.lost.fetch_add(new, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(source = %ctx.id, dropped = new, total = now, "the kernel dropped udp datagrams (receive buffer full): those events are lost; see receive_buffer_bytes");
+            self.seen = now;
+        }
+    }
+}
+
+/// The `drops` column of the socket with this inode in /proc/net/udp or udp6.
+fn kernel_drops(inode: u64) -> Option<u64> {
+    ["/proc/net/udp", "/proc/net/udp6"].iter().find_map(|table| {
+        let text = std::fs::read_to_string(table).ok()?;
+        text.lines().skip(1).find_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            (cols.get(9)?.parse::<u64>().ok()? == inode).then(|| cols.get(12)?.parse().ok())?
+        })
+    })
 }

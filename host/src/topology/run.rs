@@ -98,8 +98,13 @@ pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
     for t in cp_tasks {
         let _ = t.await;
     }
-    for (id, c) in sources.counts {
-        summary.sources.insert(id, c.load(Ordering::Relaxed));
+    for (id, c, lost) in sources.counts {
+        summary
+            .sources
+            .insert(id.clone(), c.load(Ordering::Relaxed));
+        summary
+            .sources_lost
+            .insert(id, lost.load(Ordering::Relaxed));
     }
     summary.source_errors = sources.errors.load(Ordering::Relaxed);
     summary.state_errors = state_errors.load(Ordering::Relaxed);
@@ -175,7 +180,8 @@ fn start_sinks(
 /// The running sources.
 struct Sources {
     tasks: Vec<JoinHandle<()>>,
-    counts: Vec<(String, Arc<AtomicU64>)>,
+    /// Per source: events read, events lost before reading.
+    counts: Vec<(String, Arc<AtomicU64>, Arc<AtomicU64>)>,
     checkpoints: Vec<Checkpointer>,
     errors: Arc<AtomicU64>,
 }
@@ -196,8 +202,8 @@ fn start_sources(
     };
     for (id, source) in &loaded.config.sources {
         let txs = wiring.take(id);
-        let count = Arc::new(AtomicU64::new(0));
-        s.counts.push((id.clone(), count.clone()));
+        let (count, lost) = (Arc::<AtomicU64>::default(), Arc::<AtomicU64>::default());
+        s.counts.push((id.clone(), count.clone(), lost.clone()));
         let (tx, rx) = channel::bounded();
         let stop = Arc::new(AtomicBool::new(false));
         let mut started = source.kind().start(SourceContext {
@@ -207,6 +213,7 @@ fn start_sources(
             shutdown: shutdown.clone(),
             stop: stop.clone(),
             errors: s.errors.clone(),
+            lost,
         });
         s.checkpoints.extend(started.checkpoint.take());
         let (sh, all) = (shutdown.clone(), stop_all.clone());

@@ -11,6 +11,9 @@ use crate::transforms::wasm::TransformStats;
 #[derive(Debug, Default)]
 pub struct Summary {
     pub sources: BTreeMap<String, u64>,
+    /// Per source, events lost before it could read them (UDP: the
+    /// kernel's drops). Counted as errors.
+    pub sources_lost: BTreeMap<String, u64>,
     pub transforms: BTreeMap<String, Arc<TransformStats>>,
     pub sinks: BTreeMap<String, Arc<SinkStats>>,
     pub source_errors: u64,
@@ -27,6 +30,7 @@ impl Summary {
 
     pub fn errors(&self) -> u64 {
         self.source_errors
+            + self.sources_lost.values().sum::<u64>()
             + self.state_errors
             + self.quarantined.len() as u64
             + self

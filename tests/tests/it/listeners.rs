@@ -186,3 +186,46 @@ fn trickling_connections_cannot_hold_every_slot() {
     );
     assert_eq!(text.lines().filter(|l| *l == "{\"half\":").count(), 1024);
 }
+
+/// UDP has no flow control: what the kernel drops on a full socket is
+/// read from the kernel's own count, reported per source and counted as
+/// errors. Every datagram sent is either an event out or counted lost.
+#[test]
+fn udp_loss_is_counted_exactly() {
+    let dir = Scratch::new("listen-udp");
+    let port = free_port();
+    let cfg = format!(
+        "data_dir = \"{data}\"\n[sources.udp]\ntype = \"syslog\"\nmode = \"udp\"\naddress = \"127.0.0.1:{port}\"\nreceive_buffer_bytes = 4096\n[sinks.out]\ntype = \"file\"\npath = \"{out}\"\ninputs = [\"udp\"]\n",
+        data = dir.path("data").display(),
+        out = dir.path("out.ndjson").display(),
+    );
+    let cfg = dir.write("p.toml", cfg);
+    let log = dir.path("rulebox.log");
+    let mut child = spawn_run(&cfg, &log);
+    rulebox_tests::wait_for("the udp listener", Duration::from_secs(20), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("listening (udp)"))
+    });
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent = 30_000;
+    for i in 0..sent {
+        let msg = format!(
+            "<13>1 2026-11-27T00:00:00Z h app - - - {{\"n\":{i},\"pad\":\"{}\"}}",
+            "x".repeat(200)
+        );
+        sock.send_to(msg.as_bytes(), ("127.0.0.1", port)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let status = terminate(&mut child.0);
+    let log = std::fs::read_to_string(&log).unwrap();
+    let out = std::fs::read_to_string(dir.path("out.ndjson")).unwrap_or_default();
+    let received = out.lines().count();
+    let done = rulebox_tests::strip_ansi(log.lines().find(|l| l.contains("source done")).unwrap());
+    let lost: usize = done.split("lost=").nth(1).unwrap().trim().parse().unwrap();
+    eprintln!("udp: sent {sent}, received {received}, lost {lost}");
+    assert!(
+        lost > 0,
+        "a 4 KiB buffer under 30,000 datagrams drops some: {done}"
+    );
+    assert_eq!(received + lost, sent, "{done}");
+    assert_eq!(status.code(), Some(1), "lost events are errors:\n{log}");
+}
