@@ -2,6 +2,7 @@
 //! again.
 
 use std::path::Path;
+use std::time::Duration;
 
 use wasmtime::{Engine, Module};
 
@@ -19,13 +20,19 @@ pub(super) fn compile_cached(
     path: &Path,
     bytes: &[u8],
     cache_dir: Option<&Path>,
+    max_compile: Duration,
 ) -> Result<Module, PluginError> {
     use std::hash::{DefaultHasher, Hash, Hasher};
-    let compile = || {
-        Module::new(engine, bytes).map_err(|e| PluginError::Compile {
+    let compile = || match compile_within(engine, bytes, max_compile) {
+        Ok(m) => Ok(m),
+        Err(Compile::Invalid(message)) => Err(PluginError::Compile {
             path: path.to_path_buf(),
-            message: printable_str(&format!("{e:#}")),
-        })
+            message,
+        }),
+        Err(Compile::TooLong(message)) => Err(PluginError::TooCostly {
+            path: path.to_path_buf(),
+            message,
+        }),
     };
     let Some(dir) = cache_dir else {
         return compile();
@@ -59,4 +66,29 @@ pub(super) fn compile_cached(
         Err(e) => tracing::warn!(error = %e, "cannot serialise compiled module"),
     }
     Ok(module)
+}
+
+/// Compiles on a thread of its own, waiting at most `max`: a compile cannot
+/// be stopped, so past `max` it is left to finish and its module refused.
+fn compile_within(engine: &Engine, bytes: &[u8], max: Duration) -> Result<Module, Compile> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (engine, bytes) = (engine.clone(), bytes.to_vec());
+    std::thread::Builder::new()
+        .name("rulebox-compile".into())
+        .spawn(move || {
+            let _ = tx.send(Module::new(&engine, &bytes));
+        })
+        .map_err(|e| Compile::Invalid(format!("cannot start the compile: {e}")))?;
+    match rx.recv_timeout(max) {
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(e)) => Err(Compile::Invalid(printable_str(&format!("{e:#}")))),
+        Err(_) => Err(Compile::TooLong(format!(
+            "compiling took longer than {max:?} (max_compile_secs)"
+        ))),
+    }
+}
+
+enum Compile {
+    Invalid(String),
+    TooLong(String),
 }

@@ -14,6 +14,8 @@ pub enum PluginError {
     },
     #[error("plugin module {path} is not a valid WebAssembly module: {message}")]
     Compile { path: PathBuf, message: String },
+    #[error("plugin module {path} is refused before it runs: {message}")]
+    TooCostly { path: PathBuf, message: String },
     #[error("plugin module {path} breaks the rulebox contract: {message}")]
     Contract { path: PathBuf, message: String },
     #[error("plugin ABI version {found} is not supported (this host speaks version {expected})")]
@@ -43,7 +45,9 @@ impl PluginError {
             PluginError::Reserve(_) => "no_buffer",
             PluginError::Config(_) => "config",
             PluginError::AbiVersion { .. } | PluginError::Contract { .. } => "contract",
-            PluginError::Read { .. } | PluginError::Compile { .. } => "load",
+            PluginError::Read { .. }
+            | PluginError::Compile { .. }
+            | PluginError::TooCostly { .. } => "load",
         }
     }
 }

@@ -10,12 +10,14 @@
 //! * `runtime`: the engine, its epoch ticker, per-instance [`Limits`];
 //! * `plugin`: loading (compile or cache, contract check, linking);
 //! * `contract`: what a module must export and may import;
+//! * `admission`: caps on a module before and while it compiles;
 //! * `cache`: compiled native code on disk;
 //! * `instance`: a live instance and its typed calls;
 //! * `host_state`: what a store holds (limits, the guest's log budget);
 //! * `wasi`: the deny-by-default answers to the wasip1 imports;
 //! * `printable`: plugin text made safe to log (controls escaped, bounded).
 
+mod admission;
 mod cache;
 mod contract;
 mod error;
@@ -26,6 +28,7 @@ mod printable;
 mod runtime;
 mod wasi;
 
+pub use admission::CompileLimits;
 pub use error::PluginError;
 pub use host_state::HostState;
 pub use instance::Instance;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rulebox_abi as abi;
 use wasmtime::{Caller, Engine, InstancePre, Linker};
 
+use super::admission::{CompileLimits, admit};
 use super::cache::compile_cached;
 use super::contract::check_contract;
 use super::error::PluginError;
@@ -35,15 +36,33 @@ impl Plugin {
         cache_dir: Option<&Path>,
         limits: Limits,
     ) -> Result<Plugin, PluginError> {
+        let compile = CompileLimits::default();
+        Plugin::load_within(rt, name, path, cache_dir, limits, &compile)
+    }
+
+    /// [`Plugin::load`], with the module held to `compile` before and
+    /// while it compiles.
+    pub fn load_within(
+        rt: &Runtime,
+        name: &str,
+        path: &Path,
+        cache_dir: Option<&Path>,
+        limits: Limits,
+        compile: &CompileLimits,
+    ) -> Result<Plugin, PluginError> {
         let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        let module = compile_cached(rt.engine(), path, &bytes, cache_dir)?;
         let contract = |message: String| PluginError::Contract {
             path: path.to_path_buf(),
             message,
         };
+        let wasm = admit(&bytes, compile).map_err(|message| PluginError::TooCostly {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        let module = compile_cached(rt.engine(), path, &wasm, cache_dir, compile.max_compile)?;
         check_contract(&module).map_err(contract)?;
         let mut linker: Linker<HostState> = Linker::new(rt.engine());
         linker

@@ -751,3 +751,56 @@ fn records_on_the_default_output_cannot_add_mmexternal_answers() {
     let refused = summary_counter(&log, "invalid_results").unwrap();
     assert!(refused >= 2, "the records are counted as refused: {log}");
 }
+
+/// Compiling is host work outside any deadline: a module over its size or
+/// function cap is refused before it is compiled, and one whose compile
+/// runs past `max_compile_secs` is refused then, each with the reason.
+#[test]
+fn modules_too_big_to_compile_cheaply_are_refused() {
+    let body = "(i32.add (i32.mul (local.get 0) (i32.const 3)) (i32.const 7))";
+    let funcs: String = (0..20_000)
+        .map(|_| format!("(func (param i32) (result i32) {body})"))
+        .collect();
+    let many = Wat {
+        funcs: Box::leak(funcs.into_boxed_str()),
+        ..Wat::default()
+    }
+    .text();
+    let cases = [
+        (
+            "functions",
+            many.as_str(),
+            "",
+            "functions; at most 20000 (max_module_functions)",
+        ),
+        (
+            "size",
+            many.as_str(),
+            "max_module_bytes = 65536",
+            "bytes; at most 65536",
+        ),
+        (
+            "time",
+            many.as_str(),
+            "max_module_functions = 30000\nmax_compile_secs = 1",
+            "compiling took longer than 1s",
+        ),
+    ];
+    for (name, text, extra, want) in cases {
+        let dir = Scratch::new(&format!("compile-{name}"));
+        let wasm = dir.write("plugin.wat", text);
+        let cfg = format!(
+            "data_dir = \"{}\"\n[sources.in]\ntype = \"stdin\"\n[transforms.p]\ntype = \"wasm\"\ninputs = [\"in\"]\nmodule = \"{}\"\n{extra}\n[sinks.out]\ntype = \"stdout\"\ninputs = [\"p\"]\n",
+            dir.path("data").display(),
+            wasm.display()
+        );
+        let cfg = dir.write("p.toml", cfg);
+        let start = Instant::now();
+        let out = rulebox(&["validate", "--config", cfg.to_str().unwrap()], None);
+        let took = start.elapsed();
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{name}: {}", stderr(&out));
+        eprintln!("compile-{name}: refused in {took:?}");
+        assert!(took < Duration::from_secs(20), "{name}: {took:?}");
+    }
+}

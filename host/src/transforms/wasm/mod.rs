@@ -26,7 +26,7 @@ pub use transform::{OnError, Options, Outputs, TransformStats, WasmTransform};
 use crate::channel::Rx;
 use crate::config::{Paths, Problem};
 use crate::durable;
-use crate::sandbox::{Limits, Plugin, Runtime};
+use crate::sandbox::{CompileLimits, Limits, Plugin, Runtime};
 
 /// Most instances one transform may run in parallel.
 pub const MAX_WORKERS: usize = 64;
@@ -43,6 +43,17 @@ pub struct WasmTransformConfig {
     /// Cap on the plugin's linear memory, MiB.
     #[serde(default = "default_memory_mib")]
     pub max_memory_mib: usize,
+    /// Largest module accepted, bytes (checked before it is compiled).
+    #[serde(default = "default_module_bytes")]
+    pub max_module_bytes: usize,
+    /// Most functions the module may define (compile time and memory grow
+    /// with them).
+    #[serde(default = "default_module_functions")]
+    pub max_module_functions: u32,
+    /// Longest the module may take to compile (a cached module is not
+    /// compiled again).
+    #[serde(default = "default_compile_secs")]
+    pub max_compile_secs: u64,
     /// Longest one call into the plugin may run, ms.
     #[serde(default = "default_deadline_ms")]
     pub deadline_ms: u64,
@@ -94,7 +105,7 @@ pub struct WasmTransformConfig {
 
 /// Plugins already loaded, by module, memory cap and deadline: transforms
 /// naming the same module with the same limits share its compiled code.
-pub type PluginCache = BTreeMap<(PathBuf, usize, u64), Arc<Plugin>>;
+pub type PluginCache = BTreeMap<(PathBuf, usize, u64, [u64; 3]), Arc<Plugin>>;
 
 impl WasmTransformConfig {
     pub fn options(&self) -> Options {
@@ -165,7 +176,17 @@ impl WasmTransformConfig {
         plugins: &mut PluginCache,
     ) -> Result<Stage, Problem> {
         let path = paths.resolve(&self.module);
-        let key = (path.clone(), self.max_memory_mib, self.deadline_ms);
+        let compile = CompileLimits {
+            max_module_bytes: self.max_module_bytes,
+            max_functions: self.max_module_functions,
+            max_compile: Duration::from_secs(self.max_compile_secs.max(1)),
+        };
+        let caps = [
+            self.max_module_bytes as u64,
+            self.max_module_functions as u64,
+            self.max_compile_secs,
+        ];
+        let key = (path.clone(), self.max_memory_mib, self.deadline_ms, caps);
         let plugin = match plugins.get(&key) {
             Some(p) => p.clone(),
             None => {
@@ -174,7 +195,7 @@ impl WasmTransformConfig {
                     deadline: Duration::from_millis(self.deadline_ms),
                 };
                 let cache = paths.data_dir().join("cache");
-                let p = Plugin::load(rt, id, &path, Some(&cache), limits)
+                let p = Plugin::load_within(rt, id, &path, Some(&cache), limits, &compile)
                     .map_err(|e| Problem::at("module", e.to_string()))?;
                 plugins.entry(key).or_insert(Arc::new(p)).clone()
             }
@@ -321,4 +342,13 @@ fn default_quarantine_rate() -> u32 {
 }
 fn default_quarantine_window() -> u32 {
     20
+}
+fn default_module_bytes() -> usize {
+    CompileLimits::default().max_module_bytes
+}
+fn default_module_functions() -> u32 {
+    CompileLimits::default().max_functions
+}
+fn default_compile_secs() -> u64 {
+    CompileLimits::default().max_compile.as_secs()
 }
