@@ -88,25 +88,19 @@ pub(super) fn check_contract(module: &Module) -> Result<(), String> {
     Ok(())
 }
 
-/// Most outputs a plugin may declare.
-pub const MAX_OUTPUTS: usize = 64;
-/// Longest output name, bytes.
-pub const MAX_OUTPUT_NAME: usize = 64;
-
-/// The output names an init frame declares: at most [`MAX_OUTPUTS`], each
-/// 1 to [`MAX_OUTPUT_NAME`] bytes of `A-Z a-z 0-9 _ -`, not the host's own
+/// The output names an init frame declares: at most [`abi::MAX_OUTPUTS`]
+/// (the frame's reading refuses more), each 1 to [`abi::MAX_OUTPUT_NAME`]
+/// bytes of `A-Z a-z 0-9 _ -`, not the host's own
 /// `dead_letter`, and declared once. Linear in the names: what a plugin
 /// declares is checked outside its deadline.
 pub(super) fn check_output_names(outputs: &[String]) -> Result<(), String> {
-    if outputs.len() > MAX_OUTPUTS {
-        return Err(format!(
-            "declares {} outputs; at most {MAX_OUTPUTS}",
-            outputs.len()
-        ));
+    if outputs.len() > abi::MAX_OUTPUTS {
+        let (n, max) = (outputs.len(), abi::MAX_OUTPUTS);
+        return Err(format!("declares {n} outputs; at most {max}"));
     }
     let mut seen = std::collections::HashSet::with_capacity(outputs.len());
     for o in outputs {
-        let well_formed = (1..=MAX_OUTPUT_NAME).contains(&o.len())
+        let well_formed = (1..=abi::MAX_OUTPUT_NAME).contains(&o.len())
             && o.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         let why = if !well_formed {

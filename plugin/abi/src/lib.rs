@@ -120,6 +120,14 @@
 //!         paths then a list of paths, both as above (see `json::PathPlan`)
 //! ```
 //!
+//! The host reads an init frame against the limits of what a plugin may
+//! declare ([`MAX_OUTPUTS`] names of at most [`MAX_OUTPUT_NAME`] bytes,
+//! [`MAX_OBJECT_KEYS`] keys, [`MAX_PLAN_GROUPS`] groups, [`MAX_PLAN_PATHS`]
+//! paths in all, each key or path at most [`MAX_DECLARED_BYTES`] bytes and
+//! [`MAX_PATH_DOTS`] dots) and refuses one over them as it reads it
+//! ([`FrameError::TooMany`], [`FrameError::TooLong`]): the work it asks of
+//! the host happens outside the plugin's deadline.
+//!
 //! # This crate
 //!
 //! [`frame`] reads and writes the frames (the result frame, applied to its
@@ -135,9 +143,10 @@ pub mod json;
 
 pub use frame::{
     Action, EVENT_RESULT_LEN, EventResult, Fault, FrameError, FrameOutputs, HEADER_LEN,
-    INIT_OBJECT_KEYS, INIT_OBJECT_PATHS, INIT_READS_OBJECTS, InitFrame, MAX_OBJECT_KEYS,
-    MAX_PATH_DOTS, MAX_PLAN_PATHS, ObjectReads, Outcome, RECORD_LEN, Reads, Reason, Record,
-    Refused, ResultFrame, ResultFrameWriter, Status, pack, unpack,
+    INIT_OBJECT_KEYS, INIT_OBJECT_PATHS, INIT_READS_OBJECTS, InitFrame, MAX_DECLARED_BYTES,
+    MAX_OBJECT_KEYS, MAX_OUTPUT_NAME, MAX_OUTPUTS, MAX_PATH_DOTS, MAX_PLAN_GROUPS, MAX_PLAN_PATHS,
+    ObjectReads, Outcome, RECORD_LEN, Reads, Reason, Record, Refused, ResultFrame,
+    ResultFrameWriter, Status, pack, unpack,
 };
 
 /// The version of this contract. Bumped on any incompatible change.

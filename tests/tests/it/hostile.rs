@@ -495,7 +495,27 @@ fn plugins_breaking_the_contract_are_refused_with_a_clear_error() {
                 "(i64.const 0x0000040000000100)",
                 "(i64.const 0x00000400000001c5)",
             ),
-            "declares 65 outputs; at most 64",
+            "65 outputs declared (at most 64)",
+        ),
+        (
+            // 65 empty plan groups: within the path budget, over the groups'.
+            "groups",
+            Wat {
+                init: Box::leak(
+                    format!(
+                        "\\00\\00\\00\\00\\00\\00\\00\\00\\05\\00\\00\\00\\41\\00\\00\\00{}",
+                        "\\00".repeat(65 * 8)
+                    )
+                    .into_boxed_str(),
+                ),
+                ..Wat::default()
+            }
+            .text()
+            .replace(
+                "(i64.const 0x0000040000000100)",
+                "(i64.const 0x0000040000000218)",
+            ),
+            "65 plan groups declared (at most 64)",
         ),
         (
             "output-name",

@@ -39,6 +39,15 @@ pub const MAX_OBJECT_KEYS: usize = 4096;
 pub const MAX_PLAN_PATHS: usize = 512;
 /// At most this many dots in a plan's path (a lookup tries every split).
 pub const MAX_PATH_DOTS: usize = 4;
+/// At most this many groups in a plan (each costs the host a lookup of its
+/// `when` paths per event, and memory, even when empty).
+pub const MAX_PLAN_GROUPS: usize = 64;
+/// At most this many outputs a plugin declares.
+pub const MAX_OUTPUTS: usize = 64;
+/// Longest output name, bytes.
+pub const MAX_OUTPUT_NAME: usize = 64;
+/// Longest declared key or plan path, bytes.
+pub const MAX_DECLARED_BYTES: usize = 256;
 
 /// What a plugin that reads objects asks the host for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,11 +112,31 @@ impl<'a> InitFrame<'a> {
             })?;
             core::str::from_utf8(s).map_err(|_| FrameError::NotUtf8)
         };
-        // `n` length-prefixed strings from `at`; returns them and the end.
-        let strings = |mut at: usize, n: usize| -> Result<(Vec<&'a str>, usize), FrameError> {
-            let mut out = Vec::new();
+        // `n` length-prefixed strings from `at` (at most `cap.0` of at most
+        // `cap.1` bytes each: checked before anything is kept); returns
+        // them and the end.
+        let strings = |mut at: usize,
+                       n: usize,
+                       what: &'static str,
+                       cap: (usize, usize)|
+         -> Result<(Vec<&'a str>, usize), FrameError> {
+            if n > cap.0 {
+                return Err(FrameError::TooMany {
+                    what,
+                    n,
+                    max: cap.0,
+                });
+            }
+            let mut out = Vec::with_capacity(n);
             for _ in 0..n {
                 let len = read_u32(bytes, at)? as usize;
+                if len > cap.1 {
+                    return Err(FrameError::TooLong {
+                        what,
+                        len,
+                        max: cap.1,
+                    });
+                }
                 out.push(text(at + 4, len)?);
                 at = at + 4 + len;
             }
@@ -115,7 +144,7 @@ impl<'a> InitFrame<'a> {
         };
         match status {
             0 => {
-                let (names, at) = strings(8, n)?;
+                let (names, at) = strings(8, n, "outputs", (MAX_OUTPUTS, MAX_OUTPUT_NAME))?;
                 let flags = if bytes.len() > at {
                     read_u32(bytes, at)?
                 } else {
@@ -125,23 +154,32 @@ impl<'a> InitFrame<'a> {
                     return Ok(InitFrame::Ok(names, Reads::Bytes));
                 }
                 let mut at = at + 4;
-                let list = |at: &mut usize| -> Result<Vec<&'a str>, FrameError> {
+                let list = |at: &mut usize, what, max_n| -> Result<Vec<&'a str>, FrameError> {
                     let n = read_u32(bytes, *at)? as usize;
-                    let (items, end) = strings(*at + 4, n)?;
+                    let (items, end) = strings(*at + 4, n, what, (max_n, MAX_DECLARED_BYTES))?;
                     *at = end;
                     Ok(items)
                 };
                 let mut reads = ObjectReads::default();
                 if flags & INIT_OBJECT_KEYS != 0 {
-                    reads.keys = Some(list(&mut at)?);
+                    reads.keys = Some(list(&mut at, "keys", MAX_OBJECT_KEYS)?);
                 }
                 if flags & INIT_OBJECT_PATHS != 0 {
                     let g = read_u32(bytes, at)? as usize;
                     at += 4;
-                    let mut groups = Vec::new();
+                    if g > MAX_PLAN_GROUPS {
+                        let (what, max) = ("plan groups", MAX_PLAN_GROUPS);
+                        return Err(FrameError::TooMany { what, n: g, max });
+                    }
+                    let mut groups = Vec::with_capacity(g);
+                    // Paths left of the plan's budget, across its groups.
+                    let mut left = MAX_PLAN_PATHS;
                     for _ in 0..g {
-                        let when = list(&mut at)?;
-                        groups.push((when, list(&mut at)?));
+                        let when = list(&mut at, "plan paths", left)?;
+                        left -= when.len();
+                        let paths = list(&mut at, "plan paths", left)?;
+                        left -= paths.len();
+                        groups.push((when, paths));
                     }
                     reads.groups = Some(groups);
                 }
@@ -277,5 +315,70 @@ mod tests {
             b.extend_from_slice(&v.to_le_bytes());
         }
         assert!(InitFrame::parse(&b).is_err());
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    fn frame(names: &[&str], reads: Reads<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        InitFrame::Ok(names.to_vec(), reads).encode(&mut out);
+        out
+    }
+
+    fn too_many(f: &[u8]) -> (&'static str, usize) {
+        match InitFrame::parse(f) {
+            Err(FrameError::TooMany { what, n, .. }) => (what, n),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn declarations_over_the_limits_are_refused_while_read() {
+        let names: Vec<String> = (0..=MAX_OUTPUTS).map(|i| format!("o{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(too_many(&frame(&names, Reads::Bytes)), ("outputs", 65));
+        let empty = || (Vec::new(), Vec::new());
+        let groups = (0..=MAX_PLAN_GROUPS).map(|_| empty()).collect();
+        let reads = ObjectReads {
+            keys: None,
+            groups: Some(groups),
+        };
+        assert_eq!(
+            too_many(&frame(&[], Reads::Objects(reads))),
+            ("plan groups", 65)
+        );
+        // 40 groups of 13 paths: 520 paths in all, over the plan's 512.
+        let group = || (vec!["a"], vec!["b"; 12]);
+        let reads = ObjectReads {
+            keys: None,
+            groups: Some((0..40).map(|_| group()).collect()),
+        };
+        assert_eq!(too_many(&frame(&[], Reads::Objects(reads))).0, "plan paths");
+        let long = "k".repeat(MAX_DECLARED_BYTES + 1);
+        let reads = ObjectReads {
+            keys: Some(vec![long.as_str()]),
+            groups: None,
+        };
+        let f = frame(&[], Reads::Objects(reads));
+        let got = InitFrame::parse(&f);
+        assert!(
+            matches!(
+                got,
+                Err(FrameError::TooLong {
+                    what: "keys",
+                    len: 257,
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
+        let ok = ObjectReads {
+            keys: Some(vec!["a"; MAX_OBJECT_KEYS]),
+            groups: Some((0..32).map(|_| group()).collect()),
+        };
+        assert!(InitFrame::parse(&frame(&["alerts"], Reads::Objects(ok))).is_ok());
     }
 }

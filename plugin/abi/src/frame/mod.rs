@@ -12,8 +12,9 @@ mod result;
 
 pub use apply::{Fault, FrameOutputs, Outcome, Refused};
 pub use init::{
-    INIT_OBJECT_KEYS, INIT_OBJECT_PATHS, INIT_READS_OBJECTS, InitFrame, MAX_OBJECT_KEYS,
-    MAX_PATH_DOTS, MAX_PLAN_PATHS, ObjectReads, Reads,
+    INIT_OBJECT_KEYS, INIT_OBJECT_PATHS, INIT_READS_OBJECTS, InitFrame, MAX_DECLARED_BYTES,
+    MAX_OBJECT_KEYS, MAX_OUTPUT_NAME, MAX_OUTPUTS, MAX_PATH_DOTS, MAX_PLAN_GROUPS, MAX_PLAN_PATHS,
+    ObjectReads, Reads,
 };
 pub use result::{
     Action, EVENT_RESULT_LEN, EventResult, HEADER_LEN, RECORD_LEN, Reason, Record, ResultFrame,
@@ -57,6 +58,20 @@ pub enum FrameError {
     BadStatus(u32),
     /// A name or message that is not UTF-8.
     NotUtf8,
+    /// An init frame declaring more than the contract allows (see
+    /// [`crate::MAX_OUTPUTS`] and the other limits): refused while it is
+    /// read, before the host holds any of it.
+    TooMany {
+        what: &'static str,
+        n: usize,
+        max: usize,
+    },
+    /// A declared name or path longer than the contract allows.
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
 
 impl fmt::Display for FrameError {
@@ -75,6 +90,12 @@ impl fmt::Display for FrameError {
             ),
             FrameError::BadStatus(s) => write!(f, "unknown frame status {s}"),
             FrameError::NotUtf8 => write!(f, "frame text is not utf-8"),
+            FrameError::TooMany { what, n, max } => {
+                write!(f, "{n} {what} declared (at most {max})")
+            }
+            FrameError::TooLong { what, len, max } => {
+                write!(f, "a declared {what} of {len} bytes (at most {max})")
+            }
         }
     }
 }
