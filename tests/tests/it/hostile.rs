@@ -824,3 +824,67 @@ fn modules_too_big_to_compile_cheaply_are_refused() {
         assert!(took < Duration::from_secs(20), "{name}: {took:?}");
     }
 }
+
+/// Empty records cost a plugin 12 bytes and would cost the host a line
+/// each: they are refused (counted), and a frame with more records than
+/// `max_records_per_call` fails its call; either way the events go on.
+#[test]
+fn record_floods_are_refused() {
+    let p = Wat {
+        process: r#"(local $r i32)
+    (drop (call $pass (local.get $n)))
+    (i32.store (i32.const 8200) (i32.const 2000))
+    (local.set $r (i32.add (i32.const 8208) (i32.mul (local.get $n) (i32.const 20))))
+    (memory.fill (local.get $r) (i32.const 0) (i32.const 24000))
+    (i64.or (i64.const 0x0000200000000000)
+      (i64.extend_i32_u (i32.add (i32.const 24016) (i32.mul (local.get $n) (i32.const 20)))))"#,
+        ..Wat::default()
+    };
+    let r = run("empty-records", &p, "");
+    r.books_balance();
+    assert_eq!(
+        r.lines("events.out").len(),
+        EVENTS,
+        "no line besides the events"
+    );
+    assert_eq!(r.counter("invalid_results"), 6 * 2000, "{}", r.stderr);
+    assert_eq!(r.counter("plugin_failures"), 0, "{}", r.stderr);
+    let r = run("many-records", &p, "max_records_per_call = 1000");
+    r.books_balance();
+    assert_eq!(r.lines("events.out").len(), EVENTS);
+    assert!(r.counter("plugin_failures") >= 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("over the cap of 1000 (max_records_per_call)"),
+        "{}",
+        r.stderr
+    );
+    // 2,000 records of the same 1 KiB per 40 KB batch: 50 times the input,
+    // over max_output_ratio (16, at least 1 MiB), though under the
+    // plugin's memory.
+    let amplify = Wat {
+        process: r#"(local $r i32) (local $i i32)
+    (drop (call $pass (local.get $n)))
+    (i32.store (i32.const 8200) (i32.const 2000))
+    (i32.store (i32.const 8204) (i32.const 1024))
+    (local.set $r (i32.add (i32.const 8208) (i32.mul (local.get $n) (i32.const 20))))
+    (memory.fill (local.get $r) (i32.const 0) (i32.const 25024))
+    (loop $l
+      (i32.store offset=8 (i32.add (local.get $r) (i32.mul (local.get $i) (i32.const 12))) (i32.const 1024))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 2000))))
+    (i64.or (i64.const 0x0000200000000000)
+      (i64.extend_i32_u (i32.add (i32.const 25040) (i32.mul (local.get $n) (i32.const 20)))))"#,
+        ..Wat::default()
+    };
+    let r = run("amplify", &amplify, "");
+    r.books_balance();
+    assert_eq!(r.lines("events.out").len(), EVENTS);
+    assert!(r.counter("plugin_failures") >= 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("bytes of output, over the cap of 1048576"),
+        "{}",
+        r.stderr
+    );
+}

@@ -84,6 +84,13 @@ pub struct WasmTransformConfig {
     pub quarantine_rate_percent: u32,
     #[serde(default = "default_quarantine_window")]
     pub quarantine_window_calls: u32,
+    /// Most records one call may emit; a frame with more fails the call.
+    #[serde(default = "default_max_records")]
+    pub max_records_per_call: u32,
+    /// What one batch may make the host copy out, as a multiple of the
+    /// batch's bytes (at least 1 MiB); a frame asking more fails the call.
+    #[serde(default = "default_output_ratio")]
+    pub max_output_ratio: u32,
     /// On SIGINT/SIGTERM, save the plugin's state under `data_dir/state`
     /// (instead of the final flush) and restore it at the next start.
     #[serde(default = "default_true")]
@@ -118,6 +125,8 @@ impl WasmTransformConfig {
             quarantine_after: self.quarantine_after,
             quarantine_rate_percent: self.quarantine_rate_percent,
             quarantine_window: self.quarantine_window_calls,
+            max_records_per_call: self.max_records_per_call,
+            max_output_ratio: self.max_output_ratio.max(1),
             state_deadline: Duration::from_millis(self.state_deadline_ms),
             one_to_one: false,
         }
@@ -351,4 +360,10 @@ fn default_module_functions() -> u32 {
 }
 fn default_compile_secs() -> u64 {
     CompileLimits::default().max_compile.as_secs()
+}
+fn default_max_records() -> u32 {
+    Options::default().max_records_per_call
+}
+fn default_output_ratio() -> u32 {
+    Options::default().max_output_ratio
 }

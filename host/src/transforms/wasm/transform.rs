@@ -58,6 +58,11 @@ pub struct Options {
     pub quarantine_rate_percent: u32,
     /// Calls the failure rate is judged over (at most 64).
     pub quarantine_window: u32,
+    /// Most records one call may emit (a frame with more is refused).
+    pub max_records_per_call: u32,
+    /// What one batch may make the host copy out, as a multiple of its
+    /// bytes (at least [`MIN_OUTPUT_CAP`]; a frame asking more is refused).
+    pub max_output_ratio: u32,
     /// Deadline of the snapshot and restore calls.
     pub state_deadline: Duration,
     /// Every event leaves on the default output, one line per line in
@@ -77,6 +82,8 @@ impl Default for Options {
             quarantine_after: 10,
             quarantine_rate_percent: 50,
             quarantine_window: 20,
+            max_records_per_call: 1_000_000,
+            max_output_ratio: 16,
             state_deadline: Duration::from_secs(5),
             one_to_one: false,
         }
@@ -320,7 +327,11 @@ impl WasmTransform {
             &self.guest_batch
         };
         let (stats, skips, opts, id) = (&self.stats, &self.skips, &self.opts, &self.id);
-        let cap = self.plugin.limits().max_memory_bytes as u64 + guest.len() as u64;
+        let cap = output_cap(
+            self.plugin.limits().max_memory_bytes,
+            guest.len(),
+            &self.opts,
+        );
         let marks = out.marks();
         let started = Instant::now();
         let res = instance.process(guest, n_guest, now_ms, |frame| {
@@ -331,7 +342,7 @@ impl WasmTransform {
                     n_guest
                 ));
             }
-            check_output_size(&frame, cap)?;
+            check_output_size(&frame, cap, opts.max_records_per_call)?;
             let mut g = 0;
             for (k, line) in lines(input.bytes()).enumerate() {
                 match skips.get(k).copied().flatten() {
@@ -521,14 +532,14 @@ impl WasmTransform {
         let marks = out.marks();
         let mut too_big = None;
         let started = Instant::now();
-        let res = call(
-            instance,
-            now_ms,
-            &mut |frame| match check_output_size(&frame, cap) {
-                Ok(()) => frame.apply_records(&mut Routing::new(&[], out, opts, stats)),
-                Err(e) => too_big = Some(e),
-            },
-        );
+        let res = call(instance, now_ms, &mut |frame| match check_output_size(
+            &frame,
+            cap,
+            opts.max_records_per_call,
+        ) {
+            Ok(()) => frame.apply_records(&mut Routing::new(&[], out, opts, stats)),
+            Err(e) => too_big = Some(e),
+        });
         let res = match (res, too_big) {
             (Ok(()), Some(msg)) => Err(PluginError::Guest(msg)),
             (res, _) => res,
@@ -835,8 +846,9 @@ impl FrameOutputs for Routing<'_> {
 
     fn record(&mut self, output: u32, line: &[u8]) {
         // Answering an exec filter line for line, the default output holds
-        // the answers alone: a record there would be an extra answer.
-        if output == 0 && self.opts.one_to_one {
+        // the answers alone: a record there would be an extra answer. An
+        // empty record is no event (and costs the host a line each).
+        if output == 0 && self.opts.one_to_one || line.is_empty() {
             inc(&self.stats.invalid_results, 1);
             return;
         }
@@ -854,10 +866,28 @@ impl FrameOutputs for Routing<'_> {
     }
 }
 
+/// The least a batch may make the host copy out, whatever its size.
+pub const MIN_OUTPUT_CAP: u64 = 1 << 20;
+
+/// What one batch of `input` bytes may make the host copy out: its
+/// `max_output_ratio` multiple (at least [`MIN_OUTPUT_CAP`]), and never
+/// more than the plugin's memory plus the input.
+fn output_cap(memory: usize, input: usize, opts: &Options) -> u64 {
+    let ratio = (opts.max_output_ratio as u64).saturating_mul(input as u64);
+    ratio.max(MIN_OUTPUT_CAP).min(memory as u64 + input as u64)
+}
+
 /// A frame may point many results at the same payload bytes; what it asks
-/// the host to copy is capped (by the plugin's memory plus the input), so a
-/// small frame cannot make the host allocate without bound.
-fn check_output_size(frame: &ResultFrame<'_>, cap: u64) -> Result<(), String> {
+/// the host to copy is capped (each line counted with its newline, so
+/// empty records count too), and so is its number of records: a small
+/// frame cannot make the host allocate without bound.
+fn check_output_size(frame: &ResultFrame<'_>, cap: u64, max_records: u32) -> Result<(), String> {
+    if frame.n_records() > max_records as usize {
+        return Err(format!(
+            "frame emits {} records, over the cap of {max_records} (max_records_per_call)",
+            frame.n_records()
+        ));
+    }
     let mut total: u64 = 0;
     for i in 0..frame.n_events() {
         let e = frame.event(i);
@@ -866,7 +896,7 @@ fn check_output_size(frame: &ResultFrame<'_>, cap: u64) -> Result<(), String> {
         }
     }
     for i in 0..frame.n_records() {
-        total += frame.record(i).payload_len as u64;
+        total += frame.record(i).payload_len as u64 + 1;
     }
     if total > cap {
         return Err(format!(
