@@ -205,7 +205,10 @@ impl Delivery {
         held
     }
 
-    /// One body, tried until delivered or given up (the reason).
+    /// One body, tried until delivered or given up (the reason). After a
+    /// shutdown began, every try and wait fits in what is left of
+    /// `shutdown_grace_secs`, counted once from the shutdown (not per
+    /// batch): a sink with many batches held cannot add up graces.
     async fn deliver(
         &self,
         target: &mut impl Target,
@@ -214,16 +217,30 @@ impl Delivery {
     ) -> Result<(), String> {
         let started = Instant::now();
         let retry = &self.batching.retry;
+        let grace = Duration::from_secs(retry.shutdown_grace_secs);
+        let limit = (retry.limit_secs > 0).then(|| Duration::from_secs(retry.limit_secs));
         let mut wait = Duration::from_millis(retry.initial_ms.max(1));
         let mut tries = 0u64;
         loop {
+            let left = self.grace_left(grace);
+            if left.is_some_and(|l| l.is_zero()) {
+                return Err(format!(
+                    "shutdown grace of {grace:?} spent after {tries} tries"
+                ));
+            }
             tries += 1;
-            let msg = match target.deliver(payload).await {
+            let attempt = target.deliver(payload);
+            let result = match left {
+                Some(l) => tokio::time::timeout(l, attempt).await.unwrap_or_else(|_| {
+                    Err(Failure::Retry("no answer within the shutdown grace".into()))
+                }),
+                None => attempt.await,
+            };
+            let msg = match result {
                 Ok(()) => break,
                 Err(Failure::Permanent(msg)) => return Err(msg),
                 Err(Failure::Retry(msg)) => msg,
             };
-            let limit = retry_limit(retry, *self.shutdown.borrow());
             if limit.is_some_and(|l| started.elapsed() >= l) {
                 let spent = started.elapsed();
                 return Err(format!("{msg}; gave up after {tries} tries in {spent:?}"));
@@ -232,15 +249,7 @@ impl Delivery {
             if tries == 1 || tries.is_power_of_two() {
                 tracing::warn!(sink = %self.id, error = %msg, tries, retry_in = ?wait, events, "delivery failed; keeping the events and retrying");
             }
-            // A shutdown cuts the wait short once (to apply its grace).
-            if *self.shutdown.borrow() {
-                tokio::time::sleep(wait).await;
-            } else {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown_requested(self.shutdown.clone()) => {}
-                }
-            }
+            self.pause(wait, grace).await;
             wait = (wait * 2).min(Duration::from_millis(retry.max_ms.max(1)));
         }
         if tries > 1 {
@@ -248,13 +257,23 @@ impl Delivery {
         }
         Ok(())
     }
-}
 
-fn retry_limit(r: &Retry, shutting_down: bool) -> Option<Duration> {
-    let limit = (r.limit_secs > 0).then(|| Duration::from_secs(r.limit_secs));
-    if shutting_down {
-        let grace = Duration::from_secs(r.shutdown_grace_secs);
-        return Some(limit.map_or(grace, |l| l.min(grace)));
+    /// What is left of the shutdown grace; `None` while not shutting down.
+    fn grace_left(&self, grace: Duration) -> Option<Duration> {
+        (*self.shutdown.borrow()).then(|| crate::shutdown::remaining(grace))
     }
-    limit
+
+    /// Waits before the next try: `wait`, cut short by a shutdown, and never
+    /// past what is left of the grace.
+    async fn pause(&self, wait: Duration, grace: Duration) {
+        match self.grace_left(grace) {
+            Some(left) => tokio::time::sleep(wait.min(left)).await,
+            None => {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown_requested(self.shutdown.clone()) => {}
+                }
+            }
+        }
+    }
 }

@@ -67,8 +67,10 @@ impl HttpTarget {
     }
 
     async fn connect(&mut self) -> Result<(), Failure> {
-        let stream = TcpStream::connect(&self.authority)
+        let connect = tokio::time::timeout(self.timeout, TcpStream::connect(&self.authority));
+        let stream = connect
             .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
             .map_err(|e| Failure::Retry(format!("connect {}: {e}", self.authority)))?;
         let _ = stream.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))

@@ -72,8 +72,10 @@ impl TcpTarget {
 
     async fn write(&mut self, body: &Bytes) -> Result<(), Failure> {
         if self.stream.is_none() {
-            let s = TcpStream::connect(&self.address)
+            let connect = tokio::time::timeout(self.timeout, TcpStream::connect(&self.address));
+            let s = connect
                 .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
                 .map_err(|e| Failure::Retry(format!("connect {}: {e}", self.address)))?;
             let _ = s.set_nodelay(true);
             self.stream = Some(s);

@@ -34,6 +34,7 @@ pub async fn forward(
         tracing::info!(
             "end of input from the mmexternal parent (rsyslog stopped or restarts): shutting down, saving state"
         );
+        crate::shutdown::mark();
         stop_all.send_replace(true);
     }
 }

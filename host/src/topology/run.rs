@@ -29,8 +29,10 @@ pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
     let (stop_all, mut shutdown) = watch::channel(false);
     let stop_all = Arc::new(stop_all);
     let relay = stop_all.clone();
+    crate::shutdown::reset();
     tokio::spawn(async move {
         shutdown_requested(outer).await;
+        crate::shutdown::mark();
         relay.send_replace(true);
     });
     let Built {

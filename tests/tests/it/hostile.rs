@@ -888,3 +888,81 @@ fn record_floods_are_refused() {
         r.stderr
     );
 }
+
+/// A shutdown is one budget, counted from SIGTERM: three chained
+/// transforms whose snapshots spin share one `state_deadline_ms` (they
+/// used to take one each, one after the other), and the run exits soon
+/// after it, each falling back to its final flush.
+#[test]
+fn spinning_snapshots_along_a_chain_share_one_shutdown_budget() {
+    let p = Wat {
+        funcs: r#"(func (export "rulebox_snapshot") (param i64) (result i64) (loop $l (br $l)) (i64.const 0))
+  (func (export "rulebox_restore") (param i32 i32 i64) (result i64) (i64.const 0x0000080000000010))"#,
+        ..Wat::default()
+    };
+    let dir = Scratch::new("hostile-snapshots");
+    let wasm = dir.write("plugin.wat", p.text());
+    let input = dir.write("in.ndjson", event(1) + "\n");
+    let stage = |id: &str, input: &str| {
+        format!(
+            "[transforms.{id}]\ntype = \"wasm\"\ninputs = [\"{input}\"]\nmodule = \"{}\"\nstate_deadline_ms = 2000\n",
+            wasm.display()
+        )
+    };
+    let cfg = format!(
+        "data_dir = \"{}\"\n[sources.in]\ntype = \"file\"\npath = \"{}\"\nfollow = true\npoll_interval_ms = 50\n{}{}{}[sinks.out]\ntype = \"file\"\npath = \"{}\"\ninputs = [\"c\"]\n",
+        dir.path("data").display(),
+        input.display(),
+        stage("a", "in"),
+        stage("b", "a"),
+        stage("c", "b"),
+        dir.path("events.out").display(),
+    );
+    let cfg = dir.write("p.toml", cfg);
+    let mut child = rulebox_tests::spawn_run(&cfg, &dir.path("log"));
+    let out = dir.path("events.out");
+    wait_for("the event through", Duration::from_secs(20), || {
+        std::fs::read_to_string(&out).is_ok_and(|t| t.lines().count() == 1)
+    });
+    let start = Instant::now();
+    terminate(&mut child.0);
+    let took = start.elapsed();
+    let log = std::fs::read_to_string(dir.path("log")).unwrap();
+    assert!(took < Duration::from_millis(4500), "took {took:?}:\n{log}");
+    assert_eq!(
+        log.matches("plugin snapshot failed; flushing instead")
+            .count(),
+        3,
+        "{log}"
+    );
+}
+
+/// A network sink whose receiver is down, holding many batches at a
+/// shutdown, gives up within its `shutdown_grace_secs` counted once from
+/// SIGTERM (it used to wait that long per batch), the events it held
+/// counted as write errors.
+#[test]
+fn a_sink_that_cannot_deliver_gives_up_within_one_grace() {
+    let dir = Scratch::new("hostile-grace");
+    let closed = rulebox_tests::free_port();
+    let input: String = (0..2000).map(|i| event(i) + "\n").collect();
+    let input = dir.write("in.ndjson", input);
+    let cfg = format!(
+        "data_dir = \"{}\"\n[sources.in]\ntype = \"file\"\npath = \"{}\"\nfollow = true\nbatch_max_events = 10\n[sinks.down]\ntype = \"tcp\"\naddress = \"127.0.0.1:{closed}\"\ninputs = [\"in\"]\nbatch_max_events = 10\nretry = {{ initial_ms = 50, max_ms = 200, shutdown_grace_secs = 2 }}\n",
+        dir.path("data").display(),
+        input.display(),
+    );
+    let cfg = dir.write("p.toml", cfg);
+    let mut child = rulebox_tests::spawn_run(&cfg, &dir.path("log"));
+    let log = dir.path("log");
+    wait_for("retries", Duration::from_secs(20), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("delivery failed"))
+    });
+    let start = Instant::now();
+    let status = terminate(&mut child.0);
+    let took = start.elapsed();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(took < Duration::from_secs(5), "took {took:?}:\n{log}");
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("shutdown grace of 2s spent"), "{log}");
+}

@@ -556,8 +556,12 @@ impl WasmTransform {
 
     /// The plugin's state for a restart: `Ok(None)` when it keeps none (or
     /// there is no live instance).
+    /// At a shutdown, every transform's snapshot shares one
+    /// `state_deadline`, counted from the shutdown: snapshots one after
+    /// the other along a chain cannot add up.
     pub fn snapshot(&mut self, now_ms: i64) -> Result<Option<Vec<u8>>, String> {
-        let deadline = self.opts.state_deadline;
+        let deadline =
+            crate::shutdown::remaining(self.opts.state_deadline).max(crate::sandbox::EPOCH_TICK);
         let Some(instance) = self.instance.as_mut() else {
             return Ok(None);
         };
