@@ -237,6 +237,12 @@ impl LineSplitter {
         self.pending.len()
     }
 
+    /// Takes the bytes held of a line not yet ended (the caller carries
+    /// that line on by other means).
+    pub fn take_pending(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.pending)
+    }
+
     /// At end of input: a last line without `\n` still becomes a line.
     pub fn finish(&mut self, out: &mut Vec<Batch>) {
         if self.pending.is_empty() {

@@ -185,8 +185,11 @@ fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {
 fn report(s: &Summary) {
     let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     for (id, n) in &s.sources {
-        let lost = s.sources_lost.get(id).copied().unwrap_or(0);
-        tracing::info!(source = %id, events = n, lost, "source done");
+        let (lost, oversize) = s
+            .source_stats
+            .get(id)
+            .map_or((0, 0), |st| (g(&st.lost), g(&st.oversize)));
+        tracing::info!(source = %id, events = n, lost, oversize, "source done");
     }
     for (id, t) in &s.transforms {
         tracing::info!(

@@ -39,9 +39,19 @@ pub struct SourceContext {
     pub stop: Arc<AtomicBool>,
     /// Problems while running (an unreadable input, an address in use).
     pub errors: Arc<AtomicU64>,
+    /// What it counts besides events.
+    pub stats: Arc<SourceStats>,
+}
+
+/// A source's counters besides its events (which the topology counts).
+#[derive(Debug, Default)]
+pub struct SourceStats {
     /// Events lost before the source could read them (the kernel's drops
     /// on a full UDP socket), as far as the source can tell.
-    pub lost: Arc<AtomicU64>,
+    pub lost: AtomicU64,
+    /// Lines over the source's `max_line_bytes`, each kept whole in a file
+    /// of its own and replaced by an event naming it.
+    pub oversize: AtomicU64,
 }
 
 /// How a started source ends at shutdown.
@@ -108,4 +118,7 @@ pub fn default_line_timeout() -> u64 {
 }
 pub fn default_idle_timeout() -> u64 {
     300
+}
+pub fn default_max_line_bytes() -> usize {
+    16 << 20
 }

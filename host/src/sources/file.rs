@@ -35,6 +35,10 @@ pub struct FileConfig {
     /// How often the checkpoint is written (and at exit).
     #[serde(default = "default_checkpoint_ms")]
     pub checkpoint_interval_ms: u64,
+    /// A line longer than this is written whole to a file of its own under
+    /// `data_dir/oversize/`, and an event naming it takes its place.
+    #[serde(default = "super::component::default_max_line_bytes")]
+    pub max_line_bytes: usize,
 }
 
 fn default_poll_ms() -> u64 {
@@ -84,11 +88,14 @@ impl Source for FileConfig {
                 poll: Duration::from_millis(self.poll_interval_ms),
                 start,
                 convert: None,
+                max_line_bytes: self.max_line_bytes,
+                spill_dir: cx.paths.data_dir().join("oversize"),
             },
             progress: started.checkpoint.as_ref().map(|c| c.progress.clone()),
             tx: cx.tx,
             stop: cx.stop,
             errors: cx.errors,
+            stats: cx.stats,
         }
         .spawn();
         started

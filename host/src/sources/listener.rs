@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
-use super::component::SourceContext;
+use super::component::{SourceContext, SourceStats};
 use crate::batch::Batch;
 use crate::channel::Tx;
 use crate::config::Problem;
@@ -33,8 +33,7 @@ pub struct ListenCtx {
     pub id: Arc<str>,
     pub tx: Tx,
     pub errors: Arc<AtomicU64>,
-    /// See [`SourceContext::lost`].
-    pub lost: Arc<AtomicU64>,
+    pub stats: Arc<SourceStats>,
     pub shutdown: watch::Receiver<bool>,
     pub batch_max_events: usize,
 }
@@ -154,7 +153,7 @@ impl ListenCtx {
             id: cx.id.as_str().into(),
             tx: cx.tx.clone(),
             errors: cx.errors.clone(),
-            lost: cx.lost.clone(),
+            stats: cx.stats.clone(),
             shutdown: cx.shutdown.clone(),
             batch_max_events: batch_max_events.max(1),
         }

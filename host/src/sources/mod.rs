@@ -15,7 +15,7 @@ mod reader;
 use serde::Deserialize;
 
 pub use checkpoint::{Checkpointer, checkpoint_loop};
-pub use component::{Ending, Source, SourceContext, Started};
+pub use component::{Ending, Source, SourceContext, SourceStats, Started};
 
 /// Declares the source kinds: one line each, `Variant(module::Config)`,
 /// its `type` the variant in snake case.

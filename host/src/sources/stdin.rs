@@ -31,6 +31,10 @@ pub struct StdinConfig {
     /// the pipe when it stops or restarts), `end` otherwise.
     #[serde(default)]
     pub on_eof: Option<OnEof>,
+    /// A line longer than this is written whole to a file of its own under
+    /// `data_dir/oversize/`, and an event naming it takes its place.
+    #[serde(default = "super::component::default_max_line_bytes")]
+    pub max_line_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -56,11 +60,14 @@ impl Source for StdinConfig {
                 poll: Duration::ZERO,
                 start: 0,
                 convert,
+                max_line_bytes: self.max_line_bytes,
+                spill_dir: cx.paths.data_dir().join("oversize"),
             },
             progress: None,
             tx: cx.tx,
             stop: cx.stop,
             errors: cx.errors,
+            stats: cx.stats,
         }
         .spawn();
         let default = if self.asks_mmexternal() {

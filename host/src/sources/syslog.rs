@@ -203,7 +203,7 @@ impl Drops {
         };
         if now > self.seen {
             let new = now - self.seen;
-            ctx.lost.fetch_add(new, std::sync::atomic::Ordering::Relaxed);
+            ctx.stats.lost.fetch_add(new, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(source = %ctx.id, dropped = new, total = now, "the kernel dropped udp datagrams (receive buffer full): those events are lost; see receive_buffer_bytes");
             self.seen = now;
         }

@@ -20,7 +20,7 @@ use super::summary::Summary;
 use crate::channel::{self, Rx, Tx};
 use crate::shutdown::shutdown_requested;
 use crate::sinks::{SinkContext, SinkStats};
-use crate::sources::{Checkpointer, SourceContext, checkpoint_loop};
+use crate::sources::{Checkpointer, SourceContext, SourceStats, checkpoint_loop};
 use crate::transforms::wasm::{Stage, TransformRoutes};
 
 /// Runs `built` until its sources end or `outer` turns true (or a source
@@ -100,13 +100,11 @@ pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
     for t in cp_tasks {
         let _ = t.await;
     }
-    for (id, c, lost) in sources.counts {
+    for (id, c, stats) in sources.counts {
         summary
             .sources
             .insert(id.clone(), c.load(Ordering::Relaxed));
-        summary
-            .sources_lost
-            .insert(id, lost.load(Ordering::Relaxed));
+        summary.source_stats.insert(id, stats);
     }
     summary.source_errors = sources.errors.load(Ordering::Relaxed);
     summary.state_errors = state_errors.load(Ordering::Relaxed);
@@ -182,8 +180,8 @@ fn start_sinks(
 /// The running sources.
 struct Sources {
     tasks: Vec<JoinHandle<()>>,
-    /// Per source: events read, events lost before reading.
-    counts: Vec<(String, Arc<AtomicU64>, Arc<AtomicU64>)>,
+    /// Per source: events read, its other counters.
+    counts: Vec<(String, Arc<AtomicU64>, Arc<SourceStats>)>,
     checkpoints: Vec<Checkpointer>,
     errors: Arc<AtomicU64>,
 }
@@ -204,8 +202,8 @@ fn start_sources(
     };
     for (id, source) in &loaded.config.sources {
         let txs = wiring.take(id);
-        let (count, lost) = (Arc::<AtomicU64>::default(), Arc::<AtomicU64>::default());
-        s.counts.push((id.clone(), count.clone(), lost.clone()));
+        let (count, stats) = (Arc::<AtomicU64>::default(), Arc::<SourceStats>::default());
+        s.counts.push((id.clone(), count.clone(), stats.clone()));
         let (tx, rx) = channel::bounded();
         let stop = Arc::new(AtomicBool::new(false));
         let mut started = source.kind().start(SourceContext {
@@ -215,7 +213,7 @@ fn start_sources(
             shutdown: shutdown.clone(),
             stop: stop.clone(),
             errors: s.errors.clone(),
-            lost,
+            stats,
         });
         s.checkpoints.extend(started.checkpoint.take());
         let (sh, all) = (shutdown.clone(), stop_all.clone());

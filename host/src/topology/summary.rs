@@ -5,15 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::sinks::SinkStats;
+use crate::sources::SourceStats;
 use crate::transforms::wasm::TransformStats;
 
 /// Counters of a finished run.
 #[derive(Debug, Default)]
 pub struct Summary {
     pub sources: BTreeMap<String, u64>,
-    /// Per source, events lost before it could read them (UDP: the
-    /// kernel's drops). Counted as errors.
-    pub sources_lost: BTreeMap<String, u64>,
+    /// Per source, its other counters (events lost before it could read
+    /// them count as errors).
+    pub source_stats: BTreeMap<String, Arc<SourceStats>>,
     pub transforms: BTreeMap<String, Arc<TransformStats>>,
     pub sinks: BTreeMap<String, Arc<SinkStats>>,
     pub source_errors: u64,
@@ -30,7 +31,9 @@ impl Summary {
 
     pub fn errors(&self) -> u64 {
         self.source_errors
-            + self.sources_lost.values().sum::<u64>()
+            + (self.source_stats.values())
+                .map(|s| s.lost.load(Ordering::Relaxed))
+                .sum::<u64>()
             + self.state_errors
             + self.quarantined.len() as u64
             + self

@@ -786,6 +786,22 @@ fn modules_too_big_to_compile_cheaply_are_refused() {
         ..Wat::default()
     }
     .text();
+    // More functions with bodies many times larger: about 4 s of compiling
+    // here (a full compile of 20,000 with 10 levels took 1.5 s).
+    let big_body = (0..20).fold("(local.get 0)".to_string(), |acc, k| {
+        format!(
+            "(i32.xor (i32.mul {acc} (i32.const {})) (local.get 0))",
+            3 + k
+        )
+    });
+    let heavy_funcs: String = (0..30_000)
+        .map(|_| format!("(func (param i32) (result i32) {big_body})"))
+        .collect();
+    let heavy = Wat {
+        funcs: Box::leak(heavy_funcs.into_boxed_str()),
+        ..Wat::default()
+    }
+    .text();
     let cases = [
         (
             "functions",
@@ -801,8 +817,8 @@ fn modules_too_big_to_compile_cheaply_are_refused() {
         ),
         (
             "time",
-            many.as_str(),
-            "max_module_functions = 30000\nmax_compile_secs = 1",
+            heavy.as_str(),
+            "max_module_bytes = 67108864\nmax_module_functions = 40000\nmax_compile_secs = 1",
             "compiling took longer than 1s",
         ),
     ];

@@ -220,7 +220,15 @@ fn udp_loss_is_counted_exactly() {
     let out = std::fs::read_to_string(dir.path("out.ndjson")).unwrap_or_default();
     let received = out.lines().count();
     let done = rulebox_tests::strip_ansi(log.lines().find(|l| l.contains("source done")).unwrap());
-    let lost: usize = done.split("lost=").nth(1).unwrap().trim().parse().unwrap();
+    let lost: usize = done
+        .split("lost=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     eprintln!("udp: sent {sent}, received {received}, lost {lost}");
     assert!(
         lost > 0,

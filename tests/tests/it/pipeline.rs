@@ -583,3 +583,60 @@ fn a_null_sink_counts_and_discards() {
         "{done}"
     );
 }
+
+/// A line far over the file source's `max_line_bytes` (a corrupt log, a
+/// runaway writer) is written whole, as it arrives, to a file of its own,
+/// and an event naming it takes its place: nothing is lost, the lines
+/// around it keep their order, and memory stays bounded.
+#[test]
+fn an_oversize_line_goes_to_a_file_of_its_own_in_bounded_memory() {
+    let dir = Scratch::new("oversize-line");
+    let big = 64usize << 20;
+    let path = dir.path("in.ndjson");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        f.write_all(b"{\"n\":1}\n{\"big\":\"").unwrap();
+        let piece = vec![b'x'; 1 << 20];
+        for _ in 0..big >> 20 {
+            f.write_all(&piece).unwrap();
+        }
+        f.write_all(b"\"}\n{\"n\":2}\n").unwrap();
+    }
+    let line_len = big as u64 + 10; // {"big":"…"}
+    let cfg = format!(
+        "data_dir = \"{data}\"\n[sources.in]\ntype = \"file\"\npath = \"{input}\"\nmax_line_bytes = 1048576\n[sinks.out]\ntype = \"file\"\npath = \"{out}\"\ninputs = [\"in\"]\n",
+        data = dir.path("data").display(),
+        input = path.display(),
+        out = dir.path("out.ndjson").display(),
+    );
+    let cfg = dir.write("p.toml", cfg);
+    let out = rulebox(&["run", "--config", cfg.to_str().unwrap()], None);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let text = std::fs::read_to_string(dir.path("out.ndjson")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text:.300}");
+    assert_eq!((lines[0], lines[2]), ("{\"n\":1}", "{\"n\":2}"));
+    let v: Value = serde_json::from_str(lines[1]).unwrap();
+    let o = &v["rulebox_oversize"];
+    assert_eq!(o["bytes"], line_len, "{v}");
+    assert!(
+        o["head"].as_str().unwrap().starts_with("{\"big\":\"xxx"),
+        "{v}"
+    );
+    let kept = std::fs::metadata(o["file"].as_str().unwrap())
+        .unwrap()
+        .len();
+    assert_eq!(kept, line_len, "the line is kept whole");
+    let done = rulebox_tests::strip_ansi(err.lines().find(|l| l.contains("source done")).unwrap());
+    assert!(done.contains("oversize=1"), "{done}");
+    let rss = err.lines().find(|l| l.contains("peak_rss_kib")).unwrap();
+    let kib: u64 = rulebox_tests::strip_ansi(rss)
+        .split("peak_rss_kib=")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(kib < 48 * 1024, "peak RSS {kib} KiB for a 64 MiB line");
+}
