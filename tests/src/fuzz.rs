@@ -29,7 +29,10 @@ thread_local! {
                 let (mut scans, mut indexed) = (Runner::new(), Runner::new());
                 scans.init(cfg.as_bytes());
                 let request = match InitFrame::parse(indexed.init(cfg.as_bytes())) {
-                    Ok(InitFrame::Ok(_, Reads::Objects(o))) => IndexRequest::from_reads(&o),
+                    Ok(InitFrame::Ok {
+                        reads: Reads::Objects(o),
+                        ..
+                    }) => IndexRequest::from_reads(&o),
                     other => panic!("{other:?}"),
                 };
                 (scans, indexed, request)

@@ -58,7 +58,11 @@ fn splices_and_replaces_fields() {
     let mut runner = Runner::<Tagger>::new();
     assert_eq!(
         InitFrame::parse(runner.init(b"{}")).unwrap(),
-        InitFrame::Ok(vec!["side"], Reads::Bytes)
+        InitFrame::Ok {
+            outputs: vec!["side"],
+            reads: Reads::Bytes,
+            parallel: false
+        }
     );
     let events: [&[u8]; 5] = [
         b"{\"a\":1}",
@@ -141,7 +145,10 @@ fn reserved_buffer_path_matches_direct_path() {
     runner.reserve(cfg.len()).copy_from_slice(cfg);
     assert!(matches!(
         InitFrame::parse(runner.init_reserved(cfg.len())).unwrap(),
-        InitFrame::Ok(_, Reads::Bytes)
+        InitFrame::Ok {
+            reads: Reads::Bytes,
+            ..
+        }
     ));
     let batch = b"{\"x\":1}\n{\"y\":2}\n";
     runner.reserve(batch.len()).copy_from_slice(batch);
@@ -159,6 +166,10 @@ impl Rule for ObjectTagger {
     const READS_OBJECTS: bool = true;
     fn new(config: &[u8]) -> Result<Self, String> {
         Ok(ObjectTagger(config.to_vec()))
+    }
+    /// Declared for one configuration, to see it reach the init frame.
+    fn parallel(&self) -> bool {
+        self.0 == b"plan"
     }
     fn object_keys(&self) -> Option<Vec<String>> {
         (self.0 != b"{}").then(|| vec!["seen".to_string()])
@@ -205,10 +216,16 @@ fn an_object_rule_answers_the_same_from_bytes_and_from_the_hosts_index() {
     for config in [&b"{}"[..], b"keys", b"plan"] {
         let mut objects = Runner::<ObjectTagger>::new();
         let init = objects.init(config).to_vec();
-        let InitFrame::Ok(outputs, Reads::Objects(reads)) = InitFrame::parse(&init).unwrap() else {
+        let InitFrame::Ok {
+            outputs,
+            reads: Reads::Objects(reads),
+            parallel,
+        } = InitFrame::parse(&init).unwrap()
+        else {
             panic!("{init:?}")
         };
         assert!(outputs.is_empty());
+        assert_eq!(parallel, config == b"plan", "Rule::parallel, declared");
         assert_eq!(reads.keys.is_some(), config != b"{}");
         assert_eq!(reads.groups.is_some(), config == b"plan");
         let want = objects.process(batch, 7, 0).to_vec();

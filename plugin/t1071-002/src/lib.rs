@@ -339,6 +339,13 @@ impl Rule for T1071 {
         }
     }
 
+    /// Only `classify` keeps nothing across batches (each event's label
+    /// and observation depend on that event alone); `all` and `aggregate`
+    /// count keys in windows, which several instances would split.
+    fn parallel(&self) -> bool {
+        self.stage == Stage::Classify
+    }
+
     const READS_OBJECTS: bool = true;
 
     /// The enrichment key (replaced when present), or for stage

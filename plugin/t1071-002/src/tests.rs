@@ -38,8 +38,13 @@ impl FrameOutputs for Out {
 fn runner(config: &Value) -> Runner<T1071> {
     let mut r = Runner::<T1071>::new();
     match InitFrame::parse(r.init(config.to_string().as_bytes())).unwrap() {
-        InitFrame::Ok(outs, reads) => {
-            assert_eq!(outs, vec!["alerts"]);
+        InitFrame::Ok {
+            outputs,
+            reads,
+            parallel,
+        } => {
+            assert_eq!(outputs, vec!["alerts"]);
+            assert!(!parallel, "a stage that aggregates runs as one instance");
             let Reads::Objects(o) = reads else {
                 panic!("reads bytes")
             };
@@ -278,7 +283,12 @@ fn classify_then_aggregate_equals_all() {
 
     let mut classify = Runner::<T1071>::new();
     match InitFrame::parse(classify.init(staged("classify").to_string().as_bytes())).unwrap() {
-        InitFrame::Ok(outs, _) => assert_eq!(outs, ["observations"]),
+        InitFrame::Ok {
+            outputs, parallel, ..
+        } => {
+            assert_eq!(outputs, ["observations"]);
+            assert!(parallel, "classify may run on several workers");
+        }
         InitFrame::Error(e) => panic!("{e}"),
     }
     let classified = process(&mut classify, &refs);
@@ -350,7 +360,10 @@ fn the_hosts_index_answers_like_a_scan_for_every_configuration() {
         let (mut scanned, mut indexed) = (Runner::<T1071>::new(), Runner::<T1071>::new());
         scanned.init(config.to_string().as_bytes());
         let request = match InitFrame::parse(indexed.init(config.to_string().as_bytes())).unwrap() {
-            InitFrame::Ok(_, Reads::Objects(o)) => IndexRequest::from_reads(&o),
+            InitFrame::Ok {
+                reads: Reads::Objects(o),
+                ..
+            } => IndexRequest::from_reads(&o),
             other => panic!("{other:?}"),
         };
         let mut records = Vec::new();
@@ -436,7 +449,7 @@ fn bad_config_is_explained() {
         let mut r = Runner::<T1071>::new();
         match InitFrame::parse(r.init(cfg.to_string().as_bytes())).unwrap() {
             InitFrame::Error(e) => assert!(e.contains(needle), "{e} should mention {needle}"),
-            InitFrame::Ok(..) => panic!("{cfg} should be refused"),
+            InitFrame::Ok { .. } => panic!("{cfg} should be refused"),
         }
     }
 }

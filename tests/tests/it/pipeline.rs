@@ -524,3 +524,69 @@ fn a_null_sink_counts_and_discards() {
         "{done}"
     );
 }
+
+/// Several workers for a plugin that keeps state would split its windows
+/// between instances (issue 18): `validate` and `run` refuse them unless
+/// the plugin declares that several instances may share its input
+/// (`INIT_PARALLEL`, which the T1071.002 rule sets for `stage =
+/// "classify"` only); a plugin without snapshot/restore exports keeps no
+/// state by the contract and may still have several.
+#[test]
+fn several_workers_need_a_plugin_that_may_share_its_input() {
+    let dir = Scratch::new("workers");
+    let input = dir.write("in.ndjson", "");
+    let validate = |name: &str, cfg: String| {
+        let p = dir.write(name, cfg);
+        rulebox(&["validate", "--config", p.to_str().unwrap()], None)
+    };
+    let two = "workers = 2";
+    for rule_config in ["", "stage = \"all\"", "stage = \"aggregate\""] {
+        let cfg = rule_pipeline(&dir.0, &input, rule_config, two);
+        let out = validate("stateful.toml", cfg.clone());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{rule_config}: {err}");
+        assert!(
+            err.contains("transforms.rule.workers")
+                && err.contains("does not declare that several instances may share its input")
+                && err.contains("use workers = 1"),
+            "{rule_config}: {err}"
+        );
+        let p = dir.write("stateful-run.toml", cfg);
+        let run = rulebox(&["run", "--config", p.to_str().unwrap()], None);
+        assert_eq!(run.status.code(), Some(2), "run refuses it too");
+    }
+    let classify = rule_pipeline(&dir.0, &input, "stage = \"classify\"", two)
+        .replace("rule.alerts", "rule.observations");
+    let out = validate("classify.toml", classify);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // WAT plugins: the contract's rule for those that do not declare.
+    let state_exports = r#"
+  (func (export "rulebox_snapshot") (param i64) (result i64) (i64.const 0x0000080000000010))
+  (func (export "rulebox_restore") (param i32 i32 i64) (result i64) (i64.const 0x0000080000000010))"#;
+    let parallel_flag = r#"\00\00\00\00\00\00\00\00\08\00\00\00"#;
+    for (name, funcs, init, ok) in [
+        ("stateless", "", rulebox_bench::wat::NO_OUTPUTS, true),
+        (
+            "stateful",
+            state_exports,
+            rulebox_bench::wat::NO_OUTPUTS,
+            false,
+        ),
+        ("declared", state_exports, parallel_flag, true),
+    ] {
+        let wat = rulebox_bench::wat::Wat {
+            funcs,
+            init,
+            ..Default::default()
+        };
+        let module = dir.write(&format!("{name}.wat"), wat.text());
+        let cfg = format!(
+            "data_dir = \"{}\"\n[sources.in]\ntype = \"stdin\"\n[transforms.p]\ntype = \"wasm\"\ninputs = [\"in\"]\nmodule = \"{}\"\nworkers = 2\n[sinks.out]\ntype = \"null\"\ninputs = [\"p\"]\n",
+            dir.path("data").display(),
+            module.display()
+        );
+        let out = validate(&format!("{name}.toml"), cfg);
+        assert_eq!(out.status.success(), ok, "{name}: {}", stderr(&out));
+    }
+}

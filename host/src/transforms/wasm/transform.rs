@@ -271,6 +271,14 @@ impl WasmTransform {
         self.instance.as_ref().is_some_and(Instance::keeps_state)
     }
 
+    /// Whether the plugin may run as several instances on one input
+    /// ([`Instance::may_share_input`]).
+    pub fn may_share_input(&self) -> bool {
+        self.instance
+            .as_ref()
+            .is_some_and(Instance::may_share_input)
+    }
+
     /// Runs one batch through the plugin into `out` (which is not cleared).
     pub fn process(&mut self, input: &Batch, now_ms: i64, out: &mut Outputs) {
         inc(&self.stats.events_in, input.count() as u64);

@@ -12,8 +12,8 @@ mod result;
 
 pub use apply::{Fault, FrameOutputs, Outcome, Refused};
 pub use init::{
-    INIT_OBJECT_KEYS, INIT_OBJECT_PATHS, INIT_READS_OBJECTS, InitFrame, MAX_OBJECT_KEYS,
-    MAX_PATH_DOTS, MAX_PLAN_PATHS, ObjectReads, Reads,
+    INIT_OBJECT_KEYS, INIT_OBJECT_PATHS, INIT_PARALLEL, INIT_READS_OBJECTS, InitFrame,
+    MAX_OBJECT_KEYS, MAX_PATH_DOTS, MAX_PLAN_PATHS, ObjectReads, Reads,
 };
 pub use result::{
     Action, EVENT_RESULT_LEN, EventResult, HEADER_LEN, RECORD_LEN, Reason, Record, ResultFrame,
