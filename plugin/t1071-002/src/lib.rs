@@ -70,6 +70,16 @@ pub struct T1071 {
     reported_foreign: u64,
 }
 
+/// What the rule concluded about an event with a readable destination.
+struct Judgement {
+    /// Protocol index + 1 (0: the port is not watched).
+    proto: u8,
+    external: Option<bool>,
+    counted: bool,
+    /// The allowlist entry that matched.
+    allowlisted: Option<usize>,
+}
+
 /// What the rule concluded about one event (for tests and benchmarks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -159,78 +169,122 @@ impl T1071 {
                 return None;
             }
         };
-        let preset = self.presets.get(obj.group()?)?;
-        // Most events are on ports the rule does not watch: for them only
-        // the destination and the port are read.
-        let target = preset.target(&obj);
+        let j = self.judge(obj.group()?, &obj, event, now_ms, alert)?;
+        if let Some(out) = out {
+            self.write_label(out, &obj, &j);
+        }
+        Some(self.verdict(&j))
+    }
+
+    /// Classifies the event `obj` (scanned from `event`) as preset `g`
+    /// (spec §2), and counts it when it is counted. `None`: no readable
+    /// destination.
+    fn judge(
+        &mut self,
+        g: usize,
+        obj: &Object<'_, '_>,
+        event: &[u8],
+        now_ms: i64,
+        alert: &mut dyn FnMut(&[u8]),
+    ) -> Option<Judgement> {
+        let preset = self.presets.get(g)?;
+        // Most events are on ports the rule does not watch, to addresses no
+        // allowlist entry names: for them only the destination and the port
+        // are read.
+        let target = preset.target(obj);
         let dest = target.destination?.ip();
         let proto = target.port.map_or(0, |p| self.ports[p as usize]);
         let external = dest.map(|d| !self.internal.contains(d));
-        let (mut allowlisted, mut counted) = (None, false);
-        if let (1.., Some(port)) = (proto, target.port) {
-            // Read the rest of this event (it scanned as an object already).
-            let full = self.details.scan_planned(event, preset.details_plan());
-            let r = full.map(|f| preset.details(&f)).unwrap_or_default();
-            let src: Option<IpAddr> = r.source.as_deref().and_then(net::parse_ip);
-            allowlisted = dest.and_then(|d| self.allowlist.find(src, d, port));
-            counted = r.permitted
-                && external == Some(true)
-                && src.is_some_and(|s| self.internal.contains(s))
-                && allowlisted.is_none();
-            if counted && let (Some(src), Some(dest)) = (src, dest) {
-                let o = Observation {
-                    time_ms: r.time_ms.unwrap_or(now_ms),
-                    src,
-                    dest,
-                    port,
-                    protocol: proto - 1,
-                    by_user: preset.grouping == Grouping::ByUser,
-                    process: r.process.as_deref().unwrap_or(""),
-                    user: r.user.as_deref().unwrap_or(""),
-                    bytes_out: r.bytes_out.unwrap_or(0),
-                    bytes_in: r.bytes_in.unwrap_or(0),
-                };
-                if self.stage == Stage::Classify {
-                    let mut line = Vec::with_capacity(192);
-                    write_observation(&mut line, &o, &self.labels[o.protocol as usize]);
-                    alert(&line);
-                } else {
-                    self.agg.record(&o, alert);
-                }
+        let mut j = Judgement {
+            proto,
+            external,
+            counted: false,
+            allowlisted: None,
+        };
+        let Some(dest) = dest else {
+            return Some(j); // A host name: neither external nor allowlisted.
+        };
+        if proto == 0 && !self.allowlist.may_match(dest, target.port) {
+            return Some(j);
+        }
+        // Read the rest of this event (it scanned as an object already).
+        let full = self.details.scan_planned(event, preset.details_plan());
+        let r = full.map(|f| preset.details(&f)).unwrap_or_default();
+        let src: Option<IpAddr> = r.source.as_deref().and_then(net::parse_ip);
+        j.allowlisted = self.allowlist.find(src, dest, target.port);
+        let (Some(port), Some(src)) = (target.port, src) else {
+            return Some(j);
+        };
+        j.counted = proto != 0
+            && r.permitted
+            && external == Some(true)
+            && self.internal.contains(src)
+            && j.allowlisted.is_none();
+        if j.counted {
+            let o = Observation {
+                time_ms: r.time_ms.unwrap_or(now_ms),
+                src,
+                dest,
+                port,
+                protocol: proto - 1,
+                by_user: preset.grouping == Grouping::ByUser,
+                process: r.process.as_deref().unwrap_or(""),
+                user: r.user.as_deref().unwrap_or(""),
+                bytes_out: r.bytes_out.unwrap_or(0),
+                bytes_in: r.bytes_in.unwrap_or(0),
+            };
+            if self.stage == Stage::Classify {
+                let mut line = Vec::with_capacity(192);
+                write_observation(&mut line, &o, &self.labels[o.protocol as usize]);
+                alert(&line);
+            } else {
+                self.agg.record(&o, alert);
             }
         }
-        let label = (proto != 0).then(|| self.labels[proto as usize - 1].as_str());
-        if let Some(out) = out {
-            out.set_field(&obj, &self.enrich_key, |b| {
-                b.push(b'{');
-                if let Some(l) = label {
-                    b.extend_from_slice(b"\"protocol\":");
-                    write_str(b, l);
-                    b.push(b',');
-                }
-                match external {
-                    Some(true) => b.extend_from_slice(b"\"external\":true,"),
-                    Some(false) => b.extend_from_slice(b"\"external\":false,"),
-                    None => {}
-                }
-                b.extend_from_slice(if counted {
-                    b"\"counted\":true"
-                } else {
-                    b"\"counted\":false"
-                });
-                if let Some(reason) = allowlisted {
-                    b.extend_from_slice(b",\"allowlisted\":");
-                    write_str(b, reason);
-                }
-                b.push(b'}');
+        Some(j)
+    }
+
+    /// The protocol label of a judgement, if the port is watched.
+    fn label(&self, j: &Judgement) -> Option<&str> {
+        (j.proto != 0).then(|| self.labels[j.proto as usize - 1].as_str())
+    }
+
+    /// Splices the label object (spec §2, Enrichment) into `obj`.
+    fn write_label(&self, out: &mut EventOut<'_>, obj: &Object<'_, '_>, j: &Judgement) {
+        let label = self.label(j);
+        let allowlisted = j.allowlisted.map(|i| self.allowlist.reason(i));
+        out.set_field(obj, &self.enrich_key, |b| {
+            b.push(b'{');
+            if let Some(l) = label {
+                b.extend_from_slice(b"\"protocol\":");
+                write_str(b, l);
+                b.push(b',');
+            }
+            match j.external {
+                Some(true) => b.extend_from_slice(b"\"external\":true,"),
+                Some(false) => b.extend_from_slice(b"\"external\":false,"),
+                None => {}
+            }
+            b.extend_from_slice(if j.counted {
+                b"\"counted\":true"
+            } else {
+                b"\"counted\":false"
             });
+            if let Some(reason) = allowlisted {
+                b.extend_from_slice(b",\"allowlisted\":");
+                write_str(b, reason);
+            }
+            b.push(b'}');
+        });
+    }
+
+    fn verdict(&self, j: &Judgement) -> Verdict {
+        Verdict {
+            protocol: self.label(j).map(str::to_string),
+            external: j.external,
+            counted: j.counted,
+            allowlisted: j.allowlisted.map(|i| self.allowlist.reason(i).to_string()),
         }
-        Some(Verdict {
-            protocol: label.map(str::to_string),
-            external,
-            counted,
-            allowlisted: allowlisted.map(str::to_string),
-        })
     }
 
     /// Classifies one event without the wasm contract (tests, benchmarks).

@@ -216,6 +216,54 @@ fn counted_needs_every_condition() {
     }
 }
 
+/// Issue 18: the `allowlisted` label appears on every port an entry
+/// matches, not only on watched ones; such events are still not counted.
+#[test]
+fn allowlisted_is_labelled_on_every_port() {
+    let mut r = runner(&json!({"schema": "cim", "allowlist": [
+        {"destination": "198.51.100.0/24", "reason": "partner"},
+        {"destination": "203.0.113.0/24", "port": 22, "reason": "sftp drop"},
+        {"destination": "192.0.2.0/24", "source": "10.9.0.0/16", "reason": "backup"},
+    ]}));
+    let cases = [
+        (
+            cim("10.0.0.5", "198.51.100.7", "443", ""),
+            json!({"external":true,"counted":false,"allowlisted":"partner"}),
+        ),
+        (
+            r#"{"src_ip":"10.0.0.5","dest_ip":"198.51.100.7","action":"allowed"}"#.to_string(),
+            json!({"external":true,"counted":false,"allowlisted":"partner"}),
+        ),
+        (
+            cim("10.0.0.5", "203.0.113.9", "22", ""),
+            json!({"external":true,"counted":false,"allowlisted":"sftp drop"}),
+        ),
+        (
+            cim("10.0.0.5", "203.0.113.9", "23", ""),
+            json!({"external":true,"counted":false}),
+        ),
+        (
+            cim("10.9.1.1", "192.0.2.8", "8443", ""),
+            json!({"external":true,"counted":false,"allowlisted":"backup"}),
+        ),
+        (
+            cim("10.8.1.1", "192.0.2.8", "8443", ""),
+            json!({"external":true,"counted":false}),
+        ),
+        (
+            cim("10.0.0.5", "198.51.100.7", "445", ""),
+            json!({"protocol":"SMB","external":true,"counted":false,"allowlisted":"partner"}),
+        ),
+    ];
+    let evs: Vec<&str> = cases.iter().map(|(e, _)| e.as_str()).collect();
+    let out = process(&mut r, &evs);
+    for (i, (_, want)) in cases.iter().enumerate() {
+        let v: Value = serde_json::from_slice(&out.events[i]).unwrap();
+        assert_eq!(&v["t1071"], want, "case {i}: {}", evs[i]);
+    }
+    assert!(out.alerts.is_empty());
+}
+
 #[test]
 fn auto_picks_the_preset_per_event_and_groups_qradar_by_user() {
     let mut r = runner(&json!({"schema": "auto", "allowed_lateness_secs": 0}));
