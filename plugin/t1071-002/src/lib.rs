@@ -222,7 +222,7 @@ impl T1071 {
             && j.allowlisted.is_none();
         if j.counted {
             let o = Observation {
-                time_ms: r.time_ms.unwrap_or(now_ms),
+                time_ms: r.time_ms,
                 src,
                 dest,
                 port,
@@ -238,7 +238,7 @@ impl T1071 {
                 write_observation(&mut line, &o, &self.labels[o.protocol as usize]);
                 alert(&line);
             } else {
-                self.agg.record(&o, alert);
+                self.agg.record(&o, now_ms, alert);
             }
         }
         Some(j)
@@ -308,6 +308,7 @@ impl T1071 {
     fn aggregate(
         &mut self,
         object: Result<Object<'_, '_>, ScanError>,
+        now_ms: i64,
         alert: &mut dyn FnMut(&[u8]),
     ) -> bool {
         let Ok(obj) = object else {
@@ -321,8 +322,11 @@ impl T1071 {
             obj.get(k)
                 .and_then(|v| v.as_number_text()?.parse::<i64>().ok())
         };
-        let (Some(time_ms), Some(src), Some(dest), Some(port), Some(label)) = (
-            int("time_ms"),
+        // `null`: the event's time could not be read.
+        let time_ms = int("time_ms");
+        let time_ok = time_ms.is_some() || obj.get("time_ms").is_some_and(|v| v.is_null());
+        let (true, Some(src), Some(dest), Some(port), Some(label)) = (
+            time_ok,
             text("src").and_then(|s| net::parse_ip(&s)),
             text("dest").and_then(|s| net::parse_ip(&s)),
             int("port").and_then(|p| u16::try_from(p).ok()),
@@ -348,6 +352,7 @@ impl T1071 {
                 bytes_out: count("bytes_out"),
                 bytes_in: count("bytes_in"),
             },
+            now_ms,
             alert,
         );
         true
@@ -428,7 +433,7 @@ impl Rule for T1071 {
     ) {
         let mut pending: Vec<Vec<u8>> = Vec::new();
         if self.stage == Stage::Aggregate {
-            if self.aggregate(object, &mut |l| pending.push(l.to_vec())) {
+            if self.aggregate(object, now_ms, &mut |l| pending.push(l.to_vec())) {
                 // Consumed: an observation is not an event to pass on.
                 out.drop_event();
             } else {
@@ -480,13 +485,22 @@ impl Rule for T1071 {
 }
 
 /// An observation record (stage `classify`): one NDJSON object the
-/// `aggregate` stage reads back.
+/// `aggregate` stage reads back. `time_ms` is `null` when the event's time
+/// could not be read: the `aggregate` stage, which holds the clock, places
+/// it (spec §3).
 fn write_observation(b: &mut Vec<u8>, o: &Observation<'_>, label: &str) {
     use std::io::Write;
+    let _ = write!(b, "{{\"{OBSERVATION_MARK}\":1,\"time_ms\":");
+    match o.time_ms {
+        Some(t) => {
+            let _ = write!(b, "{t}");
+        }
+        None => b.extend_from_slice(b"null"),
+    }
     let _ = write!(
         b,
-        "{{\"{OBSERVATION_MARK}\":1,\"time_ms\":{},\"src\":\"{}\",\"dest\":\"{}\",\"port\":{},\"protocol\":",
-        o.time_ms, o.src, o.dest, o.port
+        ",\"src\":\"{}\",\"dest\":\"{}\",\"port\":{},\"protocol\":",
+        o.src, o.dest, o.port
     );
     write_str(b, label);
     let _ = write!(b, ",\"by_user\":{},\"process\":", o.by_user);

@@ -457,13 +457,73 @@ fn the_hosts_index_answers_like_a_scan_for_every_configuration() {
     );
 }
 
+/// Issue 18: in a replay of old logs, an event whose time cannot be read
+/// used to take the processing time, moving the clock to now and making
+/// every later event late. It now counts in the window of the latest event
+/// time seen, and never moves the clock; before any event time is known it
+/// takes the processing time. The same through `classify` + `aggregate`.
 #[test]
-fn events_without_time_use_processing_time() {
+fn an_unreadable_time_never_moves_the_clock() {
+    let at = |src: &str, t: &str| {
+        format!(r#"{{"src_ip":"{src}","dest_ip":"8.8.8.8","dest_port":445,"action":"allowed"{t}}}"#)
+    };
+    let untimed = at("10.0.0.9", "");
+    // Before any event time: the processing time (the batch's now).
     let mut r = runner(&json!({"schema": "cim"}));
-    let ev = r#"{"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":445,"action":"allowed"}"#;
-    process(&mut r, &[ev, ev, ev, ev]);
+    process(&mut r, &[untimed.as_str(); 4]);
     let alerts = flush(&mut r);
     assert_eq!(alerts[0]["first_seen"], "2023-11-14T22:13:20.000Z");
+
+    // A replay of 2020 processed in 2023 (the batch's now).
+    let old = |src: &str, secs: i64| at(src, &format!(r#","_time":{secs}"#));
+    let t = 1_600_000_000; // 2020-09-13T12:26:40Z
+    let mut evs: Vec<String> = (0..4).map(|i| old("10.0.0.1", t + i)).collect();
+    evs.extend((0..4).map(|_| untimed.clone()));
+    evs.extend((0..4).map(|i| old("10.0.0.2", t + 3600 + i)));
+    let refs: Vec<&str> = evs.iter().map(String::as_str).collect();
+    let base = json!({"schema": "cim", "allowed_lateness_secs": 0});
+    let mut all = runner(&base);
+    let during = process(&mut all, &refs).alerts;
+    assert!(during.is_empty(), "no window closed early: {during:?}");
+    let mut alerts = flush(&mut all);
+    assert_eq!(alerts.len(), 3, "no event was late: {alerts:?}");
+    alerts.sort_by_key(|a| a["src_ip"].as_str().unwrap().to_string());
+    let seen = |a: &Value| (a["first_seen"].clone(), a["last_seen"].clone());
+    assert_eq!(
+        seen(&alerts[2]),
+        (
+            json!("2020-09-13T12:26:43.000Z"),
+            json!("2020-09-13T12:26:43.000Z")
+        ),
+        "the untimed events count at the latest event time seen"
+    );
+    assert_eq!(alerts[1]["first_seen"], "2020-09-13T13:26:40.000Z");
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["window_start"] == "2020-09-13T00:00:00.000Z")
+    );
+
+    // Split in two stages: the observation carries no time, and the
+    // aggregate stage places it by its own clock.
+    let mut classify = Runner::<T1071>::new();
+    let mut staged = base.clone();
+    staged["stage"] = json!("classify");
+    classify.init(staged.to_string().as_bytes());
+    let records: Vec<String> = process(&mut classify, &refs)
+        .alerts
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    assert!(records[4].contains(r#""time_ms":null"#), "{}", records[4]);
+    staged["stage"] = json!("aggregate");
+    let mut aggregate = runner(&staged);
+    let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+    let consumed = process(&mut aggregate, &refs);
+    assert!(consumed.actions.iter().all(|&a| a == Action::Drop));
+    let mut split = flush(&mut aggregate);
+    split.sort_by_key(|a| a["src_ip"].as_str().unwrap().to_string());
+    assert_eq!(split, alerts);
 }
 
 #[test]
