@@ -32,7 +32,8 @@ pub struct Config {
     /// `auto` (chosen per event from the fields present).
     pub schema: PresetName,
     /// Field paths that override the preset's (dotted paths; a key holding
-    /// dots is found too).
+    /// dots is found too). Under `auto` they apply to every preset and do
+    /// not take part in choosing it.
     pub fields: FieldOverrides,
     /// The internal networks (replaces the default list).
     pub internal_networks: Vec<String>,

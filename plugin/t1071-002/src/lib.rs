@@ -72,6 +72,8 @@ pub struct T1071 {
 
 /// What the rule concluded about an event with a readable destination.
 struct Judgement {
+    /// The preset's index in `T1071::presets`.
+    preset: usize,
     /// Protocol index + 1 (0: the port is not watched).
     proto: u8,
     external: Option<bool>,
@@ -83,6 +85,8 @@ struct Judgement {
 /// What the rule concluded about one event (for tests and benchmarks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    /// The preset the event was read as.
+    pub preset: &'static str,
     pub protocol: Option<String>,
     pub external: Option<bool>,
     pub counted: bool,
@@ -196,6 +200,7 @@ impl T1071 {
         let proto = target.port.map_or(0, |p| self.ports[p as usize]);
         let external = dest.map(|d| !self.internal.contains(d));
         let mut j = Judgement {
+            preset: g,
             proto,
             external,
             counted: false,
@@ -280,6 +285,7 @@ impl T1071 {
 
     fn verdict(&self, j: &Judgement) -> Verdict {
         Verdict {
+            preset: self.presets.get(j.preset).map_or("", |p| p.name),
             protocol: self.label(j).map(str::to_string),
             external: j.external,
             counted: j.counted,

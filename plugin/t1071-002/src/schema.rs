@@ -45,8 +45,9 @@ pub struct Preset {
     pub name: &'static str,
     pub kind: PresetName,
     paths: Vec<String>,
-    /// How many of `paths`, from the first, are the destination paths.
-    destinations: usize,
+    /// The preset's own destination paths, before any override: what
+    /// `auto` recognises the preset by.
+    detect: Vec<String>,
     destination: Vec<usize>,
     port: Vec<usize>,
     details: PathPlan,
@@ -63,13 +64,14 @@ pub struct Preset {
 }
 
 /// The path plan for `presets`: with `detect`, one group per preset, chosen
-/// by its destination paths (the first preset, in order, whose destination
-/// the event carries: `schema = "auto"`); otherwise the one preset's group,
-/// which always applies.
+/// by its own destination paths (the first preset, in order, whose own
+/// destination field the event carries: `schema = "auto"`; the overrides
+/// in `fields` play no part in that choice, spec §1); otherwise the one
+/// preset's group, which always applies.
 pub fn plan(presets: &[Preset], detect: bool) -> PathPlan {
     let mut plan = PathPlan::new();
     for p in presets {
-        let when = if detect { p.destination_paths() } else { &[] };
+        let when = if detect { p.detect_paths() } else { &[] };
         plan.add_group(when, p.paths());
     }
     plan
@@ -251,6 +253,7 @@ impl Preset {
     /// The preset with `o` applied.
     pub fn new(kind: PresetName, o: &FieldOverrides) -> Preset {
         let (name, mut f) = Preset::builtin(kind);
+        let detect = f.destination.clone();
         let one = |v: &Option<String>| v.as_ref().map(|s| vec![s.clone()]);
         if let Some(v) = one(&o.source) {
             f.source = v;
@@ -282,7 +285,6 @@ impl Preset {
             }
         };
         let destination: Vec<usize> = f.destination.iter().map(|p| slot(&mut paths, p)).collect();
-        let destinations = destination.iter().max().map_or(0, |m| m + 1);
         let port = f.port.iter().map(|p| slot(&mut paths, p)).collect();
         let mut slot = |p: &str| slot(&mut detail_paths, p);
         let source = f.source.iter().map(|p| slot(p)).collect();
@@ -298,7 +300,7 @@ impl Preset {
             name,
             kind,
             paths,
-            destinations,
+            detect,
             destination,
             port,
             details,
@@ -340,9 +342,10 @@ impl Preset {
         &self.details
     }
 
-    /// The paths that say an event is of this preset (its destination).
-    pub fn destination_paths(&self) -> &[String] {
-        &self.paths[..self.destinations]
+    /// The paths that say an event is of this preset under `auto`: its own
+    /// destination paths, whatever the overrides.
+    pub fn detect_paths(&self) -> &[String] {
+        &self.detect
     }
 
     pub fn target<'a>(&self, obj: &Object<'_, 'a>) -> Target<'a> {

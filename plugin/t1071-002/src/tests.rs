@@ -298,6 +298,71 @@ fn auto_picks_the_preset_per_event_and_groups_qradar_by_user() {
     assert_eq!(by_dest("9.9.9.9")["protocol"], "TFTP");
 }
 
+/// One permitted event of `preset`, with its own source, destination and
+/// port, plus `extra` members.
+fn preset_event(preset: &str, src: &str, dst: &str, port: &str, extra: &str) -> String {
+    match preset {
+        "cim" => format!(
+            r#"{{"src_ip":"{src}","dest_ip":"{dst}","dest_port":{port},"action":"allowed","_time":1700000000{extra}}}"#
+        ),
+        "qradar" => format!(
+            r#"{{"sourceip":"{src}","destinationip":"{dst}","destinationport":{port},"eventdirection":"L2R","BytesSent":10,"categoryname":"Session Opened","username":"bob","starttime":1700000000000{extra}}}"#
+        ),
+        "ecs" => format!(
+            r#"{{"source":{{"ip":"{src}"}},"destination":{{"ip":"{dst}","port":{port}}},"event":{{"outcome":"success"}},"@timestamp":"2023-11-14T22:13:20Z"{extra}}}"#
+        ),
+        "ocsf" => format!(
+            r#"{{"src_endpoint":{{"ip":"{src}"}},"dst_endpoint":{{"ip":"{dst}","port":{port}}},"status_id":1,"time":1700000000000{extra}}}"#
+        ),
+        "zeek" => format!(
+            r#"{{"id.orig_h":"{src}","id.resp_h":"{dst}","id.resp_p":{port},"conn_state":"SF","ts":1700000000{extra}}}"#
+        ),
+        "sysmon" => format!(
+            r#"{{"SourceIp":"{src}","DestinationIp":"{dst}","DestinationPort":{port},"Initiated":"true","UtcTime":"2023-11-14 22:13:20.000"{extra}}}"#
+        ),
+        other => panic!("no preset {other}"),
+    }
+}
+
+const PRESETS: [&str; 6] = ["cim", "qradar", "ecs", "ocsf", "zeek", "sysmon"];
+
+/// Issue 18: under `auto`, an override in `fields` no longer changes which
+/// preset an event is read as (every event carrying the overridden
+/// destination path was read as `zeek`, the first tried). Each preset is
+/// recognised by its own destination field, then read with the override:
+/// the event's own field holds a value that would not count, the
+/// overridden path one that does.
+#[test]
+fn overrides_do_not_change_the_preset_auto_detects() {
+    let alt = r#","alt":{"dst":"203.0.113.9","port":445,"src":"10.0.0.5"}"#;
+    for (field, path, (src, dst, port)) in [
+        ("destination", "alt.dst", ("10.0.0.5", "10.1.1.1", "445")),
+        ("port", "alt.port", ("10.0.0.5", "203.0.113.9", "80")),
+        ("source", "alt.src", ("8.8.4.4", "203.0.113.9", "445")),
+    ] {
+        let mut rule = T1071::new(json!({"fields": {field: path}}).to_string().as_bytes()).unwrap();
+        for preset in PRESETS {
+            let ev = preset_event(preset, src, dst, port, alt);
+            let v = rule.classify(ev.as_bytes(), 0, &mut Vec::new());
+            let want = Verdict {
+                preset,
+                protocol: Some("SMB".into()),
+                external: Some(true),
+                counted: true,
+                allowlisted: None,
+            };
+            assert_eq!(v, Some(want), "{field} = {path:?}: {ev}");
+        }
+    }
+    // The case from the issue: ECS documents, their own path named.
+    let mut r = runner(&json!({"fields": {"destination": "destination.ip"}}));
+    let ev = preset_event("ecs", "10.0.0.5", "203.0.113.9", "445", "");
+    let out = process(&mut r, &[ev.as_str(); 4]);
+    let v: Value = serde_json::from_slice(&out.events[0]).unwrap();
+    assert_eq!(v["t1071"]["counted"], true, "{v}");
+    assert_eq!(flush(&mut r).len(), 1, "and the alert");
+}
+
 /// `classify` then `aggregate` gives what `all` gives: the same events, and
 /// the same alerts (an observation record carries all an alert is made of).
 #[test]
@@ -576,6 +641,7 @@ fn classify_gives_the_verdict() {
     assert_eq!(
         v,
         Verdict {
+            preset: "cim",
             protocol: Some("FTP/FTPS".into()),
             external: Some(true),
             counted: true,
