@@ -220,11 +220,13 @@ impl Preset {
                 Millis,
                 ByProcess,
             ),
+            // Zeek's JSON writer names them `id.orig_h`; some exports use
+            // `_` as the separator instead.
             PresetName::Zeek => p(
                 "zeek",
-                &["id.orig_h"],
-                &["id.resp_h"],
-                &["id.resp_p"],
+                &["id.orig_h", "id_orig_h"],
+                &["id.resp_h", "id_resp_h"],
+                &["id.resp_p", "id_resp_p"],
                 s("orig_bytes"),
                 s("resp_bytes"),
                 None,
@@ -426,7 +428,17 @@ impl Preset {
                 let one = |p: &str| get(p).and_then(|v| as_u64(&v)) == Some(1);
                 one("disposition_id") || one("status_id")
             }
-            PresetName::Zeek => !text("conn_state").is_some_and(|s| s == "S0" || s == "REJ"),
+            PresetName::Zeek => {
+                // Only conn.log records are connections: ftp, smb_files,
+                // smb_mapping, dce_rpc ... rows carry the same `id.*` fields,
+                // one per command or file.
+                let state = text("conn_state");
+                let conn = match text("_path") {
+                    Some(path) => path == "conn",
+                    None => state.is_some(),
+                };
+                conn && !state.is_some_and(|s| s == "S0" || s == "REJ")
+            }
             PresetName::Sysmon => get("Initiated").is_some_and(|v| {
                 v.as_bool() == Some(true)
                     || as_text(&v).is_some_and(|s| s.eq_ignore_ascii_case("true"))
@@ -449,7 +461,7 @@ fn permit_paths(kind: PresetName) -> &'static [&'static str] {
             "network.direction",
         ],
         PresetName::Ocsf => &["disposition_id", "status_id"],
-        PresetName::Zeek => &["conn_state"],
+        PresetName::Zeek => &["conn_state", "_path"],
         PresetName::Sysmon => &["Initiated"],
         PresetName::Auto => &[],
     }
@@ -684,6 +696,33 @@ mod tests {
             )
             .0
         );
+        // `_` as the separator.
+        let (ok, r) = read(
+            PresetName::Zeek,
+            r#"{"ts":"2022-09-29T15:31:41.645564Z","id_orig_h":"172.16.1.11","id_resp_h":"8.8.8.8","id_resp_p":"445","conn_state":"SF","_path":"conn"}"#,
+        );
+        assert!(ok);
+        assert_eq!(
+            r,
+            r#"Some("172.16.1.11")|Some("8.8.8.8")|Some(445)|None|None|None|None|Some(1664465501645)"#
+        );
+        // Only conn records count: by `_path`, or without it by `conn_state`.
+        let zeek = |extra: &str| {
+            read(
+                PresetName::Zeek,
+                &format!(
+                    r#"{{"id.orig_h":"10.0.0.1","id.resp_h":"8.8.8.8","id.resp_p":445{extra}}}"#
+                ),
+            )
+            .0
+        };
+        assert!(zeek(r#","_path":"conn""#));
+        assert!(zeek(r#","_path":"conn","conn_state":"OTH""#));
+        assert!(zeek(r#","conn_state":"SF""#));
+        assert!(!zeek(""), "no _path, no conn_state: not a conn record");
+        assert!(!zeek(r#","_path":"smb_mapping""#));
+        assert!(!zeek(r#","_path":"ftp","conn_state":"SF""#));
+        assert!(!zeek(r#","_path":"conn","conn_state":"S0""#));
         assert!(
             !read(
                 PresetName::Zeek,

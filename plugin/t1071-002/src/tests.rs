@@ -363,6 +363,64 @@ fn overrides_do_not_change_the_preset_auto_detects() {
     assert_eq!(flush(&mut r).len(), 1, "and the alert");
 }
 
+/// Issue 18, on real Zeek logs (`tests/data/realdata`, OTRF's LSASS
+/// campaign): conn records are read with `.` or `_` as the separator, and
+/// only conn records count; an smb_mapping row, with the same `id.*`
+/// fields, is labelled and not counted (with or without `_path`).
+#[test]
+fn zeek_reads_both_separators_and_counts_conn_records_only() {
+    const DATA: [(&str, &str); 4] = [
+        (
+            "conn",
+            include_str!("../../../tests/data/realdata/otrf-lsass-zeek/conn.ndjson"),
+        ),
+        (
+            "conn",
+            include_str!(
+                "../../../tests/data/realdata/otrf-lsass-zeek/conn-underscore-path.ndjson"
+            ),
+        ),
+        (
+            "smb_mapping",
+            include_str!("../../../tests/data/realdata/otrf-lsass-zeek/smb_mapping-path.ndjson"),
+        ),
+        (
+            "smb_mapping",
+            include_str!(
+                "../../../tests/data/realdata/otrf-lsass-zeek/smb_mapping-underscore.ndjson"
+            ),
+        ),
+    ];
+    let config = json!({"internal_networks": ["192.168.1.41/32"], "min_connections": 1});
+    let mut rule = T1071::new(config.to_string().as_bytes()).unwrap();
+    let mut counted = 0;
+    for (log, text) in DATA {
+        for line in text.lines() {
+            let v = rule.classify(line.as_bytes(), 0, &mut Vec::new());
+            let v = v.unwrap_or_else(|| panic!("no destination read: {line}"));
+            assert_eq!(v.preset, "zeek", "{line}");
+            if line.contains(r#"_p":445"#) {
+                assert_eq!(v.protocol.as_deref(), Some("SMB"), "{line}");
+                assert_eq!(v.external, Some(true), "{line}");
+                assert_eq!(v.counted, log == "conn", "{line}");
+            } else {
+                assert!(!v.counted, "{line}");
+            }
+            counted += v.counted as usize;
+        }
+    }
+    assert_eq!(counted, 2, "the 445 flow, once per separator");
+    let mut r = runner(&config);
+    let lines: Vec<&str> = DATA.iter().flat_map(|(_, t)| t.lines()).collect();
+    process(&mut r, &lines);
+    let alerts = flush(&mut r);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["connection_count"], 2);
+    assert_eq!(alerts[0]["dest_ip"], "192.168.1.4");
+    assert_eq!(alerts[0]["bytes_received"], 2 * 3697);
+    assert_eq!(alerts[0]["first_seen"], "2023-08-16T04:54:47.316Z");
+}
+
 /// `classify` then `aggregate` gives what `all` gives: the same events, and
 /// the same alerts (an observation record carries all an alert is made of).
 #[test]
