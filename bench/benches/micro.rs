@@ -56,7 +56,7 @@ fn reader(c: &mut Criterion) {
             .map(|(i, c)| render(c, schema, i as u64))
             .collect();
         let bytes: usize = events.iter().map(String::len).sum();
-        let preset = Preset::new(kind, &FieldOverrides::default());
+        let preset = Preset::new(kind, &FieldOverrides::default(), None);
         let mut scanner = Scanner::new();
         g.throughput(Throughput::Elements(events.len() as u64));
         g.bench_function(

@@ -18,11 +18,12 @@ const NOW_MS: i64 = 1_763_683_200_000;
 type TwoRunners = (Runner<T1071>, Runner<T1071>, IndexRequest);
 
 thread_local! {
-    /// Per preset (and `auto`) two runners, reused across inputs like
-    /// long-running instances: one scans events itself, the other is given
-    /// the objects index the host would build for the keys it declared.
+    /// Per preset (and `auto`, also with the event wrapped at `message`)
+    /// two runners, reused across inputs like long-running instances: one
+    /// scans events itself, the other is given the objects index the host
+    /// would build for the keys it declared.
     static PRESETS: RefCell<Vec<TwoRunners>> = RefCell::new(
-        ["cim", "qradar", "ecs", "ocsf", "zeek", "sysmon", "auto"]
+        ["cim", "qradar", "ecs", "ocsf", "zeek", "sysmon", "auto", r#"auto","event_path":"message"#]
             .iter()
             .map(|s| {
                 let cfg = format!(r#"{{"schema":"{s}","max_keys":10000}}"#);

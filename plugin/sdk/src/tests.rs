@@ -264,3 +264,63 @@ fn an_object_rule_answers_the_same_from_bytes_and_from_the_hosts_index() {
         );
     }
 }
+
+/// Tags the object under `message` (when it is one) with `"seen":true`.
+struct InnerTagger;
+
+impl Rule for InnerTagger {
+    const READS_OBJECTS: bool = true;
+    fn new(_config: &[u8]) -> Result<Self, String> {
+        Ok(InnerTagger)
+    }
+    fn on_object(
+        &mut self,
+        event: &[u8],
+        object: Result<Object<'_, '_>, ScanError>,
+        _now: i64,
+        out: &mut EventOut<'_>,
+    ) {
+        if let Ok(obj) = object
+            && let Some(inner) = obj.get("message")
+        {
+            out.set_member(event, inner, "seen", |b| b.extend_from_slice(b"true"));
+        }
+    }
+}
+
+#[test]
+fn sets_a_member_of_a_nested_object() {
+    let mut runner = Runner::<InnerTagger>::new();
+    runner.init(b"{}");
+    let cases: [(&[u8], &[u8]); 6] = [
+        (
+            b"{\"message\":{\"a\":1},\"x\":2}",
+            b"{\"message\":{\"a\":1,\"seen\":true},\"x\":2}",
+        ),
+        (b"{\"message\": { } }", b"{\"message\": { \"seen\":true} }"),
+        (
+            b"{\"message\":{\"seen\":false,\"b\":{\"seen\":1}}}",
+            b"{\"message\":{\"seen\":true,\"b\":{\"seen\":1}}}",
+        ),
+        (b"{\"message\":\"{}\"}", b"{\"message\":\"{}\"}"),
+        (b"{\"message\":[1]}", b"{\"message\":[1]}"),
+        (b"{\"other\":{}}", b"{\"other\":{}}"),
+    ];
+    let mut batch = Vec::new();
+    for (e, _) in cases {
+        batch.extend_from_slice(e);
+        batch.push(b'\n');
+    }
+    let frame = runner.process(&batch, cases.len(), 0).to_vec();
+    let mut spliced = Spliced::default();
+    ResultFrame::parse(&frame)
+        .unwrap()
+        .apply(&batch, &mut spliced);
+    for (i, (_, want)) in cases.iter().enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(&spliced.0[i]),
+            String::from_utf8_lossy(want),
+            "case {i}"
+        );
+    }
+}

@@ -17,7 +17,8 @@ pub mod time;
 use std::net::IpAddr;
 
 use rulebox_plugin::abi::LogLevel;
-use rulebox_plugin::json::{Object, PathPlan, ScanError, Scanner, write_str};
+use rulebox_plugin::abi::MAX_PATH_DOTS;
+use rulebox_plugin::json::{KeySet, Object, PathPlan, ScanError, Scanner, write_str};
 use rulebox_plugin::{Emitter, EventOut, OutputId, Rule};
 
 use aggregate::{Aggregator, Observation, Settings, Stats};
@@ -53,6 +54,9 @@ pub struct T1071 {
     /// object's path group is the index of its preset.
     presets: Vec<Preset>,
     plan: PathPlan,
+    /// With `event_path`: where the event sits, and how to read one held
+    /// as a JSON string.
+    wrapped: Option<Wrapped>,
     internal: Networks,
     allowlist: Allowlist,
     /// Port -> protocol index + 1 (0: not watched).
@@ -68,6 +72,26 @@ pub struct T1071 {
     /// (passed on untouched), and how many of them were reported.
     foreign: u64,
     reported_foreign: u64,
+}
+
+/// The event sits at `path` in the line (`event_path`). `T1071::presets`
+/// and its plan then hold paths inside it, which the host resolves for an
+/// event held as an object; for one held as a JSON string, the rule scans
+/// the string's text with `presets` and `plan` here, whose paths are the
+/// event's own.
+struct Wrapped {
+    path: String,
+    presets: Vec<Preset>,
+    plan: PathPlan,
+    scanner: Scanner,
+}
+
+/// Which presets an event is read with: the line's (`T1071::presets`) or,
+/// for an event held as a JSON string, its text's (`Wrapped::presets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Line,
+    Text,
 }
 
 /// What the rule concluded about an event with a readable destination.
@@ -99,27 +123,8 @@ impl T1071 {
         nets.extend(cfg.extra_internal_networks.iter().cloned());
         let internal = Networks::parse(&nets, "internal_networks")?;
         let allowlist = Allowlist::parse(&cfg.allowlist)?;
-        let mut ports = vec![0u8; 65_536].into_boxed_slice();
-        let mut labels = Vec::new();
-        for (i, p) in cfg.protocols.iter().enumerate() {
-            if p.label.is_empty() {
-                return Err(format!("protocols[{i}]: label must not be empty"));
-            }
-            labels.push(p.label.clone());
-            for &port in &p.ports {
-                if ports[port as usize] != 0 {
-                    return Err(format!("protocols[{i}]: port {port} is listed twice"));
-                }
-                ports[port as usize] = (i + 1) as u8;
-            }
-        }
-        let auto = cfg.schema == PresetName::Auto;
-        let presets = if auto {
-            Preset::auto_order(&cfg.fields)
-        } else {
-            vec![Preset::new(cfg.schema, &cfg.fields)]
-        };
-        let plan = schema::plan(&presets, auto);
+        let (ports, labels) = watched_ports(&cfg)?;
+        let (presets, plan, wrapped) = presets(&cfg)?;
         let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         let agg = Aggregator::new(Settings {
             window_ms: secs_ms(cfg.window_secs),
@@ -135,6 +140,7 @@ impl T1071 {
             stage: cfg.stage,
             presets,
             plan,
+            wrapped,
             internal,
             allowlist,
             ports,
@@ -173,9 +179,51 @@ impl T1071 {
                 return None;
             }
         };
-        let j = self.judge(obj.group()?, &obj, event, now_ms, alert)?;
+        if self.wrapped.is_some() {
+            return self.handle_wrapped(event, &obj, now_ms, out, alert);
+        }
+        let j = self.judge(Reading::Line, obj.group()?, &obj, event, now_ms, alert)?;
         if let Some(out) = out {
-            self.write_label(out, &obj, &j);
+            out.set_field(&obj, &self.enrich_key, |b| self.write_label(b, &j));
+        }
+        Some(self.verdict(&j))
+    }
+
+    /// [`T1071::handle`] for an event at `event_path` in the line `obj`
+    /// (spec §1, Wrapped events): an object there is read through the
+    /// plan and gets the label object; a string holding a JSON object is
+    /// scanned here and the label object goes on the line's top level.
+    fn handle_wrapped(
+        &mut self,
+        event: &[u8],
+        obj: &Object<'_, '_>,
+        now_ms: i64,
+        out: Option<&mut EventOut<'_>>,
+        alert: &mut dyn FnMut(&[u8]),
+    ) -> Option<Verdict> {
+        let inner = obj.get(&self.wrapped.as_ref()?.path)?;
+        if inner.is_object() {
+            let j = self.judge(Reading::Line, obj.group()?, obj, event, now_ms, alert)?;
+            if let Some(out) = out {
+                out.set_member(event, inner, &self.enrich_key, |b| self.write_label(b, &j));
+            }
+            return Some(self.verdict(&j));
+        }
+        let text = inner.as_str()?;
+        let w = self.wrapped.as_mut()?;
+        let mut scanner = std::mem::take(&mut w.scanner);
+        let j = match scanner.scan_planned(text.as_bytes(), &w.plan) {
+            Ok(o) => o
+                .group()
+                .and_then(|g| self.judge(Reading::Text, g, &o, text.as_bytes(), now_ms, alert)),
+            Err(_) => None,
+        };
+        if let Some(w) = self.wrapped.as_mut() {
+            w.scanner = scanner;
+        }
+        let j = j?;
+        if let Some(out) = out {
+            out.set_field(obj, &self.enrich_key, |b| self.write_label(b, &j));
         }
         Some(self.verdict(&j))
     }
@@ -185,13 +233,17 @@ impl T1071 {
     /// destination.
     fn judge(
         &mut self,
+        reading: Reading,
         g: usize,
         obj: &Object<'_, '_>,
         event: &[u8],
         now_ms: i64,
         alert: &mut dyn FnMut(&[u8]),
     ) -> Option<Judgement> {
-        let preset = self.presets.get(g)?;
+        let preset = match reading {
+            Reading::Line => self.presets.get(g)?,
+            Reading::Text => self.wrapped.as_ref()?.presets.get(g)?,
+        };
         // Most events are on ports the rule does not watch, to addresses no
         // allowlist entry names: for them only the destination and the port
         // are read.
@@ -254,33 +306,29 @@ impl T1071 {
         (j.proto != 0).then(|| self.labels[j.proto as usize - 1].as_str())
     }
 
-    /// Splices the label object (spec §2, Enrichment) into `obj`.
-    fn write_label(&self, out: &mut EventOut<'_>, obj: &Object<'_, '_>, j: &Judgement) {
-        let label = self.label(j);
-        let allowlisted = j.allowlisted.map(|i| self.allowlist.reason(i));
-        out.set_field(obj, &self.enrich_key, |b| {
-            b.push(b'{');
-            if let Some(l) = label {
-                b.extend_from_slice(b"\"protocol\":");
-                write_str(b, l);
-                b.push(b',');
-            }
-            match j.external {
-                Some(true) => b.extend_from_slice(b"\"external\":true,"),
-                Some(false) => b.extend_from_slice(b"\"external\":false,"),
-                None => {}
-            }
-            b.extend_from_slice(if j.counted {
-                b"\"counted\":true"
-            } else {
-                b"\"counted\":false"
-            });
-            if let Some(reason) = allowlisted {
-                b.extend_from_slice(b",\"allowlisted\":");
-                write_str(b, reason);
-            }
-            b.push(b'}');
+    /// The label object (spec §2, Enrichment).
+    fn write_label(&self, b: &mut Vec<u8>, j: &Judgement) {
+        b.push(b'{');
+        if let Some(l) = self.label(j) {
+            b.extend_from_slice(b"\"protocol\":");
+            write_str(b, l);
+            b.push(b',');
+        }
+        match j.external {
+            Some(true) => b.extend_from_slice(b"\"external\":true,"),
+            Some(false) => b.extend_from_slice(b"\"external\":false,"),
+            None => {}
+        }
+        b.extend_from_slice(if j.counted {
+            b"\"counted\":true"
+        } else {
+            b"\"counted\":false"
         });
+        if let Some(i) = j.allowlisted {
+            b.extend_from_slice(b",\"allowlisted\":");
+            write_str(b, self.allowlist.reason(i));
+        }
+        b.push(b'}');
     }
 
     fn verdict(&self, j: &Judgement) -> Verdict {
@@ -413,14 +461,19 @@ impl Rule for T1071 {
 
     const READS_OBJECTS: bool = true;
 
-    /// The enrichment key (replaced when present), or for stage
+    /// The enrichment key (replaced when present) and, with `event_path`,
+    /// its keys (the rule looks the event up there), or for stage
     /// `aggregate` the observation record's members: the preset fields come
     /// through the path plan.
     fn object_keys(&self) -> Option<Vec<String>> {
         Some(if self.stage == Stage::Aggregate {
             OBSERVATION_FIELDS.iter().map(|s| s.to_string()).collect()
         } else {
-            vec![self.enrich_key.clone()]
+            let mut keys = vec![self.enrich_key.clone()];
+            if let Some(w) = &self.wrapped {
+                keys.extend(KeySet::path_keys(&w.path).map(str::to_string));
+            }
+            keys
         })
     }
 
@@ -488,6 +541,63 @@ impl Rule for T1071 {
         );
         Ok(())
     }
+}
+
+/// Port -> protocol index + 1 (0: not watched), and the labels.
+fn watched_ports(cfg: &Config) -> Result<(Box<[u8]>, Vec<String>), String> {
+    let mut ports = vec![0u8; 65_536].into_boxed_slice();
+    let mut labels = Vec::new();
+    for (i, p) in cfg.protocols.iter().enumerate() {
+        if p.label.is_empty() {
+            return Err(format!("protocols[{i}]: label must not be empty"));
+        }
+        labels.push(p.label.clone());
+        for &port in &p.ports {
+            if ports[port as usize] != 0 {
+                return Err(format!("protocols[{i}]: port {port} is listed twice"));
+            }
+            ports[port as usize] = (i + 1) as u8;
+        }
+    }
+    Ok((ports, labels))
+}
+
+/// The presets in use (for `auto`, in the order tried) with paths inside
+/// `event_path`, their path plan, and with `event_path` the same presets
+/// for an event held as a JSON string.
+fn presets(cfg: &Config) -> Result<(Vec<Preset>, PathPlan, Option<Wrapped>), String> {
+    let auto = cfg.schema == PresetName::Auto;
+    let make = |event_path: Option<&str>| {
+        let presets = if auto {
+            Preset::auto_order(&cfg.fields, event_path)
+        } else {
+            vec![Preset::new(cfg.schema, &cfg.fields, event_path)]
+        };
+        let plan = schema::plan(&presets, auto);
+        (presets, plan)
+    };
+    let (presets, plan) = make(cfg.event_path.as_deref());
+    // The host resolves the plan outside the plugin's deadline, so the
+    // contract bounds its paths' depth.
+    let deep = plan.groups().iter().flat_map(|g| g.when().chain(g.paths()));
+    if let Some(p) = deep
+        .into_iter()
+        .find(|p| p.matches('.').count() > MAX_PATH_DOTS)
+    {
+        return Err(format!(
+            "field path {p:?} (with event_path in front) has more than {MAX_PATH_DOTS} dots"
+        ));
+    }
+    let wrapped = cfg.event_path.as_ref().map(|path| {
+        let (presets, plan) = make(None);
+        Wrapped {
+            path: path.clone(),
+            presets,
+            plan,
+            scanner: Scanner::new(),
+        }
+    });
+    Ok((presets, plan, wrapped))
 }
 
 /// An observation record (stage `classify`): one NDJSON object the

@@ -33,6 +33,34 @@ struct Spec {
     grouping: Grouping,
 }
 
+impl Spec {
+    /// `o` applied: one path each (for a field with two paths, both are
+    /// replaced).
+    fn overridden(mut self, o: &FieldOverrides) -> Spec {
+        let one = |v: &Option<String>| v.as_ref().map(|s| vec![s.clone()]);
+        if let Some(v) = one(&o.source) {
+            self.source = v;
+        }
+        if let Some(v) = one(&o.destination) {
+            self.destination = v;
+        }
+        if let Some(v) = one(&o.port) {
+            self.port = v;
+        }
+        self.bytes_out = o.bytes_out.clone().or(self.bytes_out);
+        self.bytes_in = o.bytes_in.clone().or(self.bytes_in);
+        self.user = o.user.clone().or(self.user);
+        self.process = o.process.clone().or(self.process);
+        if let Some(t) = &o.time {
+            self.time = t.clone();
+        }
+        if let Some(u) = o.time_unit {
+            self.time_unit = u;
+        }
+        self
+    }
+}
+
 /// A preset with the user's overrides applied. Its fields are slots, read
 /// with [`Object::slot`]. The destination and port, which every event
 /// needs, are positions in [`Preset::paths`], the path group the rule
@@ -252,38 +280,28 @@ impl Preset {
         }
     }
 
-    /// The preset with `o` applied.
-    pub fn new(kind: PresetName, o: &FieldOverrides) -> Preset {
-        let (name, mut f) = Preset::builtin(kind);
-        let detect = f.destination.clone();
-        let one = |v: &Option<String>| v.as_ref().map(|s| vec![s.clone()]);
-        if let Some(v) = one(&o.source) {
-            f.source = v;
-        }
-        if let Some(v) = one(&o.destination) {
-            f.destination = v;
-        }
-        if let Some(v) = one(&o.port) {
-            f.port = v;
-        }
-        f.bytes_out = o.bytes_out.clone().or(f.bytes_out);
-        f.bytes_in = o.bytes_in.clone().or(f.bytes_in);
-        f.user = o.user.clone().or(f.user);
-        f.process = o.process.clone().or(f.process);
-        if let Some(t) = &o.time {
-            f.time = t.clone();
-        }
-        if let Some(u) = o.time_unit {
-            f.time_unit = u;
-        }
+    /// The preset with `o` applied, its paths taken inside `event_path`
+    /// when the event sits there in the line (spec §1, Wrapped events):
+    /// every path, the permit fields' and the detection paths included.
+    pub fn new(kind: PresetName, o: &FieldOverrides, event_path: Option<&str>) -> Preset {
+        let (name, f) = Preset::builtin(kind);
+        let at = |p: &str| match event_path {
+            Some(e) => format!("{e}.{p}"),
+            None => p.to_string(),
+        };
+        let detect = f.destination.iter().map(|p| at(p)).collect();
+        let f = f.overridden(o);
         // Slots: the destination paths first, then the port's; the others
         // in a group of their own.
         let (mut paths, mut detail_paths) = (Vec::new(), Vec::new());
-        let slot = |paths: &mut Vec<String>, p: &str| match paths.iter().position(|x| x == p) {
-            Some(i) => i,
-            None => {
-                paths.push(p.to_string());
-                paths.len() - 1
+        let slot = |paths: &mut Vec<String>, p: &str| {
+            let p = at(p);
+            match paths.iter().position(|x| *x == p) {
+                Some(i) => i,
+                None => {
+                    paths.push(p);
+                    paths.len() - 1
+                }
             }
         };
         let destination: Vec<usize> = f.destination.iter().map(|p| slot(&mut paths, p)).collect();
@@ -319,7 +337,7 @@ impl Preset {
     }
 
     /// The presets `auto` chooses from, in the order it tries them.
-    pub fn auto_order(o: &FieldOverrides) -> Vec<Preset> {
+    pub fn auto_order(o: &FieldOverrides, event_path: Option<&str>) -> Vec<Preset> {
         [
             PresetName::Zeek,
             PresetName::Ocsf,
@@ -329,7 +347,7 @@ impl Preset {
             PresetName::Cim,
         ]
         .into_iter()
-        .map(|k| Preset::new(k, o))
+        .map(|k| Preset::new(k, o, event_path))
         .collect()
     }
 
@@ -550,7 +568,7 @@ mod tests {
 
     fn read(kind: PresetName, ev: &str) -> (bool, String) {
         let mut sc = Scanner::new();
-        let p = Preset::new(kind, &FieldOverrides::default());
+        let p = Preset::new(kind, &FieldOverrides::default(), None);
         let obj = sc
             .scan_planned(ev.as_bytes(), &plan(std::slice::from_ref(&p), false))
             .unwrap();
@@ -754,7 +772,7 @@ mod tests {
             time_unit: Some(Unit::Millis),
             ..Default::default()
         };
-        let p = Preset::new(PresetName::Cim, &o);
+        let p = Preset::new(PresetName::Cim, &o, None);
         let mut sc = Scanner::new();
         let obj = sc
             .scan_planned(
@@ -772,7 +790,7 @@ mod tests {
 
     #[test]
     fn detect_picks_the_first_preset_whose_destination_is_present() {
-        let presets = Preset::auto_order(&FieldOverrides::default());
+        let presets = Preset::auto_order(&FieldOverrides::default(), None);
         let auto = plan(&presets, true);
         let mut sc = Scanner::new();
         let name = |ev: &str, sc: &mut Scanner| {

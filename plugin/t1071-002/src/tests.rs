@@ -421,6 +421,82 @@ fn zeek_reads_both_separators_and_counts_conn_records_only() {
     assert_eq!(alerts[0]["first_seen"], "2023-08-16T04:54:47.316Z");
 }
 
+/// Issue 18: a shipper's wrapper around the event. splunk-logging (npm)
+/// and winston's HEC transport send `{"message": {...event...},
+/// "severity": ...}`: with `event_path = "message"` every preset field,
+/// permit fields included, is read inside it, and the label object goes
+/// into that inner object. Python's splunk-handler sends the event as a
+/// JSON string: it is read as the object, and the label object goes on
+/// the line's top level, the string left as it was.
+#[test]
+fn wrapped_events_are_read_at_event_path() {
+    let config = json!({"event_path": "message", "min_connections": 0});
+    let mut r = runner(&config);
+    let label = r#""t1071":{"protocol":"SMB","external":true,"counted":true}"#;
+    for preset in PRESETS {
+        let ev = preset_event(preset, "10.0.0.5", "203.0.113.9", "445", "");
+        let line = format!(r#"{{"message":{ev},"severity":"info"}}"#);
+        let out = process(&mut r, &[&line]);
+        let want = format!(
+            r#"{{"message":{},{label}}},"severity":"info"}}"#,
+            &ev[..ev.len() - 1]
+        );
+        assert_eq!(String::from_utf8_lossy(&out.events[0]), want, "{preset}");
+        assert_eq!(out.alerts.len(), 0, "alerts leave at ticks and flushes");
+        assert_eq!(flush(&mut r).len(), 1, "{preset}: counted");
+
+        let held = serde_json::to_string(&ev).unwrap();
+        let line = format!(r#"{{"host":"h","message":{held}}}"#);
+        let out = process(&mut r, &[&line]);
+        let want = format!(r#"{{"host":"h","message":{held},{label}}}"#);
+        assert_eq!(String::from_utf8_lossy(&out.events[0]), want, "{preset}");
+        assert_eq!(flush(&mut r).len(), 1, "{preset}: counted");
+    }
+    // The permit fields are read inside the event, not beside it; an
+    // existing label inside is replaced; a line without the member, or
+    // whose string is not an object, passes unchanged.
+    let blocked = r#"{"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":445,"action":"blocked"}"#;
+    let lines = [
+        format!(r#"{{"message":{blocked},"action":"allowed"}}"#),
+        r#"{"message":{"t1071":1,"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":80}}"#
+            .to_string(),
+        r#"{"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":445,"action":"allowed"}"#
+            .to_string(),
+        r#"{"message":"not json"}"#.to_string(),
+        r#"{"message":"[1,2]"}"#.to_string(),
+    ];
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let out = process(&mut r, &refs);
+    let v: Value = serde_json::from_slice(&out.events[0]).unwrap();
+    assert_eq!(v["message"]["t1071"]["counted"], false, "{v}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.events[1]),
+        r#"{"message":{"t1071":{"external":true,"counted":false},"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":80}}"#
+    );
+    for (got, line) in out.events.iter().zip(&lines).skip(2) {
+        assert_eq!(got, line.as_bytes(), "{line}");
+    }
+    assert!(flush(&mut r).is_empty());
+}
+
+#[test]
+fn event_path_is_checked() {
+    for (cfg, needle) in [
+        (json!({"event_path": ""}), "event_path"),
+        (json!({"event_path": "a."}), "event_path"),
+        (json!({"event_path": "a.b.c.d"}), "more than 4 dots"),
+    ] {
+        let mut r = Runner::<T1071>::new();
+        match InitFrame::parse(r.init(cfg.to_string().as_bytes())).unwrap() {
+            InitFrame::Error(e) => assert!(e.contains(needle), "{e} should mention {needle}"),
+            InitFrame::Ok { .. } => panic!("{cfg} should be refused"),
+        }
+    }
+    // The host resolves the destination and port paths (at most one dot
+    // of their own): three levels in front still fit.
+    assert!(T1071::new(br#"{"event_path":"a.b.c"}"#).is_ok());
+}
+
 /// `classify` then `aggregate` gives what `all` gives: the same events, and
 /// the same alerts (an observation record carries all an alert is made of).
 #[test]
@@ -507,7 +583,15 @@ fn every_preset_events() -> Vec<String> {
         evs.push(format!(r#"{{"s\u0072c_ip":"10.0.0.4","dest_ip":"8.8.8.8","dest_port":20,"action":"allowed","_time":{t}}}"#));
         evs.push(format!(r#"{{"dst":{{"addr":"8.8.8.8","p":"139"}},"src_ip":"10.0.0.9","when":{t}000,"action":"allowed"}}"#));
     }
+    // Wrapped, as an object and as a JSON string (read with `event_path`).
+    let inner: Vec<String> = evs.iter().skip(evs.len() - 72).cloned().collect();
+    for ev in inner {
+        let held = serde_json::to_string(&ev).unwrap();
+        evs.push(format!(r#"{{"message":{ev},"severity":"info"}}"#));
+        evs.push(format!(r#"{{"severity":"info","message":{held}}}"#));
+    }
     evs.extend(["{}", "[1]", "not json", r#"{"unrelated":true}"#].map(str::to_string));
+    evs.push(r#"{"message":"not json"}"#.to_string());
     evs
 }
 
@@ -527,6 +611,8 @@ fn the_hosts_index_answers_like_a_scan_for_every_configuration() {
         "fields": {"destination": "dst.addr", "port": "dst.p", "time": "when", "time_unit": "ms"}}),
     );
     configs.push(json!({"schema": "auto", "stage": "classify"}));
+    configs.push(json!({"schema": "auto", "event_path": "message", "min_connections": 1}));
+    configs.push(json!({"schema": "ecs", "event_path": "message", "min_connections": 1}));
     let run = |config: &Value, lines: &[String]| -> Vec<u8> {
         let (mut scanned, mut indexed) = (Runner::<T1071>::new(), Runner::<T1071>::new());
         scanned.init(config.to_string().as_bytes());
