@@ -12,6 +12,7 @@ pub mod aggregate;
 pub mod config;
 pub mod net;
 pub mod schema;
+pub mod tally;
 pub mod time;
 
 use std::net::IpAddr;
@@ -25,6 +26,7 @@ use aggregate::{Aggregator, Observation, Settings, Stats};
 use config::{Config, PresetName, Stage};
 use net::{Allowlist, Networks};
 use schema::{Grouping, Preset};
+use tally::Tally;
 
 /// The `alerts` output (stages `all` and `aggregate`).
 pub const ALERTS: OutputId = 1;
@@ -72,6 +74,10 @@ pub struct T1071 {
     /// (passed on untouched), and how many of them were reported.
     foreign: u64,
     reported_foreign: u64,
+    /// This run's counters, for the summary logged at its end.
+    tally: Tally,
+    /// Late events counted by a restored state (not this run's).
+    late_before: u64,
 }
 
 /// The event sits at `path` in the line (`event_path`). `T1071::presets`
@@ -152,6 +158,8 @@ impl T1071 {
             reported: Stats::default(),
             foreign: 0,
             reported_foreign: 0,
+            tally: Tally::default(),
+            late_before: 0,
         })
     }
 
@@ -163,6 +171,24 @@ impl T1071 {
     /// and alerts through `alert`. Returns `None` when the event has no
     /// readable destination (it then leaves unchanged).
     fn handle(
+        &mut self,
+        event: &[u8],
+        object: Result<Object<'_, '_>, ScanError>,
+        now_ms: i64,
+        out: Option<&mut EventOut<'_>>,
+        alert: &mut dyn FnMut(&[u8]),
+    ) -> Option<Verdict> {
+        let v = self.read_event(event, object, now_ms, out, alert);
+        self.tally.read += 1;
+        if let Some(v) = &v {
+            self.tally.labelled += 1;
+            self.tally.counted += u64::from(v.counted);
+        }
+        v
+    }
+
+    /// [`T1071::handle`], uncounted.
+    fn read_event(
         &mut self,
         event: &[u8],
         object: Result<Object<'_, '_>, ScanError>,
@@ -278,6 +304,7 @@ impl T1071 {
             && self.internal.contains(src)
             && j.allowlisted.is_none();
         if j.counted {
+            self.tally.untimed += u64::from(r.time_ms.is_none());
             let o = Observation {
                 time_ms: r.time_ms,
                 src,
@@ -412,6 +439,14 @@ impl T1071 {
         true
     }
 
+    /// Logs this run's summary ([`Tally`]): once, at the run's end.
+    fn log_summary(&self) {
+        let late = self.agg.stats.late_events.saturating_sub(self.late_before);
+        for (level, line) in self.tally.summary(self.stage, late, self.foreign) {
+            rulebox_plugin::log(level, &line);
+        }
+    }
+
     /// Logs counters that changed since they were last reported.
     fn report(&mut self) {
         if self.foreign != self.reported_foreign {
@@ -494,6 +529,7 @@ impl Rule for T1071 {
         if self.stage == Stage::Aggregate {
             if self.aggregate(object, now_ms, &mut |l| pending.push(l.to_vec())) {
                 // Consumed: an observation is not an event to pass on.
+                self.tally.observations += 1;
                 out.drop_event();
             } else {
                 self.foreign += 1;
@@ -519,10 +555,12 @@ impl Rule for T1071 {
     fn on_flush(&mut self, _now_ms: i64, out: &mut Emitter<'_>) {
         self.agg.flush(&mut |l| out.emit(ALERTS, l));
         self.report();
+        self.log_summary();
     }
 
     fn snapshot(&mut self, _now_ms: i64, out: &mut Vec<u8>) {
         self.report();
+        self.log_summary();
         if self.stage == Stage::Classify {
             return; // Nothing aggregated here: nothing to keep.
         }
@@ -532,6 +570,7 @@ impl Rule for T1071 {
     fn restore(&mut self, data: &[u8], _now_ms: i64) -> Result<(), String> {
         self.agg.restore(data)?;
         self.reported = self.agg.stats;
+        self.late_before = self.agg.stats.late_events;
         rulebox_plugin::log(
             LogLevel::Info,
             &format!(

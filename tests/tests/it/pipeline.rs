@@ -590,3 +590,71 @@ fn several_workers_need_a_plugin_that_may_share_its_input() {
         assert_eq!(out.status.success(), ok, "{name}: {}", stderr(&out));
     }
 }
+
+/// `key=value` from the rule's own `run summary:` log line, if logged.
+fn rule_summary(stderr: &str, key: &str) -> Option<u64> {
+    let line = stderr.lines().find(|l| l.contains("run summary:"))?;
+    let plain = rulebox_tests::strip_ansi(line);
+    let at = plain.find(&format!(" {key}="))? + key.len() + 2;
+    plain[at..].split_whitespace().next()?.parse().ok()
+}
+
+/// Issue 18: a run where the rule could read nothing used to exit 0 with
+/// only `malformed=…` to show for it. At its end the rule logs what it
+/// made of its input (events read, labelled, counted, without a
+/// destination, late, with an unreadable time), and warns when it could
+/// read none of them.
+#[test]
+fn the_rule_reports_what_it_could_read() {
+    let dir = Scratch::new("rule-summary");
+    let raw = "Nov 22 10:00:00 fw01 sshd[1]: Accepted password for root\nanother raw line\n{\"message\":\"no destination\"}\n";
+    let input = dir.write("raw.ndjson", raw);
+    let cfg = dir.write("raw.toml", rule_pipeline(&dir.0, &input, "", ""));
+    let out = rulebox(&["run", "--config", cfg.to_str().unwrap()], None);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(rule_summary(&err, "events_read"), Some(3), "{err}");
+    assert_eq!(rule_summary(&err, "labelled"), Some(0), "{err}");
+    assert_eq!(rule_summary(&err, "without_destination"), Some(3), "{err}");
+    let warning = err
+        .lines()
+        .find(|l| l.contains("none of the 3 events read had a destination"))
+        .unwrap_or_else(|| panic!("no warning in {err}"));
+    assert!(
+        warning.contains("WARN") && warning.contains("plugin=\"rule\""),
+        "{warning}"
+    );
+
+    let at = |t: &str, port: u16| {
+        format!(
+            r#"{{"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":{port},"action":"allowed"{t}}}"#
+        )
+    };
+    let t0 = r#","_time":1700000000"#;
+    let mut lines = vec![at(t0, 21); 4];
+    lines.extend([
+        at("", 21), // counted, its time unreadable
+        at(t0, 443),
+        r#"{"message":"x"}"#.to_string(),
+        "not json".to_string(),
+        at(r#","_time":1700172800"#, 21), // two days on: the first window closes
+        at(t0, 21),                       // late
+    ]);
+    let input = dir.write("mixed.ndjson", lines.join("\n") + "\n");
+    let cfg = rule_pipeline(&dir.0, &input, "allowed_lateness_secs = 0", "");
+    let cfg = dir.write("mixed.toml", cfg);
+    let out = rulebox(&["run", "--config", cfg.to_str().unwrap()], None);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    for (key, want) in [
+        ("events_read", 10),
+        ("labelled", 8),
+        ("counted", 7),
+        ("without_destination", 2),
+        ("late", 1),
+        ("unreadable_time", 1),
+    ] {
+        assert_eq!(rule_summary(&err, key), Some(want), "{key}: {err}");
+    }
+    assert!(!err.contains("none of the"), "{err}");
+}

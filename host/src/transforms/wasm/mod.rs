@@ -214,7 +214,7 @@ impl Stage {
         while self.replicas.len() + 1 < self.workers {
             let r = self
                 .t
-                .replica()
+                .replica(self.replicas.len() + 1)
                 .map_err(|e| Problem::at("workers", format!("another instance: {e}")))?;
             self.replicas.push(r);
         }
