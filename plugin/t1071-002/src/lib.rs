@@ -101,6 +101,7 @@ enum Reading {
 }
 
 /// What the rule concluded about an event with a readable destination.
+#[derive(Debug, Clone, Copy)]
 struct Judgement {
     /// The preset's index in `T1071::presets`.
     preset: usize,
@@ -168,8 +169,8 @@ impl T1071 {
     }
 
     /// Classifies and counts one event; writes the label object into `out`
-    /// and alerts through `alert`. Returns `None` when the event has no
-    /// readable destination (it then leaves unchanged).
+    /// and alerts through `alert`. Returns what it concluded, `None` when
+    /// the event has no readable destination (it then leaves unchanged).
     fn handle(
         &mut self,
         event: &[u8],
@@ -177,14 +178,14 @@ impl T1071 {
         now_ms: i64,
         out: Option<&mut EventOut<'_>>,
         alert: &mut dyn FnMut(&[u8]),
-    ) -> Option<Verdict> {
-        let v = self.read_event(event, object, now_ms, out, alert);
+    ) -> Option<Judgement> {
+        let j = self.read_event(event, object, now_ms, out, alert);
         self.tally.read += 1;
-        if let Some(v) = &v {
+        if let Some(j) = &j {
             self.tally.labelled += 1;
-            self.tally.counted += u64::from(v.counted);
+            self.tally.counted += u64::from(j.counted);
         }
-        v
+        j
     }
 
     /// [`T1071::handle`], uncounted.
@@ -195,7 +196,7 @@ impl T1071 {
         now_ms: i64,
         out: Option<&mut EventOut<'_>>,
         alert: &mut dyn FnMut(&[u8]),
-    ) -> Option<Verdict> {
+    ) -> Option<Judgement> {
         let obj = match object {
             Ok(o) => o,
             Err(e) => {
@@ -212,7 +213,7 @@ impl T1071 {
         if let Some(out) = out {
             out.set_field(&obj, &self.enrich_key, |b| self.write_label(b, &j));
         }
-        Some(self.verdict(&j))
+        Some(j)
     }
 
     /// [`T1071::handle`] for an event at `event_path` in the line `obj`
@@ -226,14 +227,14 @@ impl T1071 {
         now_ms: i64,
         out: Option<&mut EventOut<'_>>,
         alert: &mut dyn FnMut(&[u8]),
-    ) -> Option<Verdict> {
+    ) -> Option<Judgement> {
         let inner = obj.get(&self.wrapped.as_ref()?.path)?;
         if inner.is_object() {
             let j = self.judge(Reading::Line, obj.group()?, obj, event, now_ms, alert)?;
             if let Some(out) = out {
                 out.set_member(event, inner, &self.enrich_key, |b| self.write_label(b, &j));
             }
-            return Some(self.verdict(&j));
+            return Some(j);
         }
         let text = inner.as_str()?;
         let w = self.wrapped.as_mut()?;
@@ -251,7 +252,7 @@ impl T1071 {
         if let Some(out) = out {
             out.set_field(obj, &self.enrich_key, |b| self.write_label(b, &j));
         }
-        Some(self.verdict(&j))
+        Some(j)
     }
 
     /// Classifies the event `obj` (scanned from `event`) as preset `g`
@@ -287,7 +288,8 @@ impl T1071 {
         let Some(dest) = dest else {
             return Some(j); // A host name: neither external nor allowlisted.
         };
-        if proto == 0 && !self.allowlist.may_match(dest, target.port) {
+        if proto == 0 && (self.allowlist.is_empty() || !self.allowlist.may_match(dest, target.port))
+        {
             return Some(j);
         }
         // Read the rest of this event (it scanned as an object already).
@@ -377,11 +379,11 @@ impl T1071 {
     ) -> Option<Verdict> {
         let mut scanner = std::mem::take(&mut self.scanner);
         let object = scanner.scan_planned(event, &self.plan);
-        let v = self.handle(event, object, now_ms, None, &mut |l| {
+        let j = self.handle(event, object, now_ms, None, &mut |l| {
             alerts.push(l.to_vec())
         });
         self.scanner = scanner;
-        v
+        j.map(|j| self.verdict(&j))
     }
 
     /// Stage `aggregate`: counts one observation record; false when the

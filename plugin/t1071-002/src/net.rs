@@ -158,6 +158,11 @@ impl Allowlist {
         self.entries.get(i).map_or("", |e| e.reason.as_str())
     }
 
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Whether an entry may match a connection to `dest` on `port`,
     /// whatever its source: when not, [`Allowlist::find`] needs no source.
     pub fn may_match(&self, dest: IpAddr, port: Option<u16>) -> bool {

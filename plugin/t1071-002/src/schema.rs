@@ -285,6 +285,26 @@ impl Preset {
     /// every path, the permit fields' and the detection paths included.
     pub fn new(kind: PresetName, o: &FieldOverrides, event_path: Option<&str>) -> Preset {
         let (name, f) = Preset::builtin(kind);
+        Preset::build(kind, name, f, o, event_path)
+    }
+
+    /// `zeek` with one separator only, `.` or `_` (`auto` tries them apart:
+    /// [`Preset::auto_order`]).
+    fn zeek(sep: char, o: &FieldOverrides, event_path: Option<&str>) -> Preset {
+        let (name, mut f) = Preset::builtin(PresetName::Zeek);
+        f.source = vec![format!("id{sep}orig_h")];
+        f.destination = vec![format!("id{sep}resp_h")];
+        f.port = vec![format!("id{sep}resp_p")];
+        Preset::build(PresetName::Zeek, name, f, o, event_path)
+    }
+
+    fn build(
+        kind: PresetName,
+        name: &'static str,
+        f: Spec,
+        o: &FieldOverrides,
+        event_path: Option<&str>,
+    ) -> Preset {
         let at = |p: &str| match event_path {
             Some(e) => format!("{e}.{p}"),
             None => p.to_string(),
@@ -336,19 +356,25 @@ impl Preset {
         }
     }
 
-    /// The presets `auto` chooses from, in the order it tries them.
+    /// The presets `auto` chooses from, in the order it tries them. Zeek
+    /// with `_` as the separator comes last, apart from Zeek's own `.`:
+    /// events of the other shapes, far more common, are recognised before
+    /// it is looked for.
     pub fn auto_order(o: &FieldOverrides, event_path: Option<&str>) -> Vec<Preset> {
-        [
-            PresetName::Zeek,
-            PresetName::Ocsf,
-            PresetName::Qradar,
-            PresetName::Sysmon,
-            PresetName::Ecs,
-            PresetName::Cim,
-        ]
-        .into_iter()
-        .map(|k| Preset::new(k, o, event_path))
-        .collect()
+        let mut presets = vec![Preset::zeek('.', o, event_path)];
+        presets.extend(
+            [
+                PresetName::Ocsf,
+                PresetName::Qradar,
+                PresetName::Sysmon,
+                PresetName::Ecs,
+                PresetName::Cim,
+            ]
+            .into_iter()
+            .map(|k| Preset::new(k, o, event_path)),
+        );
+        presets.push(Preset::zeek('_', o, event_path));
+        presets
     }
 
     /// The paths every event needs (destination, port), in slot order.
@@ -832,6 +858,12 @@ mod tests {
         );
         assert_eq!(name(r#"{"de\u0073t_ip":"1.1.1.1"}"#, &mut sc), Some("cim"));
         assert_eq!(name(r#"{"message":"x"}"#, &mut sc), None);
+        assert_eq!(name(r#"{"id_resp_h":"1.1.1.1"}"#, &mut sc), Some("zeek"));
+        assert_eq!(
+            name(r#"{"id_resp_h":"1.1.1.1","dest_ip":"1.1.1.1"}"#, &mut sc),
+            Some("cim"),
+            "`_` comes last"
+        );
     }
 
     #[test]

@@ -49,11 +49,12 @@ fn runner(config: &Value) -> Runner<T1071> {
                 panic!("reads bytes")
             };
             assert!(o.keys.is_some());
-            // One path group per preset in use; stage `aggregate` has none.
+            // One path group per preset in use (`auto`: Zeek twice, by
+            // separator); stage `aggregate` has none.
             let auto = config.get("schema").is_none_or(|s| *s == "auto");
             let groups = match config["stage"].as_str() {
                 Some("aggregate") => None,
-                _ => Some(if auto { 6 } else { 1 }),
+                _ => Some(if auto { 7 } else { 1 }),
             };
             assert_eq!(o.groups.map(|g| g.len()), groups, "{config}");
         }
