@@ -56,7 +56,7 @@ fn reader(c: &mut Criterion) {
             .map(|(i, c)| render(c, schema, i as u64))
             .collect();
         let bytes: usize = events.iter().map(String::len).sum();
-        let preset = Preset::new(kind, &FieldOverrides::default());
+        let preset = Preset::new(kind, &FieldOverrides::default(), None);
         let mut scanner = Scanner::new();
         g.throughput(Throughput::Elements(events.len() as u64));
         g.bench_function(
@@ -138,7 +138,7 @@ fn aggregate(c: &mut Criterion) {
                 for i in 0..obs.len() {
                     let (src, dest) = obs[i % distinct];
                     let o = Observation {
-                        time_ms: 1_763_683_200_000 + i as i64,
+                        time_ms: Some(1_763_683_200_000 + i as i64),
                         src,
                         dest,
                         port: 21,
@@ -149,7 +149,7 @@ fn aggregate(c: &mut Criterion) {
                         bytes_out: 1000,
                         bytes_in: 100,
                     };
-                    agg.record(&o, &mut |l| emitted += l.len());
+                    agg.record(&o, 0, &mut |l| emitted += l.len());
                 }
                 std::hint::black_box((emitted, agg.tracked_keys()))
             })

@@ -18,18 +18,22 @@ const NOW_MS: i64 = 1_763_683_200_000;
 type TwoRunners = (Runner<T1071>, Runner<T1071>, IndexRequest);
 
 thread_local! {
-    /// Per preset (and `auto`) two runners, reused across inputs like
-    /// long-running instances: one scans events itself, the other is given
-    /// the objects index the host would build for the keys it declared.
+    /// Per preset (and `auto`, also with the event wrapped at `message`)
+    /// two runners, reused across inputs like long-running instances: one
+    /// scans events itself, the other is given the objects index the host
+    /// would build for the keys it declared.
     static PRESETS: RefCell<Vec<TwoRunners>> = RefCell::new(
-        ["cim", "qradar", "ecs", "ocsf", "zeek", "sysmon", "auto"]
+        ["cim", "qradar", "ecs", "ocsf", "zeek", "sysmon", "auto", r#"auto","event_path":"message"#]
             .iter()
             .map(|s| {
                 let cfg = format!(r#"{{"schema":"{s}","max_keys":10000}}"#);
                 let (mut scans, mut indexed) = (Runner::new(), Runner::new());
                 scans.init(cfg.as_bytes());
                 let request = match InitFrame::parse(indexed.init(cfg.as_bytes())) {
-                    Ok(InitFrame::Ok(_, Reads::Objects(o))) => IndexRequest::from_reads(&o),
+                    Ok(InitFrame::Ok {
+                        reads: Reads::Objects(o),
+                        ..
+                    }) => IndexRequest::from_reads(&o),
                     other => panic!("{other:?}"),
                 };
                 (scans, indexed, request)

@@ -55,7 +55,7 @@ fn main() {
         let src = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (i % 65_536)));
         let dest = IpAddr::V4(Ipv4Addr::from(0x2d00_0000 | (i / 65_536)));
         let o = Observation {
-            time_ms: 1_763_683_200_000 + i64::from(i),
+            time_ms: Some(1_763_683_200_000 + i64::from(i)),
             src,
             dest,
             port: 21,
@@ -66,7 +66,7 @@ fn main() {
             bytes_out: 1000,
             bytes_in: 100,
         };
-        agg.record(&o, &mut |l| emitted += l.len());
+        agg.record(&o, 0, &mut |l| emitted += l.len());
     }
     let after = LIVE.load(Ordering::Relaxed);
     let keys = agg.tracked_keys();

@@ -52,6 +52,8 @@ pub struct Instance {
     /// The optional snapshot and restore exports.
     state: Option<StateFuncs>,
     outputs: Vec<String>,
+    /// The init frame set `INIT_PARALLEL`.
+    parallel: bool,
     deadline: Duration,
 }
 
@@ -114,6 +116,7 @@ impl Instance {
             scanner: json::Scanner::new(),
             index: Vec::new(),
             outputs: Vec::new(),
+            parallel: false,
             deadline,
         };
         arm(&mut inst.store, deadline);
@@ -143,20 +146,23 @@ impl Instance {
             .call(&mut self.store, (ptr as i32, config_json.len() as i32))
             .map_err(|e| classify(e, self.deadline))?;
         let frame = self.frame_bytes(packed)?;
-        let (outputs, reads) = match InitFrame::parse(frame).map_err(PluginError::Frame)? {
-            InitFrame::Ok(names, reads) => (
-                names.into_iter().map(str::to_string).collect::<Vec<_>>(),
-                match reads {
-                    Reads::Bytes => None,
-                    Reads::Objects(o) => {
-                        o.check().map_err(|e| {
-                            contract(format!("the init frame asks for too much: {e}"))
-                        })?;
-                        Some(index::IndexRequest::from_reads(&o))
-                    }
-                },
-            ),
-            InitFrame::Error(msg) => return Err(PluginError::Config(printable_str(msg))),
+        let (outputs, reads, parallel) =
+            match InitFrame::parse(frame).map_err(PluginError::Frame)? {
+                InitFrame::Ok {
+                    outputs,
+                    reads,
+                    parallel,
+                } => (outputs, reads, parallel),
+                InitFrame::Error(msg) => return Err(PluginError::Config(printable_str(msg))),
+            };
+        let outputs: Vec<String> = outputs.into_iter().map(str::to_string).collect();
+        let reads = match reads {
+            Reads::Bytes => None,
+            Reads::Objects(o) => {
+                o.check()
+                    .map_err(|e| contract(format!("the init frame asks for too much: {e}")))?;
+                Some(index::IndexRequest::from_reads(&o))
+            }
         };
         if reads.is_some() && self.process_objects.is_none() {
             return Err(contract(format!(
@@ -168,8 +174,10 @@ impl Instance {
         self.reads_objects = reads.is_some();
         self.index_request = reads.unwrap_or_default();
         self.outputs = outputs;
+        self.parallel = parallel;
         Ok(())
     }
+
     /// The plugin's declared outputs (id 1 is the first).
     pub fn outputs(&self) -> &[String] {
         &self.outputs
@@ -314,6 +322,14 @@ impl Instance {
     /// Whether the plugin exports snapshot and restore.
     pub fn keeps_state(&self) -> bool {
         self.state.is_some()
+    }
+
+    /// Whether several instances may share one input (`workers > 1`): the
+    /// plugin declared `INIT_PARALLEL`, or it exports no snapshot/restore
+    /// and so, by the contract, keeps no state (`rulebox_abi` crate docs,
+    /// "Several instances").
+    pub fn may_share_input(&self) -> bool {
+        self.parallel || !self.keeps_state()
     }
 
     /// The plugin's state (`None`: it keeps none), under `deadline` (a

@@ -98,9 +98,17 @@ impl Plugin {
         self.limits
     }
 
-    /// A fresh instance, initialised with `config_json`.
+    /// A fresh instance, initialised with `config_json`; its log lines
+    /// name it by the name the plugin was loaded with.
     pub fn instantiate(&self, config_json: &[u8]) -> Result<Instance, PluginError> {
-        let state = HostState::new(self.name.clone(), &self.limits);
+        self.instantiate_as(&self.name, config_json)
+    }
+
+    /// [`Plugin::instantiate`], the instance's log lines naming it `name`
+    /// (one module may serve several transforms, and a transform several
+    /// workers).
+    pub fn instantiate_as(&self, name: &str, config_json: &[u8]) -> Result<Instance, PluginError> {
+        let state = HostState::new(name.into(), &self.limits);
         let mut inst = Instance::new(
             &self.engine,
             &self.pre,

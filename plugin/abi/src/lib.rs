@@ -61,6 +61,19 @@
 //!
 //! A plugin without these exports starts empty after every restart.
 //!
+//! # Several instances (`workers > 1`)
+//!
+//! The host may run several instances of one plugin on one input, each
+//! getting some of the batches (in turn) and keeping its own state. That
+//! gives the same answers as one instance only when no answer depends on
+//! another batch. A plugin says so by setting [`INIT_PARALLEL`] in its
+//! init frame. Without it, a plugin that exports [`export::SNAPSHOT`] and
+//! [`export::RESTORE`] keeps state, so the host refuses to run more than
+//! one instance of it (`rulebox validate` says why); a plugin without those
+//! exports is taken to keep none and may run on several, as it could before
+//! the flag existed (a plugin that keeps state it cannot snapshot should
+//! not be given several workers).
+//!
 //! # Names the host keeps
 //!
 //! The output name [`DEAD_LETTER_OUTPUT`] belongs to the host (events the
@@ -113,7 +126,8 @@
 //! 4   n        ok: number of declared output names; error: message length
 //! 8   ok: n × (u32 len, len bytes of UTF-8 name); error: the message
 //! ..  ok, optional: u32 flags (absent means 0); bit 0 = INIT_READS_OBJECTS,
-//!         bit 1 = INIT_OBJECT_KEYS, bit 2 = INIT_OBJECT_PATHS
+//!         bit 1 = INIT_OBJECT_KEYS, bit 2 = INIT_OBJECT_PATHS,
+//!         bit 3 = INIT_PARALLEL (see "Several instances" above)
 //! ..  with INIT_OBJECT_KEYS: u32 k, then k × (u32 len, len bytes of UTF-8):
 //!         the top-level keys the plugin reads (see `json::KeySet`)
 //! ..  with INIT_OBJECT_PATHS: u32 g, then g groups, each a list of `when`
@@ -143,10 +157,10 @@ pub mod json;
 
 pub use frame::{
     Action, EVENT_RESULT_LEN, EventResult, Fault, FrameError, FrameOutputs, HEADER_LEN,
-    INIT_OBJECT_KEYS, INIT_OBJECT_PATHS, INIT_READS_OBJECTS, InitFrame, MAX_DECLARED_BYTES,
-    MAX_OBJECT_KEYS, MAX_OUTPUT_NAME, MAX_OUTPUTS, MAX_PATH_DOTS, MAX_PLAN_GROUPS, MAX_PLAN_PATHS,
-    ObjectReads, Outcome, RECORD_LEN, Reads, Reason, Record, Refused, ResultFrame,
-    ResultFrameWriter, Status, pack, unpack,
+    INIT_OBJECT_KEYS, INIT_OBJECT_PATHS, INIT_PARALLEL, INIT_READS_OBJECTS, InitFrame,
+    MAX_DECLARED_BYTES, MAX_OBJECT_KEYS, MAX_OUTPUT_NAME, MAX_OUTPUTS, MAX_PATH_DOTS,
+    MAX_PLAN_GROUPS, MAX_PLAN_PATHS, ObjectReads, Outcome, RECORD_LEN, Reads, Reason, Record,
+    Refused, ResultFrame, ResultFrameWriter, Status, pack, unpack,
 };
 
 /// The version of this contract. Bumped on any incompatible change.

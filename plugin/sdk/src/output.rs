@@ -32,6 +32,12 @@ impl Emitter<'_> {
     }
 }
 
+/// Where `part` starts in `whole`, when it is a slice of it.
+fn offset_in(whole: &[u8], part: &[u8]) -> Option<usize> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    (start.checked_add(part.len())? <= whole.len()).then_some(start)
+}
+
 /// What the rule says about one event.
 pub struct EventOut<'w> {
     pub(crate) w: &'w mut ResultFrameWriter,
@@ -74,6 +80,47 @@ impl EventOut<'_> {
                 buf.push(b':');
                 write(buf);
             }),
+        }
+    }
+
+    /// Sets member `key` of `object`, a JSON object value inside `event`
+    /// (the event's bytes, as the rule got them; `object` found with
+    /// [`Object::get`] or [`Object::slot`], say): the value of an existing
+    /// member is replaced in place, otherwise `"key":value` is inserted
+    /// before the object's closing brace. The rest of the event keeps its
+    /// original bytes. Nothing happens when `object` is not an object
+    /// inside `event`.
+    pub fn set_member(
+        &mut self,
+        event: &[u8],
+        object: json::Value<'_>,
+        key: &str,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let Some(at) = offset_in(event, object.raw) else {
+            return;
+        };
+        if !object.is_object() || object.raw.last() != Some(&b'}') {
+            return;
+        }
+        match object.member(key) {
+            // Inside `object`, so inside `event`.
+            Some(v) => {
+                let start = at + (v.raw.as_ptr() as usize - object.raw.as_ptr() as usize);
+                self.edit_with(start, start + v.raw.len(), write)
+            }
+            None => {
+                let close = at + object.raw.len() - 1;
+                let comma = object.has_members();
+                self.edit_with(close, close, |buf| {
+                    if comma {
+                        buf.push(b',');
+                    }
+                    json::write_str(buf, key);
+                    buf.push(b':');
+                    write(buf);
+                })
+            }
         }
     }
 

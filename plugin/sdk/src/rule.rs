@@ -22,6 +22,21 @@ pub trait Rule: Sized + 'static {
         Self::OUTPUTS
     }
 
+    /// Whether several instances of this rule may share one input
+    /// (`workers > 1` in the host), each seeing some of the batches: true
+    /// only when nothing the rule answers for an event depends on another
+    /// batch (a rule that counts or aggregates across events must say
+    /// false). The default is false: the wasm exports include
+    /// snapshot/restore for every rule, so the host takes a rule that does
+    /// not declare this as one that keeps state, and runs one instance.
+    const PARALLEL: bool = false;
+
+    /// [`Rule::PARALLEL`] for this instance, once built: the constant unless
+    /// the configuration changes it (a rule with a stateless stage, say).
+    fn parallel(&self) -> bool {
+        Self::PARALLEL
+    }
+
     /// Builds the rule from its configuration (JSON text of the
     /// `[transforms.<id>.config]` table; `{}` when there is none). An error
     /// here is shown to the user by `rulebox validate`.

@@ -86,7 +86,12 @@ impl<R: Rule> Runner<R> {
                     InitFrame::Error(&e).encode(&mut self.init);
                     return &self.init;
                 }
-                InitFrame::Ok(rule.outputs().to_vec(), reads).encode(&mut self.init);
+                InitFrame::Ok {
+                    outputs: rule.outputs().to_vec(),
+                    reads,
+                    parallel: rule.parallel(),
+                }
+                .encode(&mut self.init);
                 self.rule = Some(rule);
             }
             Err(msg) => InitFrame::Error(&msg).encode(&mut self.init),

@@ -58,7 +58,11 @@ fn splices_and_replaces_fields() {
     let mut runner = Runner::<Tagger>::new();
     assert_eq!(
         InitFrame::parse(runner.init(b"{}")).unwrap(),
-        InitFrame::Ok(vec!["side"], Reads::Bytes)
+        InitFrame::Ok {
+            outputs: vec!["side"],
+            reads: Reads::Bytes,
+            parallel: false
+        }
     );
     let events: [&[u8]; 5] = [
         b"{\"a\":1}",
@@ -141,7 +145,10 @@ fn reserved_buffer_path_matches_direct_path() {
     runner.reserve(cfg.len()).copy_from_slice(cfg);
     assert!(matches!(
         InitFrame::parse(runner.init_reserved(cfg.len())).unwrap(),
-        InitFrame::Ok(_, Reads::Bytes)
+        InitFrame::Ok {
+            reads: Reads::Bytes,
+            ..
+        }
     ));
     let batch = b"{\"x\":1}\n{\"y\":2}\n";
     runner.reserve(batch.len()).copy_from_slice(batch);
@@ -159,6 +166,10 @@ impl Rule for ObjectTagger {
     const READS_OBJECTS: bool = true;
     fn new(config: &[u8]) -> Result<Self, String> {
         Ok(ObjectTagger(config.to_vec()))
+    }
+    /// Declared for one configuration, to see it reach the init frame.
+    fn parallel(&self) -> bool {
+        self.0 == b"plan"
     }
     fn object_keys(&self) -> Option<Vec<String>> {
         (self.0 != b"{}").then(|| vec!["seen".to_string()])
@@ -205,10 +216,16 @@ fn an_object_rule_answers_the_same_from_bytes_and_from_the_hosts_index() {
     for config in [&b"{}"[..], b"keys", b"plan"] {
         let mut objects = Runner::<ObjectTagger>::new();
         let init = objects.init(config).to_vec();
-        let InitFrame::Ok(outputs, Reads::Objects(reads)) = InitFrame::parse(&init).unwrap() else {
+        let InitFrame::Ok {
+            outputs,
+            reads: Reads::Objects(reads),
+            parallel,
+        } = InitFrame::parse(&init).unwrap()
+        else {
             panic!("{init:?}")
         };
         assert!(outputs.is_empty());
+        assert_eq!(parallel, config == b"plan", "Rule::parallel, declared");
         assert_eq!(reads.keys.is_some(), config != b"{}");
         assert_eq!(reads.groups.is_some(), config == b"plan");
         let want = objects.process(batch, 7, 0).to_vec();
@@ -244,6 +261,66 @@ fn an_object_rule_answers_the_same_from_bytes_and_from_the_hosts_index() {
         assert_eq!(
             ResultFrame::parse(&f).unwrap().error(),
             Some(&b"the objects index does not match its batch"[..])
+        );
+    }
+}
+
+/// Tags the object under `message` (when it is one) with `"seen":true`.
+struct InnerTagger;
+
+impl Rule for InnerTagger {
+    const READS_OBJECTS: bool = true;
+    fn new(_config: &[u8]) -> Result<Self, String> {
+        Ok(InnerTagger)
+    }
+    fn on_object(
+        &mut self,
+        event: &[u8],
+        object: Result<Object<'_, '_>, ScanError>,
+        _now: i64,
+        out: &mut EventOut<'_>,
+    ) {
+        if let Ok(obj) = object
+            && let Some(inner) = obj.get("message")
+        {
+            out.set_member(event, inner, "seen", |b| b.extend_from_slice(b"true"));
+        }
+    }
+}
+
+#[test]
+fn sets_a_member_of_a_nested_object() {
+    let mut runner = Runner::<InnerTagger>::new();
+    runner.init(b"{}");
+    let cases: [(&[u8], &[u8]); 6] = [
+        (
+            b"{\"message\":{\"a\":1},\"x\":2}",
+            b"{\"message\":{\"a\":1,\"seen\":true},\"x\":2}",
+        ),
+        (b"{\"message\": { } }", b"{\"message\": { \"seen\":true} }"),
+        (
+            b"{\"message\":{\"seen\":false,\"b\":{\"seen\":1}}}",
+            b"{\"message\":{\"seen\":true,\"b\":{\"seen\":1}}}",
+        ),
+        (b"{\"message\":\"{}\"}", b"{\"message\":\"{}\"}"),
+        (b"{\"message\":[1]}", b"{\"message\":[1]}"),
+        (b"{\"other\":{}}", b"{\"other\":{}}"),
+    ];
+    let mut batch = Vec::new();
+    for (e, _) in cases {
+        batch.extend_from_slice(e);
+        batch.push(b'\n');
+    }
+    let frame = runner.process(&batch, cases.len(), 0).to_vec();
+    let mut spliced = Spliced::default();
+    ResultFrame::parse(&frame)
+        .unwrap()
+        .apply(&batch, &mut spliced);
+    for (i, (_, want)) in cases.iter().enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(&spliced.0[i]),
+            String::from_utf8_lossy(want),
+            "case {i}"
         );
     }
 }

@@ -5,9 +5,11 @@
 //! callback as complete JSON lines.
 //!
 //! Windows close on event time: when the largest event time seen passes a
-//! window's end by `allowed_lateness`. An event for a closed window is late:
-//! it is counted in [`Stats::late_events`] and not aggregated. At the key cap,
-//! new keys are not tracked ([`Stats::keys_dropped`]); existing keys go on.
+//! window's end by `allowed_lateness`. A connection whose time could not be
+//! read counts at that largest time and never moves it. An event for a
+//! closed window is late: it is counted in [`Stats::late_events`] and not
+//! aggregated. At the key cap, new keys are not tracked
+//! ([`Stats::keys_dropped`]); existing keys go on.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -39,7 +41,9 @@ pub struct Settings {
 /// One counted connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
-    pub time_ms: i64,
+    /// Its event time; `None` when the event's time could not be read (see
+    /// [`Aggregator::record`]).
+    pub time_ms: Option<i64>,
     pub src: IpAddr,
     pub dest: IpAddr,
     pub port: u16,
@@ -219,15 +223,30 @@ impl Aggregator {
             .saturating_add(self.s.lateness_ms)
     }
 
-    /// Counts one connection; may close windows (emitting their final alerts).
-    pub fn record(&mut self, o: &Observation<'_>, emit: &mut dyn FnMut(&[u8])) {
-        let start = self.window_start(o.time_ms);
+    /// The time a connection counts at: its own, or for one whose time
+    /// could not be read the clock (the latest event time seen), or before
+    /// any is known `now_ms` (processing time). Only a time of its own
+    /// moves the clock (spec §3).
+    fn event_time(&self, o: &Observation<'_>, now_ms: i64) -> i64 {
+        match o.time_ms {
+            Some(t) => t,
+            None if self.watermark == i64::MIN => now_ms,
+            None => self.watermark,
+        }
+    }
+
+    /// Counts one connection; may close windows (emitting their final
+    /// alerts). `now_ms` is the processing time, used only by
+    /// [`Aggregator::event_time`].
+    pub fn record(&mut self, o: &Observation<'_>, now_ms: i64, emit: &mut dyn FnMut(&[u8])) {
+        let time_ms = self.event_time(o, now_ms);
+        let start = self.window_start(time_ms);
         if self.closes_at(start) <= self.watermark {
             self.stats.late_events += 1;
             return;
         }
-        if o.time_ms > self.watermark {
-            self.watermark = o.time_ms;
+        if o.time_ms.is_some() && time_ms > self.watermark {
+            self.watermark = time_ms;
             while let Some((&first, _)) = self.windows.first_key_value() {
                 if self.closes_at(first) > self.watermark {
                     break;
@@ -269,8 +288,8 @@ impl Aggregator {
                         count: 0,
                         bytes_sent: 0,
                         bytes_received: 0,
-                        first_ms: o.time_ms,
-                        last_ms: o.time_ms,
+                        first_ms: time_ms,
+                        last_ms: time_ms,
                         users: Vec::new(),
                         users_truncated: false,
                         dirty: false,
@@ -281,8 +300,8 @@ impl Aggregator {
         agg.count += 1;
         agg.bytes_sent = agg.bytes_sent.saturating_add(o.bytes_out);
         agg.bytes_received = agg.bytes_received.saturating_add(o.bytes_in);
-        agg.first_ms = agg.first_ms.min(o.time_ms);
-        agg.last_ms = agg.last_ms.max(o.time_ms);
+        agg.first_ms = agg.first_ms.min(time_ms);
+        agg.last_ms = agg.last_ms.max(time_ms);
         agg.dirty = true;
         if !o.user.is_empty() {
             let uid = w.names.intern(o.user);
@@ -743,7 +762,7 @@ mod tests {
 
     fn obs(t: i64, dest: &str, bytes_out: u64, user: &'static str) -> Observation<'static> {
         Observation {
-            time_ms: t,
+            time_ms: Some(t),
             src: "10.0.0.5".parse().unwrap(),
             dest: dest.parse().unwrap(),
             port: 445,
@@ -771,13 +790,13 @@ mod tests {
     fn threshold_is_strictly_greater() {
         let mut a = Aggregator::new(settings());
         for i in 0..3 {
-            run(&mut a, |a, e| a.record(&obs(i, "8.8.8.8", 1, ""), e));
+            run(&mut a, |a, e| a.record(&obs(i, "8.8.8.8", 1, ""), 0, e));
         }
         assert!(
             run(&mut a, |a, e| a.tick(e)).is_empty(),
             "3 connections must not alert"
         );
-        run(&mut a, |a, e| a.record(&obs(3, "8.8.8.8", 1, ""), e));
+        run(&mut a, |a, e| a.record(&obs(3, "8.8.8.8", 1, ""), 0, e));
         let alerts = run(&mut a, |a, e| a.tick(e));
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0]["connection_count"], 4);
@@ -789,14 +808,14 @@ mod tests {
     fn tick_emits_only_changes_and_flush_is_final() {
         let mut a = Aggregator::new(settings());
         for i in 0..4 {
-            run(&mut a, |a, e| a.record(&obs(i, "8.8.8.8", 1, ""), e));
+            run(&mut a, |a, e| a.record(&obs(i, "8.8.8.8", 1, ""), 0, e));
         }
         assert_eq!(run(&mut a, |a, e| a.tick(e)).len(), 1);
         assert!(
             run(&mut a, |a, e| a.tick(e)).is_empty(),
             "unchanged keys are not re-emitted"
         );
-        run(&mut a, |a, e| a.record(&obs(5, "8.8.8.8", 1, ""), e));
+        run(&mut a, |a, e| a.record(&obs(5, "8.8.8.8", 1, ""), 0, e));
         let again = run(&mut a, |a, e| a.tick(e));
         assert_eq!(again[0]["connection_count"], 5);
         let fin = run(&mut a, |a, e| a.flush(e));
@@ -817,7 +836,7 @@ mod tests {
             let mut a = Aggregator::new(settings());
             for i in 0..4 {
                 run(&mut a, |a, e| {
-                    a.record(&obs(i, "8.8.8.8", if i == 0 { bytes } else { 0 }, ""), e)
+                    a.record(&obs(i, "8.8.8.8", if i == 0 { bytes } else { 0 }, ""), 0, e)
                 });
             }
             let f = run(&mut a, |a, e| a.flush(e));
@@ -831,18 +850,48 @@ mod tests {
         let mut a = Aggregator::new(settings());
         let day = 86_400_000;
         for i in 0..4 {
-            run(&mut a, |a, e| a.record(&obs(i * 1000, "8.8.8.8", 1, ""), e));
+            run(&mut a, |a, e| {
+                a.record(&obs(i * 1000, "8.8.8.8", 1, ""), 0, e)
+            });
         }
         // An event in the next window closes the first.
-        let closed = run(&mut a, |a, e| a.record(&obs(day + 5, "8.8.4.4", 1, ""), e));
+        let closed = run(&mut a, |a, e| {
+            a.record(&obs(day + 5, "8.8.4.4", 1, ""), 0, e)
+        });
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0]["status"], "final");
         assert_eq!(closed[0]["window_start"], "1970-01-01T00:00:00.000Z");
         assert_eq!(closed[0]["window_end"], "1970-01-02T00:00:00.000Z");
         assert_eq!(closed[0]["first_seen"], "1970-01-01T00:00:00.000Z");
         assert_eq!(closed[0]["last_seen"], "1970-01-01T00:00:03.000Z");
-        run(&mut a, |a, e| a.record(&obs(10, "8.8.8.8", 1, ""), e));
+        run(&mut a, |a, e| a.record(&obs(10, "8.8.8.8", 1, ""), 0, e));
         assert_eq!(a.stats.late_events, 1);
+    }
+
+    #[test]
+    fn an_untimed_connection_counts_at_the_clock_and_never_moves_it() {
+        let mut a = Aggregator::new(settings());
+        let day = 86_400_000;
+        let untimed = |dest| Observation {
+            time_ms: None,
+            ..obs(0, dest, 1, "")
+        };
+        // No event time yet: the processing time.
+        run(&mut a, |a, e| a.record(&untimed("1.1.1.1"), 5 * day + 7, e));
+        assert_eq!(a.watermark, i64::MIN, "the clock did not move");
+        run(&mut a, |a, e| {
+            a.record(&obs(1000, "8.8.8.8", 1, ""), 5 * day, e)
+        });
+        // Now the clock (1000), whatever the processing time says.
+        for _ in 0..4 {
+            run(&mut a, |a, e| a.record(&untimed("9.9.9.9"), 5 * day, e));
+        }
+        assert_eq!(a.watermark, 1000);
+        assert_eq!(a.stats.late_events, 0);
+        let f = run(&mut a, |a, e| a.flush(e));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0]["dest_ip"], "9.9.9.9");
+        assert_eq!(f[0]["first_seen"], "1970-01-01T00:00:01.000Z");
     }
 
     #[test]
@@ -851,7 +900,7 @@ mod tests {
         s.max_keys = 2;
         let mut a = Aggregator::new(s);
         for d in ["1.1.1.1", "2.2.2.2", "3.3.3.3", "1.1.1.1"] {
-            run(&mut a, |a, e| a.record(&obs(0, d, 1, ""), e));
+            run(&mut a, |a, e| a.record(&obs(0, d, 1, ""), 0, e));
         }
         assert_eq!(a.tracked_keys(), 2);
         assert_eq!(a.stats.keys_dropped, 1);
@@ -861,7 +910,7 @@ mod tests {
     fn users_are_sorted_distinct_and_bounded() {
         let mut a = Aggregator::new(settings());
         for u in ["zed", "amy", "zed", "bob", ""] {
-            run(&mut a, |a, e| a.record(&obs(0, "8.8.8.8", 1, u), e));
+            run(&mut a, |a, e| a.record(&obs(0, "8.8.8.8", 1, u), 0, e));
         }
         let f = run(&mut a, |a, e| a.flush(e));
         assert_eq!(f[0]["users"], serde_json::json!(["amy", "zed"]));
@@ -873,7 +922,7 @@ mod tests {
         let mut a = Aggregator::new(settings());
         for (d, n) in [("1.1.1.1", 4), ("2.2.2.2", 6), ("3.3.3.3", 5)] {
             for i in 0..n {
-                run(&mut a, |a, e| a.record(&obs(i, d, 1, ""), e));
+                run(&mut a, |a, e| a.record(&obs(i, d, 1, ""), 0, e));
             }
         }
         let f = run(&mut a, |a, e| a.flush(e));

@@ -31,8 +31,15 @@ pub struct Config {
     /// Schema preset: `cim`, `qradar`, `ecs`, `ocsf`, `zeek`, `sysmon`, or
     /// `auto` (chosen per event from the fields present).
     pub schema: PresetName,
+    /// Where the event sits in the line (a dotted path), when a shipper
+    /// wraps it: an object there is the event; a string there holding a
+    /// JSON object is read as that object. Every preset path and every
+    /// override in `fields` is then taken inside it. Absent: the line is the
+    /// event.
+    pub event_path: Option<String>,
     /// Field paths that override the preset's (dotted paths; a key holding
-    /// dots is found too).
+    /// dots is found too). Under `auto` they apply to every preset and do
+    /// not take part in choosing it.
     pub fields: FieldOverrides,
     /// The internal networks (replaces the default list).
     pub internal_networks: Vec<String>,
@@ -65,6 +72,7 @@ impl Default for Config {
         Config {
             stage: Stage::All,
             schema: PresetName::Auto,
+            event_path: None,
             fields: FieldOverrides::default(),
             internal_networks: DEFAULT_INTERNAL_NETWORKS
                 .iter()
@@ -177,6 +185,11 @@ impl Config {
         }
         if cfg.protocols.len() > 250 {
             return Err("at most 250 protocols".into());
+        }
+        if let Some(p) = &cfg.event_path
+            && (p.is_empty() || p.starts_with('.') || p.ends_with('.'))
+        {
+            return Err(format!("event_path {p:?} is not a dotted path"));
         }
         Ok(cfg)
     }

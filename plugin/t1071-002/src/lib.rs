@@ -12,18 +12,21 @@ pub mod aggregate;
 pub mod config;
 pub mod net;
 pub mod schema;
+pub mod tally;
 pub mod time;
 
 use std::net::IpAddr;
 
 use rulebox_plugin::abi::LogLevel;
-use rulebox_plugin::json::{Object, PathPlan, ScanError, Scanner, write_str};
+use rulebox_plugin::abi::MAX_PATH_DOTS;
+use rulebox_plugin::json::{KeySet, Object, PathPlan, ScanError, Scanner, write_str};
 use rulebox_plugin::{Emitter, EventOut, OutputId, Rule};
 
 use aggregate::{Aggregator, Observation, Settings, Stats};
 use config::{Config, PresetName, Stage};
 use net::{Allowlist, Networks};
 use schema::{Grouping, Preset};
+use tally::Tally;
 
 /// The `alerts` output (stages `all` and `aggregate`).
 pub const ALERTS: OutputId = 1;
@@ -53,6 +56,9 @@ pub struct T1071 {
     /// object's path group is the index of its preset.
     presets: Vec<Preset>,
     plan: PathPlan,
+    /// With `event_path`: where the event sits, and how to read one held
+    /// as a JSON string.
+    wrapped: Option<Wrapped>,
     internal: Networks,
     allowlist: Allowlist,
     /// Port -> protocol index + 1 (0: not watched).
@@ -68,11 +74,50 @@ pub struct T1071 {
     /// (passed on untouched), and how many of them were reported.
     foreign: u64,
     reported_foreign: u64,
+    /// This run's counters, for the summary logged at its end.
+    tally: Tally,
+    /// Late events counted by a restored state (not this run's).
+    late_before: u64,
+}
+
+/// The event sits at `path` in the line (`event_path`). `T1071::presets`
+/// and its plan then hold paths inside it, which the host resolves for an
+/// event held as an object; for one held as a JSON string, the rule scans
+/// the string's text with `presets` and `plan` here, whose paths are the
+/// event's own.
+struct Wrapped {
+    path: String,
+    presets: Vec<Preset>,
+    plan: PathPlan,
+    scanner: Scanner,
+}
+
+/// Which presets an event is read with: the line's (`T1071::presets`) or,
+/// for an event held as a JSON string, its text's (`Wrapped::presets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Line,
+    Text,
+}
+
+/// What the rule concluded about an event with a readable destination.
+#[derive(Debug, Clone, Copy)]
+struct Judgement {
+    /// The preset's index in `T1071::presets`.
+    preset: usize,
+    /// Protocol index + 1 (0: the port is not watched).
+    proto: u8,
+    external: Option<bool>,
+    counted: bool,
+    /// The allowlist entry that matched.
+    allowlisted: Option<usize>,
 }
 
 /// What the rule concluded about one event (for tests and benchmarks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    /// The preset the event was read as.
+    pub preset: &'static str,
     pub protocol: Option<String>,
     pub external: Option<bool>,
     pub counted: bool,
@@ -85,27 +130,8 @@ impl T1071 {
         nets.extend(cfg.extra_internal_networks.iter().cloned());
         let internal = Networks::parse(&nets, "internal_networks")?;
         let allowlist = Allowlist::parse(&cfg.allowlist)?;
-        let mut ports = vec![0u8; 65_536].into_boxed_slice();
-        let mut labels = Vec::new();
-        for (i, p) in cfg.protocols.iter().enumerate() {
-            if p.label.is_empty() {
-                return Err(format!("protocols[{i}]: label must not be empty"));
-            }
-            labels.push(p.label.clone());
-            for &port in &p.ports {
-                if ports[port as usize] != 0 {
-                    return Err(format!("protocols[{i}]: port {port} is listed twice"));
-                }
-                ports[port as usize] = (i + 1) as u8;
-            }
-        }
-        let auto = cfg.schema == PresetName::Auto;
-        let presets = if auto {
-            Preset::auto_order(&cfg.fields)
-        } else {
-            vec![Preset::new(cfg.schema, &cfg.fields)]
-        };
-        let plan = schema::plan(&presets, auto);
+        let (ports, labels) = watched_ports(&cfg)?;
+        let (presets, plan, wrapped) = presets(&cfg)?;
         let secs_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         let agg = Aggregator::new(Settings {
             window_ms: secs_ms(cfg.window_secs),
@@ -121,6 +147,7 @@ impl T1071 {
             stage: cfg.stage,
             presets,
             plan,
+            wrapped,
             internal,
             allowlist,
             ports,
@@ -132,6 +159,8 @@ impl T1071 {
             reported: Stats::default(),
             foreign: 0,
             reported_foreign: 0,
+            tally: Tally::default(),
+            late_before: 0,
         })
     }
 
@@ -140,8 +169,8 @@ impl T1071 {
     }
 
     /// Classifies and counts one event; writes the label object into `out`
-    /// and alerts through `alert`. Returns `None` when the event has no
-    /// readable destination (it then leaves unchanged).
+    /// and alerts through `alert`. Returns what it concluded, `None` when
+    /// the event has no readable destination (it then leaves unchanged).
     fn handle(
         &mut self,
         event: &[u8],
@@ -149,7 +178,25 @@ impl T1071 {
         now_ms: i64,
         out: Option<&mut EventOut<'_>>,
         alert: &mut dyn FnMut(&[u8]),
-    ) -> Option<Verdict> {
+    ) -> Option<Judgement> {
+        let j = self.read_event(event, object, now_ms, out, alert);
+        self.tally.read += 1;
+        if let Some(j) = &j {
+            self.tally.labelled += 1;
+            self.tally.counted += u64::from(j.counted);
+        }
+        j
+    }
+
+    /// [`T1071::handle`], uncounted.
+    fn read_event(
+        &mut self,
+        event: &[u8],
+        object: Result<Object<'_, '_>, ScanError>,
+        now_ms: i64,
+        out: Option<&mut EventOut<'_>>,
+        alert: &mut dyn FnMut(&[u8]),
+    ) -> Option<Judgement> {
         let obj = match object {
             Ok(o) => o,
             Err(e) => {
@@ -159,78 +206,168 @@ impl T1071 {
                 return None;
             }
         };
-        let preset = self.presets.get(obj.group()?)?;
-        // Most events are on ports the rule does not watch: for them only
-        // the destination and the port are read.
-        let target = preset.target(&obj);
+        if self.wrapped.is_some() {
+            return self.handle_wrapped(event, &obj, now_ms, out, alert);
+        }
+        let j = self.judge(Reading::Line, obj.group()?, &obj, event, now_ms, alert)?;
+        if let Some(out) = out {
+            out.set_field(&obj, &self.enrich_key, |b| self.write_label(b, &j));
+        }
+        Some(j)
+    }
+
+    /// [`T1071::handle`] for an event at `event_path` in the line `obj`
+    /// (spec §1, Wrapped events): an object there is read through the
+    /// plan and gets the label object; a string holding a JSON object is
+    /// scanned here and the label object goes on the line's top level.
+    fn handle_wrapped(
+        &mut self,
+        event: &[u8],
+        obj: &Object<'_, '_>,
+        now_ms: i64,
+        out: Option<&mut EventOut<'_>>,
+        alert: &mut dyn FnMut(&[u8]),
+    ) -> Option<Judgement> {
+        let inner = obj.get(&self.wrapped.as_ref()?.path)?;
+        if inner.is_object() {
+            let j = self.judge(Reading::Line, obj.group()?, obj, event, now_ms, alert)?;
+            if let Some(out) = out {
+                out.set_member(event, inner, &self.enrich_key, |b| self.write_label(b, &j));
+            }
+            return Some(j);
+        }
+        let text = inner.as_str()?;
+        let w = self.wrapped.as_mut()?;
+        let mut scanner = std::mem::take(&mut w.scanner);
+        let j = match scanner.scan_planned(text.as_bytes(), &w.plan) {
+            Ok(o) => o
+                .group()
+                .and_then(|g| self.judge(Reading::Text, g, &o, text.as_bytes(), now_ms, alert)),
+            Err(_) => None,
+        };
+        if let Some(w) = self.wrapped.as_mut() {
+            w.scanner = scanner;
+        }
+        let j = j?;
+        if let Some(out) = out {
+            out.set_field(obj, &self.enrich_key, |b| self.write_label(b, &j));
+        }
+        Some(j)
+    }
+
+    /// Classifies the event `obj` (scanned from `event`) as preset `g`
+    /// (spec §2), and counts it when it is counted. `None`: no readable
+    /// destination.
+    fn judge(
+        &mut self,
+        reading: Reading,
+        g: usize,
+        obj: &Object<'_, '_>,
+        event: &[u8],
+        now_ms: i64,
+        alert: &mut dyn FnMut(&[u8]),
+    ) -> Option<Judgement> {
+        let preset = match reading {
+            Reading::Line => self.presets.get(g)?,
+            Reading::Text => self.wrapped.as_ref()?.presets.get(g)?,
+        };
+        // Most events are on ports the rule does not watch, to addresses no
+        // allowlist entry names: for them only the destination and the port
+        // are read.
+        let target = preset.target(obj);
         let dest = target.destination?.ip();
         let proto = target.port.map_or(0, |p| self.ports[p as usize]);
         let external = dest.map(|d| !self.internal.contains(d));
-        let (mut allowlisted, mut counted) = (None, false);
-        if let (1.., Some(port)) = (proto, target.port) {
-            // Read the rest of this event (it scanned as an object already).
-            let full = self.details.scan_planned(event, preset.details_plan());
-            let r = full.map(|f| preset.details(&f)).unwrap_or_default();
-            let src: Option<IpAddr> = r.source.as_deref().and_then(net::parse_ip);
-            allowlisted = dest.and_then(|d| self.allowlist.find(src, d, port));
-            counted = r.permitted
-                && external == Some(true)
-                && src.is_some_and(|s| self.internal.contains(s))
-                && allowlisted.is_none();
-            if counted && let (Some(src), Some(dest)) = (src, dest) {
-                let o = Observation {
-                    time_ms: r.time_ms.unwrap_or(now_ms),
-                    src,
-                    dest,
-                    port,
-                    protocol: proto - 1,
-                    by_user: preset.grouping == Grouping::ByUser,
-                    process: r.process.as_deref().unwrap_or(""),
-                    user: r.user.as_deref().unwrap_or(""),
-                    bytes_out: r.bytes_out.unwrap_or(0),
-                    bytes_in: r.bytes_in.unwrap_or(0),
-                };
-                if self.stage == Stage::Classify {
-                    let mut line = Vec::with_capacity(192);
-                    write_observation(&mut line, &o, &self.labels[o.protocol as usize]);
-                    alert(&line);
-                } else {
-                    self.agg.record(&o, alert);
-                }
+        let mut j = Judgement {
+            preset: g,
+            proto,
+            external,
+            counted: false,
+            allowlisted: None,
+        };
+        let Some(dest) = dest else {
+            return Some(j); // A host name: neither external nor allowlisted.
+        };
+        if proto == 0 && (self.allowlist.is_empty() || !self.allowlist.may_match(dest, target.port))
+        {
+            return Some(j);
+        }
+        // Read the rest of this event (it scanned as an object already).
+        let full = self.details.scan_planned(event, preset.details_plan());
+        let r = full.map(|f| preset.details(&f)).unwrap_or_default();
+        let src: Option<IpAddr> = r.source.as_deref().and_then(net::parse_ip);
+        j.allowlisted = self.allowlist.find(src, dest, target.port);
+        let (Some(port), Some(src)) = (target.port, src) else {
+            return Some(j);
+        };
+        j.counted = proto != 0
+            && r.permitted
+            && external == Some(true)
+            && self.internal.contains(src)
+            && j.allowlisted.is_none();
+        if j.counted {
+            self.tally.untimed += u64::from(r.time_ms.is_none());
+            let o = Observation {
+                time_ms: r.time_ms,
+                src,
+                dest,
+                port,
+                protocol: proto - 1,
+                by_user: preset.grouping == Grouping::ByUser,
+                process: r.process.as_deref().unwrap_or(""),
+                user: r.user.as_deref().unwrap_or(""),
+                bytes_out: r.bytes_out.unwrap_or(0),
+                bytes_in: r.bytes_in.unwrap_or(0),
+            };
+            if self.stage == Stage::Classify {
+                let mut line = Vec::with_capacity(192);
+                write_observation(&mut line, &o, &self.labels[o.protocol as usize]);
+                alert(&line);
+            } else {
+                self.agg.record(&o, now_ms, alert);
             }
         }
-        let label = (proto != 0).then(|| self.labels[proto as usize - 1].as_str());
-        if let Some(out) = out {
-            out.set_field(&obj, &self.enrich_key, |b| {
-                b.push(b'{');
-                if let Some(l) = label {
-                    b.extend_from_slice(b"\"protocol\":");
-                    write_str(b, l);
-                    b.push(b',');
-                }
-                match external {
-                    Some(true) => b.extend_from_slice(b"\"external\":true,"),
-                    Some(false) => b.extend_from_slice(b"\"external\":false,"),
-                    None => {}
-                }
-                b.extend_from_slice(if counted {
-                    b"\"counted\":true"
-                } else {
-                    b"\"counted\":false"
-                });
-                if let Some(reason) = allowlisted {
-                    b.extend_from_slice(b",\"allowlisted\":");
-                    write_str(b, reason);
-                }
-                b.push(b'}');
-            });
+        Some(j)
+    }
+
+    /// The protocol label of a judgement, if the port is watched.
+    fn label(&self, j: &Judgement) -> Option<&str> {
+        (j.proto != 0).then(|| self.labels[j.proto as usize - 1].as_str())
+    }
+
+    /// The label object (spec §2, Enrichment).
+    fn write_label(&self, b: &mut Vec<u8>, j: &Judgement) {
+        b.push(b'{');
+        if let Some(l) = self.label(j) {
+            b.extend_from_slice(b"\"protocol\":");
+            write_str(b, l);
+            b.push(b',');
         }
-        Some(Verdict {
-            protocol: label.map(str::to_string),
-            external,
-            counted,
-            allowlisted: allowlisted.map(str::to_string),
-        })
+        match j.external {
+            Some(true) => b.extend_from_slice(b"\"external\":true,"),
+            Some(false) => b.extend_from_slice(b"\"external\":false,"),
+            None => {}
+        }
+        b.extend_from_slice(if j.counted {
+            b"\"counted\":true"
+        } else {
+            b"\"counted\":false"
+        });
+        if let Some(i) = j.allowlisted {
+            b.extend_from_slice(b",\"allowlisted\":");
+            write_str(b, self.allowlist.reason(i));
+        }
+        b.push(b'}');
+    }
+
+    fn verdict(&self, j: &Judgement) -> Verdict {
+        Verdict {
+            preset: self.presets.get(j.preset).map_or("", |p| p.name),
+            protocol: self.label(j).map(str::to_string),
+            external: j.external,
+            counted: j.counted,
+            allowlisted: j.allowlisted.map(|i| self.allowlist.reason(i).to_string()),
+        }
     }
 
     /// Classifies one event without the wasm contract (tests, benchmarks).
@@ -242,11 +379,11 @@ impl T1071 {
     ) -> Option<Verdict> {
         let mut scanner = std::mem::take(&mut self.scanner);
         let object = scanner.scan_planned(event, &self.plan);
-        let v = self.handle(event, object, now_ms, None, &mut |l| {
+        let j = self.handle(event, object, now_ms, None, &mut |l| {
             alerts.push(l.to_vec())
         });
         self.scanner = scanner;
-        v
+        j.map(|j| self.verdict(&j))
     }
 
     /// Stage `aggregate`: counts one observation record; false when the
@@ -254,6 +391,7 @@ impl T1071 {
     fn aggregate(
         &mut self,
         object: Result<Object<'_, '_>, ScanError>,
+        now_ms: i64,
         alert: &mut dyn FnMut(&[u8]),
     ) -> bool {
         let Ok(obj) = object else {
@@ -267,8 +405,11 @@ impl T1071 {
             obj.get(k)
                 .and_then(|v| v.as_number_text()?.parse::<i64>().ok())
         };
-        let (Some(time_ms), Some(src), Some(dest), Some(port), Some(label)) = (
-            int("time_ms"),
+        // `null`: the event's time could not be read.
+        let time_ms = int("time_ms");
+        let time_ok = time_ms.is_some() || obj.get("time_ms").is_some_and(|v| v.is_null());
+        let (true, Some(src), Some(dest), Some(port), Some(label)) = (
+            time_ok,
             text("src").and_then(|s| net::parse_ip(&s)),
             text("dest").and_then(|s| net::parse_ip(&s)),
             int("port").and_then(|p| u16::try_from(p).ok()),
@@ -294,9 +435,18 @@ impl T1071 {
                 bytes_out: count("bytes_out"),
                 bytes_in: count("bytes_in"),
             },
+            now_ms,
             alert,
         );
         true
+    }
+
+    /// Logs this run's summary ([`Tally`]): once, at the run's end.
+    fn log_summary(&self) {
+        let late = self.agg.stats.late_events.saturating_sub(self.late_before);
+        for (level, line) in self.tally.summary(self.stage, late, self.foreign) {
+            rulebox_plugin::log(level, &line);
+        }
     }
 
     /// Logs counters that changed since they were last reported.
@@ -339,16 +489,28 @@ impl Rule for T1071 {
         }
     }
 
+    /// Only `classify` keeps nothing across batches (each event's label
+    /// and observation depend on that event alone); `all` and `aggregate`
+    /// count keys in windows, which several instances would split.
+    fn parallel(&self) -> bool {
+        self.stage == Stage::Classify
+    }
+
     const READS_OBJECTS: bool = true;
 
-    /// The enrichment key (replaced when present), or for stage
+    /// The enrichment key (replaced when present) and, with `event_path`,
+    /// its keys (the rule looks the event up there), or for stage
     /// `aggregate` the observation record's members: the preset fields come
     /// through the path plan.
     fn object_keys(&self) -> Option<Vec<String>> {
         Some(if self.stage == Stage::Aggregate {
             OBSERVATION_FIELDS.iter().map(|s| s.to_string()).collect()
         } else {
-            vec![self.enrich_key.clone()]
+            let mut keys = vec![self.enrich_key.clone()];
+            if let Some(w) = &self.wrapped {
+                keys.extend(KeySet::path_keys(&w.path).map(str::to_string));
+            }
+            keys
         })
     }
 
@@ -367,8 +529,9 @@ impl Rule for T1071 {
     ) {
         let mut pending: Vec<Vec<u8>> = Vec::new();
         if self.stage == Stage::Aggregate {
-            if self.aggregate(object, &mut |l| pending.push(l.to_vec())) {
+            if self.aggregate(object, now_ms, &mut |l| pending.push(l.to_vec())) {
                 // Consumed: an observation is not an event to pass on.
+                self.tally.observations += 1;
                 out.drop_event();
             } else {
                 self.foreign += 1;
@@ -394,10 +557,12 @@ impl Rule for T1071 {
     fn on_flush(&mut self, _now_ms: i64, out: &mut Emitter<'_>) {
         self.agg.flush(&mut |l| out.emit(ALERTS, l));
         self.report();
+        self.log_summary();
     }
 
     fn snapshot(&mut self, _now_ms: i64, out: &mut Vec<u8>) {
         self.report();
+        self.log_summary();
         if self.stage == Stage::Classify {
             return; // Nothing aggregated here: nothing to keep.
         }
@@ -407,6 +572,7 @@ impl Rule for T1071 {
     fn restore(&mut self, data: &[u8], _now_ms: i64) -> Result<(), String> {
         self.agg.restore(data)?;
         self.reported = self.agg.stats;
+        self.late_before = self.agg.stats.late_events;
         rulebox_plugin::log(
             LogLevel::Info,
             &format!(
@@ -418,14 +584,80 @@ impl Rule for T1071 {
     }
 }
 
+/// Port -> protocol index + 1 (0: not watched), and the labels.
+fn watched_ports(cfg: &Config) -> Result<(Box<[u8]>, Vec<String>), String> {
+    let mut ports = vec![0u8; 65_536].into_boxed_slice();
+    let mut labels = Vec::new();
+    for (i, p) in cfg.protocols.iter().enumerate() {
+        if p.label.is_empty() {
+            return Err(format!("protocols[{i}]: label must not be empty"));
+        }
+        labels.push(p.label.clone());
+        for &port in &p.ports {
+            if ports[port as usize] != 0 {
+                return Err(format!("protocols[{i}]: port {port} is listed twice"));
+            }
+            ports[port as usize] = (i + 1) as u8;
+        }
+    }
+    Ok((ports, labels))
+}
+
+/// The presets in use (for `auto`, in the order tried) with paths inside
+/// `event_path`, their path plan, and with `event_path` the same presets
+/// for an event held as a JSON string.
+fn presets(cfg: &Config) -> Result<(Vec<Preset>, PathPlan, Option<Wrapped>), String> {
+    let auto = cfg.schema == PresetName::Auto;
+    let make = |event_path: Option<&str>| {
+        let presets = if auto {
+            Preset::auto_order(&cfg.fields, event_path)
+        } else {
+            vec![Preset::new(cfg.schema, &cfg.fields, event_path)]
+        };
+        let plan = schema::plan(&presets, auto);
+        (presets, plan)
+    };
+    let (presets, plan) = make(cfg.event_path.as_deref());
+    // The host resolves the plan outside the plugin's deadline, so the
+    // contract bounds its paths' depth.
+    let deep = plan.groups().iter().flat_map(|g| g.when().chain(g.paths()));
+    if let Some(p) = deep
+        .into_iter()
+        .find(|p| p.matches('.').count() > MAX_PATH_DOTS)
+    {
+        return Err(format!(
+            "field path {p:?} (with event_path in front) has more than {MAX_PATH_DOTS} dots"
+        ));
+    }
+    let wrapped = cfg.event_path.as_ref().map(|path| {
+        let (presets, plan) = make(None);
+        Wrapped {
+            path: path.clone(),
+            presets,
+            plan,
+            scanner: Scanner::new(),
+        }
+    });
+    Ok((presets, plan, wrapped))
+}
+
 /// An observation record (stage `classify`): one NDJSON object the
-/// `aggregate` stage reads back.
+/// `aggregate` stage reads back. `time_ms` is `null` when the event's time
+/// could not be read: the `aggregate` stage, which holds the clock, places
+/// it (spec §3).
 fn write_observation(b: &mut Vec<u8>, o: &Observation<'_>, label: &str) {
     use std::io::Write;
+    let _ = write!(b, "{{\"{OBSERVATION_MARK}\":1,\"time_ms\":");
+    match o.time_ms {
+        Some(t) => {
+            let _ = write!(b, "{t}");
+        }
+        None => b.extend_from_slice(b"null"),
+    }
     let _ = write!(
         b,
-        "{{\"{OBSERVATION_MARK}\":1,\"time_ms\":{},\"src\":\"{}\",\"dest\":\"{}\",\"port\":{},\"protocol\":",
-        o.time_ms, o.src, o.dest, o.port
+        ",\"src\":\"{}\",\"dest\":\"{}\",\"port\":{},\"protocol\":",
+        o.src, o.dest, o.port
     );
     write_str(b, label);
     let _ = write!(b, ",\"by_user\":{},\"process\":", o.by_user);

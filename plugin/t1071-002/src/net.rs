@@ -112,6 +112,13 @@ struct AllowEntry {
     reason: String,
 }
 
+impl AllowEntry {
+    /// Destination and port match (`dest` canonical).
+    fn reaches(&self, dest: IpAddr, port: Option<u16>) -> bool {
+        self.destination.contains(&dest) && self.port.is_none_or(|p| Some(p) == port)
+    }
+}
+
 /// Known-good traffic.
 #[derive(Debug, Clone, Default)]
 pub struct Allowlist {
@@ -133,19 +140,37 @@ impl Allowlist {
         Ok(Allowlist { entries })
     }
 
-    /// The reason of the first entry matching this connection.
-    pub fn find(&self, src: Option<IpAddr>, dest: IpAddr, port: u16) -> Option<&str> {
+    /// The first entry matching this connection (an entry with a port
+    /// never matches an event without one); its reason is
+    /// [`Allowlist::reason`].
+    pub fn find(&self, src: Option<IpAddr>, dest: IpAddr, port: Option<u16>) -> Option<usize> {
         let dest = canonical(dest);
         let src = src.map(canonical);
-        self.entries
-            .iter()
-            .find(|e| {
-                e.destination.contains(&dest)
-                    && e.port.is_none_or(|p| p == port)
-                    && e.source
-                        .is_none_or(|s| src.is_some_and(|ip| s.contains(&ip)))
-            })
-            .map(|e| e.reason.as_str())
+        self.entries.iter().position(|e| {
+            e.reaches(dest, port)
+                && e.source
+                    .is_none_or(|s| src.is_some_and(|ip| s.contains(&ip)))
+        })
+    }
+
+    /// The reason of entry `i` ("" when there is none).
+    pub fn reason(&self, i: usize) -> &str {
+        self.entries.get(i).map_or("", |e| e.reason.as_str())
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether an entry may match a connection to `dest` on `port`,
+    /// whatever its source: when not, [`Allowlist::find`] needs no source.
+    pub fn may_match(&self, dest: IpAddr, port: Option<u16>) -> bool {
+        if self.entries.is_empty() {
+            return false;
+        }
+        let dest = canonical(dest);
+        self.entries.iter().any(|e| e.reaches(dest, port))
     }
 }
 
@@ -321,20 +346,34 @@ mod tests {
         ])
         .unwrap();
         let ip = |s: &str| parse_ip(s).unwrap();
+        let find = |src, dest, port| a.find(src, dest, port).map(|i| a.reason(i));
         assert_eq!(
-            a.find(Some(ip("10.0.0.1")), ip("198.51.100.7"), 21),
+            find(Some(ip("10.0.0.1")), ip("198.51.100.7"), Some(21)),
             Some("partner ftp")
         );
-        assert_eq!(a.find(Some(ip("10.0.0.1")), ip("198.51.100.7"), 445), None);
         assert_eq!(
-            a.find(Some(ip("10.9.1.1")), ip("20.60.1.1"), 445),
+            find(Some(ip("10.0.0.1")), ip("198.51.100.7"), Some(445)),
+            None
+        );
+        assert_eq!(
+            find(Some(ip("10.9.1.1")), ip("20.60.1.1"), Some(445)),
             Some("azure files")
         );
-        assert_eq!(a.find(Some(ip("10.8.1.1")), ip("20.60.1.1"), 445), None);
-        assert_eq!(a.find(None, ip("20.60.1.1"), 445), None);
+        assert_eq!(find(Some(ip("10.8.1.1")), ip("20.60.1.1"), Some(445)), None);
+        assert_eq!(find(None, ip("20.60.1.1"), Some(445)), None);
         assert_eq!(
-            a.find(None, ip("::ffff:198.51.100.7"), 21),
+            find(None, ip("::ffff:198.51.100.7"), Some(21)),
             Some("partner ftp")
         );
+        // No port: only an entry without one can match.
+        assert_eq!(find(None, ip("198.51.100.7"), None), None);
+        assert_eq!(
+            find(Some(ip("10.9.1.1")), ip("20.60.1.1"), None),
+            Some("azure files")
+        );
+        assert!(a.may_match(ip("20.60.1.1"), None));
+        assert!(a.may_match(ip("198.51.100.7"), Some(21)));
+        assert!(!a.may_match(ip("198.51.100.7"), Some(22)));
+        assert!(!a.may_match(ip("8.8.8.8"), Some(21)));
     }
 }

@@ -33,6 +33,34 @@ struct Spec {
     grouping: Grouping,
 }
 
+impl Spec {
+    /// `o` applied: one path each (for a field with two paths, both are
+    /// replaced).
+    fn overridden(mut self, o: &FieldOverrides) -> Spec {
+        let one = |v: &Option<String>| v.as_ref().map(|s| vec![s.clone()]);
+        if let Some(v) = one(&o.source) {
+            self.source = v;
+        }
+        if let Some(v) = one(&o.destination) {
+            self.destination = v;
+        }
+        if let Some(v) = one(&o.port) {
+            self.port = v;
+        }
+        self.bytes_out = o.bytes_out.clone().or(self.bytes_out);
+        self.bytes_in = o.bytes_in.clone().or(self.bytes_in);
+        self.user = o.user.clone().or(self.user);
+        self.process = o.process.clone().or(self.process);
+        if let Some(t) = &o.time {
+            self.time = t.clone();
+        }
+        if let Some(u) = o.time_unit {
+            self.time_unit = u;
+        }
+        self
+    }
+}
+
 /// A preset with the user's overrides applied. Its fields are slots, read
 /// with [`Object::slot`]. The destination and port, which every event
 /// needs, are positions in [`Preset::paths`], the path group the rule
@@ -45,8 +73,9 @@ pub struct Preset {
     pub name: &'static str,
     pub kind: PresetName,
     paths: Vec<String>,
-    /// How many of `paths`, from the first, are the destination paths.
-    destinations: usize,
+    /// The preset's own destination paths, before any override: what
+    /// `auto` recognises the preset by.
+    detect: Vec<String>,
     destination: Vec<usize>,
     port: Vec<usize>,
     details: PathPlan,
@@ -63,13 +92,14 @@ pub struct Preset {
 }
 
 /// The path plan for `presets`: with `detect`, one group per preset, chosen
-/// by its destination paths (the first preset, in order, whose destination
-/// the event carries: `schema = "auto"`); otherwise the one preset's group,
-/// which always applies.
+/// by its own destination paths (the first preset, in order, whose own
+/// destination field the event carries: `schema = "auto"`; the overrides
+/// in `fields` play no part in that choice, spec §1); otherwise the one
+/// preset's group, which always applies.
 pub fn plan(presets: &[Preset], detect: bool) -> PathPlan {
     let mut plan = PathPlan::new();
     for p in presets {
-        let when = if detect { p.destination_paths() } else { &[] };
+        let when = if detect { p.detect_paths() } else { &[] };
         plan.add_group(when, p.paths());
     }
     plan
@@ -218,11 +248,13 @@ impl Preset {
                 Millis,
                 ByProcess,
             ),
+            // Zeek's JSON writer names them `id.orig_h`; some exports use
+            // `_` as the separator instead.
             PresetName::Zeek => p(
                 "zeek",
-                &["id.orig_h"],
-                &["id.resp_h"],
-                &["id.resp_p"],
+                &["id.orig_h", "id_orig_h"],
+                &["id.resp_h", "id_resp_h"],
+                &["id.resp_p", "id_resp_p"],
                 s("orig_bytes"),
                 s("resp_bytes"),
                 None,
@@ -248,41 +280,51 @@ impl Preset {
         }
     }
 
-    /// The preset with `o` applied.
-    pub fn new(kind: PresetName, o: &FieldOverrides) -> Preset {
-        let (name, mut f) = Preset::builtin(kind);
-        let one = |v: &Option<String>| v.as_ref().map(|s| vec![s.clone()]);
-        if let Some(v) = one(&o.source) {
-            f.source = v;
-        }
-        if let Some(v) = one(&o.destination) {
-            f.destination = v;
-        }
-        if let Some(v) = one(&o.port) {
-            f.port = v;
-        }
-        f.bytes_out = o.bytes_out.clone().or(f.bytes_out);
-        f.bytes_in = o.bytes_in.clone().or(f.bytes_in);
-        f.user = o.user.clone().or(f.user);
-        f.process = o.process.clone().or(f.process);
-        if let Some(t) = &o.time {
-            f.time = t.clone();
-        }
-        if let Some(u) = o.time_unit {
-            f.time_unit = u;
-        }
+    /// The preset with `o` applied, its paths taken inside `event_path`
+    /// when the event sits there in the line (spec §1, Wrapped events):
+    /// every path, the permit fields' and the detection paths included.
+    pub fn new(kind: PresetName, o: &FieldOverrides, event_path: Option<&str>) -> Preset {
+        let (name, f) = Preset::builtin(kind);
+        Preset::build(kind, name, f, o, event_path)
+    }
+
+    /// `zeek` with one separator only, `.` or `_` (`auto` tries them apart:
+    /// [`Preset::auto_order`]).
+    fn zeek(sep: char, o: &FieldOverrides, event_path: Option<&str>) -> Preset {
+        let (name, mut f) = Preset::builtin(PresetName::Zeek);
+        f.source = vec![format!("id{sep}orig_h")];
+        f.destination = vec![format!("id{sep}resp_h")];
+        f.port = vec![format!("id{sep}resp_p")];
+        Preset::build(PresetName::Zeek, name, f, o, event_path)
+    }
+
+    fn build(
+        kind: PresetName,
+        name: &'static str,
+        f: Spec,
+        o: &FieldOverrides,
+        event_path: Option<&str>,
+    ) -> Preset {
+        let at = |p: &str| match event_path {
+            Some(e) => format!("{e}.{p}"),
+            None => p.to_string(),
+        };
+        let detect = f.destination.iter().map(|p| at(p)).collect();
+        let f = f.overridden(o);
         // Slots: the destination paths first, then the port's; the others
         // in a group of their own.
         let (mut paths, mut detail_paths) = (Vec::new(), Vec::new());
-        let slot = |paths: &mut Vec<String>, p: &str| match paths.iter().position(|x| x == p) {
-            Some(i) => i,
-            None => {
-                paths.push(p.to_string());
-                paths.len() - 1
+        let slot = |paths: &mut Vec<String>, p: &str| {
+            let p = at(p);
+            match paths.iter().position(|x| *x == p) {
+                Some(i) => i,
+                None => {
+                    paths.push(p);
+                    paths.len() - 1
+                }
             }
         };
         let destination: Vec<usize> = f.destination.iter().map(|p| slot(&mut paths, p)).collect();
-        let destinations = destination.iter().max().map_or(0, |m| m + 1);
         let port = f.port.iter().map(|p| slot(&mut paths, p)).collect();
         let mut slot = |p: &str| slot(&mut detail_paths, p);
         let source = f.source.iter().map(|p| slot(p)).collect();
@@ -298,7 +340,7 @@ impl Preset {
             name,
             kind,
             paths,
-            destinations,
+            detect,
             destination,
             port,
             details,
@@ -314,19 +356,25 @@ impl Preset {
         }
     }
 
-    /// The presets `auto` chooses from, in the order it tries them.
-    pub fn auto_order(o: &FieldOverrides) -> Vec<Preset> {
-        [
-            PresetName::Zeek,
-            PresetName::Ocsf,
-            PresetName::Qradar,
-            PresetName::Sysmon,
-            PresetName::Ecs,
-            PresetName::Cim,
-        ]
-        .into_iter()
-        .map(|k| Preset::new(k, o))
-        .collect()
+    /// The presets `auto` chooses from, in the order it tries them. Zeek
+    /// with `_` as the separator comes last, apart from Zeek's own `.`:
+    /// events of the other shapes, far more common, are recognised before
+    /// it is looked for.
+    pub fn auto_order(o: &FieldOverrides, event_path: Option<&str>) -> Vec<Preset> {
+        let mut presets = vec![Preset::zeek('.', o, event_path)];
+        presets.extend(
+            [
+                PresetName::Ocsf,
+                PresetName::Qradar,
+                PresetName::Sysmon,
+                PresetName::Ecs,
+                PresetName::Cim,
+            ]
+            .into_iter()
+            .map(|k| Preset::new(k, o, event_path)),
+        );
+        presets.push(Preset::zeek('_', o, event_path));
+        presets
     }
 
     /// The paths every event needs (destination, port), in slot order.
@@ -340,9 +388,10 @@ impl Preset {
         &self.details
     }
 
-    /// The paths that say an event is of this preset (its destination).
-    pub fn destination_paths(&self) -> &[String] {
-        &self.paths[..self.destinations]
+    /// The paths that say an event is of this preset under `auto`: its own
+    /// destination paths, whatever the overrides.
+    pub fn detect_paths(&self) -> &[String] {
+        &self.detect
     }
 
     pub fn target<'a>(&self, obj: &Object<'_, 'a>) -> Target<'a> {
@@ -423,7 +472,17 @@ impl Preset {
                 let one = |p: &str| get(p).and_then(|v| as_u64(&v)) == Some(1);
                 one("disposition_id") || one("status_id")
             }
-            PresetName::Zeek => !text("conn_state").is_some_and(|s| s == "S0" || s == "REJ"),
+            PresetName::Zeek => {
+                // Only conn.log records are connections: ftp, smb_files,
+                // smb_mapping, dce_rpc ... rows carry the same `id.*` fields,
+                // one per command or file.
+                let state = text("conn_state");
+                let conn = match text("_path") {
+                    Some(path) => path == "conn",
+                    None => state.is_some(),
+                };
+                conn && !state.is_some_and(|s| s == "S0" || s == "REJ")
+            }
             PresetName::Sysmon => get("Initiated").is_some_and(|v| {
                 v.as_bool() == Some(true)
                     || as_text(&v).is_some_and(|s| s.eq_ignore_ascii_case("true"))
@@ -446,7 +505,7 @@ fn permit_paths(kind: PresetName) -> &'static [&'static str] {
             "network.direction",
         ],
         PresetName::Ocsf => &["disposition_id", "status_id"],
-        PresetName::Zeek => &["conn_state"],
+        PresetName::Zeek => &["conn_state", "_path"],
         PresetName::Sysmon => &["Initiated"],
         PresetName::Auto => &[],
     }
@@ -535,7 +594,7 @@ mod tests {
 
     fn read(kind: PresetName, ev: &str) -> (bool, String) {
         let mut sc = Scanner::new();
-        let p = Preset::new(kind, &FieldOverrides::default());
+        let p = Preset::new(kind, &FieldOverrides::default(), None);
         let obj = sc
             .scan_planned(ev.as_bytes(), &plan(std::slice::from_ref(&p), false))
             .unwrap();
@@ -681,6 +740,33 @@ mod tests {
             )
             .0
         );
+        // `_` as the separator.
+        let (ok, r) = read(
+            PresetName::Zeek,
+            r#"{"ts":"2022-09-29T15:31:41.645564Z","id_orig_h":"172.16.1.11","id_resp_h":"8.8.8.8","id_resp_p":"445","conn_state":"SF","_path":"conn"}"#,
+        );
+        assert!(ok);
+        assert_eq!(
+            r,
+            r#"Some("172.16.1.11")|Some("8.8.8.8")|Some(445)|None|None|None|None|Some(1664465501645)"#
+        );
+        // Only conn records count: by `_path`, or without it by `conn_state`.
+        let zeek = |extra: &str| {
+            read(
+                PresetName::Zeek,
+                &format!(
+                    r#"{{"id.orig_h":"10.0.0.1","id.resp_h":"8.8.8.8","id.resp_p":445{extra}}}"#
+                ),
+            )
+            .0
+        };
+        assert!(zeek(r#","_path":"conn""#));
+        assert!(zeek(r#","_path":"conn","conn_state":"OTH""#));
+        assert!(zeek(r#","conn_state":"SF""#));
+        assert!(!zeek(""), "no _path, no conn_state: not a conn record");
+        assert!(!zeek(r#","_path":"smb_mapping""#));
+        assert!(!zeek(r#","_path":"ftp","conn_state":"SF""#));
+        assert!(!zeek(r#","_path":"conn","conn_state":"S0""#));
         assert!(
             !read(
                 PresetName::Zeek,
@@ -712,7 +798,7 @@ mod tests {
             time_unit: Some(Unit::Millis),
             ..Default::default()
         };
-        let p = Preset::new(PresetName::Cim, &o);
+        let p = Preset::new(PresetName::Cim, &o, None);
         let mut sc = Scanner::new();
         let obj = sc
             .scan_planned(
@@ -730,7 +816,7 @@ mod tests {
 
     #[test]
     fn detect_picks_the_first_preset_whose_destination_is_present() {
-        let presets = Preset::auto_order(&FieldOverrides::default());
+        let presets = Preset::auto_order(&FieldOverrides::default(), None);
         let auto = plan(&presets, true);
         let mut sc = Scanner::new();
         let name = |ev: &str, sc: &mut Scanner| {
@@ -772,6 +858,12 @@ mod tests {
         );
         assert_eq!(name(r#"{"de\u0073t_ip":"1.1.1.1"}"#, &mut sc), Some("cim"));
         assert_eq!(name(r#"{"message":"x"}"#, &mut sc), None);
+        assert_eq!(name(r#"{"id_resp_h":"1.1.1.1"}"#, &mut sc), Some("zeek"));
+        assert_eq!(
+            name(r#"{"id_resp_h":"1.1.1.1","dest_ip":"1.1.1.1"}"#, &mut sc),
+            Some("cim"),
+            "`_` comes last"
+        );
     }
 
     #[test]

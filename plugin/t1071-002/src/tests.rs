@@ -38,17 +38,23 @@ impl FrameOutputs for Out {
 fn runner(config: &Value) -> Runner<T1071> {
     let mut r = Runner::<T1071>::new();
     match InitFrame::parse(r.init(config.to_string().as_bytes())).unwrap() {
-        InitFrame::Ok(outs, reads) => {
-            assert_eq!(outs, vec!["alerts"]);
+        InitFrame::Ok {
+            outputs,
+            reads,
+            parallel,
+        } => {
+            assert_eq!(outputs, vec!["alerts"]);
+            assert!(!parallel, "a stage that aggregates runs as one instance");
             let Reads::Objects(o) = reads else {
                 panic!("reads bytes")
             };
             assert!(o.keys.is_some());
-            // One path group per preset in use; stage `aggregate` has none.
+            // One path group per preset in use (`auto`: Zeek twice, by
+            // separator); stage `aggregate` has none.
             let auto = config.get("schema").is_none_or(|s| *s == "auto");
             let groups = match config["stage"].as_str() {
                 Some("aggregate") => None,
-                _ => Some(if auto { 6 } else { 1 }),
+                _ => Some(if auto { 7 } else { 1 }),
             };
             assert_eq!(o.groups.map(|g| g.len()), groups, "{config}");
         }
@@ -211,6 +217,54 @@ fn counted_needs_every_condition() {
     }
 }
 
+/// Issue 18: the `allowlisted` label appears on every port an entry
+/// matches, not only on watched ones; such events are still not counted.
+#[test]
+fn allowlisted_is_labelled_on_every_port() {
+    let mut r = runner(&json!({"schema": "cim", "allowlist": [
+        {"destination": "198.51.100.0/24", "reason": "partner"},
+        {"destination": "203.0.113.0/24", "port": 22, "reason": "sftp drop"},
+        {"destination": "192.0.2.0/24", "source": "10.9.0.0/16", "reason": "backup"},
+    ]}));
+    let cases = [
+        (
+            cim("10.0.0.5", "198.51.100.7", "443", ""),
+            json!({"external":true,"counted":false,"allowlisted":"partner"}),
+        ),
+        (
+            r#"{"src_ip":"10.0.0.5","dest_ip":"198.51.100.7","action":"allowed"}"#.to_string(),
+            json!({"external":true,"counted":false,"allowlisted":"partner"}),
+        ),
+        (
+            cim("10.0.0.5", "203.0.113.9", "22", ""),
+            json!({"external":true,"counted":false,"allowlisted":"sftp drop"}),
+        ),
+        (
+            cim("10.0.0.5", "203.0.113.9", "23", ""),
+            json!({"external":true,"counted":false}),
+        ),
+        (
+            cim("10.9.1.1", "192.0.2.8", "8443", ""),
+            json!({"external":true,"counted":false,"allowlisted":"backup"}),
+        ),
+        (
+            cim("10.8.1.1", "192.0.2.8", "8443", ""),
+            json!({"external":true,"counted":false}),
+        ),
+        (
+            cim("10.0.0.5", "198.51.100.7", "445", ""),
+            json!({"protocol":"SMB","external":true,"counted":false,"allowlisted":"partner"}),
+        ),
+    ];
+    let evs: Vec<&str> = cases.iter().map(|(e, _)| e.as_str()).collect();
+    let out = process(&mut r, &evs);
+    for (i, (_, want)) in cases.iter().enumerate() {
+        let v: Value = serde_json::from_slice(&out.events[i]).unwrap();
+        assert_eq!(&v["t1071"], want, "case {i}: {}", evs[i]);
+    }
+    assert!(out.alerts.is_empty());
+}
+
 #[test]
 fn auto_picks_the_preset_per_event_and_groups_qradar_by_user() {
     let mut r = runner(&json!({"schema": "auto", "allowed_lateness_secs": 0}));
@@ -243,6 +297,205 @@ fn auto_picks_the_preset_per_event_and_groups_qradar_by_user() {
     assert_eq!(z["first_seen"], "2023-11-14T22:13:20.500Z");
     assert_eq!(z["last_seen"], "2023-11-14T22:13:23.500Z");
     assert_eq!(by_dest("9.9.9.9")["protocol"], "TFTP");
+}
+
+/// One permitted event of `preset`, with its own source, destination and
+/// port, plus `extra` members.
+fn preset_event(preset: &str, src: &str, dst: &str, port: &str, extra: &str) -> String {
+    match preset {
+        "cim" => format!(
+            r#"{{"src_ip":"{src}","dest_ip":"{dst}","dest_port":{port},"action":"allowed","_time":1700000000{extra}}}"#
+        ),
+        "qradar" => format!(
+            r#"{{"sourceip":"{src}","destinationip":"{dst}","destinationport":{port},"eventdirection":"L2R","BytesSent":10,"categoryname":"Session Opened","username":"bob","starttime":1700000000000{extra}}}"#
+        ),
+        "ecs" => format!(
+            r#"{{"source":{{"ip":"{src}"}},"destination":{{"ip":"{dst}","port":{port}}},"event":{{"outcome":"success"}},"@timestamp":"2023-11-14T22:13:20Z"{extra}}}"#
+        ),
+        "ocsf" => format!(
+            r#"{{"src_endpoint":{{"ip":"{src}"}},"dst_endpoint":{{"ip":"{dst}","port":{port}}},"status_id":1,"time":1700000000000{extra}}}"#
+        ),
+        "zeek" => format!(
+            r#"{{"id.orig_h":"{src}","id.resp_h":"{dst}","id.resp_p":{port},"conn_state":"SF","ts":1700000000{extra}}}"#
+        ),
+        "sysmon" => format!(
+            r#"{{"SourceIp":"{src}","DestinationIp":"{dst}","DestinationPort":{port},"Initiated":"true","UtcTime":"2023-11-14 22:13:20.000"{extra}}}"#
+        ),
+        other => panic!("no preset {other}"),
+    }
+}
+
+const PRESETS: [&str; 6] = ["cim", "qradar", "ecs", "ocsf", "zeek", "sysmon"];
+
+/// Issue 18: under `auto`, an override in `fields` no longer changes which
+/// preset an event is read as (every event carrying the overridden
+/// destination path was read as `zeek`, the first tried). Each preset is
+/// recognised by its own destination field, then read with the override:
+/// the event's own field holds a value that would not count, the
+/// overridden path one that does.
+#[test]
+fn overrides_do_not_change_the_preset_auto_detects() {
+    let alt = r#","alt":{"dst":"203.0.113.9","port":445,"src":"10.0.0.5"}"#;
+    for (field, path, (src, dst, port)) in [
+        ("destination", "alt.dst", ("10.0.0.5", "10.1.1.1", "445")),
+        ("port", "alt.port", ("10.0.0.5", "203.0.113.9", "80")),
+        ("source", "alt.src", ("8.8.4.4", "203.0.113.9", "445")),
+    ] {
+        let mut rule = T1071::new(json!({"fields": {field: path}}).to_string().as_bytes()).unwrap();
+        for preset in PRESETS {
+            let ev = preset_event(preset, src, dst, port, alt);
+            let v = rule.classify(ev.as_bytes(), 0, &mut Vec::new());
+            let want = Verdict {
+                preset,
+                protocol: Some("SMB".into()),
+                external: Some(true),
+                counted: true,
+                allowlisted: None,
+            };
+            assert_eq!(v, Some(want), "{field} = {path:?}: {ev}");
+        }
+    }
+    // The case from the issue: ECS documents, their own path named.
+    let mut r = runner(&json!({"fields": {"destination": "destination.ip"}}));
+    let ev = preset_event("ecs", "10.0.0.5", "203.0.113.9", "445", "");
+    let out = process(&mut r, &[ev.as_str(); 4]);
+    let v: Value = serde_json::from_slice(&out.events[0]).unwrap();
+    assert_eq!(v["t1071"]["counted"], true, "{v}");
+    assert_eq!(flush(&mut r).len(), 1, "and the alert");
+}
+
+/// Issue 18, on real Zeek logs (`tests/data/realdata`, OTRF's LSASS
+/// campaign): conn records are read with `.` or `_` as the separator, and
+/// only conn records count; an smb_mapping row, with the same `id.*`
+/// fields, is labelled and not counted (with or without `_path`).
+#[test]
+fn zeek_reads_both_separators_and_counts_conn_records_only() {
+    const DATA: [(&str, &str); 4] = [
+        (
+            "conn",
+            include_str!("../../../tests/data/realdata/otrf-lsass-zeek/conn.ndjson"),
+        ),
+        (
+            "conn",
+            include_str!(
+                "../../../tests/data/realdata/otrf-lsass-zeek/conn-underscore-path.ndjson"
+            ),
+        ),
+        (
+            "smb_mapping",
+            include_str!("../../../tests/data/realdata/otrf-lsass-zeek/smb_mapping-path.ndjson"),
+        ),
+        (
+            "smb_mapping",
+            include_str!(
+                "../../../tests/data/realdata/otrf-lsass-zeek/smb_mapping-underscore.ndjson"
+            ),
+        ),
+    ];
+    let config = json!({"internal_networks": ["192.168.1.41/32"], "min_connections": 1});
+    let mut rule = T1071::new(config.to_string().as_bytes()).unwrap();
+    let mut counted = 0;
+    for (log, text) in DATA {
+        for line in text.lines() {
+            let v = rule.classify(line.as_bytes(), 0, &mut Vec::new());
+            let v = v.unwrap_or_else(|| panic!("no destination read: {line}"));
+            assert_eq!(v.preset, "zeek", "{line}");
+            if line.contains(r#"_p":445"#) {
+                assert_eq!(v.protocol.as_deref(), Some("SMB"), "{line}");
+                assert_eq!(v.external, Some(true), "{line}");
+                assert_eq!(v.counted, log == "conn", "{line}");
+            } else {
+                assert!(!v.counted, "{line}");
+            }
+            counted += v.counted as usize;
+        }
+    }
+    assert_eq!(counted, 2, "the 445 flow, once per separator");
+    let mut r = runner(&config);
+    let lines: Vec<&str> = DATA.iter().flat_map(|(_, t)| t.lines()).collect();
+    process(&mut r, &lines);
+    let alerts = flush(&mut r);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["connection_count"], 2);
+    assert_eq!(alerts[0]["dest_ip"], "192.168.1.4");
+    assert_eq!(alerts[0]["bytes_received"], 2 * 3697);
+    assert_eq!(alerts[0]["first_seen"], "2023-08-16T04:54:47.316Z");
+}
+
+/// Issue 18: a shipper's wrapper around the event. splunk-logging (npm)
+/// and winston's HEC transport send `{"message": {...event...},
+/// "severity": ...}`: with `event_path = "message"` every preset field,
+/// permit fields included, is read inside it, and the label object goes
+/// into that inner object. Python's splunk-handler sends the event as a
+/// JSON string: it is read as the object, and the label object goes on
+/// the line's top level, the string left as it was.
+#[test]
+fn wrapped_events_are_read_at_event_path() {
+    let config = json!({"event_path": "message", "min_connections": 0});
+    let mut r = runner(&config);
+    let label = r#""t1071":{"protocol":"SMB","external":true,"counted":true}"#;
+    for preset in PRESETS {
+        let ev = preset_event(preset, "10.0.0.5", "203.0.113.9", "445", "");
+        let line = format!(r#"{{"message":{ev},"severity":"info"}}"#);
+        let out = process(&mut r, &[&line]);
+        let want = format!(
+            r#"{{"message":{},{label}}},"severity":"info"}}"#,
+            &ev[..ev.len() - 1]
+        );
+        assert_eq!(String::from_utf8_lossy(&out.events[0]), want, "{preset}");
+        assert_eq!(out.alerts.len(), 0, "alerts leave at ticks and flushes");
+        assert_eq!(flush(&mut r).len(), 1, "{preset}: counted");
+
+        let held = serde_json::to_string(&ev).unwrap();
+        let line = format!(r#"{{"host":"h","message":{held}}}"#);
+        let out = process(&mut r, &[&line]);
+        let want = format!(r#"{{"host":"h","message":{held},{label}}}"#);
+        assert_eq!(String::from_utf8_lossy(&out.events[0]), want, "{preset}");
+        assert_eq!(flush(&mut r).len(), 1, "{preset}: counted");
+    }
+    // The permit fields are read inside the event, not beside it; an
+    // existing label inside is replaced; a line without the member, or
+    // whose string is not an object, passes unchanged.
+    let blocked = r#"{"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":445,"action":"blocked"}"#;
+    let lines = [
+        format!(r#"{{"message":{blocked},"action":"allowed"}}"#),
+        r#"{"message":{"t1071":1,"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":80}}"#
+            .to_string(),
+        r#"{"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":445,"action":"allowed"}"#
+            .to_string(),
+        r#"{"message":"not json"}"#.to_string(),
+        r#"{"message":"[1,2]"}"#.to_string(),
+    ];
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let out = process(&mut r, &refs);
+    let v: Value = serde_json::from_slice(&out.events[0]).unwrap();
+    assert_eq!(v["message"]["t1071"]["counted"], false, "{v}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.events[1]),
+        r#"{"message":{"t1071":{"external":true,"counted":false},"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":80}}"#
+    );
+    for (got, line) in out.events.iter().zip(&lines).skip(2) {
+        assert_eq!(got, line.as_bytes(), "{line}");
+    }
+    assert!(flush(&mut r).is_empty());
+}
+
+#[test]
+fn event_path_is_checked() {
+    for (cfg, needle) in [
+        (json!({"event_path": ""}), "event_path"),
+        (json!({"event_path": "a."}), "event_path"),
+        (json!({"event_path": "a.b.c.d"}), "more than 4 dots"),
+    ] {
+        let mut r = Runner::<T1071>::new();
+        match InitFrame::parse(r.init(cfg.to_string().as_bytes())).unwrap() {
+            InitFrame::Error(e) => assert!(e.contains(needle), "{e} should mention {needle}"),
+            InitFrame::Ok { .. } => panic!("{cfg} should be refused"),
+        }
+    }
+    // The host resolves the destination and port paths (at most one dot
+    // of their own): three levels in front still fit.
+    assert!(T1071::new(br#"{"event_path":"a.b.c"}"#).is_ok());
 }
 
 /// `classify` then `aggregate` gives what `all` gives: the same events, and
@@ -278,7 +531,12 @@ fn classify_then_aggregate_equals_all() {
 
     let mut classify = Runner::<T1071>::new();
     match InitFrame::parse(classify.init(staged("classify").to_string().as_bytes())).unwrap() {
-        InitFrame::Ok(outs, _) => assert_eq!(outs, ["observations"]),
+        InitFrame::Ok {
+            outputs, parallel, ..
+        } => {
+            assert_eq!(outputs, ["observations"]);
+            assert!(parallel, "classify may run on several workers");
+        }
         InitFrame::Error(e) => panic!("{e}"),
     }
     let classified = process(&mut classify, &refs);
@@ -326,7 +584,15 @@ fn every_preset_events() -> Vec<String> {
         evs.push(format!(r#"{{"s\u0072c_ip":"10.0.0.4","dest_ip":"8.8.8.8","dest_port":20,"action":"allowed","_time":{t}}}"#));
         evs.push(format!(r#"{{"dst":{{"addr":"8.8.8.8","p":"139"}},"src_ip":"10.0.0.9","when":{t}000,"action":"allowed"}}"#));
     }
+    // Wrapped, as an object and as a JSON string (read with `event_path`).
+    let inner: Vec<String> = evs.iter().skip(evs.len() - 72).cloned().collect();
+    for ev in inner {
+        let held = serde_json::to_string(&ev).unwrap();
+        evs.push(format!(r#"{{"message":{ev},"severity":"info"}}"#));
+        evs.push(format!(r#"{{"severity":"info","message":{held}}}"#));
+    }
     evs.extend(["{}", "[1]", "not json", r#"{"unrelated":true}"#].map(str::to_string));
+    evs.push(r#"{"message":"not json"}"#.to_string());
     evs
 }
 
@@ -346,11 +612,16 @@ fn the_hosts_index_answers_like_a_scan_for_every_configuration() {
         "fields": {"destination": "dst.addr", "port": "dst.p", "time": "when", "time_unit": "ms"}}),
     );
     configs.push(json!({"schema": "auto", "stage": "classify"}));
+    configs.push(json!({"schema": "auto", "event_path": "message", "min_connections": 1}));
+    configs.push(json!({"schema": "ecs", "event_path": "message", "min_connections": 1}));
     let run = |config: &Value, lines: &[String]| -> Vec<u8> {
         let (mut scanned, mut indexed) = (Runner::<T1071>::new(), Runner::<T1071>::new());
         scanned.init(config.to_string().as_bytes());
         let request = match InitFrame::parse(indexed.init(config.to_string().as_bytes())).unwrap() {
-            InitFrame::Ok(_, Reads::Objects(o)) => IndexRequest::from_reads(&o),
+            InitFrame::Ok {
+                reads: Reads::Objects(o),
+                ..
+            } => IndexRequest::from_reads(&o),
             other => panic!("{other:?}"),
         };
         let mut records = Vec::new();
@@ -396,13 +667,73 @@ fn the_hosts_index_answers_like_a_scan_for_every_configuration() {
     );
 }
 
+/// Issue 18: in a replay of old logs, an event whose time cannot be read
+/// used to take the processing time, moving the clock to now and making
+/// every later event late. It now counts in the window of the latest event
+/// time seen, and never moves the clock; before any event time is known it
+/// takes the processing time. The same through `classify` + `aggregate`.
 #[test]
-fn events_without_time_use_processing_time() {
+fn an_unreadable_time_never_moves_the_clock() {
+    let at = |src: &str, t: &str| {
+        format!(r#"{{"src_ip":"{src}","dest_ip":"8.8.8.8","dest_port":445,"action":"allowed"{t}}}"#)
+    };
+    let untimed = at("10.0.0.9", "");
+    // Before any event time: the processing time (the batch's now).
     let mut r = runner(&json!({"schema": "cim"}));
-    let ev = r#"{"src_ip":"10.0.0.5","dest_ip":"8.8.8.8","dest_port":445,"action":"allowed"}"#;
-    process(&mut r, &[ev, ev, ev, ev]);
+    process(&mut r, &[untimed.as_str(); 4]);
     let alerts = flush(&mut r);
     assert_eq!(alerts[0]["first_seen"], "2023-11-14T22:13:20.000Z");
+
+    // A replay of 2020 processed in 2023 (the batch's now).
+    let old = |src: &str, secs: i64| at(src, &format!(r#","_time":{secs}"#));
+    let t = 1_600_000_000; // 2020-09-13T12:26:40Z
+    let mut evs: Vec<String> = (0..4).map(|i| old("10.0.0.1", t + i)).collect();
+    evs.extend((0..4).map(|_| untimed.clone()));
+    evs.extend((0..4).map(|i| old("10.0.0.2", t + 3600 + i)));
+    let refs: Vec<&str> = evs.iter().map(String::as_str).collect();
+    let base = json!({"schema": "cim", "allowed_lateness_secs": 0});
+    let mut all = runner(&base);
+    let during = process(&mut all, &refs).alerts;
+    assert!(during.is_empty(), "no window closed early: {during:?}");
+    let mut alerts = flush(&mut all);
+    assert_eq!(alerts.len(), 3, "no event was late: {alerts:?}");
+    alerts.sort_by_key(|a| a["src_ip"].as_str().unwrap().to_string());
+    let seen = |a: &Value| (a["first_seen"].clone(), a["last_seen"].clone());
+    assert_eq!(
+        seen(&alerts[2]),
+        (
+            json!("2020-09-13T12:26:43.000Z"),
+            json!("2020-09-13T12:26:43.000Z")
+        ),
+        "the untimed events count at the latest event time seen"
+    );
+    assert_eq!(alerts[1]["first_seen"], "2020-09-13T13:26:40.000Z");
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["window_start"] == "2020-09-13T00:00:00.000Z")
+    );
+
+    // Split in two stages: the observation carries no time, and the
+    // aggregate stage places it by its own clock.
+    let mut classify = Runner::<T1071>::new();
+    let mut staged = base.clone();
+    staged["stage"] = json!("classify");
+    classify.init(staged.to_string().as_bytes());
+    let records: Vec<String> = process(&mut classify, &refs)
+        .alerts
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    assert!(records[4].contains(r#""time_ms":null"#), "{}", records[4]);
+    staged["stage"] = json!("aggregate");
+    let mut aggregate = runner(&staged);
+    let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+    let consumed = process(&mut aggregate, &refs);
+    assert!(consumed.actions.iter().all(|&a| a == Action::Drop));
+    let mut split = flush(&mut aggregate);
+    split.sort_by_key(|a| a["src_ip"].as_str().unwrap().to_string());
+    assert_eq!(split, alerts);
 }
 
 #[test]
@@ -436,7 +767,7 @@ fn bad_config_is_explained() {
         let mut r = Runner::<T1071>::new();
         match InitFrame::parse(r.init(cfg.to_string().as_bytes())).unwrap() {
             InitFrame::Error(e) => assert!(e.contains(needle), "{e} should mention {needle}"),
-            InitFrame::Ok(..) => panic!("{cfg} should be refused"),
+            InitFrame::Ok { .. } => panic!("{cfg} should be refused"),
         }
     }
 }
@@ -455,6 +786,7 @@ fn classify_gives_the_verdict() {
     assert_eq!(
         v,
         Verdict {
+            preset: "cim",
             protocol: Some("FTP/FTPS".into()),
             external: Some(true),
             counted: true,

@@ -1,9 +1,10 @@
 //! Parity with the seed queries (spec §5). The boundary events are rendered
-//! as CIM, QRadar and ECS, run through the real `rulebox run` with the
-//! shipped `.wasm`, and the alerts compared row by row with SQL translations
-//! of the SPL and AQL seeds run by SQLite over the same events. The
-//! reference shares no code with the rule: SQLite does the grouping, sums and
-//! thresholds; the internal-network test is written here from the spec's list.
+//! as CIM, QRadar and ECS (also wrapped, and read with overrides), run
+//! through the real `rulebox run` with the shipped `.wasm`, and the alerts
+//! compared row by row with SQL translations of the SPL and AQL seeds run
+//! by SQLite over the same events. The reference shares no code with the
+//! rule: SQLite does the grouping, sums and thresholds; the internal-network
+//! test is written here from the spec's list.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -206,16 +207,36 @@ fn ms_of(db: &Connection, rfc3339: &str) -> i64 {
     .unwrap()
 }
 
+/// How the rule is given the events of a parity check: its configuration
+/// (TOML lines) and each rendered event as it goes into the line.
+struct Feed {
+    name: String,
+    rule_config: String,
+    line: fn(&str) -> String,
+}
+
+impl Feed {
+    /// The events as rendered, the rule told their schema.
+    fn plain(schema: Schema) -> Feed {
+        Feed {
+            name: schema.name().to_string(),
+            rule_config: format!("schema = \"{}\"", schema.name()),
+            line: str::to_string,
+        }
+    }
+}
+
 /// Runs the rule over `lines` in `schema` and returns its final alerts as rows.
-fn rulebox_rows(schema: Schema, lines: &[String], db: &Connection) -> (Vec<Row>, Vec<Value>) {
-    let dir = Scratch::new(&format!("parity-{}", schema.name()));
-    let input = dir.write("in.ndjson", lines.join("\n") + "\n");
-    let cfg = rule_pipeline(
-        &dir.0,
-        &input,
-        &format!("schema = \"{}\"", schema.name()),
-        "",
-    );
+fn rulebox_rows(
+    schema: Schema,
+    feed: &Feed,
+    lines: &[String],
+    db: &Connection,
+) -> (Vec<Row>, Vec<Value>) {
+    let dir = Scratch::new(&format!("parity-{}", feed.name));
+    let fed: Vec<String> = lines.iter().map(|l| (feed.line)(l)).collect();
+    let input = dir.write("in.ndjson", fed.join("\n") + "\n");
+    let cfg = rule_pipeline(&dir.0, &input, &feed.rule_config, "");
     let cfg_path = dir.write("p.toml", cfg);
     let out = rulebox(&["run", "--config", cfg_path.to_str().unwrap()], None);
     assert!(out.status.success(), "rulebox failed: {}", stderr(&out));
@@ -292,6 +313,17 @@ fn assert_reference_covers_boundaries(reference: &[Row]) {
 }
 
 fn check(schema: Schema, columns: &[(&str, &str)], reference: impl Fn(&Connection) -> Vec<Row>) {
+    check_fed(schema, &Feed::plain(schema), columns, reference)
+}
+
+/// [`check`], the events given to the rule as `feed` says (the reference
+/// reads them as rendered).
+fn check_fed(
+    schema: Schema,
+    feed: &Feed,
+    columns: &[(&str, &str)],
+    reference: impl Fn(&Connection) -> Vec<Row>,
+) {
     let lines: Vec<String> = boundary_conns(DAY)
         .iter()
         .enumerate()
@@ -301,12 +333,11 @@ fn check(schema: Schema, columns: &[(&str, &str)], reference: impl Fn(&Connectio
     load(&db, &lines, columns);
     let want = reference(&db);
     assert_reference_covers_boundaries(&want);
-    let (got, alerts) = rulebox_rows(schema, &lines, &db);
+    let (got, alerts) = rulebox_rows(schema, feed, &lines, &db);
     assert_eq!(
-        got,
-        want,
+        got, want,
         "rulebox alerts differ from the seed query ({})",
-        schema.name()
+        feed.name
     );
     // The alerts are final, in order of connection count, and well-formed.
     let counts: Vec<i64> = alerts
@@ -354,49 +385,78 @@ fn cim_alerts_equal_the_spl_seed() {
     );
 }
 
+const QRADAR_COLUMNS: &[(&str, &str)] = &[
+    ("src_ip", "sourceip"),
+    ("dest_ip", "destinationip"),
+    ("port", "destinationport"),
+    ("eventdirection", "eventdirection"),
+    ("categoryname", "categoryname"),
+    ("bytes_out", "BytesSent"),
+    ("bytes_in", "BytesReceived"),
+    ("user", "username"),
+    ("starttime", "starttime"),
+];
+
 #[test]
 fn qradar_alerts_equal_the_aql_seed() {
-    check(
-        Schema::Qradar,
-        &[
-            ("src_ip", "sourceip"),
-            ("dest_ip", "destinationip"),
-            ("port", "destinationport"),
-            ("eventdirection", "eventdirection"),
-            ("categoryname", "categoryname"),
-            ("bytes_out", "BytesSent"),
-            ("bytes_in", "BytesReceived"),
-            ("user", "username"),
-            ("starttime", "starttime"),
-        ],
-        aql_reference,
-    );
+    check(Schema::Qradar, QRADAR_COLUMNS, aql_reference);
+}
+
+const ECS_COLUMNS: &[(&str, &str)] = &[
+    ("src_ip", "source.ip"),
+    ("dest_ip", "destination.ip"),
+    ("port", "destination.port"),
+    ("outcome", "event.outcome"),
+    ("direction", "network.direction"),
+    ("bytes_out", "source.bytes"),
+    ("bytes_in", "destination.bytes"),
+    ("user", "user.name"),
+    ("process_name", "process.name"),
+    ("ts", "@timestamp"),
+];
+
+fn ecs_reference(db: &Connection) -> Vec<Row> {
+    spl_reference(
+        db,
+        "outcome = 'success' AND (direction IS NULL OR direction IN ('outbound', 'egress'))",
+        "CAST(ROUND(unixepoch(ts, 'subsec') * 1000) AS INTEGER)",
+    )
 }
 
 #[test]
 fn ecs_alerts_equal_the_spl_seed_over_ecs_fields() {
-    check(
-        Schema::Ecs,
-        &[
-            ("src_ip", "source.ip"),
-            ("dest_ip", "destination.ip"),
-            ("port", "destination.port"),
-            ("outcome", "event.outcome"),
-            ("direction", "network.direction"),
-            ("bytes_out", "source.bytes"),
-            ("bytes_in", "destination.bytes"),
-            ("user", "user.name"),
-            ("process_name", "process.name"),
-            ("ts", "@timestamp"),
-        ],
-        |db| {
-            spl_reference(
-                db,
-                "outcome = 'success' AND (direction IS NULL OR direction IN ('outbound', 'egress'))",
-                "CAST(ROUND(unixepoch(ts, 'subsec') * 1000) AS INTEGER)",
-            )
-        },
-    );
+    check(Schema::Ecs, ECS_COLUMNS, ecs_reference);
+}
+
+/// Issue 18: under `auto`, an override of the destination to ECS's own
+/// path no longer makes the events read as Zeek.
+#[test]
+fn ecs_under_auto_with_a_destination_override_equals_the_spl_seed() {
+    let feed = Feed {
+        name: "ecs-override".into(),
+        rule_config: "fields = { destination = \"destination.ip\" }".into(),
+        line: str::to_string,
+    };
+    check_fed(Schema::Ecs, &feed, ECS_COLUMNS, ecs_reference);
+}
+
+/// Issue 18: wrapped events (`event_path`), every field read inside the
+/// wrapper, permit fields included: ECS as a logging library's
+/// `{"message": {...}}`, QRadar held as a JSON string.
+#[test]
+fn wrapped_events_equal_the_seeds() {
+    let ecs = Feed {
+        name: "ecs-wrapped".into(),
+        rule_config: "event_path = \"message\"".into(),
+        line: |l| format!(r#"{{"message":{l},"severity":"info"}}"#),
+    };
+    check_fed(Schema::Ecs, &ecs, ECS_COLUMNS, ecs_reference);
+    let qradar = Feed {
+        name: "qradar-in-a-string".into(),
+        rule_config: "schema = \"qradar\"\nevent_path = \"event\"".into(),
+        line: |l| format!(r#"{{"host":"h","event":{}}}"#, Value::String(l.into())),
+    };
+    check_fed(Schema::Qradar, &qradar, QRADAR_COLUMNS, aql_reference);
 }
 
 #[test]

@@ -640,3 +640,137 @@ fn an_oversize_line_goes_to_a_file_of_its_own_in_bounded_memory() {
         .unwrap();
     assert!(kib < 48 * 1024, "peak RSS {kib} KiB for a 64 MiB line");
 }
+
+/// Several workers for a plugin that keeps state would split its windows
+/// between instances (issue 18): `validate` and `run` refuse them unless
+/// the plugin declares that several instances may share its input
+/// (`INIT_PARALLEL`, which the T1071.002 rule sets for `stage =
+/// "classify"` only); a plugin without snapshot/restore exports keeps no
+/// state by the contract and may still have several.
+#[test]
+fn several_workers_need_a_plugin_that_may_share_its_input() {
+    let dir = Scratch::new("workers");
+    let input = dir.write("in.ndjson", "");
+    let validate = |name: &str, cfg: String| {
+        let p = dir.write(name, cfg);
+        rulebox(&["validate", "--config", p.to_str().unwrap()], None)
+    };
+    let two = "workers = 2";
+    for rule_config in ["", "stage = \"all\"", "stage = \"aggregate\""] {
+        let cfg = rule_pipeline(&dir.0, &input, rule_config, two);
+        let out = validate("stateful.toml", cfg.clone());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{rule_config}: {err}");
+        assert!(
+            err.contains("transforms.rule.workers")
+                && err.contains("does not declare that several instances may share its input")
+                && err.contains("use workers = 1"),
+            "{rule_config}: {err}"
+        );
+        let p = dir.write("stateful-run.toml", cfg);
+        let run = rulebox(&["run", "--config", p.to_str().unwrap()], None);
+        assert_eq!(run.status.code(), Some(2), "run refuses it too");
+    }
+    let classify = rule_pipeline(&dir.0, &input, "stage = \"classify\"", two)
+        .replace("rule.alerts", "rule.observations");
+    let out = validate("classify.toml", classify);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // WAT plugins: the contract's rule for those that do not declare.
+    let state_exports = r#"
+  (func (export "rulebox_snapshot") (param i64) (result i64) (i64.const 0x0000080000000010))
+  (func (export "rulebox_restore") (param i32 i32 i64) (result i64) (i64.const 0x0000080000000010))"#;
+    let parallel_flag = r#"\00\00\00\00\00\00\00\00\08\00\00\00"#;
+    for (name, funcs, init, ok) in [
+        ("stateless", "", rulebox_bench::wat::NO_OUTPUTS, true),
+        (
+            "stateful",
+            state_exports,
+            rulebox_bench::wat::NO_OUTPUTS,
+            false,
+        ),
+        ("declared", state_exports, parallel_flag, true),
+    ] {
+        let wat = rulebox_bench::wat::Wat {
+            funcs,
+            init,
+            ..Default::default()
+        };
+        let module = dir.write(&format!("{name}.wat"), wat.text());
+        let cfg = format!(
+            "data_dir = \"{}\"\n[sources.in]\ntype = \"stdin\"\n[transforms.p]\ntype = \"wasm\"\ninputs = [\"in\"]\nmodule = \"{}\"\nworkers = 2\n[sinks.out]\ntype = \"null\"\ninputs = [\"p\"]\n",
+            dir.path("data").display(),
+            module.display()
+        );
+        let out = validate(&format!("{name}.toml"), cfg);
+        assert_eq!(out.status.success(), ok, "{name}: {}", stderr(&out));
+    }
+}
+
+/// `key=value` from the rule's own `run summary:` log line, if logged.
+fn rule_summary(stderr: &str, key: &str) -> Option<u64> {
+    let line = stderr.lines().find(|l| l.contains("run summary:"))?;
+    let plain = rulebox_tests::strip_ansi(line);
+    let at = plain.find(&format!(" {key}="))? + key.len() + 2;
+    plain[at..].split_whitespace().next()?.parse().ok()
+}
+
+/// Issue 18: a run where the rule could read nothing used to exit 0 with
+/// only `malformed=…` to show for it. At its end the rule logs what it
+/// made of its input (events read, labelled, counted, without a
+/// destination, late, with an unreadable time), and warns when it could
+/// read none of them.
+#[test]
+fn the_rule_reports_what_it_could_read() {
+    let dir = Scratch::new("rule-summary");
+    let raw = "Nov 22 10:00:00 fw01 sshd[1]: Accepted password for root\nanother raw line\n{\"message\":\"no destination\"}\n";
+    let input = dir.write("raw.ndjson", raw);
+    let cfg = dir.write("raw.toml", rule_pipeline(&dir.0, &input, "", ""));
+    let out = rulebox(&["run", "--config", cfg.to_str().unwrap()], None);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(rule_summary(&err, "events_read"), Some(3), "{err}");
+    assert_eq!(rule_summary(&err, "labelled"), Some(0), "{err}");
+    assert_eq!(rule_summary(&err, "without_destination"), Some(3), "{err}");
+    let warning = err
+        .lines()
+        .find(|l| l.contains("none of the 3 events read had a destination"))
+        .unwrap_or_else(|| panic!("no warning in {err}"));
+    assert!(
+        warning.contains("WARN") && warning.contains("plugin=\"rule\""),
+        "{warning}"
+    );
+
+    let at = |t: &str, port: u16| {
+        format!(
+            r#"{{"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":{port},"action":"allowed"{t}}}"#
+        )
+    };
+    let t0 = r#","_time":1700000000"#;
+    let mut lines = vec![at(t0, 21); 4];
+    lines.extend([
+        at("", 21), // counted, its time unreadable
+        at(t0, 443),
+        r#"{"message":"x"}"#.to_string(),
+        "not json".to_string(),
+        at(r#","_time":1700172800"#, 21), // two days on: the first window closes
+        at(t0, 21),                       // late
+    ]);
+    let input = dir.write("mixed.ndjson", lines.join("\n") + "\n");
+    let cfg = rule_pipeline(&dir.0, &input, "allowed_lateness_secs = 0", "");
+    let cfg = dir.write("mixed.toml", cfg);
+    let out = rulebox(&["run", "--config", cfg.to_str().unwrap()], None);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    for (key, want) in [
+        ("events_read", 10),
+        ("labelled", 8),
+        ("counted", 7),
+        ("without_destination", 2),
+        ("late", 1),
+        ("unreadable_time", 1),
+    ] {
+        assert_eq!(rule_summary(&err, key), Some(want), "{key}: {err}");
+    }
+    assert!(!err.contains("none of the"), "{err}");
+}

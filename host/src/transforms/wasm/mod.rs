@@ -102,7 +102,9 @@ pub struct WasmTransformConfig {
     /// thread; batches are dealt out in turn and their outputs leave in
     /// input order. Each instance keeps its own state: more than one is for
     /// stages whose output does not depend on what other batches held (the
-    /// T1071.002 rule's `stage = "classify"`).
+    /// T1071.002 rule's `stage = "classify"`). A plugin that keeps state
+    /// must declare that it may share its input (`INIT_PARALLEL`), or more
+    /// than one is refused.
     #[serde(default = "default_workers")]
     pub workers: usize,
     /// The plugin's own configuration, handed over as JSON at start.
@@ -211,6 +213,15 @@ impl WasmTransformConfig {
         };
         let t = WasmTransform::new(id, plugin, self.plugin_config_json(), self.options())
             .map_err(|e| Problem::at("config", e.to_string()))?;
+        if self.workers > 1 && !t.may_share_input() {
+            return Err(Problem::at(
+                "workers",
+                format!(
+                    "the plugin keeps state and, configured this way, does not declare that several instances may share its input: {} workers would each see only their own batches and give wrong answers; use workers = 1",
+                    self.workers
+                ),
+            ));
+        }
         Ok(Stage {
             t,
             replicas: Vec::new(),
@@ -247,7 +258,7 @@ impl Stage {
         while self.replicas.len() + 1 < self.workers {
             let r = self
                 .t
-                .replica()
+                .replica(self.replicas.len() + 1)
                 .map_err(|e| Problem::at("workers", format!("another instance: {e}")))?;
             self.replicas.push(r);
         }

@@ -203,6 +203,9 @@ enum Health {
 
 pub struct WasmTransform {
     id: String,
+    /// The instance's name in the plugin's log lines: the id, or for a
+    /// further worker `<id>@<n>` (as its state file).
+    name: String,
     plugin: Arc<Plugin>,
     config_json: Vec<u8>,
     instance: Option<Instance>,
@@ -235,10 +238,11 @@ impl WasmTransform {
         config_json: Vec<u8>,
         opts: Options,
     ) -> Result<WasmTransform, PluginError> {
-        let instance = plugin.instantiate(&config_json)?;
+        let instance = plugin.instantiate_as(id, &config_json)?;
         let outputs = instance.outputs().to_vec();
         Ok(WasmTransform {
             id: id.to_string(),
+            name: id.to_string(),
             plugin,
             config_json,
             instance: Some(instance),
@@ -255,16 +259,27 @@ impl WasmTransform {
     }
 
     /// Another instance of the same plugin, configuration and options,
-    /// counting into the same stats (a worker of a parallel stage).
-    pub fn replica(&self) -> Result<WasmTransform, PluginError> {
-        let mut t = WasmTransform::new(
-            &self.id,
-            self.plugin.clone(),
-            self.config_json.clone(),
-            self.opts.clone(),
-        )?;
-        t.stats = self.stats.clone();
-        Ok(t)
+    /// counting into the same stats: worker `n` (from 1) of a parallel
+    /// stage.
+    pub fn replica(&self, n: usize) -> Result<WasmTransform, PluginError> {
+        let name = super::state::worker_name(&self.id, n);
+        let instance = self.plugin.instantiate_as(&name, &self.config_json)?;
+        Ok(WasmTransform {
+            id: self.id.clone(),
+            name,
+            plugin: self.plugin.clone(),
+            config_json: self.config_json.clone(),
+            outputs: instance.outputs().to_vec(),
+            instance: Some(instance),
+            opts: self.opts.clone(),
+            health: Health::Ready,
+            failures_in_row: 0,
+            recent: 0,
+            calls: 0,
+            guest_batch: Vec::new(),
+            skips: Vec::new(),
+            stats: self.stats.clone(),
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -296,6 +311,14 @@ impl WasmTransform {
     /// Whether the live instance can snapshot its state.
     pub fn keeps_state(&self) -> bool {
         self.instance.as_ref().is_some_and(Instance::keeps_state)
+    }
+
+    /// Whether the plugin may run as several instances on one input
+    /// ([`Instance::may_share_input`]).
+    pub fn may_share_input(&self) -> bool {
+        self.instance
+            .as_ref()
+            .is_some_and(Instance::may_share_input)
     }
 
     /// Runs one batch through the plugin into `out` (which is not cleared).
@@ -469,7 +492,7 @@ impl WasmTransform {
             Health::BackingOff { until } if Instant::now() < until => return false,
             _ => {}
         }
-        match self.plugin.instantiate(&self.config_json) {
+        match self.plugin.instantiate_as(&self.name, &self.config_json) {
             Ok(i) => {
                 inc(&self.stats.restarts, 1);
                 tracing::info!(transform = %self.id, failures_in_row = self.failures_in_row, "fresh plugin instance started");
@@ -585,7 +608,10 @@ impl WasmTransform {
         };
         let res = instance.restore(data, now_ms, deadline);
         if res.is_err() {
-            self.instance = self.plugin.instantiate(&self.config_json).ok();
+            self.instance = self
+                .plugin
+                .instantiate_as(&self.name, &self.config_json)
+                .ok();
         }
         res
     }

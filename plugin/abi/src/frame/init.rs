@@ -1,5 +1,6 @@
 //! The init frame: the answer to `rulebox_init` ([`InitFrame`]), with the
-//! plugin's named outputs and how it reads events — as bytes, or as objects
+//! plugin's named outputs, whether several instances may share its input
+//! ([`INIT_PARALLEL`]), and how it reads events — as bytes, or as objects
 //! scanned by the host, with the keys and path plan it declares
 //! ([`ObjectReads`]) and the limits that bound the host's work for them.
 
@@ -20,6 +21,16 @@ pub const INIT_OBJECT_KEYS: u32 = 2;
 /// Init-frame flag (with [`INIT_READS_OBJECTS`]): resolve the path plan
 /// that follows (after the keys, if any) for every event.
 pub const INIT_OBJECT_PATHS: u32 = 4;
+
+/// Init-frame flag: the plugin's answers for a batch do not depend on any
+/// other batch (it keeps no state across batches that changes them), so
+/// the host may run several instances of it side by side on one input
+/// (`workers > 1`), each seeing some of the batches. Without it, a plugin
+/// that exports [`crate::export::SNAPSHOT`] and [`crate::export::RESTORE`]
+/// (the contract's sign that it keeps state) runs as one instance; one
+/// without those exports is taken to keep no state, as before this flag
+/// existed. Independent of [`INIT_READS_OBJECTS`].
+pub const INIT_PARALLEL: u32 = 8;
 
 /// How a plugin reads its events (declared in its init frame).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,9 +101,14 @@ impl ObjectReads<'_> {
 /// The answer to `rulebox_init`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InitFrame<'a> {
-    /// The plugin's declared outputs, in id order (id 1 is the first), and
-    /// how it reads events.
-    Ok(Vec<&'a str>, Reads<'a>),
+    Ok {
+        /// The plugin's declared outputs, in id order (id 1 is the first).
+        outputs: Vec<&'a str>,
+        /// How it reads events.
+        reads: Reads<'a>,
+        /// [`INIT_PARALLEL`]: several instances may share its input.
+        parallel: bool,
+    },
     Error(&'a str),
 }
 
@@ -150,8 +166,13 @@ impl<'a> InitFrame<'a> {
                 } else {
                     0
                 };
+                let parallel = flags & INIT_PARALLEL != 0;
                 if flags & INIT_READS_OBJECTS == 0 {
-                    return Ok(InitFrame::Ok(names, Reads::Bytes));
+                    return Ok(InitFrame::Ok {
+                        outputs: names,
+                        reads: Reads::Bytes,
+                        parallel,
+                    });
                 }
                 let mut at = at + 4;
                 let list = |at: &mut usize, what, max_n| -> Result<Vec<&'a str>, FrameError> {
@@ -183,8 +204,11 @@ impl<'a> InitFrame<'a> {
                     }
                     reads.groups = Some(groups);
                 }
-                let reads = Reads::Objects(reads);
-                Ok(InitFrame::Ok(names, reads))
+                Ok(InitFrame::Ok {
+                    outputs: names,
+                    reads: Reads::Objects(reads),
+                    parallel,
+                })
             }
             1 => Ok(InitFrame::Error(text(8, n)?)),
             s => Err(FrameError::BadStatus(s)),
@@ -202,25 +226,31 @@ impl<'a> InitFrame<'a> {
             }
         };
         match self {
-            InitFrame::Ok(names, reads) => {
+            InitFrame::Ok {
+                outputs,
+                reads,
+                parallel,
+            } => {
                 out.extend_from_slice(&(Status::Ok as u32).to_le_bytes());
-                strings(out, names);
-                let flags = match reads {
-                    Reads::Bytes => 0,
-                    Reads::Objects(o) => {
-                        INIT_READS_OBJECTS
-                            | if o.keys.is_some() {
-                                INIT_OBJECT_KEYS
-                            } else {
-                                0
-                            }
-                            | if o.groups.is_some() {
-                                INIT_OBJECT_PATHS
-                            } else {
-                                0
-                            }
-                    }
-                };
+                strings(out, outputs);
+                let parallel = if *parallel { INIT_PARALLEL } else { 0 };
+                let flags = parallel
+                    | match reads {
+                        Reads::Bytes => 0,
+                        Reads::Objects(o) => {
+                            INIT_READS_OBJECTS
+                                | if o.keys.is_some() {
+                                    INIT_OBJECT_KEYS
+                                } else {
+                                    0
+                                }
+                                | if o.groups.is_some() {
+                                    INIT_OBJECT_PATHS
+                                } else {
+                                    0
+                                }
+                        }
+                    };
                 out.extend_from_slice(&flags.to_le_bytes());
                 if let Reads::Objects(o) = reads {
                     if let Some(keys) = &o.keys {
@@ -247,6 +277,14 @@ impl<'a> InitFrame<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ok<'a>(outputs: Vec<&'a str>, reads: Reads<'a>) -> InitFrame<'a> {
+        InitFrame::Ok {
+            outputs,
+            reads,
+            parallel: false,
+        }
+    }
 
     #[test]
     fn init_frame_round_trips() {
@@ -275,14 +313,18 @@ mod tests {
                 groups: Some(vec![]),
             }),
         ] {
-            InitFrame::Ok(vec!["alerts", "dead"], reads.clone()).encode(&mut out);
-            assert_eq!(
-                InitFrame::parse(&out).unwrap(),
-                InitFrame::Ok(vec!["alerts", "dead"], reads)
-            );
+            for parallel in [false, true] {
+                let frame = InitFrame::Ok {
+                    outputs: vec!["alerts", "dead"],
+                    reads: reads.clone(),
+                    parallel,
+                };
+                frame.encode(&mut out);
+                assert_eq!(InitFrame::parse(&out).unwrap(), frame);
+            }
         }
         // Keys announced but cut short.
-        InitFrame::Ok(vec!["a"], keys(Some(vec!["key"]))).encode(&mut out);
+        ok(vec!["a"], keys(Some(vec!["key"]))).encode(&mut out);
         assert!(InitFrame::parse(&out[..out.len() - 1]).is_err());
         assert!(InitFrame::parse(&out[..out.len() - 11]).is_err());
         // A group cut short.
@@ -290,20 +332,27 @@ mod tests {
             keys: None,
             groups: Some(vec![(vec!["w"], vec!["p", "q"])]),
         });
-        InitFrame::Ok(vec!["a"], g).encode(&mut out);
+        ok(vec!["a"], g).encode(&mut out);
         for cut in 1..20 {
             assert!(InitFrame::parse(&out[..out.len() - cut]).is_err(), "{cut}");
         }
-        // A frame that ends after the names (no flags word) reads raw events.
+        // A frame that ends after the names (no flags word) reads raw
+        // events and does not declare INIT_PARALLEL.
         let mut b = Vec::new();
         for v in [0u32, 1, 1] {
             b.extend_from_slice(&v.to_le_bytes());
         }
         b.push(b'x');
-        assert_eq!(
-            InitFrame::parse(&b).unwrap(),
-            InitFrame::Ok(vec!["x"], Reads::Bytes)
-        );
+        assert_eq!(InitFrame::parse(&b).unwrap(), ok(vec!["x"], Reads::Bytes));
+        // INIT_PARALLEL alone, and beside the objects flags.
+        for flags in [INIT_PARALLEL, INIT_PARALLEL | INIT_READS_OBJECTS] {
+            let mut with = b.clone();
+            with.extend_from_slice(&flags.to_le_bytes());
+            let InitFrame::Ok { parallel, .. } = InitFrame::parse(&with).unwrap() else {
+                panic!("not ok")
+            };
+            assert!(parallel, "{flags}");
+        }
         InitFrame::Error("bad cidr").encode(&mut out);
         assert_eq!(
             InitFrame::parse(&out).unwrap(),
@@ -324,7 +373,13 @@ mod limit_tests {
 
     fn frame(names: &[&str], reads: Reads<'_>) -> Vec<u8> {
         let mut out = Vec::new();
-        InitFrame::Ok(names.to_vec(), reads).encode(&mut out);
+        let (outputs, parallel) = (names.to_vec(), false);
+        InitFrame::Ok {
+            outputs,
+            reads,
+            parallel,
+        }
+        .encode(&mut out);
         out
     }
 

@@ -12,9 +12,9 @@ mod result;
 
 pub use apply::{Fault, FrameOutputs, Outcome, Refused};
 pub use init::{
-    INIT_OBJECT_KEYS, INIT_OBJECT_PATHS, INIT_READS_OBJECTS, InitFrame, MAX_DECLARED_BYTES,
-    MAX_OBJECT_KEYS, MAX_OUTPUT_NAME, MAX_OUTPUTS, MAX_PATH_DOTS, MAX_PLAN_GROUPS, MAX_PLAN_PATHS,
-    ObjectReads, Reads,
+    INIT_OBJECT_KEYS, INIT_OBJECT_PATHS, INIT_PARALLEL, INIT_READS_OBJECTS, InitFrame,
+    MAX_DECLARED_BYTES, MAX_OBJECT_KEYS, MAX_OUTPUT_NAME, MAX_OUTPUTS, MAX_PATH_DOTS,
+    MAX_PLAN_GROUPS, MAX_PLAN_PATHS, ObjectReads, Reads,
 };
 pub use result::{
     Action, EVENT_RESULT_LEN, EventResult, HEADER_LEN, RECORD_LEN, Reason, Record, ResultFrame,

@@ -89,15 +89,33 @@ impl<'a> Value<'a> {
         if !self.is_object() {
             return None;
         }
+        lookup(self.raw, self.members(), path)
+    }
+
+    /// The first member of an object value named exactly `key` (not split
+    /// at dots).
+    pub fn member(&self, key: &str) -> Option<Value<'a>> {
+        if !self.is_object() {
+            return None;
+        }
         let raw = self.raw;
-        lookup(
-            raw,
-            ObjectMembers {
-                p: Parser::at(raw, 1),
-                done: false,
-            },
-            path,
-        )
+        self.members()
+            .find(|(k, _)| key_eq(&raw[k.range()], key))
+            .map(|(_, v)| Value {
+                raw: &raw[v.range()],
+            })
+    }
+
+    /// Whether an object value has at least one member.
+    pub fn has_members(&self) -> bool {
+        self.is_object() && self.members().next().is_some()
+    }
+
+    fn members(&self) -> ObjectMembers<'a> {
+        ObjectMembers {
+            p: Parser::at(self.raw, 1),
+            done: false,
+        }
     }
 }
 
@@ -202,5 +220,20 @@ mod tests {
         assert_eq!(items, ["allowed", "connection", "start"]);
         assert_eq!(Value { raw: b"[]" }.array_items().count(), 0);
         assert_eq!(Value { raw: b"3" }.array_items().count(), 0);
+    }
+
+    #[test]
+    fn members_by_exact_key() {
+        let v = Value {
+            raw: br#"{ "a.b" : 1, "a" : {"b": 2}, "c": "x", "\u0064": true }"#,
+        };
+        assert_eq!(v.member("a.b").unwrap().raw, b"1");
+        assert_eq!(v.member("a").unwrap().raw, br#"{"b": 2}"#);
+        assert_eq!(v.member("d").unwrap().raw, b"true");
+        assert!(v.member("b").is_none());
+        assert!(v.has_members());
+        assert!(!Value { raw: b"{ }" }.has_members());
+        assert!(Value { raw: b"[1]" }.member("a").is_none());
+        assert!(!Value { raw: b"\"{}\"" }.has_members());
     }
 }
