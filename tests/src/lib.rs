@@ -214,6 +214,26 @@ pub fn unsplice(line: &[u8]) -> Vec<u8> {
 /// A background process, killed if the test fails before it ends it.
 pub struct Running(pub std::process::Child);
 
+impl Running {
+    /// SIGTERM, then a bounded wait for the exit (10 s; then SIGKILL): for
+    /// the real daemons the tests start (rsyslog, syslog-ng).
+    pub fn stop(mut self) {
+        let child = &mut self.0;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {

@@ -54,21 +54,6 @@ fn start_rsyslog(dir: &Scratch, conf: &str) -> Running {
         .unwrap()
 }
 
-fn stop(mut running: Running) {
-    let child = &mut running.0;
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    for _ in 0..200 {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 /// 20 internal hosts each opening 6 FTP connections to one external
 /// address (one alert each), and 40 connections to port 443 (none).
 fn events() -> Vec<String> {
@@ -212,7 +197,7 @@ ruleset(name="alerts") {{
             .len()
             >= 20
     });
-    stop(rs);
+    rs.stop();
     check(&json_lines(&out), &json_lines(&alerts));
     let log = diag();
     assert!(!log.contains("invalid reply"), "{log}");
@@ -303,7 +288,7 @@ ruleset(name="fwd") {{
             .len()
             >= 20
     });
-    stop(rs);
+    rs.stop();
     assert!(rulebox_tests::terminate(&mut rb.0).success());
     check(&json_lines(&out), &json_lines(&alerts));
 }

@@ -112,23 +112,6 @@ fn start_syslog_ng(dir: &Scratch, conf: &str) -> Running {
         .unwrap()
 }
 
-/// SIGTERM, and a bounded wait for the exit (then SIGKILL).
-fn stop(mut running: Running) {
-    let child = &mut running.0;
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 fn lines(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines().map(str::to_string).collect()
@@ -208,7 +191,7 @@ fn syslog_ng_sends_syslog_to_rulebox_and_every_event_is_labelled() {
         Duration::from_secs(60),
         || lines(&out).len() >= n,
     );
-    stop(sng);
+    sng.stop();
     assert!(terminate(&mut rulebox.0).success(), "{}", diag());
     let want = through_a_file_source(&bundled_rulebox, "syslog_ng", &events);
     check(lines(&out), &want, n, &diag);
@@ -276,7 +259,7 @@ fn syslog_ng_runs_rulebox_as_its_program_and_every_event_is_labelled() {
         Duration::from_secs(60),
         || lines(&out).len() >= n,
     );
-    stop(sng);
+    sng.stop();
     // syslog-ng stops its program with SIGTERM: rulebox saves its state
     // and exits on its own (within 10 s of the signal).
     let config = rb.display().to_string();
