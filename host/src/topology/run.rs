@@ -26,15 +26,7 @@ use crate::transforms::wasm::{Stage, TransformRoutes};
 /// Runs `built` until its sources end or `outer` turns true (or a source
 /// whose end of input means shutdown ends).
 pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
-    let (stop_all, mut shutdown) = watch::channel(false);
-    let stop_all = Arc::new(stop_all);
-    let relay = stop_all.clone();
-    crate::shutdown::reset();
-    tokio::spawn(async move {
-        shutdown_requested(outer).await;
-        crate::shutdown::mark();
-        relay.send_replace(true);
-    });
+    let (stop_all, mut shutdown) = relay_shutdown(outer);
     let Built {
         loaded,
         mut transforms,
@@ -54,11 +46,9 @@ pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
         let Some(rx) = wiring.consumers.remove(&id) else {
             continue;
         };
-        summary
-            .transforms
-            .insert(id.clone(), stage.transform().stats.clone());
-        let routes = wiring.routes_of(&id, &stage);
-        let sh = shutdown.clone();
+        let stats = stage.transform().stats.clone();
+        summary.transforms.insert(id.clone(), stats);
+        let (routes, sh) = (wiring.routes_of(&id, &stage), shutdown.clone());
         let errors = state_errors.clone();
         transform_tasks.push(stage.spawn(&id, rx, routes, sh, &data_dir, errors));
     }
@@ -109,6 +99,24 @@ pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
     summary.source_errors = sources.errors.load(Ordering::Relaxed);
     summary.state_errors = state_errors.load(Ordering::Relaxed);
     summary
+}
+
+/// The pipeline's own shutdown signal: set by `outer` (SIGINT/SIGTERM) or
+/// by a source whose end of input means shutdown; its moment is kept
+/// ([`crate::shutdown::mark`]).
+fn relay_shutdown(
+    outer: watch::Receiver<bool>,
+) -> (Arc<watch::Sender<bool>>, watch::Receiver<bool>) {
+    let (stop_all, shutdown) = watch::channel(false);
+    let stop_all = Arc::new(stop_all);
+    let relay = stop_all.clone();
+    crate::shutdown::reset();
+    tokio::spawn(async move {
+        shutdown_requested(outer).await;
+        crate::shutdown::mark();
+        relay.send_replace(true);
+    });
+    (stop_all, shutdown)
 }
 
 /// The channels: each consumer's receiver, and the senders each output

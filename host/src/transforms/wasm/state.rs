@@ -6,18 +6,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::clock::now_ms;
+pub use super::transform::worker_name;
 use super::transform::{Outputs, WasmTransform};
 use crate::durable;
-
-/// The name worker `i` of transform `id` saves its state under: `id` for
-/// the first, so one worker is the plain case.
-pub fn worker_name(id: &str, i: usize) -> String {
-    if i == 0 {
-        id.to_string()
-    } else {
-        format!("{id}@{i}")
-    }
-}
 
 /// Hands a transform the state saved at the last shutdown. False when a
 /// snapshot existed and could not be used (it is then set aside).

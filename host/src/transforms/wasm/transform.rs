@@ -187,6 +187,16 @@ impl Outputs {
     }
 }
 
+/// The name worker `i` of transform `id` goes by (logs, saved state): `id`
+/// for the first, so one worker is the plain case.
+pub fn worker_name(id: &str, i: usize) -> String {
+    if i == 0 {
+        id.to_string()
+    } else {
+        format!("{id}@{i}")
+    }
+}
+
 /// Why the plugin did not see an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Skip {
@@ -262,7 +272,7 @@ impl WasmTransform {
     /// counting into the same stats: worker `n` (from 1) of a parallel
     /// stage.
     pub fn replica(&self, n: usize) -> Result<WasmTransform, PluginError> {
-        let name = super::state::worker_name(&self.id, n);
+        let name = worker_name(&self.id, n);
         let instance = self.plugin.instantiate_as(&name, &self.config_json)?;
         Ok(WasmTransform {
             id: self.id.clone(),
@@ -396,18 +406,26 @@ impl WasmTransform {
             Ok(Err(msg)) => PluginError::Guest(msg),
             Err(e) => e,
         };
-        // Undo anything partially written, then hand the batch to the policy.
-        out.rewind(&marks);
+        self.batch_failed(input, out, &marks, failure);
+    }
+
+    /// A failed `process`: undo anything partially written, count the
+    /// failure, hand the batch to the policy.
+    fn batch_failed(
+        &mut self,
+        input: &Batch,
+        out: &mut Outputs,
+        marks: &[(usize, usize)],
+        failure: PluginError,
+    ) {
+        out.rewind(marks);
         let (reason, error) = (failure.reason(), failure.to_string());
         self.fail("process", failure);
-        self.unprocessed_all(
-            input,
-            out,
-            Some(Unprocessed {
-                reason,
-                error: &error,
-            }),
-        );
+        let why = Unprocessed {
+            reason,
+            error: &error,
+        };
+        self.unprocessed_all(input, out, Some(why));
     }
 
     /// Sorts out lines the plugin must not see; fills `skips` and
