@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::json_text::{flatten_into, is_json_object};
+use super::timestamp;
 use crate::batch::Batch;
 
 /// The envelope keys kept with each event.
@@ -232,6 +233,54 @@ pub struct Defaults {
     pub source: Option<String>,
     pub sourcetype: Option<String>,
     pub index: Option<String>,
+    /// An event whose envelope has no `time` gets its own (see
+    /// [`event_time`]), so Splunk indexes it at that time, not at arrival.
+    pub time_from_event: bool,
+}
+
+/// The top-level fields an event's time is read from, first found wins:
+/// an alert's `last_seen`, then the schema presets' time fields.
+#[derive(Deserialize, Default)]
+struct EventTimes<'a> {
+    #[serde(borrow, default)]
+    last_seen: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "_time")]
+    cim: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "@timestamp")]
+    ecs: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    ts: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    time: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    starttime: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "UtcTime")]
+    sysmon: Option<&'a RawValue>,
+}
+
+/// The event's own time, Unix seconds: the first of [`EventTimes`]'s
+/// fields that reads as a time (a number, or text; see
+/// [`crate::codecs::timestamp`]).
+fn event_time(t: &EventTimes<'_>) -> Option<f64> {
+    let all = [
+        t.last_seen,
+        t.cim,
+        t.ecs,
+        t.timestamp,
+        t.ts,
+        t.time,
+        t.starttime,
+        t.sysmon,
+    ];
+    all.into_iter().flatten().find_map(|raw| {
+        let text = raw.get();
+        match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            Some(inner) => timestamp::from_text(inner),
+            None => timestamp::from_number(text.parse().ok()?),
+        }
+    })
 }
 
 /// Appends the envelope of one event: its own metadata (from a HEC
@@ -253,9 +302,22 @@ pub fn write_envelope(out: &mut Vec<u8>, line: &[u8], meta: &[u8], d: &Defaults)
         out.extend_from_slice(k.as_bytes());
         out.extend_from_slice(b"\":");
     };
+    // An object event is read once: to know it is one, and for its time.
+    let object = match kind {
+        b'j' | b'r' => None,
+        _ => serde_json::from_slice::<EventTimes<'_>>(line).ok(),
+    };
+    let own_time = match (env.time, &object) {
+        (Some(_), _) => None,
+        (None, Some(times)) if d.time_from_event => event_time(times),
+        _ => None,
+    };
     if let Some(t) = env.time {
         key(out, "time");
         out.extend_from_slice(t.get().as_bytes());
+    } else if let Some(secs) = own_time {
+        key(out, "time");
+        timestamp::write_seconds(out, secs);
     }
     for (name, own, default) in [
         ("host", env.host, &d.host),
@@ -282,7 +344,7 @@ pub fn write_envelope(out: &mut Vec<u8>, line: &[u8], meta: &[u8], d: &Defaults)
     key(out, "event");
     let as_string = match kind {
         b'j' | b'r' => true,
-        _ => serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err(),
+        _ => object.is_none() && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err(),
     };
     if as_string {
         let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(line));
@@ -468,5 +530,29 @@ mod tests {
         assert_eq!(check_token(None, &t).unwrap_err().0, 401);
         assert_eq!(check_token(Some(b"Basic eA=="), &t).unwrap_err().0, 401);
         assert_eq!(check_token(Some(b"Splunk nope"), &t).unwrap_err().0, 403);
+    }
+
+    #[test]
+    fn an_envelope_without_time_takes_the_event_s_own() {
+        let d = Defaults {
+            time_from_event: true,
+            ..Defaults::default()
+        };
+        let write = |line: &str, meta: &[u8], d: &Defaults| {
+            let mut out = Vec::new();
+            write_envelope(&mut out, line.as_bytes(), meta, d);
+            String::from_utf8(out).unwrap()
+        };
+        let alert = r#"{"alert_id":"x","last_seen":"2025-11-27T10:00:00.250Z","_time":1}"#;
+        assert!(write(alert, b"", &d).starts_with(r#"{"time":1764237600.250,"event":{"#));
+        let ecs = r#"{"@timestamp":"2025-11-27T10:00:00Z","a":1}"#;
+        assert!(write(ecs, b"", &d).starts_with(r#"{"time":1764237600.000,"#));
+        let ocsf = r#"{"time":1764237600000,"a":1}"#;
+        assert!(write(ocsf, b"", &d).starts_with(r#"{"time":1764237600.000,"#));
+        // The envelope's own time wins; a time that cannot be read is left out.
+        let own = write(ecs, br#"v{"time":5}"#, &d);
+        assert!(own.starts_with(r#"{"time":5,"event""#), "{own}");
+        assert!(write(r#"{"ts":"soon"}"#, b"", &d).starts_with(r#"{"event""#));
+        assert!(write(ecs, b"", &Defaults::default()).starts_with(r#"{"event""#));
     }
 }

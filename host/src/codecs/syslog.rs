@@ -167,11 +167,11 @@ fn rfc3164<'a>(mut h: Header<'a>, s: &'a [u8]) -> (Header<'a>, &'a [u8]) {
 }
 
 /// One message as an event line (appended to `out`, no newline).
-pub fn to_event(msg: &[u8], out: &mut Vec<u8>) {
+pub fn to_event<'a>(msg: &'a [u8], out: &mut Vec<u8>) -> Header<'a> {
     let (h, body) = parse(msg);
     if is_json_object(body) {
         flatten_into(body, out);
-        return;
+        return h;
     }
     #[derive(Serialize)]
     struct Wrapped<'a> {
@@ -183,6 +183,32 @@ pub fn to_event(msg: &[u8], out: &mut Vec<u8>) {
         syslog: h,
     };
     let _ = serde_json::to_writer(&mut *out, &w);
+    w.syslog
+}
+
+/// The header's host and time as a line's envelope metadata (the HEC
+/// envelope a `splunk_hec` sink writes: `v` and a JSON object), so a JSON
+/// body that is the event does not lose them. An RFC 3164 timestamp has no
+/// year: it is left out.
+pub fn envelope(h: &Header<'_>) -> Option<Vec<u8>> {
+    let time = h.timestamp.and_then(crate::codecs::timestamp::from_text);
+    if h.hostname.is_none() && time.is_none() {
+        return None;
+    }
+    let mut m = b"v{".to_vec();
+    if let Some(host) = h.hostname {
+        m.extend_from_slice(b"\"host\":");
+        let _ = serde_json::to_writer(&mut m, host);
+    }
+    if let Some(t) = time {
+        if h.hostname.is_some() {
+            m.push(b',');
+        }
+        m.extend_from_slice(b"\"time\":");
+        crate::codecs::timestamp::write_seconds(&mut m, t);
+    }
+    m.push(b'}');
+    Some(m)
 }
 
 /// Cuts a TCP byte stream into messages: octet counting (`LEN SP MSG`)

@@ -31,6 +31,12 @@ pub struct SplunkHecConfig {
     pub source: Option<String>,
     #[serde(default)]
     pub host: Option<String>,
+    /// An event whose envelope carries no `time` gets its own: an alert's
+    /// `last_seen`, or the first of `_time`, `@timestamp`, `timestamp`,
+    /// `ts`, `time`, `starttime`, `UtcTime` that reads as a time. Without
+    /// it Splunk indexes such events at their arrival.
+    #[serde(default = "default_true")]
+    pub time_from_event: bool,
     #[serde(default = "default_true")]
     pub gzip: bool,
     #[serde(default = "delivery::default_sink_batch_events")]
@@ -77,6 +83,7 @@ impl Sink for SplunkHecConfig {
             source: self.source.clone(),
             sourcetype: self.sourcetype.clone(),
             index: self.index.clone(),
+            time_from_event: self.time_from_event,
         });
         let batching = Batching {
             batch_max_events: self.batch_max_events,

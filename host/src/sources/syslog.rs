@@ -75,11 +75,15 @@ impl Source for SyslogConfig {
     }
 }
 
-/// One message as an event line.
+/// One message as an event line, its header's host and time kept as the
+/// line's envelope (a `splunk_hec` sink writes them).
 fn push_event(msg: &[u8], event: &mut Vec<u8>, batch: &mut Batch) {
     event.clear();
-    syslog::to_event(msg, event);
+    let header = syslog::to_event(msg, event);
     batch.push_line(event);
+    if let Some(meta) = syslog::envelope(&header) {
+        batch.set_last_meta(&meta);
+    }
 }
 
 async fn read_frames(

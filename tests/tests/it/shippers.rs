@@ -511,3 +511,60 @@ inputs = ["rule"]
         assert_eq!(e["t1071"]["external"], true, "{e}");
     }
 }
+
+/// Events that reach a HEC sink without an envelope time (from syslog, or
+/// alerts) carry their own time, so Splunk does not index them at arrival;
+/// a syslog message whose body is the JSON event keeps its header's host
+/// and time for the envelope.
+#[test]
+fn hec_envelopes_carry_the_events_own_time_and_the_syslog_header() {
+    let dir = Scratch::new("hec-time");
+    let receiver = Receiver::start("t", 0);
+    let port = free_port();
+    let cfg = format!(
+        "data_dir = \"{data}\"\n[sources.sys]\ntype = \"syslog\"\naddress = \"127.0.0.1:{port}\"\n{rule}\n[sinks.splunk]\ntype = \"splunk_hec\"\ninputs = [\"rule\", \"rule.alerts\"]\nendpoint = \"http://{recv}\"\ntoken = \"t\"\n",
+        data = dir.path("data").display(),
+        rule = rule(r#""sys""#),
+        recv = receiver.address,
+    );
+    let cfg_path = dir.write("p.toml", cfg);
+    let mut child = spawn_run(&cfg_path, &dir.path("rulebox.log"));
+    wait_listening(port);
+    {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        for i in 0..5 {
+            // A JSON body (the event) with its own _time, and one without.
+            let body = if i < 4 {
+                format!(
+                    r#"{{"_time":1764237600,"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":445,"action":"allowed","n":{i}}}"#
+                )
+            } else {
+                r#"{"note":"no time of its own"}"#.to_string()
+            };
+            let msg = format!("<13>1 2025-11-27T10:05:00.500Z fw01 app - - - {body}");
+            write!(s, "{} {msg}", msg.len()).unwrap();
+        }
+    }
+    wait_for("five events and an alert", Duration::from_secs(20), || {
+        receiver.count() >= 5
+    });
+    terminate(&mut child.0);
+    let got = receiver.envelopes();
+    let events: Vec<&Value> = got.iter().filter(|e| e["event"]["n"].is_number()).collect();
+    assert_eq!(events.len(), 4, "{got:?}");
+    for e in &events {
+        assert_eq!(e["host"], "fw01", "{e}");
+        // The syslog header's time is the envelope's; the event's own
+        // _time stays in the event.
+        assert_eq!(e["time"].as_f64(), Some(1_764_237_900.5), "{e}");
+    }
+    let plain = got.iter().find(|e| e["event"]["note"].is_string()).unwrap();
+    assert_eq!(plain["time"].as_f64(), Some(1_764_237_900.5), "{plain}");
+    let alert = got
+        .iter()
+        .find(|e| e["event"]["alert_id"].is_string())
+        .unwrap();
+    let last_seen = alert["event"]["last_seen"].as_str().unwrap();
+    assert_eq!(last_seen, "2025-11-27T10:00:00.000Z", "{alert}");
+    assert_eq!(alert["time"].as_f64(), Some(1_764_237_600.0), "{alert}");
+}
