@@ -154,6 +154,7 @@ extern crate alloc;
 
 pub mod frame;
 pub mod json;
+pub mod time;
 
 pub use frame::{
     Action, EVENT_RESULT_LEN, EventResult, Fault, FrameError, FrameOutputs, HEADER_LEN,
