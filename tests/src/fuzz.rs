@@ -91,7 +91,7 @@ pub fn event_reader(data: &[u8]) {
             let frame = scans.process(&batch, 1, NOW_MS).to_vec();
             check_frame(&frame, &batch, 1);
             let mut index = Vec::new();
-            index_batch(&mut Scanner::new(), request, &batch, 1, &mut index);
+            index_batch(&mut Scanner::new(), request, &batch, 1, &mut index).unwrap();
             let from_index = indexed.process_objects(&batch, &index, 1, NOW_MS);
             assert_eq!(
                 from_index,

@@ -32,6 +32,15 @@ pub enum PluginError {
     Guest(String),
     #[error("plugin could not provide a buffer of {0} bytes")]
     Reserve(usize),
+    /// The host's work resolving the plugin's path plan for a batch of
+    /// this many bytes passed its budget (`PLAN_WORK_PER_BYTE`).
+    #[error(
+        "resolving the plugin's path plan for a batch of {0} bytes passed the host's budget \
+         ({per_byte} units a byte + {floor})",
+        per_byte = rulebox_abi::frame::index::PLAN_WORK_PER_BYTE,
+        floor = rulebox_abi::frame::index::PLAN_WORK_FLOOR
+    )]
+    PlanBudget(usize),
 }
 
 impl PluginError {
@@ -43,6 +52,7 @@ impl PluginError {
             PluginError::Frame(_) => "bad_frame",
             PluginError::Guest(_) => "plugin_error",
             PluginError::Reserve(_) => "no_buffer",
+            PluginError::PlanBudget(_) => "plan_budget",
             PluginError::Config(_) => "config",
             PluginError::AbiVersion { .. } | PluginError::Contract { .. } => "contract",
             PluginError::Read { .. }

@@ -251,13 +251,17 @@ impl Instance {
                 // starts from the members' spans.
                 let mut index = std::mem::take(&mut self.index);
                 index.clear();
-                index::index_batch(
+                let indexed = index::index_batch(
                     &mut self.scanner,
                     &self.index_request,
                     batch,
                     count,
                     &mut index,
                 );
+                if indexed.is_err() {
+                    self.index = index;
+                    return Err(PluginError::PlanBudget(batch.len()));
+                }
                 let put = self.put_parts(batch, &index);
                 let (index_len, ptr) = (index.len(), put);
                 self.index = index;

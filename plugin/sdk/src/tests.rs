@@ -247,7 +247,7 @@ fn an_object_rule_answers_the_same_from_bytes_and_from_the_hosts_index() {
         // What the host would index for this init frame.
         let request = IndexRequest::from_reads(&reads);
         let mut index = Vec::new();
-        index_batch(&mut Scanner::new(), &request, batch, 7, &mut index);
+        index_batch(&mut Scanner::new(), &request, batch, 7, &mut index).unwrap();
         assert_eq!(objects.process_objects(batch, &index, 7, 0), &want[..]);
         let buf = objects.reserve(batch.len() + index.len());
         buf[..batch.len()].copy_from_slice(batch);

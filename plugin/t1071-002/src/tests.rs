@@ -632,13 +632,18 @@ fn the_hosts_index_answers_like_a_scan_for_every_configuration() {
                 batch.push(b'\n');
             }
             let mut index = Vec::new();
-            index_batch(
+            let work = index_batch(
                 &mut Scanner::new(),
                 &request,
                 &batch,
                 chunk.len(),
                 &mut index,
-            );
+            )
+            .unwrap();
+            // The host's work resolving this rule's plan: far under its
+            // budget (PLAN_WORK_PER_BYTE a byte).
+            let per_byte = work as f64 / batch.len() as f64;
+            assert!(per_byte < 4.0, "{config}: {per_byte:.2} units a byte");
             let want = scanned.process(&batch, chunk.len(), 0).to_vec();
             let got = indexed.process_objects(&batch, &index, chunk.len(), 0);
             assert_eq!(got, &want[..], "{config}");

@@ -982,3 +982,90 @@ fn a_sink_that_cannot_deliver_gives_up_within_one_grace() {
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.contains("shutdown grace of 2s spent"), "{log}");
 }
+
+/// A path plan the host resolves outside the plugin's deadline is bounded
+/// per batch: 512 never-matching four-dot paths over events whose nested
+/// objects are ~900 KB (each lookup enters every level: gigabytes of work
+/// an event) fail each batch's call at the budget, within a second or so,
+/// instead of holding the worker for seconds an event; every event goes on,
+/// tagged `plan_budget`.
+#[test]
+fn a_path_plan_too_costly_to_resolve_fails_the_batch_at_the_host_budget() {
+    let mut init = vec![0u8; 8];
+    init.extend_from_slice(&5u32.to_le_bytes()); // reads objects, with a plan
+    init.extend_from_slice(&1u32.to_le_bytes()); // one group,
+    init.extend_from_slice(&0u32.to_le_bytes()); // no `when` paths,
+    init.extend_from_slice(&512u32.to_le_bytes()); // 512 paths
+    for i in 0..512 {
+        let p = format!("a.b.c.d.x{i:03}");
+        init.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        init.extend_from_slice(p.as_bytes());
+    }
+    let data: String = init.iter().map(|b| format!("\\{b:02x}")).collect();
+    let funcs = format!(
+        r#"(data (i32.const 65536) "{data}")
+  (func (export "rulebox_process_objects") (param i32 i32) (param $n i32) (param i32 i64) (result i64)
+    (call $pass (local.get $n)))"#
+    );
+    let p = Wat {
+        funcs: funcs.leak(),
+        ..Wat::default()
+    };
+    let wat = p.text().replace(
+        "(i64.const 0x0000040000000100)",
+        &format!("(i64.const 0x{:08x}{:08x})", 65536, init.len()),
+    );
+    let dir = Scratch::new("hostile-plan-cost");
+    let events = 20;
+    let pad = "y".repeat(900_000);
+    let input: String = (0..events)
+        .map(|i| format!(r#"{{"n":{i},"a":{{"b":{{"c":{{"d":{{"pad":"{pad}"}}}}}}}}}}"#) + "\n")
+        .collect();
+    let cfg = format!(
+        r#"data_dir = "{data}"
+[sources.in]
+type = "file"
+path = "{input}"
+
+[transforms.p]
+type = "wasm"
+inputs = ["in"]
+module = "{wasm}"
+restart_backoff_ms = 0
+quarantine_after = 1000
+quarantine_rate_percent = 100
+quarantine_window_calls = 64
+
+[sinks.events]
+type = "file"
+path = "{out}"
+inputs = ["p"]
+"#,
+        data = dir.path("data").display(),
+        input = dir.write("in.ndjson", input).display(),
+        wasm = dir.write("plugin.wat", wat).display(),
+        out = dir.path("events.out").display(),
+    );
+    let cfg = dir.write("p.toml", cfg);
+    let start = Instant::now();
+    let out = rulebox(&["run", "--config", cfg.to_str().unwrap()], None);
+    let took = start.elapsed();
+    let err = strip_ansi(&stderr(&out));
+    let lines: Vec<String> = std::fs::read_to_string(dir.path("events.out"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), events, "{err}");
+    for (i, l) in lines.iter().enumerate() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["n"], i, "order kept");
+        assert_eq!(v["rulebox_error"]["reason"], "plan_budget", "{err}");
+    }
+    assert_eq!(
+        summary_counter(&err, "plugin_failures"),
+        Some(events as u64)
+    );
+    assert!(err.contains("passed the host's budget"), "{err}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}

@@ -43,8 +43,8 @@ use alloc::vec::Vec;
 
 use crate::ObjectReads;
 use crate::json::{
-    ABSENT, KeySet, Member, NO_GROUP, Object, PathPlan, ScanError, Scanner, Span, find_byte,
-    key_hash,
+    ABSENT, KeySet, Member, NO_GROUP, Object, OverBudget, PathPlan, ScanError, Scanner, Span, Work,
+    find_byte, key_hash,
 };
 
 /// The bytes of one event's entry (see the module docs for its layout).
@@ -114,16 +114,32 @@ impl IndexRequest {
     }
 }
 
+/// The work (bytes of nested objects passed over, keys compared one by one)
+/// the host may spend resolving a [`PathPlan`] for a batch, per byte of the
+/// batch, on top of [`PLAN_WORK_FLOOR`]. The host does it outside the
+/// plugin's deadline; a plan that asks for more fails the batch's call.
+/// The T1071.002 rule's plan spends under 2 units a byte on its sample
+/// events, every preset and `event_path` (its tests check under 4):
+/// nested lookups enter only small objects.
+pub const PLAN_WORK_PER_BYTE: u64 = 64;
+/// The work every batch may spend whatever its size.
+pub const PLAN_WORK_FLOOR: u64 = 1 << 20;
+
 /// Scans each of the `count` events of `batch` (each followed by `\n`, or
 /// ending the batch) with `scanner` and appends the [objects
-/// index](EVENT_ENTRY_LEN) that `request` asks for to `out`.
+/// index](EVENT_ENTRY_LEN) that `request` asks for to `out`. The path
+/// plan is resolved within [`PLAN_WORK_PER_BYTE`] × the batch's bytes +
+/// [`PLAN_WORK_FLOOR`]; returns the work spent. Over that, `out` is
+/// incomplete and the batch is refused.
 pub fn index_batch(
     scanner: &mut Scanner,
     request: &IndexRequest,
     batch: &[u8],
     count: usize,
     out: &mut Vec<u8>,
-) {
+) -> Result<u64, OverBudget> {
+    let mut work =
+        Work::within(PLAN_WORK_PER_BYTE.saturating_mul(batch.len() as u64) + PLAN_WORK_FLOOR);
     let mut start = 0;
     for _ in 0..count {
         let rest = batch.get(start..).unwrap_or_default();
@@ -147,7 +163,7 @@ pub fn index_batch(
                     } else {
                         scanner.fill_table(event);
                     }
-                    scanner.resolve(event, plan);
+                    scanner.resolve_within(event, plan, &mut work)?;
                     put_u32s(out, &[scanner.group]);
                     out.reserve(scanner.slots.len() * 8);
                     for s in &scanner.slots {
@@ -163,6 +179,7 @@ pub fn index_batch(
         out[entry + 16..entry + 20].copy_from_slice(&n.to_le_bytes());
         start += len + 1;
     }
+    Ok(work.spent)
 }
 
 impl Scanner {
@@ -396,7 +413,7 @@ mod tests {
             let (mut host, mut guest, mut direct) =
                 (Scanner::new(), Scanner::new(), Scanner::new());
             let mut index = Vec::new();
-            index_batch(&mut host, request, &batch, all.len(), &mut index);
+            index_batch(&mut host, request, &batch, all.len(), &mut index).unwrap();
             let mut r = IndexReader::new(&index);
             for e in &all {
                 let (src, got) = guest.load(&batch, &mut r, request.plan()).unwrap();
@@ -489,7 +506,8 @@ mod tests {
                 &batch,
                 1,
                 &mut index,
-            );
+            )
+            .unwrap();
             let (mut direct, mut loaded) = (Scanner::new(), Scanner::new());
             let from_index = loaded
                 .load(&batch, &mut IndexReader::new(&index), None)
@@ -521,7 +539,7 @@ mod tests {
             IndexRequest::new(Some(&["x"]), Some(plan.clone())),
         ] {
             let mut index = Vec::new();
-            index_batch(&mut Scanner::new(), &request, &batch, 2, &mut index);
+            index_batch(&mut Scanner::new(), &request, &batch, 2, &mut index).unwrap();
             let mut sc = Scanner::new();
             let mut seed = 0x2545_f491_4f6c_dd1du64;
             for _ in 0..20_000 {

@@ -50,6 +50,41 @@ pub enum ScanError {
     NotObject,
 }
 
+/// A bound on the work of field lookups: bytes of nested objects passed
+/// over, and members compared one by one. The host resolves a plugin's
+/// [`PathPlan`] outside the plugin's deadline, so it resolves within a
+/// budget ([`crate::frame::index::index_batch`]); a lookup made in the
+/// guest, under its deadline, has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Work {
+    pub spent: u64,
+    pub limit: u64,
+}
+
+/// A lookup would pass its [`Work`] budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverBudget;
+
+impl Work {
+    pub fn within(limit: u64) -> Work {
+        Work { spent: 0, limit }
+    }
+
+    pub fn unlimited() -> Work {
+        Work::within(u64::MAX)
+    }
+
+    #[inline]
+    pub(crate) fn spend(&mut self, units: usize) -> Result<(), OverBudget> {
+        self.spent = self.spent.saturating_add(units as u64);
+        if self.spent > self.limit {
+            Err(OverBudget)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// A byte range `[start, end)` within the event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {

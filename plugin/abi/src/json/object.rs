@@ -6,7 +6,7 @@
 
 use super::plan::{ABSENT, NO_GROUP};
 use super::swar::{bytes_eq, key_hash};
-use super::{Member, Path, Span, Value, key_eq};
+use super::{Member, OverBudget, Path, Span, Value, Work, key_eq};
 
 /// A scanned event: a valid JSON object with its top-level members.
 #[derive(Debug)]
@@ -124,13 +124,27 @@ impl<'s, 'a> Object<'s, 'a> {
         let heads = path
             .match_indices('.')
             .map(|(dot, _)| (dot, key_hash(&path.as_bytes()[..dot])));
-        self.resolve(path, key_hash(path.as_bytes()), heads)
+        let hash = key_hash(path.as_bytes());
+        self.resolve(path, hash, heads, &mut Work::unlimited())
+            .ok()
+            .flatten()
     }
 
     /// [`Object::get`] with a path prepared ahead: nothing is hashed or
     /// searched for dots per lookup.
     pub fn get_path(&self, path: &Path) -> Option<Value<'a>> {
-        self.resolve(&path.text, path.hash, path.heads.iter().copied())
+        self.get_path_within(path, &mut Work::unlimited())
+            .ok()
+            .flatten()
+    }
+
+    /// [`Object::get_path`] within a [`Work`] budget.
+    pub(super) fn get_path_within(
+        &self,
+        path: &Path,
+        work: &mut Work,
+    ) -> Result<Option<Value<'a>>, OverBudget> {
+        self.resolve(&path.text, path.hash, path.heads.iter().copied(), work)
     }
 
     /// `path` (hash `hash`) as a key, then split at each of `heads` (a dot's
@@ -140,21 +154,27 @@ impl<'s, 'a> Object<'s, 'a> {
         path: &str,
         hash: u32,
         heads: impl Iterator<Item = (usize, u32)>,
-    ) -> Option<Value<'a>> {
+        work: &mut Work,
+    ) -> Result<Option<Value<'a>>, OverBudget> {
         let value = |m: Member| Value {
             raw: &self.src[m.value.range()],
         };
+        // Without the key index a find compares every member's key.
+        let linear = self.escaped_keys || self.hashes.len() != self.members.len();
+        let per_find = if linear { self.members.len() } else { 1 };
+        work.spend(per_find)?;
         if let Some(m) = self.find(path, hash) {
-            return Some(value(m));
+            return Ok(Some(value(m)));
         }
         for (dot, hash) in heads {
+            work.spend(per_find)?;
             if let Some(m) = self.find(&path[..dot], hash)
-                && let Some(found) = value(m).get(&path[dot + 1..])
+                && let Some(found) = value(m).get_within(&path[dot + 1..], work)?
             {
-                return Some(found);
+                return Ok(Some(found));
             }
         }
-        None
+        Ok(None)
     }
 }
 

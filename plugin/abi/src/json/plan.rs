@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::swar::{bytes_eq, key_hash};
-use super::{Object, Span};
+use super::{Object, OverBudget, Span, Work};
 
 /// Field paths a rule reads, in groups, one per shape of event it knows
 /// (a schema preset, say): for each event the first group one of whose
@@ -71,29 +71,49 @@ impl PathPlan {
     }
 
     /// The group that applies to `obj`, and into `spans` the value span of
-    /// each of its paths (`ABSENT` ends when not present).
-    pub(super) fn resolve(&self, obj: &Object<'_, '_>, spans: &mut Vec<Span>) -> u32 {
+    /// each of its paths (`ABSENT` ends when not present), within `work`.
+    pub(super) fn resolve(
+        &self,
+        obj: &Object<'_, '_>,
+        spans: &mut Vec<Span>,
+        work: &mut Work,
+    ) -> Result<u32, OverBudget> {
         spans.clear();
-        let Some(at) = self
-            .groups
-            .iter()
-            .position(|g| g.when.is_empty() || g.when.iter().any(|p| obj.get_path(p).is_some()))
-        else {
-            return NO_GROUP;
+        let mut at = None;
+        for (i, g) in self.groups.iter().enumerate() {
+            if g.when.is_empty() || present(obj, &g.when, work)? {
+                at = Some(i);
+                break;
+            }
+        }
+        let Some(at) = at else {
+            return Ok(NO_GROUP);
         };
         let base = obj.src.as_ptr() as usize;
-        spans.extend(self.groups[at].paths.iter().map(|p| match obj.get_path(p) {
-            Some(v) => {
-                let start = v.raw.as_ptr() as usize - base;
-                Span::of(start, start + v.raw.len())
-            }
-            None => Span {
-                start: ABSENT,
-                end: ABSENT,
-            },
-        }));
-        at as u32
+        for p in &self.groups[at].paths {
+            spans.push(match obj.get_path_within(p, work)? {
+                Some(v) => {
+                    let start = v.raw.as_ptr() as usize - base;
+                    Span::of(start, start + v.raw.len())
+                }
+                None => Span {
+                    start: ABSENT,
+                    end: ABSENT,
+                },
+            });
+        }
+        Ok(at as u32)
     }
+}
+
+/// Whether any of `paths` is present in `obj`.
+fn present(obj: &Object<'_, '_>, paths: &[Path], work: &mut Work) -> Result<bool, OverBudget> {
+    for p in paths {
+        if obj.get_path_within(p, work)?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A field path prepared once for [`Object::get_path`]: the hashes of the

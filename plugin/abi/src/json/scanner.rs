@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use super::parser::Parser;
 use super::plan::NO_GROUP;
 use super::swar::{bytes_eq, key_hash};
-use super::{Member, Object, PathPlan, ScanError, Span};
+use super::{Member, Object, OverBudget, PathPlan, ScanError, Span, Work};
 
 /// Reusable scanner state; keep one per rule instance.
 #[derive(Debug, Default)]
@@ -69,10 +69,27 @@ impl Scanner {
 
     /// Applies `plan` to the object just scanned.
     pub(crate) fn resolve(&mut self, src: &[u8], plan: &PathPlan) {
+        // Without a limit nothing is over it.
+        let _ = self.resolve_within(src, plan, &mut Work::unlimited());
+    }
+
+    /// [`Scanner::resolve`] within a [`Work`] budget (the host's); over it,
+    /// no group applies.
+    pub(crate) fn resolve_within(
+        &mut self,
+        src: &[u8],
+        plan: &PathPlan,
+        work: &mut Work,
+    ) -> Result<(), OverBudget> {
         let mut slots = core::mem::take(&mut self.slots);
         self.group = NO_GROUP;
-        self.group = plan.resolve(&self.object(src), &mut slots);
+        let got = plan.resolve(&self.object(src), &mut slots, work);
         self.slots = slots;
+        if got.is_err() {
+            self.slots.clear();
+        }
+        self.group = got?;
+        Ok(())
     }
 
     /// A view of the object last scanned or loaded from `src`.

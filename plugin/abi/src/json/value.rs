@@ -4,9 +4,10 @@
 //! compares a raw key with a wanted one.
 
 use alloc::borrow::Cow;
+use alloc::vec::Vec;
 
 use super::parser::Parser;
-use super::{Span, find_byte, unescape};
+use super::{OverBudget, Span, Work, find_byte, unescape};
 
 /// A raw JSON value inside an already validated event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,10 +87,22 @@ impl<'a> Value<'a> {
 
     /// Looks up a dotted path inside an object value.
     pub fn get(&self, path: &str) -> Option<Value<'a>> {
+        self.get_within(path, &mut Work::unlimited()).ok().flatten()
+    }
+
+    /// [`Value::get`], spending on `work` the bytes of each nested object
+    /// it passes over (one pass per object: the lookup is linear in the
+    /// value, whatever the path's dots).
+    pub(super) fn get_within(
+        &self,
+        path: &str,
+        work: &mut Work,
+    ) -> Result<Option<Value<'a>>, OverBudget> {
         if !self.is_object() {
-            return None;
+            return Ok(None);
         }
-        lookup(self.raw, self.members(), path)
+        work.spend(self.raw.len())?;
+        lookup(self.raw, self.members(), path, work)
     }
 
     /// The first member of an object value named exactly `key` (not split
@@ -165,32 +178,53 @@ impl Iterator for ObjectMembers<'_> {
     }
 }
 
+/// The value at `path` among an object's `members`: the literal key first,
+/// then the path split at each dot, left to right, trying every member with
+/// the head's key in document order. One pass over the members finds the
+/// literal key or collects each split's heads; only their values are
+/// entered, so the work is the object's bytes, not that times its splits.
 fn lookup<'a>(
     src: &'a [u8],
-    members: impl Iterator<Item = (Span, Span)> + Clone,
+    members: impl Iterator<Item = (Span, Span)>,
     path: &str,
-) -> Option<Value<'a>> {
-    for (k, v) in members.clone() {
-        if key_eq(&src[k.range()], path) {
-            return Some(Value {
-                raw: &src[v.range()],
-            });
+    work: &mut Work,
+) -> Result<Option<Value<'a>>, OverBudget> {
+    let value = |v: Span| Value {
+        raw: &src[v.range()],
+    };
+    // Each head found: its dot's offset in `path`, and its value.
+    let mut heads: Vec<(usize, Span)> = Vec::new();
+    let dotted = path.contains('.');
+    for (k, v) in members {
+        let key = &src[k.range()];
+        if key_eq(key, path) {
+            return Ok(Some(value(v)));
+        }
+        if dotted {
+            heads.extend(head_dots(key, path).map(|dot| (dot, v)));
         }
     }
-    for (dot, _) in path.match_indices('.') {
-        let (head, rest) = (&path[..dot], &path[dot + 1..]);
-        for (k, v) in members.clone() {
-            if key_eq(&src[k.range()], head) {
-                let val = Value {
-                    raw: &src[v.range()],
-                };
-                if let Some(found) = val.get(rest) {
-                    return Some(found);
-                }
-            }
+    heads.sort_by_key(|&(dot, _)| dot); // stable: document order kept
+    for (dot, v) in heads {
+        if let Some(found) = value(v).get_within(&path[dot + 1..], work)? {
+            return Ok(Some(found));
         }
     }
-    None
+    Ok(None)
+}
+
+/// The offsets of the dots in `path` before which the raw key `key` is the
+/// whole part (`path[..dot]`): at most one for a key without escapes.
+fn head_dots<'p>(key: &'p [u8], path: &'p str) -> impl Iterator<Item = usize> + 'p {
+    let plain = !key.contains(&b'\\');
+    let quick = (plain && path.as_bytes().get(key.len()) == Some(&b'.'))
+        .then_some(key.len())
+        .filter(|&dot| &path.as_bytes()[..dot] == key);
+    let escaped = path
+        .match_indices('.')
+        .map(|(dot, _)| dot)
+        .filter(move |&dot| !plain && key_eq(key, &path[..dot]));
+    quick.into_iter().chain(escaped)
 }
 
 /// Compares a raw (possibly escaped) key with `want`. An escape sequence is
@@ -201,7 +235,12 @@ pub fn key_eq(raw: &[u8], want: &str) -> bool {
     if raw.len() == w.len() {
         return raw == w;
     }
-    raw.len() > w.len() && raw.contains(&b'\\') && unescape(raw).is_some_and(|s| s == want)
+    // An escape stands for at most one byte per six (`\u0041`): a raw key
+    // longer than that is not unescaped at all.
+    raw.len() > w.len()
+        && raw.len() <= 6 * w.len()
+        && raw.contains(&b'\\')
+        && unescape(raw).is_some_and(|s| s == want)
 }
 
 #[cfg(test)]
@@ -235,5 +274,76 @@ mod tests {
         assert!(!Value { raw: b"{ }" }.has_members());
         assert!(Value { raw: b"[1]" }.member("a").is_none());
         assert!(!Value { raw: b"\"{}\"" }.has_members());
+    }
+
+    /// The lookup before it was made one pass a level: the literal key,
+    /// then each split left to right, each member with the head's key.
+    fn reference<'a>(v: Value<'a>, path: &str) -> Option<Value<'a>> {
+        let members: Vec<_> = v.members().collect();
+        let at = |s: Span| Value {
+            raw: &v.raw[s.range()],
+        };
+        if let Some((_, m)) = members
+            .iter()
+            .find(|(k, _)| key_eq(&v.raw[k.range()], path))
+        {
+            return Some(at(*m));
+        }
+        for (dot, _) in path.match_indices('.') {
+            for (k, m) in &members {
+                if key_eq(&v.raw[k.range()], &path[..dot])
+                    && at(*m).is_object()
+                    && let Some(found) = reference(at(*m), &path[dot + 1..])
+                {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn one_pass_lookups_answer_as_the_reference_does() {
+        let objects = [
+            r#"{"a":{"b":1},"a.b":2}"#,
+            r#"{"a":{"x":1},"a":{"b":2},"a.b.c":3,"a.b":{"c":4}}"#,
+            r#"{"a":{"b.c":5},"a.b":{"c":6}}"#,
+            r#"{"\u0061":{"b":7},"a\u002eb":8}"#,
+            r#"{"a":{"b":{"c":{"d":{"e":9}}}},"a.b.c.d":{"e":10}}"#,
+            r#"{"x":[1,{"a":2}],"a":"s","a.b":null}"#,
+            r#"{}"#,
+        ];
+        let paths = [
+            "a",
+            "a.b",
+            "a.b.c",
+            "b.c",
+            "a.b.c.d.e",
+            "a.b.c.d",
+            "x",
+            "x.a",
+            "a.x",
+            "a..b",
+            ".a",
+        ];
+        for o in objects {
+            let v = Value { raw: o.as_bytes() };
+            for p in paths {
+                assert_eq!(v.get(p), reference(v, p), "{p} in {o}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_lookup_passes_each_nested_object_once() {
+        let pad = "z".repeat(10_000);
+        let o = format!(r#"{{"a":{{"b":{{"c":{{"d":{{"pad":"{pad}"}}}}}}}}}}"#);
+        let v = Value { raw: o.as_bytes() };
+        let mut work = Work::unlimited();
+        assert_eq!(v.get_within("a.b.c.d.e", &mut work), Ok(None));
+        // The object and each of its four nested levels: once each.
+        assert!(work.spent <= 5 * o.len() as u64, "{}", work.spent);
+        let mut work = Work::within(o.len() as u64 * 2);
+        assert_eq!(v.get_within("a.b.c.d.e", &mut work), Err(OverBudget));
     }
 }
