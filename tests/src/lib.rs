@@ -142,7 +142,12 @@ pub fn stderr(o: &Output) -> String {
 
 /// A counter from the `transform done` summary line, e.g. `malformed`.
 pub fn summary_counter(stderr: &str, name: &str) -> Option<u64> {
-    let line = stderr.lines().find(|l| l.contains("transform done"))?;
+    counter_on(stderr, "transform done", name)
+}
+
+/// A counter from the first log line that holds `marker` (`sink done`, say).
+pub fn counter_on(stderr: &str, marker: &str, name: &str) -> Option<u64> {
+    let line = stderr.lines().find(|l| l.contains(marker))?;
     let plain: String = strip_ansi(line);
     let key = format!(" {name}=");
     let at = plain.find(&key)? + key.len();

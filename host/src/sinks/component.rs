@@ -51,4 +51,8 @@ pub struct SinkStats {
     pub write_errors: AtomicU64,
     /// Deliveries tried again (network sinks).
     pub retries: AtomicU64,
+    /// Events kept in the spool at shutdown, and delivered from it at
+    /// start (network sinks).
+    pub spooled: AtomicU64,
+    pub unspooled: AtomicU64,
 }

@@ -1,8 +1,11 @@
 //! What the network sinks share: batching, encoding, gzip and delivery
 //! with retry. A batch is kept until it is delivered, retrying with
 //! exponential back-off on connection errors and 5xx/429/408 answers; only
-//! past `retry.limit_secs` (or, at shutdown, `retry.shutdown_grace_secs`)
-//! are events given up, counted as write errors and their acks failed.
+//! past `retry.limit_secs`, or on an answer that says trying again cannot
+//! help, are events given up, counted as write errors and their acks
+//! failed. At shutdown, what is not delivered within
+//! `retry.shutdown_grace_secs` is spooled (`spool`) and delivered at the
+//! next start, before anything new.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,6 +16,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::component::{SinkContext, SinkStats};
+use super::spool::Spool;
 use crate::batch::Batch;
 use crate::channel::Rx;
 use crate::codecs::gzip::gzip;
@@ -82,7 +86,7 @@ fn default_retry_max() -> u64 {
     10_000
 }
 fn default_shutdown_grace() -> u64 {
-    10
+    8
 }
 pub fn default_sink_batch_events() -> usize {
     1000
@@ -128,12 +132,13 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     let SinkContext {
         id,
+        paths,
         rx,
         stats,
         shutdown,
-        ..
     } = cx;
     let d = Delivery {
+        spool: Spool::new(paths.data_dir(), &id),
         id,
         stats,
         batching,
@@ -148,11 +153,22 @@ struct Delivery {
     stats: Arc<SinkStats>,
     batching: Batching,
     shutdown: watch::Receiver<bool>,
+    spool: Spool,
+}
+
+/// Why a body was not delivered.
+enum GaveUp {
+    /// The shutdown's grace ran out: the body is spooled.
+    Shutdown(String),
+    /// Given up for good (write errors).
+    Failed(String),
 }
 
 impl Delivery {
-    /// Delivers batches until the input ends; see the module docs.
+    /// Delivers what the last run spooled, then batches until the input
+    /// ends; see the module docs.
     async fn run(self, mut rx: Rx, mut target: impl Target, encoding: impl Encode) {
+        self.unspool(&mut target).await;
         let mut body = Vec::new();
         while let Some(first) = rx.recv().await {
             let held = self.gather(first, &mut rx);
@@ -164,27 +180,80 @@ impl Delivery {
             for b in &held {
                 encoding.encode(b, &mut body);
             }
-            let payload = Bytes::from(if self.batching.gzip {
-                gzip(&body)
-            } else {
-                body.clone()
-            });
-            match self.deliver(&mut target, &payload, events).await {
+            let payload = self.payload(&body);
+            let failed = match self.deliver(&mut target, &payload, events).await {
                 Ok(()) => {
                     let s = &self.stats;
                     s.events.fetch_add(events as u64, Ordering::Relaxed);
                     s.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+                    None
                 }
-                Err(msg) => {
-                    tracing::error!(sink = %self.id, error = %msg, events, "events not delivered: counted as write errors");
-                    for b in &held {
-                        b.fail_acks();
-                    }
+                Err(GaveUp::Shutdown(msg)) => self.keep(&body, events, &msg).err(),
+                Err(GaveUp::Failed(msg)) => Some(msg),
+            };
+            if let Some(msg) = failed {
+                tracing::error!(sink = %self.id, error = %msg, events, "events not delivered: counted as write errors");
+                for b in &held {
+                    b.fail_acks();
+                }
+                let errors = &self.stats.write_errors;
+                errors.fetch_add(events as u64, Ordering::Relaxed);
+            }
+            // Dropping `held` lets go of the acks: the events are done
+            // (delivered, or kept in the spool).
+        }
+    }
+
+    /// The body as delivered (gzipped when configured).
+    fn payload(&self, body: &[u8]) -> Bytes {
+        Bytes::from(if self.batching.gzip {
+            gzip(body)
+        } else {
+            body.to_vec()
+        })
+    }
+
+    /// Spools a body the shutdown's grace left undelivered.
+    fn keep(&self, body: &[u8], events: usize, why: &str) -> Result<(), String> {
+        match self.spool.keep(body, events) {
+            Ok(path) => {
+                self.stats.spooled.fetch_add(events as u64, Ordering::Relaxed);
+                tracing::warn!(sink = %self.id, reason = %why, events, file = %path.display(), "events spooled: delivered first at the next start");
+                Ok(())
+            }
+            Err(e) => Err(format!("{why}; could not spool them: {e}")),
+        }
+    }
+
+    /// Delivers the bodies a last run spooled, oldest first, removing each
+    /// once delivered; a shutdown leaves the rest for the next start. One
+    /// refused for good is set aside (`.rejected-<time>`), counted as write
+    /// errors.
+    async fn unspool(&self, target: &mut impl Target) {
+        for kept in self.spool.pending() {
+            let body = match std::fs::read(&kept.path) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(sink = %self.id, file = %kept.path.display(), error = %e, "cannot read a spooled body; left in place");
+                    continue;
+                }
+            };
+            let payload = self.payload(&body);
+            match self.deliver(target, &payload, kept.events).await {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&kept.path);
+                    let s = &self.stats;
+                    s.unspooled.fetch_add(kept.events as u64, Ordering::Relaxed);
+                    tracing::info!(sink = %self.id, events = kept.events, "spooled events delivered");
+                }
+                Err(GaveUp::Shutdown(_)) => return,
+                Err(GaveUp::Failed(msg)) => {
+                    let aside = crate::durable::set_aside(&kept.path);
+                    tracing::error!(sink = %self.id, error = %msg, events = kept.events, set_aside = ?aside, "spooled events refused: counted as write errors");
                     let errors = &self.stats.write_errors;
-                    errors.fetch_add(events as u64, Ordering::Relaxed);
+                    errors.fetch_add(kept.events as u64, Ordering::Relaxed);
                 }
             }
-            // Dropping `held` lets go of the acks: the events are done.
         }
     }
 
@@ -214,7 +283,7 @@ impl Delivery {
         target: &mut impl Target,
         payload: &Bytes,
         events: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), GaveUp> {
         let started = Instant::now();
         let retry = &self.batching.retry;
         let grace = Duration::from_secs(retry.shutdown_grace_secs);
@@ -224,9 +293,9 @@ impl Delivery {
         loop {
             let left = self.grace_left(grace);
             if left.is_some_and(|l| l.is_zero()) {
-                return Err(format!(
+                return Err(GaveUp::Shutdown(format!(
                     "shutdown grace of {grace:?} spent after {tries} tries"
-                ));
+                )));
             }
             tries += 1;
             let attempt = target.deliver(payload);
@@ -238,12 +307,13 @@ impl Delivery {
             };
             let msg = match result {
                 Ok(()) => break,
-                Err(Failure::Permanent(msg)) => return Err(msg),
+                Err(Failure::Permanent(msg)) => return Err(GaveUp::Failed(msg)),
                 Err(Failure::Retry(msg)) => msg,
             };
             if limit.is_some_and(|l| started.elapsed() >= l) {
                 let spent = started.elapsed();
-                return Err(format!("{msg}; gave up after {tries} tries in {spent:?}"));
+                let msg = format!("{msg}; gave up after {tries} tries in {spent:?}");
+                return Err(GaveUp::Failed(msg));
             }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             if tries == 1 || tries.is_power_of_two() {

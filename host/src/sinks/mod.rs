@@ -3,12 +3,14 @@
 //! is the one place that names them all.
 //!
 //! Shared pieces: `writer` (files and pipes, on a blocking thread),
-//! `delivery` (batching, encoding, gzip and retry for network sinks) and
+//! `delivery` (batching, encoding, gzip and retry for network sinks),
+//! `spool` (what a network sink could not deliver by a shutdown's end) and
 //! `http_client`.
 
 mod component;
 mod delivery;
 mod http_client;
+mod spool;
 mod writer;
 
 use serde::Deserialize;
