@@ -141,6 +141,11 @@ impl Batch {
         self.acks.iter().for_each(|a| a.fail());
     }
 
+    /// [`Batch::fail_acks`], saying why (a request's answer may tell).
+    pub fn fail_acks_because(&self, why: &str) {
+        self.acks.iter().for_each(|a| a.fail_because(why));
+    }
+
     /// Appends one line (which must not contain `\n`).
     pub fn push_line(&mut self, line: &[u8]) {
         self.data.extend_from_slice(line);

@@ -192,7 +192,14 @@ impl Progress {
 pub struct Ack {
     to: AckTo,
     failed: AtomicBool,
+    /// Why the events were not written, when a sink said (for the answer
+    /// to a request).
+    why: std::sync::Mutex<Option<String>>,
 }
+
+/// What a [`Ack::notify`] token is told: written, or not (and why, when a
+/// sink said).
+pub type Outcome = Result<(), Option<String>>;
 
 enum AckTo {
     Offset {
@@ -200,8 +207,8 @@ enum AckTo {
         seq: u64,
         end: u64,
     },
-    /// Told `true` once every copy is written, `false` if one failed.
-    Notify(Option<tokio::sync::oneshot::Sender<bool>>),
+    /// Told `Ok` once every copy is written, `Err` if one failed.
+    Notify(Option<tokio::sync::oneshot::Sender<Outcome>>),
 }
 
 impl Ack {
@@ -209,15 +216,17 @@ impl Ack {
         Arc::new(Ack {
             to: AckTo::Offset { progress, seq, end },
             failed: AtomicBool::new(false),
+            why: std::sync::Mutex::new(None),
         })
     }
 
     /// A token whose outcome arrives on the returned receiver.
-    pub fn notify() -> (Arc<Ack>, tokio::sync::oneshot::Receiver<bool>) {
+    pub fn notify() -> (Arc<Ack>, tokio::sync::oneshot::Receiver<Outcome>) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let ack = Arc::new(Ack {
             to: AckTo::Notify(Some(tx)),
             failed: AtomicBool::new(false),
+            why: std::sync::Mutex::new(None),
         });
         (ack, rx)
     }
@@ -225,6 +234,14 @@ impl Ack {
     /// The events were not written: the offset must not pass them.
     pub fn fail(&self) {
         self.failed.store(true, Ordering::Relaxed);
+    }
+
+    /// [`Ack::fail`], saying why (the first reason given is kept).
+    pub fn fail_because(&self, why: &str) {
+        if let Ok(mut w) = self.why.lock() {
+            w.get_or_insert_with(|| why.to_string());
+        }
+        self.fail();
     }
 }
 
@@ -235,8 +252,9 @@ impl Drop for Ack {
             AckTo::Offset { progress, seq, end } => progress.done(*seq, *end, failed),
             AckTo::Notify(tx) => {
                 if let Some(tx) = tx.take() {
+                    let why = self.why.lock().ok().and_then(|mut w| w.take());
                     // The requester may have given up waiting.
-                    let _ = tx.send(!failed);
+                    let _ = tx.send(if failed { Err(why) } else { Ok(()) });
                 }
             }
         }

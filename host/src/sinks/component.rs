@@ -55,4 +55,6 @@ pub struct SinkStats {
     /// start (network sinks).
     pub spooled: AtomicU64,
     pub unspooled: AtomicU64,
+    /// Events a full disk buffer dropped (`when_full = "drop_newest"`).
+    pub buffer_dropped: AtomicU64,
 }

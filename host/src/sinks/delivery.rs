@@ -15,8 +15,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::watch;
 
+use super::buffer::{self, BufferConfig, BufferKind};
 use super::component::{SinkContext, SinkStats};
-use super::spool::Spool;
+use super::spool::{Kept, Spool};
 use crate::batch::Batch;
 use crate::channel::Rx;
 use crate::codecs::gzip::gzip;
@@ -105,6 +106,7 @@ pub struct Batching {
     pub batch_max_bytes: usize,
     pub retry: Retry,
     pub gzip: bool,
+    pub buffer: BufferConfig,
 }
 
 /// Starts a network sink whose target its `check` accepted (one that
@@ -148,12 +150,21 @@ pub fn spawn(
 }
 
 /// A running network sink.
-struct Delivery {
-    id: String,
-    stats: Arc<SinkStats>,
-    batching: Batching,
-    shutdown: watch::Receiver<bool>,
-    spool: Spool,
+pub(super) struct Delivery {
+    pub(super) id: String,
+    pub(super) stats: Arc<SinkStats>,
+    pub(super) batching: Batching,
+    pub(super) shutdown: watch::Receiver<bool>,
+    pub(super) spool: Spool,
+}
+
+/// What became of a spooled body.
+pub(super) enum Sent {
+    Delivered,
+    /// Left in the spool: the shutdown's grace ran out.
+    Shutdown,
+    /// Refused for good (set aside), or unreadable (left in place).
+    Refused,
 }
 
 /// Why a body was not delivered.
@@ -168,6 +179,9 @@ impl Delivery {
     /// Delivers what the last run spooled, then batches until the input
     /// ends; see the module docs.
     async fn run(self, mut rx: Rx, mut target: impl Target, encoding: impl Encode) {
+        if self.batching.buffer.kind == BufferKind::Disk {
+            return buffer::run_disk(self, rx, target, encoding).await;
+        }
         self.unspool(&mut target).await;
         let mut body = Vec::new();
         while let Some(first) = rx.recv().await {
@@ -193,8 +207,11 @@ impl Delivery {
             };
             if let Some(msg) = failed {
                 tracing::error!(sink = %self.id, error = %msg, events, "events not delivered: counted as write errors");
+                // For a waiting client: the answer, without where it came from.
+                let why = msg.split_once(": ").map_or(msg.as_str(), |(_, r)| r);
+                let why = format!("sink {} could not deliver them: {why}", self.id);
                 for b in &held {
-                    b.fail_acks();
+                    b.fail_acks_because(&why);
                 }
                 let errors = &self.stats.write_errors;
                 errors.fetch_add(events as u64, Ordering::Relaxed);
@@ -205,7 +222,7 @@ impl Delivery {
     }
 
     /// The body as delivered (gzipped when configured).
-    fn payload(&self, body: &[u8]) -> Bytes {
+    pub(super) fn payload(&self, body: &[u8]) -> Bytes {
         Bytes::from(if self.batching.gzip {
             gzip(body)
         } else {
@@ -217,7 +234,9 @@ impl Delivery {
     fn keep(&self, body: &[u8], events: usize, why: &str) -> Result<(), String> {
         match self.spool.keep(body, events) {
             Ok(path) => {
-                self.stats.spooled.fetch_add(events as u64, Ordering::Relaxed);
+                self.stats
+                    .spooled
+                    .fetch_add(events as u64, Ordering::Relaxed);
                 tracing::warn!(sink = %self.id, reason = %why, events, file = %path.display(), "events spooled: delivered first at the next start");
                 Ok(())
             }
@@ -226,39 +245,58 @@ impl Delivery {
     }
 
     /// Delivers the bodies a last run spooled, oldest first, removing each
-    /// once delivered; a shutdown leaves the rest for the next start. One
-    /// refused for good is set aside (`.rejected-<time>`), counted as write
-    /// errors.
+    /// once delivered; a shutdown leaves the rest for the next start.
     async fn unspool(&self, target: &mut impl Target) {
         for kept in self.spool.pending() {
-            let body = match std::fs::read(&kept.path) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(sink = %self.id, file = %kept.path.display(), error = %e, "cannot read a spooled body; left in place");
-                    continue;
+            if let Sent::Shutdown = self.send_kept(target, &kept, true).await {
+                return;
+            }
+        }
+    }
+
+    /// Delivers one spooled body, removing its file once delivered. One
+    /// refused for good is set aside (`.rejected-<time>`), counted as
+    /// write errors. Counted as `unspooled` when `from_last_run`, else as
+    /// delivered events.
+    pub(super) async fn send_kept(
+        &self,
+        target: &mut impl Target,
+        kept: &Kept,
+        from_last_run: bool,
+    ) -> Sent {
+        let body = match std::fs::read(&kept.path) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(sink = %self.id, file = %kept.path.display(), error = %e, "cannot read a spooled body; left in place");
+                return Sent::Refused;
+            }
+        };
+        let payload = self.payload(&body);
+        let (s, n) = (&self.stats, kept.events as u64);
+        match self.deliver(target, &payload, kept.events).await {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&kept.path);
+                if from_last_run {
+                    s.unspooled.fetch_add(n, Ordering::Relaxed);
+                    tracing::info!(sink = %self.id, events = n, "spooled events delivered");
+                } else {
+                    s.events.fetch_add(n, Ordering::Relaxed);
+                    s.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
                 }
-            };
-            let payload = self.payload(&body);
-            match self.deliver(target, &payload, kept.events).await {
-                Ok(()) => {
-                    let _ = std::fs::remove_file(&kept.path);
-                    let s = &self.stats;
-                    s.unspooled.fetch_add(kept.events as u64, Ordering::Relaxed);
-                    tracing::info!(sink = %self.id, events = kept.events, "spooled events delivered");
-                }
-                Err(GaveUp::Shutdown(_)) => return,
-                Err(GaveUp::Failed(msg)) => {
-                    let aside = crate::durable::set_aside(&kept.path);
-                    tracing::error!(sink = %self.id, error = %msg, events = kept.events, set_aside = ?aside, "spooled events refused: counted as write errors");
-                    let errors = &self.stats.write_errors;
-                    errors.fetch_add(kept.events as u64, Ordering::Relaxed);
-                }
+                Sent::Delivered
+            }
+            Err(GaveUp::Shutdown(_)) => Sent::Shutdown,
+            Err(GaveUp::Failed(msg)) => {
+                let aside = crate::durable::set_aside(&kept.path);
+                tracing::error!(sink = %self.id, error = %msg, events = n, set_aside = ?aside, "spooled events refused: counted as write errors");
+                s.write_errors.fetch_add(n, Ordering::Relaxed);
+                Sent::Refused
             }
         }
     }
 
     /// `first` and what else is waiting, up to the batch limits.
-    fn gather(&self, first: Arc<Batch>, rx: &mut Rx) -> Vec<Arc<Batch>> {
+    pub(super) fn gather(&self, first: Arc<Batch>, rx: &mut Rx) -> Vec<Arc<Batch>> {
         let (mut events, mut bytes) = (first.count(), first.bytes().len());
         let mut held = vec![first];
         while events < self.batching.batch_max_events && bytes < self.batching.batch_max_bytes {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::buffer::BufferConfig;
 use super::component::{Sink, SinkContext};
 use super::delivery::{self, Batching, Lines, Retry};
 use super::http_client::HttpTarget;
@@ -30,6 +31,9 @@ pub struct HttpConfig {
     pub request_timeout_secs: u64,
     #[serde(default)]
     pub retry: Retry,
+    /// `memory` (default) or `disk` (`[sinks.<id>.buffer]`).
+    #[serde(default)]
+    pub buffer: BufferConfig,
 }
 
 impl HttpConfig {
@@ -50,7 +54,9 @@ impl Sink for HttpConfig {
     }
 
     fn check(&self) -> Vec<Problem> {
-        self.target().err().map(Problem::whole).into_iter().collect()
+        let mut p: Vec<Problem> = self.target().err().map(Problem::whole).into_iter().collect();
+        p.extend(self.buffer.check());
+        p
     }
 
     fn start(&self, cx: SinkContext) -> tokio::task::JoinHandle<()> {
@@ -59,6 +65,7 @@ impl Sink for HttpConfig {
             batch_max_bytes: self.batch_max_bytes,
             retry: self.retry.clone(),
             gzip: self.gzip,
+            buffer: self.buffer.clone(),
         };
         delivery::start(cx, self.target(), Lines, batching)
     }

@@ -4,9 +4,11 @@
 //!
 //! Shared pieces: `writer` (files and pipes, on a blocking thread),
 //! `delivery` (batching, encoding, gzip and retry for network sinks),
-//! `spool` (what a network sink could not deliver by a shutdown's end) and
+//! `spool` (what a network sink could not deliver by a shutdown's end),
+//! `buffer` (a network sink's `memory` or `disk` buffer) and
 //! `http_client`.
 
+mod buffer;
 mod component;
 mod delivery;
 mod http_client;

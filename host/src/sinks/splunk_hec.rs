@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::buffer::BufferConfig;
 use super::component::{Sink, SinkContext};
 use super::delivery::{self, Batching, Encode, Retry};
 use super::http_client::HttpTarget;
@@ -47,6 +48,9 @@ pub struct SplunkHecConfig {
     pub request_timeout_secs: u64,
     #[serde(default)]
     pub retry: Retry,
+    /// `memory` (default) or `disk` (`[sinks.<id>.buffer]`).
+    #[serde(default)]
+    pub buffer: BufferConfig,
 }
 
 fn default_true() -> bool {
@@ -74,7 +78,9 @@ impl Sink for SplunkHecConfig {
     }
 
     fn check(&self) -> Vec<Problem> {
-        self.target().err().map(Problem::whole).into_iter().collect()
+        let mut p: Vec<Problem> = self.target().err().map(Problem::whole).into_iter().collect();
+        p.extend(self.buffer.check());
+        p
     }
 
     fn start(&self, cx: SinkContext) -> tokio::task::JoinHandle<()> {
@@ -90,6 +96,7 @@ impl Sink for SplunkHecConfig {
             batch_max_bytes: self.batch_max_bytes,
             retry: self.retry.clone(),
             gzip: self.gzip,
+            buffer: self.buffer.clone(),
         };
         delivery::start(cx, self.target(), encoding, batching)
     }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::buffer::BufferConfig;
 use super::component::{Sink, SinkContext};
 use super::delivery::{self, Batching, Failure, Lines, Retry, Target};
 use crate::config::Problem;
@@ -27,6 +28,9 @@ pub struct TcpConfig {
     pub request_timeout_secs: u64,
     #[serde(default)]
     pub retry: Retry,
+    /// `memory` (default) or `disk` (`[sinks.<id>.buffer]`).
+    #[serde(default)]
+    pub buffer: BufferConfig,
 }
 
 impl Sink for TcpConfig {
@@ -35,12 +39,13 @@ impl Sink for TcpConfig {
     }
 
     fn check(&self) -> Vec<Problem> {
+        let mut p = self.buffer.check();
         let port = self.address.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
         if !matches!(port, Some(Ok(_))) {
             let a = &self.address;
-            return vec![Problem::whole(format!("address {a:?}: expected host:port"))];
+            p.push(Problem::whole(format!("address {a:?}: expected host:port")));
         }
-        Vec::new()
+        p
     }
 
     fn start(&self, cx: SinkContext) -> tokio::task::JoinHandle<()> {
@@ -50,6 +55,7 @@ impl Sink for TcpConfig {
             batch_max_bytes: self.batch_max_bytes,
             retry: self.retry.clone(),
             gzip: false,
+            buffer: self.buffer.clone(),
         };
         delivery::spawn(cx, target, Lines, batching)
     }

@@ -88,4 +88,8 @@ impl Endpoint for Ndjson {
     fn busy(&self) -> hyper::Response<Body> {
         text_reply(503, "busy: retry")
     }
+
+    fn undelivered(&self, why: &str) -> hyper::Response<Body> {
+        text_reply(503, &format!("not delivered: {why}"))
+    }
 }

@@ -21,7 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::component::{SourceContext, Started};
 use super::listener::{ListenCtx, accept_loop, bind_tcp, split};
 use crate::batch::Batch;
-use crate::durable::Ack;
+use crate::durable::{Ack, Outcome};
 use crate::shutdown::shutdown_requested;
 
 /// Request bodies one HTTP source holds at once, in multiples of
@@ -59,6 +59,12 @@ pub trait Endpoint: Send + Sync + 'static {
 
     /// The answer when the request could not be taken or delivered in time.
     fn busy(&self) -> Response<Body>;
+
+    /// The answer when a sink gave the events up, and said why: by default
+    /// [`Endpoint::busy`] (the client keeps its events).
+    fn undelivered(&self, _why: &str) -> Response<Body> {
+        self.busy()
+    }
 }
 
 /// A body refused: the answer, and why (for the log).
@@ -207,7 +213,11 @@ impl<E: Endpoint> Server<E> {
         }
         let delivered = tokio::time::timeout(self.opts.ack_timeout, deliver(ctx, events)).await;
         match delivered {
-            Ok(true) => self.endpoint.accepted(n),
+            Ok(Ok(())) => self.endpoint.accepted(n),
+            Ok(Err(Some(why))) => {
+                tracing::warn!(source = %ctx.id, events = n, reason = %why, "request not delivered: answered 503 with the reason, the client keeps its events");
+                self.endpoint.undelivered(&why)
+            }
             res => {
                 tracing::warn!(source = %ctx.id, events = n, timed_out = res.is_err(), "request not delivered: answered 503, the client keeps its events");
                 self.endpoint.busy()
@@ -371,8 +381,9 @@ impl Room {
 }
 
 /// Sends a request's events on, in batches sharing one delivery token, and
-/// waits until every sink has written them (true) or one failed.
-async fn deliver(ctx: &ListenCtx, events: Batch) -> bool {
+/// waits until every sink has written them, or one failed (and why, when
+/// it said).
+async fn deliver(ctx: &ListenCtx, events: Batch) -> Outcome {
     let (ack, done) = Ack::notify();
     let mut batches = split(&events, ctx.batch_max_events);
     for b in &mut batches {
@@ -381,8 +392,8 @@ async fn deliver(ctx: &ListenCtx, events: Batch) -> bool {
     drop(ack);
     for b in batches {
         if !ctx.send(b).await {
-            return false;
+            return Err(None);
         }
     }
-    done.await.unwrap_or(false)
+    done.await.unwrap_or(Err(None))
 }

@@ -130,4 +130,12 @@ impl Endpoint for Collector {
     fn busy(&self) -> hyper::Response<Body> {
         reply(503, hec::BUSY)
     }
+
+    /// Still 503 with HEC's busy code, so clients keep and resend the
+    /// events, but the text says what is wrong.
+    fn undelivered(&self, why: &str) -> hyper::Response<Body> {
+        let text = format!("Server is busy: {why}");
+        let body = serde_json::json!({"text": text, "code": 9}).to_string();
+        reply(503, body)
+    }
 }

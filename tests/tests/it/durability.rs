@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rulebox_tests::{
     Scratch, rule_pipeline, rulebox, rulebox_bin, stderr, terminate, unsplice, wait_for,
@@ -316,4 +316,155 @@ fn a_second_instance_on_the_same_data_dir_is_refused() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(again.try_wait().unwrap().is_none(), "the lock was released");
     terminate(&mut again);
+}
+
+/// A HEC source into a `tcp` sink with a disk buffer whose receiver is
+/// down (`buffer` holds the sink's extra keys).
+fn disk_buffered(dir: &Scratch, hec: u16, down: u16, buffer: &str) -> std::path::PathBuf {
+    let cfg = format!(
+        "data_dir = \"{data}\"\n[sources.hec]\ntype = \"splunk_hec\"\naddress = \"127.0.0.1:{hec}\"\ntokens = [\"t\"]\n[sinks.out]\ntype = \"tcp\"\naddress = \"127.0.0.1:{down}\"\ninputs = [\"hec\"]\nretry = {{ initial_ms = 50, max_ms = 200, shutdown_grace_secs = 1 }}\nbuffer = {{ type = \"disk\"{buffer} }}\n",
+        data = dir.path("data").display(),
+    );
+    dir.write("p.toml", cfg)
+}
+
+/// `count` HEC events `{"n":k}` from `from`, in one request: its status.
+fn post_events(port: u16, from: usize, count: usize, pad: usize) -> u16 {
+    let pad = "p".repeat(pad);
+    let body: String = (from..from + count)
+        .map(|k| format!(r#"{{"event":{{"n":{k},"pad":"{pad}"}}}}"#))
+        .collect();
+    let auth = [("Authorization", "Splunk t")];
+    rulebox_tests::http(
+        port,
+        "POST",
+        "/services/collector/event",
+        &auth,
+        body.as_bytes(),
+    )
+    .0
+}
+
+/// Issue 19, item 11: with a disk buffer a shipper is answered once its
+/// events are queued on disk, though the receiver is down (with the
+/// memory buffer it waits for the delivery); what is queued at SIGTERM
+/// stays there, and the next start delivers every event once, in order.
+#[test]
+fn a_disk_buffer_answers_once_queued_and_delivers_across_a_restart() {
+    use std::io::{BufRead, BufReader};
+    let dir = Scratch::new("disk-buffer");
+    let (hec, down) = (rulebox_tests::free_port(), rulebox_tests::free_port());
+    let cfg = disk_buffered(&dir, hec, down, "");
+    let mut child = rulebox_tests::spawn_run(&cfg, &dir.path("log"));
+    rulebox_tests::wait_listening(hec);
+    for r in 0..20 {
+        let asked = Instant::now();
+        assert_eq!(post_events(hec, r * 50, 50, 0), 200);
+        let took = asked.elapsed();
+        assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    }
+    let status = terminate(&mut child.0);
+    let log = std::fs::read_to_string(dir.path("log")).unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    let kept = rulebox_tests::counter_on(&log, "sink done", "spooled");
+    assert_eq!(kept, Some(1000), "{log}");
+
+    let listener = std::net::TcpListener::bind(("127.0.0.1", down)).unwrap();
+    let got = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut lines = Vec::new();
+        for l in BufReader::new(conn).lines() {
+            lines.push(l.unwrap());
+            if lines.len() == 1000 {
+                break;
+            }
+        }
+        lines
+    });
+    let child = rulebox_tests::spawn_run(&cfg, &dir.path("log2"));
+    rulebox_tests::wait_for("delivered", Duration::from_secs(30), || got.is_finished());
+    child.stop();
+    let got = got.join().unwrap();
+    let log2 = std::fs::read_to_string(dir.path("log2")).unwrap();
+    let want: Vec<String> = (0..1000)
+        .map(|k| format!(r#"{{"n":{k},"pad":""}}"#))
+        .collect();
+    assert_eq!(got, want, "{log2}");
+    let unspooled = rulebox_tests::counter_on(&log2, "sink done", "unspooled");
+    assert_eq!(unspooled, Some(1000), "{log2}");
+}
+
+/// A full disk buffer with `when_full = "drop_newest"` drops new events
+/// (counted) and keeps answering; every event is either queued or
+/// counted as dropped.
+#[test]
+fn a_full_disk_buffer_drops_the_newest_when_told_to() {
+    let dir = Scratch::new("disk-buffer-full");
+    let (hec, down) = (rulebox_tests::free_port(), rulebox_tests::free_port());
+    let extra = ", max_bytes = 1048576, when_full = \"drop_newest\"";
+    let cfg = disk_buffered(&dir, hec, down, extra);
+    let mut child = rulebox_tests::spawn_run(&cfg, &dir.path("log"));
+    rulebox_tests::wait_listening(hec);
+    // 30 requests of 100 events of ~1 KB: about three times the bound.
+    for r in 0..30 {
+        assert_eq!(post_events(hec, r * 100, 100, 1000), 200);
+    }
+    let status = terminate(&mut child.0);
+    let log = std::fs::read_to_string(dir.path("log")).unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    let c = |name| rulebox_tests::counter_on(&log, "sink done", name).unwrap();
+    assert!(c("buffer_dropped") >= 1000, "{log}");
+    assert_eq!(c("spooled") + c("buffer_dropped"), 3000, "{log}");
+    assert!(log.contains("disk buffer full"), "{log}");
+    let queued: u64 = std::fs::read_dir(dir.path("data/spool/out"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(queued <= 1100 * 1024, "{queued} bytes queued");
+}
+
+/// Issue 19, item 11: when the indexer refuses rulebox's own token, the
+/// shipper used to see a plain `503 Server is busy`; it now reads what is
+/// wrong (still 503 with HEC's busy code, so it keeps its events), and the
+/// log says it at the default level. The indexer here is a second rulebox
+/// whose HEC source answers as Splunk does (403, code 4).
+#[test]
+fn a_refused_delivery_is_answered_with_its_reason() {
+    let dir = Scratch::new("refused-token");
+    let (front, indexer) = (rulebox_tests::free_port(), rulebox_tests::free_port());
+    let back = format!(
+        "data_dir = \"{data}\"\n[sources.hec]\ntype = \"splunk_hec\"\naddress = \"127.0.0.1:{indexer}\"\ntokens = [\"right\"]\n[sinks.out]\ntype = \"null\"\ninputs = [\"hec\"]\n",
+        data = dir.path("data-back").display(),
+    );
+    let front_cfg = format!(
+        "data_dir = \"{data}\"\n[sources.hec]\ntype = \"splunk_hec\"\naddress = \"127.0.0.1:{front}\"\ntokens = [\"t\"]\n[sinks.splunk]\ntype = \"splunk_hec\"\nendpoint = \"http://127.0.0.1:{indexer}\"\ntoken = \"wrong\"\ninputs = [\"hec\"]\n",
+        data = dir.path("data-front").display(),
+    );
+    let back = rulebox_tests::spawn_run(&dir.write("back.toml", back), &dir.path("back.log"));
+    let front_cfg = dir.write("front.toml", front_cfg);
+    let front_run = rulebox_tests::spawn_run(&front_cfg, &dir.path("front.log"));
+    rulebox_tests::wait_listening(indexer);
+    rulebox_tests::wait_listening(front);
+    let auth = [("Authorization", "Splunk t")];
+    let body = br#"{"event":{"n":1}}"#;
+    let (status, text) =
+        rulebox_tests::http(front, "POST", "/services/collector/event", &auth, body);
+    front_run.stop();
+    back.stop();
+    let log = std::fs::read_to_string(dir.path("front.log")).unwrap();
+    assert_eq!(status, 503, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["code"], 9, "{text}");
+    let said = answer["text"].as_str().unwrap();
+    assert!(
+        said.contains("403") && said.contains("Invalid token"),
+        "{said}"
+    );
+    assert!(!said.contains(&indexer.to_string()), "no address: {said}");
+    assert!(
+        log.contains("ERROR") && log.contains("events not delivered"),
+        "{log}"
+    );
 }

@@ -993,7 +993,8 @@ fn a_sink_that_cannot_deliver_spools_within_one_grace_and_delivers_at_the_next_s
         let mut lines = Vec::new();
         while lines.len() < 2000 {
             let (conn, _) = listener.accept().unwrap();
-            conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
             for l in BufReader::new(conn).lines() {
                 match l {
                     Ok(l) => lines.push(l),
@@ -1008,7 +1009,9 @@ fn a_sink_that_cannot_deliver_spools_within_one_grace_and_delivers_at_the_next_s
     });
     let child = rulebox_tests::spawn_run(&cfg, &dir.path("log2"));
     let log2 = dir.path("log2");
-    wait_for("all delivered", Duration::from_secs(30), || got.is_finished());
+    wait_for("all delivered", Duration::from_secs(30), || {
+        got.is_finished()
+    });
     child.stop();
     let got = got.join().unwrap();
     let log2 = std::fs::read_to_string(&log2).unwrap();
@@ -1016,7 +1019,9 @@ fn a_sink_that_cannot_deliver_spools_within_one_grace_and_delivers_at_the_next_s
     assert_eq!(got, want, "{log2}");
     let unspooled = rulebox_tests::counter_on(&log2, "sink done", "unspooled");
     assert_eq!(unspooled, Some(spooled), "{log2}");
-    let left = std::fs::read_dir(dir.path("data/spool/down")).unwrap().count();
+    let left = std::fs::read_dir(dir.path("data/spool/down"))
+        .unwrap()
+        .count();
     assert_eq!(left, 0, "spool emptied");
 }
 

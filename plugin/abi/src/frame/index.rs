@@ -43,8 +43,8 @@ use alloc::vec::Vec;
 
 use crate::ObjectReads;
 use crate::json::{
-    ABSENT, KeySet, Member, NO_GROUP, Object, OverBudget, PathPlan, ScanError, Scanner, Span, Work,
-    find_byte, key_hash,
+    ABSENT, Budget, KeySet, Member, NO_GROUP, Object, OverBudget, PathPlan, ScanError, Scanner,
+    Span, Work, find_byte, key_hash,
 };
 
 /// The bytes of one event's entry (see the module docs for its layout).
@@ -114,9 +114,10 @@ impl IndexRequest {
     }
 }
 
-/// The work (bytes of nested objects passed over, keys compared one by one)
-/// the host may spend resolving a [`PathPlan`] for a batch, per byte of the
-/// batch, on top of [`PLAN_WORK_FLOOR`]. The host does it outside the
+/// The work (bytes of nested objects passed over, keys compared one by one,
+/// and per event the plan's [`PathPlan::probes`]) the host may spend
+/// resolving a [`PathPlan`] for a batch, per byte of the batch, on top of
+/// [`PLAN_WORK_FLOOR`]. The host does it outside the
 /// plugin's deadline; a plan that asks for more fails the batch's call.
 /// The T1071.002 rule's plan spends under 2 units a byte on its sample
 /// events, every preset and `event_path` (its tests check under 4):
@@ -140,6 +141,7 @@ pub fn index_batch(
 ) -> Result<u64, OverBudget> {
     let mut work =
         Work::within(PLAN_WORK_PER_BYTE.saturating_mul(batch.len() as u64) + PLAN_WORK_FLOOR);
+    let probes = request.plan.as_ref().map_or(0, PathPlan::probes);
     let mut start = 0;
     for _ in 0..count {
         let rest = batch.get(start..).unwrap_or_default();
@@ -163,6 +165,7 @@ pub fn index_batch(
                     } else {
                         scanner.fill_table(event);
                     }
+                    work.spend(probes)?;
                     scanner.resolve_within(event, plan, &mut work)?;
                     put_u32s(out, &[scanner.group]);
                     out.reserve(scanner.slots.len() * 8);

@@ -69,19 +69,33 @@ impl Work {
     pub fn within(limit: u64) -> Work {
         Work { spent: 0, limit }
     }
+}
 
-    pub fn unlimited() -> Work {
-        Work::within(u64::MAX)
-    }
+/// What a lookup spends its work on: a [`Work`] budget, or [`Unlimited`]
+/// (compiled away: the guest's lookups pay nothing for the host's bound).
+pub trait Budget {
+    fn spend(&mut self, units: usize) -> Result<(), OverBudget>;
+}
 
+impl Budget for Work {
     #[inline]
-    pub(crate) fn spend(&mut self, units: usize) -> Result<(), OverBudget> {
+    fn spend(&mut self, units: usize) -> Result<(), OverBudget> {
         self.spent = self.spent.saturating_add(units as u64);
         if self.spent > self.limit {
             Err(OverBudget)
         } else {
             Ok(())
         }
+    }
+}
+
+/// No budget (a lookup under the guest's own deadline).
+pub struct Unlimited;
+
+impl Budget for Unlimited {
+    #[inline(always)]
+    fn spend(&mut self, _units: usize) -> Result<(), OverBudget> {
+        Ok(())
     }
 }
 

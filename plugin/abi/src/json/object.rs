@@ -6,7 +6,7 @@
 
 use super::plan::{ABSENT, NO_GROUP};
 use super::swar::{bytes_eq, key_hash};
-use super::{Member, OverBudget, Path, Span, Value, Work, key_eq};
+use super::{Budget, Member, OverBudget, Path, Span, Unlimited, Value, key_eq};
 
 /// A scanned event: a valid JSON object with its top-level members.
 #[derive(Debug)]
@@ -31,12 +31,25 @@ pub struct Object<'s, 'a> {
 
 impl<'s, 'a> Object<'s, 'a> {
     /// The first member whose key is `key` (whose [`key_hash`] is `hash`):
-    /// one probe of the index, and a pass over the members only when some
-    /// key holds escapes.
-    fn find(&self, key: &str, hash: u32) -> Option<Member> {
+    /// one probe of the index, and a pass over the members (spent on
+    /// `work`) only when some key holds escapes.
+    #[inline(always)]
+    fn find<B: Budget>(
+        &self,
+        key: &str,
+        hash: u32,
+        work: &mut B,
+    ) -> Result<Option<Member>, OverBudget> {
         if self.escaped_keys || self.hashes.len() != self.members.len() {
-            return self.find_by_keys(key);
+            work.spend(self.members.len())?;
+            return Ok(self.find_by_keys(key));
         }
+        Ok(self.probe(key, hash))
+    }
+
+    /// [`Object::find`] in the key index.
+    #[inline(always)]
+    fn probe(&self, key: &str, hash: u32) -> Option<Member> {
         let want = key.as_bytes();
         if self.table.is_empty() {
             return self
@@ -109,12 +122,16 @@ impl<'s, 'a> Object<'s, 'a> {
 
     /// The top-level member named exactly `key`, if any (the first one).
     pub fn member(&self, key: &str) -> Option<Member> {
-        self.find(key, key_hash(key.as_bytes()))
+        self.find(key, key_hash(key.as_bytes()), &mut Unlimited)
+            .ok()
+            .flatten()
     }
 
     /// The top-level member named exactly `path` (not split at dots).
     pub fn member_at(&self, path: &Path) -> Option<Member> {
-        self.find(&path.text, path.hash)
+        self.find(&path.text, path.hash, &mut Unlimited)
+            .ok()
+            .flatten()
     }
 
     /// Looks up a dotted path. A key that itself contains dots (Zeek's
@@ -125,7 +142,7 @@ impl<'s, 'a> Object<'s, 'a> {
             .match_indices('.')
             .map(|(dot, _)| (dot, key_hash(&path.as_bytes()[..dot])));
         let hash = key_hash(path.as_bytes());
-        self.resolve(path, hash, heads, &mut Work::unlimited())
+        self.resolve(path, hash, heads, &mut Unlimited)
             .ok()
             .flatten()
     }
@@ -133,42 +150,37 @@ impl<'s, 'a> Object<'s, 'a> {
     /// [`Object::get`] with a path prepared ahead: nothing is hashed or
     /// searched for dots per lookup.
     pub fn get_path(&self, path: &Path) -> Option<Value<'a>> {
-        self.get_path_within(path, &mut Work::unlimited())
-            .ok()
-            .flatten()
+        self.get_path_within(path, &mut Unlimited).ok().flatten()
     }
 
-    /// [`Object::get_path`] within a [`Work`] budget.
-    pub(super) fn get_path_within(
+    /// [`Object::get_path`] within a [`Budget`].
+    pub(super) fn get_path_within<B: Budget>(
         &self,
         path: &Path,
-        work: &mut Work,
+        work: &mut B,
     ) -> Result<Option<Value<'a>>, OverBudget> {
         self.resolve(&path.text, path.hash, path.heads.iter().copied(), work)
     }
 
     /// `path` (hash `hash`) as a key, then split at each of `heads` (a dot's
     /// offset and the hash of the part before it).
-    fn resolve(
+    fn resolve<B: Budget>(
         &self,
         path: &str,
         hash: u32,
         heads: impl Iterator<Item = (usize, u32)>,
-        work: &mut Work,
+        work: &mut B,
     ) -> Result<Option<Value<'a>>, OverBudget> {
         let value = |m: Member| Value {
             raw: &self.src[m.value.range()],
         };
-        // Without the key index a find compares every member's key.
-        let linear = self.escaped_keys || self.hashes.len() != self.members.len();
-        let per_find = if linear { self.members.len() } else { 1 };
-        work.spend(per_find)?;
-        if let Some(m) = self.find(path, hash) {
+        // A probe of the key index is paid per event (the plan's
+        // `PathPlan::probes`); a pass over the members, here.
+        if let Some(m) = self.find(path, hash, work)? {
             return Ok(Some(value(m)));
         }
         for (dot, hash) in heads {
-            work.spend(per_find)?;
-            if let Some(m) = self.find(&path[..dot], hash)
+            if let Some(m) = self.find(&path[..dot], hash, work)?
                 && let Some(found) = value(m).get_within(&path[dot + 1..], work)?
             {
                 return Ok(Some(found));

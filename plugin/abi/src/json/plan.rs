@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::swar::{bytes_eq, key_hash};
-use super::{Object, OverBudget, Span, Work};
+use super::{Budget, Object, OverBudget, Span};
 
 /// Field paths a rule reads, in groups, one per shape of event it knows
 /// (a schema preset, say): for each event the first group one of whose
@@ -62,6 +62,16 @@ impl PathPlan {
         &self.groups
     }
 
+    /// The most key-index probes resolving the plan may take for one event:
+    /// each path, once and at each of its dots.
+    pub fn probes(&self) -> usize {
+        self.groups
+            .iter()
+            .flat_map(|g| g.when.iter().chain(&g.paths))
+            .map(|p| 1 + p.heads.len())
+            .sum()
+    }
+
     /// Every top-level key a lookup of the plan may touch.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.groups
@@ -72,11 +82,11 @@ impl PathPlan {
 
     /// The group that applies to `obj`, and into `spans` the value span of
     /// each of its paths (`ABSENT` ends when not present), within `work`.
-    pub(super) fn resolve(
+    pub(super) fn resolve<B: Budget>(
         &self,
         obj: &Object<'_, '_>,
         spans: &mut Vec<Span>,
-        work: &mut Work,
+        work: &mut B,
     ) -> Result<u32, OverBudget> {
         spans.clear();
         let mut at = None;
@@ -90,6 +100,7 @@ impl PathPlan {
             return Ok(NO_GROUP);
         };
         let base = obj.src.as_ptr() as usize;
+        spans.reserve(self.groups[at].paths.len());
         for p in &self.groups[at].paths {
             spans.push(match obj.get_path_within(p, work)? {
                 Some(v) => {
@@ -107,7 +118,11 @@ impl PathPlan {
 }
 
 /// Whether any of `paths` is present in `obj`.
-fn present(obj: &Object<'_, '_>, paths: &[Path], work: &mut Work) -> Result<bool, OverBudget> {
+fn present<B: Budget>(
+    obj: &Object<'_, '_>,
+    paths: &[Path],
+    work: &mut B,
+) -> Result<bool, OverBudget> {
     for p in paths {
         if obj.get_path_within(p, work)?.is_some() {
             return Ok(true);

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use super::parser::Parser;
 use super::plan::NO_GROUP;
 use super::swar::{bytes_eq, key_hash};
-use super::{Member, Object, OverBudget, PathPlan, ScanError, Span, Work};
+use super::{Budget, Member, Object, OverBudget, PathPlan, ScanError, Span, Unlimited};
 
 /// Reusable scanner state; keep one per rule instance.
 #[derive(Debug, Default)]
@@ -70,16 +70,16 @@ impl Scanner {
     /// Applies `plan` to the object just scanned.
     pub(crate) fn resolve(&mut self, src: &[u8], plan: &PathPlan) {
         // Without a limit nothing is over it.
-        let _ = self.resolve_within(src, plan, &mut Work::unlimited());
+        let _ = self.resolve_within(src, plan, &mut Unlimited);
     }
 
-    /// [`Scanner::resolve`] within a [`Work`] budget (the host's); over it,
+    /// [`Scanner::resolve`] within a [`Budget`] (the host's); over it,
     /// no group applies.
-    pub(crate) fn resolve_within(
+    pub(crate) fn resolve_within<B: Budget>(
         &mut self,
         src: &[u8],
         plan: &PathPlan,
-        work: &mut Work,
+        work: &mut B,
     ) -> Result<(), OverBudget> {
         let mut slots = core::mem::take(&mut self.slots);
         self.group = NO_GROUP;

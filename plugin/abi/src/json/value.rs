@@ -7,7 +7,7 @@ use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
 use super::parser::Parser;
-use super::{OverBudget, Span, Work, find_byte, unescape};
+use super::{Budget, OverBudget, Span, Unlimited, find_byte, unescape};
 
 /// A raw JSON value inside an already validated event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,16 +87,16 @@ impl<'a> Value<'a> {
 
     /// Looks up a dotted path inside an object value.
     pub fn get(&self, path: &str) -> Option<Value<'a>> {
-        self.get_within(path, &mut Work::unlimited()).ok().flatten()
+        self.get_within(path, &mut Unlimited).ok().flatten()
     }
 
     /// [`Value::get`], spending on `work` the bytes of each nested object
     /// it passes over (one pass per object: the lookup is linear in the
     /// value, whatever the path's dots).
-    pub(super) fn get_within(
+    pub(super) fn get_within<B: Budget>(
         &self,
         path: &str,
-        work: &mut Work,
+        work: &mut B,
     ) -> Result<Option<Value<'a>>, OverBudget> {
         if !self.is_object() {
             return Ok(None);
@@ -183,11 +183,11 @@ impl Iterator for ObjectMembers<'_> {
 /// the head's key in document order. One pass over the members finds the
 /// literal key or collects each split's heads; only their values are
 /// entered, so the work is the object's bytes, not that times its splits.
-fn lookup<'a>(
+fn lookup<'a, B: Budget>(
     src: &'a [u8],
     members: impl Iterator<Item = (Span, Span)>,
     path: &str,
-    work: &mut Work,
+    work: &mut B,
 ) -> Result<Option<Value<'a>>, OverBudget> {
     let value = |v: Span| Value {
         raw: &src[v.range()],
@@ -339,11 +339,11 @@ mod tests {
         let pad = "z".repeat(10_000);
         let o = format!(r#"{{"a":{{"b":{{"c":{{"d":{{"pad":"{pad}"}}}}}}}}}}"#);
         let v = Value { raw: o.as_bytes() };
-        let mut work = Work::unlimited();
+        let mut work = crate::json::Work::within(u64::MAX);
         assert_eq!(v.get_within("a.b.c.d.e", &mut work), Ok(None));
         // The object and each of its four nested levels: once each.
         assert!(work.spent <= 5 * o.len() as u64, "{}", work.spent);
-        let mut work = Work::within(o.len() as u64 * 2);
+        let mut work = crate::json::Work::within(o.len() as u64 * 2);
         assert_eq!(v.get_within("a.b.c.d.e", &mut work), Err(OverBudget));
     }
 }
