@@ -82,6 +82,7 @@ pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
             Err(e) => tracing::error!(error = %e, "transform task failed"),
         }
     }
+    bound_sinks_without_parent(&loaded, &stop_all);
     for t in sink_tasks {
         let _ = t.await;
     }
@@ -99,6 +100,22 @@ pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
     summary.source_errors = sources.errors.load(Ordering::Relaxed);
     summary.state_errors = state_errors.load(Ordering::Relaxed);
     summary
+}
+
+/// Under rsyslog (an mmexternal source), the end of input means the parent
+/// is gone, even when it ends the run for good (`on_eof = "end"`): once the
+/// transforms are done, the sinks' last deliveries get the shutdown's
+/// grace (then spool) instead of retrying on as an orphan.
+fn bound_sinks_without_parent(loaded: &Loaded, stop_all: &watch::Sender<bool>) {
+    let under_parent = loaded
+        .config
+        .sources
+        .values()
+        .any(|s| s.kind().asks_mmexternal());
+    if under_parent && !*stop_all.borrow() {
+        crate::shutdown::mark();
+        stop_all.send_replace(true);
+    }
 }
 
 /// The pipeline's own shutdown signal: set by `outer` (SIGINT/SIGTERM) or

@@ -306,3 +306,109 @@ fn the_bundled_rsyslog_config_passes_rsyslogs_own_check() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Issue 19, item 8: when rsyslog stops, rulebox (its mmexternal program)
+/// runs its final flush but rsyslog's `imtcp`, where its alerts go, is
+/// gone: rulebox spools them and exits within its shutdown grace instead
+/// of living on as an orphan, and the next rulebox rsyslog starts
+/// delivers them.
+#[test]
+fn alerts_rsyslog_can_no_longer_take_are_spooled_and_delivered_after_its_restart() {
+    let dir = Scratch::new("rsyslog-spool");
+    let (p_in, p_alerts) = (free_port(), free_port());
+    let filter = format!(
+        r#"data_dir = "{data}"
+
+[sources.rsyslog]
+type = "stdin"
+protocol = "mmexternal"
+mmexternal_input = "fulljson"
+on_eof = "end"
+
+{rule}
+[sinks.answers]
+type = "stdout"
+protocol = "mmexternal"
+inputs = ["rule"]
+
+[sinks.alerts]
+type = "tcp"
+inputs = ["rule.alerts"]
+address = "127.0.0.1:{p_alerts}"
+retry = {{ initial_ms = 50, max_ms = 200, shutdown_grace_secs = 2 }}
+"#,
+        data = dir.path("data").display(),
+        rule = rule_section("rsyslog").replace("flush_interval_secs = 1\n", ""),
+    );
+    let filter_path = dir.write("filter.toml", filter);
+    let t = dir.0.display();
+    let conf = format!(
+        r#"global(workDirectory="{t}/work")
+module(load="imtcp")
+module(load="mmexternal")
+template(name="msgonly" type="string" string="%msg%\n")
+template(name="raw" type="string" string="%rawmsg%\n")
+input(type="imtcp" address="127.0.0.1" port="{p_in}" ruleset="events")
+input(type="imtcp" address="127.0.0.1" port="{p_alerts}" ruleset="alerts")
+ruleset(name="events") {{
+  action(type="mmexternal" binary="{bin} run --config {filter}" interface.input="fulljson")
+  action(type="omfile" file="{t}/enriched.jsonl" template="msgonly")
+}}
+ruleset(name="alerts") {{
+  action(type="omfile" file="{t}/alerts.jsonl" template="raw")
+}}
+"#,
+        bin = rulebox_bin().display(),
+        filter = filter_path.display(),
+    );
+    let send = |lines: &[String]| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", p_in)).unwrap();
+        for e in lines {
+            writeln!(s, "<13>Nov 22 10:00:00 fw01 t1071: {e}").unwrap();
+        }
+    };
+    let six: Vec<String> = events()
+        .into_iter()
+        .filter(|e| e.contains("10.1.0.1\""))
+        .collect();
+    assert_eq!(six.len(), 6);
+    let out = dir.path("enriched.jsonl");
+    let log = dir.path("data/rulebox.log");
+    let rs = start_rsyslog(&dir, &conf);
+    wait_listening(p_in);
+    send(&six);
+    wait_for("6 enriched events", Duration::from_secs(60), || {
+        json_lines(&out).len() >= 6
+    });
+    rs.stop();
+    // rsyslog is gone, and its imtcp with it: the final alert is spooled.
+    let done = || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("sink done"));
+    let stopped = std::time::Instant::now();
+    while !done() && stopped.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        done(),
+        "rulebox: {}\nrsyslogd: {}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        std::fs::read_to_string(dir.path("rsyslogd.log")).unwrap_or_default()
+    );
+    let first = std::fs::read_to_string(&log).unwrap();
+    assert!(first.contains("events spooled"), "{first}");
+    assert!(json_lines(&dir.path("alerts.jsonl")).is_empty());
+
+    // rsyslog is back; its first message starts rulebox, which delivers.
+    let rs = start_rsyslog(&dir, &conf);
+    wait_listening(p_in);
+    send(&events()[150..151]);
+    let alerts = dir.path("alerts.jsonl");
+    wait_for("the spooled alert", Duration::from_secs(30), || {
+        !json_lines(&alerts).is_empty()
+    });
+    rs.stop();
+    let a = json_lines(&alerts);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["src_ip"], "10.1.0.1");
+    assert_eq!(a[0]["connection_count"], 6);
+    assert_eq!(a[0]["status"], "final");
+}
