@@ -18,6 +18,10 @@ pub struct Batch {
     /// Per-line metadata, when any line has some.
     meta: Option<Box<Meta>>,
     pub acks: Vec<Arc<Ack>>,
+    /// Lines a file source reads again after a crash so that a plugin's
+    /// restored state catches up: every sink had already written them (and
+    /// what they became), so sinks let them go without writing.
+    pub replay: bool,
 }
 
 /// Opaque bytes per line (the HEC source keeps the envelope without its
@@ -45,6 +49,7 @@ impl Batch {
             count: 0,
             meta: None,
             acks: Vec::new(),
+            replay: false,
         }
     }
 
@@ -57,6 +62,7 @@ impl Batch {
             count,
             meta: None,
             acks: Vec::new(),
+            replay: false,
         }
     }
 
@@ -92,6 +98,7 @@ impl Batch {
         self.count = 0;
         self.meta = None;
         self.acks.clear();
+        self.replay = false;
     }
 
     /// Whether any line carries metadata.

@@ -134,6 +134,7 @@ impl Checkpoint {
 #[derive(Debug)]
 pub struct Progress {
     inner: Mutex<ProgressInner>,
+    origin: Option<Position>,
 }
 
 #[derive(Debug)]
@@ -147,6 +148,12 @@ struct ProgressInner {
 impl Progress {
     /// Starts at `offset` (where reading resumes).
     pub fn new(offset: u64) -> Arc<Progress> {
+        Progress::of_file(offset, None)
+    }
+
+    /// [`Progress::new`] for the file `origin` (its source, device and
+    /// inode; the offset is left 0): saved state names it in its positions.
+    pub fn of_file(offset: u64, origin: Option<Position>) -> Arc<Progress> {
         Arc::new(Progress {
             inner: Mutex::new(ProgressInner {
                 next: 0,
@@ -154,7 +161,13 @@ impl Progress {
                 committed: offset,
                 stalled: false,
             }),
+            origin,
         })
+    }
+
+    /// The file this progress is through, if known.
+    pub fn origin(&self) -> Option<&Position> {
+        self.origin.as_ref()
     }
 
     /// The offset up to which every event is written, and whether a failed
@@ -236,6 +249,15 @@ impl Ack {
         self.failed.store(true, Ordering::Relaxed);
     }
 
+    /// The progress and the end offset of the batch this token stands for
+    /// (a checkpointed source's batch).
+    pub fn position(&self) -> Option<(&Arc<Progress>, u64)> {
+        match &self.to {
+            AckTo::Offset { progress, end, .. } => Some((progress, *end)),
+            AckTo::Notify(_) => None,
+        }
+    }
+
     /// [`Ack::fail`], saying why (the first reason given is kept).
     pub fn fail_because(&self, why: &str) {
         if let Ok(mut w) = self.why.lock() {
@@ -271,15 +293,22 @@ impl std::fmt::Debug for Ack {
 }
 
 /// Plugin state as stored: the plugin's bytes in a checked envelope, so a
-/// damaged file is caught before any plugin sees it.
+/// damaged file is caught before any plugin sees it, with the file-source
+/// positions the state covers (every line before them is counted in it,
+/// and written by every sink).
 ///
 /// ```text
-/// "RBSTATE1", u64 length, u64 FNV-1a of the bytes, the bytes
+/// "RBSTATE2", u64 length, u64 FNV-1a of the payload, the payload:
+///     u32 n, n bytes of JSON (the positions), the plugin's bytes
+/// "RBSTATE1", u64 length, u64 FNV-1a of the bytes, the bytes   (no positions)
 /// ```
 pub mod snapshot {
     use std::path::{Path, PathBuf};
 
-    const MAGIC: &[u8; 8] = b"RBSTATE1";
+    use super::Position;
+
+    const MAGIC: &[u8; 8] = b"RBSTATE2";
+    const MAGIC_V1: &[u8; 8] = b"RBSTATE1";
 
     pub fn path(data_dir: &Path, transform: &str) -> PathBuf {
         data_dir.join("state").join(format!("{transform}.snapshot"))
@@ -291,17 +320,42 @@ pub mod snapshot {
         })
     }
 
-    pub fn encode(state: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(state.len() + 24);
+    pub fn encode(state: &[u8], positions: &[Position]) -> Vec<u8> {
+        let json = serde_json::to_vec(positions).unwrap_or_else(|_| b"[]".to_vec());
+        let mut payload = Vec::with_capacity(state.len() + json.len() + 4);
+        payload.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        payload.extend_from_slice(&json);
+        payload.extend_from_slice(state);
+        let mut out = Vec::with_capacity(payload.len() + 24);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(state.len() as u64).to_le_bytes());
-        out.extend_from_slice(&fnv1a(state).to_le_bytes());
-        out.extend_from_slice(state);
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&fnv1a(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
         out
     }
 
-    pub fn decode(file: &[u8]) -> Result<&[u8], String> {
-        if file.len() < 24 || &file[..8] != MAGIC {
+    /// The plugin's bytes, and the positions they cover (none in a file
+    /// written before positions were kept).
+    pub fn decode(file: &[u8]) -> Result<(&[u8], Vec<Position>), String> {
+        let v1 = file.get(..8) == Some(&MAGIC_V1[..]);
+        let payload = checked(file, if v1 { MAGIC_V1 } else { MAGIC })?;
+        if v1 {
+            return Ok((payload, Vec::new()));
+        }
+        let n = payload
+            .get(..4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let json = payload
+            .get(4..4 + n as usize)
+            .ok_or("state file positions cut short")?;
+        let positions =
+            serde_json::from_slice(json).map_err(|e| format!("state file positions: {e}"))?;
+        Ok((&payload[4 + n as usize..], positions))
+    }
+
+    /// The payload of an envelope whose magic is `magic`, checked.
+    fn checked<'a>(file: &'a [u8], magic: &[u8; 8]) -> Result<&'a [u8], String> {
+        if file.len() < 24 || &file[..8] != magic {
             return Err("not a rulebox state file".into());
         }
         let u = |at: usize| {
@@ -322,6 +376,30 @@ pub mod snapshot {
         }
         Ok(state)
     }
+
+    /// The positions every snapshot under `data_dir` holds for file source
+    /// `source` (a file that cannot be read or decoded holds none: its
+    /// transform sets it aside when it restores).
+    pub fn positions_for(data_dir: &Path, source: &str) -> Vec<Position> {
+        let Ok(dir) = std::fs::read_dir(data_dir.join("state")) else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+            .filter_map(|f| decode(&f).ok().map(|(_, p)| p))
+            .flatten()
+            .filter(|p| p.source == source)
+            .collect()
+    }
+}
+
+/// Where a file source's lines stand in a plugin's saved state: every line
+/// of the file (`dev`, `ino`) before `offset` is counted in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub source: String,
+    pub dev: u64,
+    pub ino: u64,
+    pub offset: u64,
 }
 
 #[cfg(test)]
@@ -350,8 +428,25 @@ mod tests {
 
     #[test]
     fn snapshot_envelope_catches_damage() {
-        let file = snapshot::encode(b"state bytes");
-        assert_eq!(snapshot::decode(&file).unwrap(), b"state bytes");
+        let at = Position {
+            source: "in".into(),
+            dev: 1,
+            ino: 2,
+            offset: 3,
+        };
+        let file = snapshot::encode(b"state bytes", std::slice::from_ref(&at));
+        let (state, positions) = snapshot::decode(&file).unwrap();
+        assert_eq!((state, positions), (&b"state bytes"[..], vec![at]));
+        // Written before positions were kept: still read.
+        let mut v1 = b"RBSTATE1".to_vec();
+        v1.extend_from_slice(&2u64.to_le_bytes());
+        v1.extend_from_slice(&[0; 8]);
+        v1.extend_from_slice(b"ab");
+        let fnv = b"ab".iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        v1[16..24].copy_from_slice(&fnv.to_le_bytes());
+        assert_eq!(snapshot::decode(&v1).unwrap(), (&b"ab"[..], vec![]));
         for i in 0..file.len() {
             let mut bad = file.clone();
             bad[i] ^= 1;

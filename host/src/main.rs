@@ -219,7 +219,7 @@ fn report(s: &Summary) {
         tracing::error!(transform = %id, "plugin was quarantined during the run");
     }
     for (id, k) in &s.sinks {
-        tracing::info!(sink = %id, events = g(&k.events), bytes = g(&k.bytes), write_errors = g(&k.write_errors), retries = g(&k.retries), spooled = g(&k.spooled), unspooled = g(&k.unspooled), buffer_dropped = g(&k.buffer_dropped), "sink done");
+        tracing::info!(sink = %id, events = g(&k.events), bytes = g(&k.bytes), write_errors = g(&k.write_errors), retries = g(&k.retries), spooled = g(&k.spooled), unspooled = g(&k.unspooled), buffer_dropped = g(&k.buffer_dropped), replayed = g(&k.replayed), "sink done");
     }
     tracing::info!(
         events_in = s.events_in(),

@@ -27,8 +27,9 @@ pub(super) fn check_contract(module: &Module) -> Result<(), String> {
         };
         format!("({}) -> ({})", f(ps), f(rs))
     };
-    let optional: [(&str, &[ValType], &[ValType]); 3] = [
+    let optional: [(&str, &[ValType], &[ValType]); 4] = [
         (abi::export::SNAPSHOT, &[I64], &[I64]),
+        (abi::export::CHECKPOINT, &[I64], &[I64]),
         (abi::export::RESTORE, &[I32, I32, I64], &[I64]),
         (
             abi::export::PROCESS_OBJECTS,

@@ -51,6 +51,8 @@ pub struct Instance {
     flush: TypedFunc<i64, i64>,
     /// The optional snapshot and restore exports.
     state: Option<StateFuncs>,
+    /// The optional checkpoint export (else a checkpoint is a snapshot).
+    checkpoint: Option<TypedFunc<i64, i64>>,
     outputs: Vec<String>,
     /// The init frame set `INIT_PARALLEL`.
     parallel: bool,
@@ -109,6 +111,9 @@ impl Instance {
                 (Ok(s), Ok(r)) => Some((s, r)),
                 _ => None,
             },
+            checkpoint: instance
+                .get_typed_func(&mut store, abi::export::CHECKPOINT)
+                .ok(),
             store,
             memory,
             reads_objects: false,
@@ -346,6 +351,29 @@ impl Instance {
         let Some((snap, _)) = self.state.clone() else {
             return Ok(None);
         };
+        self.take_state(&snap, now_ms, deadline)
+    }
+
+    /// The plugin's state while it runs on (a periodic checkpoint):
+    /// `rulebox_checkpoint` if exported, else `rulebox_snapshot`.
+    pub fn checkpoint(
+        &mut self,
+        now_ms: i64,
+        deadline: Duration,
+    ) -> Result<Option<Vec<u8>>, PluginError> {
+        let Some((snap, _)) = self.state.clone() else {
+            return Ok(None);
+        };
+        let f = self.checkpoint.clone().unwrap_or(snap);
+        self.take_state(&f, now_ms, deadline)
+    }
+
+    fn take_state(
+        &mut self,
+        snap: &TypedFunc<i64, i64>,
+        now_ms: i64,
+        deadline: Duration,
+    ) -> Result<Option<Vec<u8>>, PluginError> {
         arm(&mut self.store, deadline);
         let packed = snap
             .call(&mut self.store, now_ms)

@@ -57,4 +57,6 @@ pub struct SinkStats {
     pub unspooled: AtomicU64,
     /// Events a full disk buffer dropped (`when_full = "drop_newest"`).
     pub buffer_dropped: AtomicU64,
+    /// Replayed events let go without writing (`Batch::replay`).
+    pub replayed: AtomicU64,
 }

@@ -295,8 +295,20 @@ impl Delivery {
         }
     }
 
-    /// `first` and what else is waiting, up to the batch limits.
+    /// [`Delivery::collect`], without replayed batches (written before a
+    /// crash: let go, counted, not sent again).
     pub(super) fn gather(&self, first: Arc<Batch>, rx: &mut Rx) -> Vec<Arc<Batch>> {
+        let mut held = self.collect(first, rx);
+        held.retain(|b| {
+            let r = &self.stats.replayed;
+            r.fetch_add(b.count() as u64 * b.replay as u64, Ordering::Relaxed);
+            !b.replay
+        });
+        held
+    }
+
+    /// `first` and what else is waiting, up to the batch limits.
+    fn collect(&self, first: Arc<Batch>, rx: &mut Rx) -> Vec<Arc<Batch>> {
         let (mut events, mut bytes) = (first.count(), first.bytes().len());
         let mut held = vec![first];
         while events < self.batching.batch_max_events && bytes < self.batching.batch_max_bytes {

@@ -54,6 +54,13 @@ pub fn sink_loop(
         }
     };
     while let Some(b) = rx.blocking_recv() {
+        if b.replay {
+            // Written before a crash: let go without writing again.
+            stats
+                .replayed
+                .fetch_add(b.count() as u64, Ordering::Relaxed);
+            continue;
+        }
         if broken {
             held.push(b);
             fail(&mut held);

@@ -42,7 +42,9 @@ pub async fn checkpoint_loop(
             _ = stop.changed() => true,
         };
         let (offset, _) = progress.committed();
-        if offset != stored.offset {
+        // Never back: after a crash the lines up to the stored offset may be
+        // read again as a replay, and must stay marked so.
+        if offset > stored.offset {
             stored.offset = offset;
             let (cp, path) = (stored.clone(), file.clone());
             let res = tokio::task::spawn_blocking(move || cp.write(&path)).await;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::checkpoint::{Checkpointer, resume};
 use super::component::{Source, SourceContext, Started};
 use super::reader::{ReadOpts, Reader};
-use crate::durable::Progress;
+use crate::durable::{self, Checkpoint, Position, Progress};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,13 +67,22 @@ impl Source for FileConfig {
                 return started;
             }
         };
-        let mut start = 0;
+        let (mut start, mut replay_until) = (0, 0);
         if self.checkpoints() {
             let (cp, file) = resume(&cx.id, &path, &mut f, cx.paths.data_dir(), &cx.errors);
-            start = cp.offset;
+            (start, replay_until) = (cp.offset, cp.offset);
+            if let Some(counted) = replay_from(&cx.id, &cp, cx.paths.data_dir(), &mut f) {
+                (start, replay_until) = (counted, cp.offset.max(counted));
+            }
+            let origin = Position {
+                source: cx.id.clone(),
+                dev: cp.dev,
+                ino: cp.ino,
+                offset: 0,
+            };
             started.checkpoint = Some(Checkpointer {
                 source: cx.id.clone(),
-                progress: Progress::new(cp.offset),
+                progress: Progress::of_file(start, Some(origin)),
                 file,
                 stored: cp,
                 interval: Duration::from_millis(self.checkpoint_interval_ms.max(10)),
@@ -87,6 +96,7 @@ impl Source for FileConfig {
                 follow: self.follow,
                 poll: Duration::from_millis(self.poll_interval_ms),
                 start,
+                replay_until,
                 convert: None,
                 max_line_bytes: self.max_line_bytes,
                 spill_dir: cx.paths.data_dir().join("oversize"),
@@ -100,4 +110,28 @@ impl Source for FileConfig {
         .spawn();
         started
     }
+}
+
+/// Where saved plugin state covering this very file ends (the oldest such
+/// position, when several plugins saved state), with `f` sought there:
+/// reading resumes there, and lines up to the checkpoint are a replay.
+fn replay_from(
+    id: &str,
+    cp: &Checkpoint,
+    data_dir: &std::path::Path,
+    f: &mut std::fs::File,
+) -> Option<u64> {
+    use std::io::{Seek, SeekFrom};
+    let len = f.metadata().map_or(0, |m| m.len());
+    let counted = durable::snapshot::positions_for(data_dir, id)
+        .into_iter()
+        .filter(|p| p.dev == cp.dev && p.ino == cp.ino && p.offset <= len)
+        .map(|p| p.offset)
+        .min()?;
+    if counted == cp.offset {
+        return None;
+    }
+    f.seek(SeekFrom::Start(counted)).ok()?;
+    tracing::info!(source = %id, from = counted, replay_until = cp.offset.max(counted), "resuming where the saved plugin state ends: lines already written are replayed into the plugin, not written again");
+    Some(counted)
 }

@@ -31,6 +31,9 @@ pub struct ReadOpts {
     pub poll: Duration,
     /// File offset where reading starts.
     pub start: u64,
+    /// Lines before this offset are a replay (`Batch::replay`): read again
+    /// for a plugin's restored state, already written by every sink.
+    pub replay_until: u64,
     /// rsyslog mmexternal input to turn into events.
     pub convert: Option<mmexternal::Input>,
     /// Lines longer than this go to a file of their own.
@@ -83,6 +86,7 @@ impl Reader {
             convert: opts.convert,
             offset: opts.start,
             seq: 0,
+            replay_until: opts.replay_until,
         };
         read_loop(&id, input, &opts, out, &stop, &errors, &stats);
     }
@@ -99,13 +103,52 @@ struct Out<'a> {
     /// Offset after the last line handed on, and the next batch's number.
     offset: u64,
     seq: u64,
+    replay_until: u64,
 }
 
 impl Out<'_> {
     /// Sends batches, each with the input bytes it stands for; false once
     /// nobody takes them.
     fn send(&mut self, batches: &mut Vec<(Batch, u64)>) -> bool {
-        for (mut b, raw) in batches.drain(..) {
+        for (b, raw) in batches.drain(..) {
+            let ok = match self.replay_cut(&b, raw) {
+                Some((replayed, rest)) => {
+                    self.send_one(replayed, raw - rest.1) && self.send_one(rest.0, rest.1)
+                }
+                None => self.send_one(b, raw),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A batch of whole lines that straddles the end of the replay, cut
+    /// there: the replayed part, and the rest with its bytes.
+    fn replay_cut(&self, b: &Batch, raw: u64) -> Option<(Batch, (Batch, u64))> {
+        let (start, until) = (self.offset, self.replay_until);
+        let whole = raw == b.bytes().len() as u64;
+        if !(whole && start < until && start + raw > until) {
+            return None;
+        }
+        let at = (until - start) as usize;
+        // The replay ends where a batch of the last run ended: at a line's end.
+        if b.bytes()[at - 1] != b'\n' {
+            return None;
+        }
+        let (head, tail) = b.bytes().split_at(at);
+        let n = memchr::memchr_iter(b'\n', head).count();
+        let head = Batch::from_lines(head.to_vec(), n);
+        let tail = Batch::from_lines(tail.to_vec(), b.count() - n);
+        Some((head, (tail, raw - at as u64)))
+    }
+
+    /// Sends one batch with its ack (and its replay mark); false once
+    /// nobody takes it.
+    fn send_one(&mut self, mut b: Batch, raw: u64) -> bool {
+        {
+            b.replay = self.offset + raw <= self.replay_until;
             self.offset += raw;
             if let Some(p) = &self.progress {
                 b.acks.push(Ack::new(p.clone(), self.seq, self.offset));

@@ -59,6 +59,7 @@ impl Source for StdinConfig {
                 follow: false,
                 poll: Duration::ZERO,
                 start: 0,
+                replay_until: 0,
                 convert,
                 max_line_bytes: self.max_line_bytes,
                 spill_dir: cx.paths.data_dir().join("oversize"),

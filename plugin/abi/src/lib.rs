@@ -59,6 +59,18 @@
 //!   fresh instance. A plugin must check what it restores (it may be from
 //!   another version or configuration) and say so rather than trap.
 //!
+//! * While the pipeline runs (every `checkpoint_interval_secs`), the host
+//!   takes the state without ending anything, to survive a crash: it calls
+//!   [`export::CHECKPOINT`] when the plugin exports it, else
+//!   `rulebox_snapshot`. Same answer as `rulebox_snapshot`; the plugin goes
+//!   on as if nothing happened (so `rulebox_snapshot` must not change the
+//!   plugin's state, and a plugin whose snapshot does more, such as logging
+//!   a run summary, exports `rulebox_checkpoint` for this). The host stores
+//!   it once every event it covers is written, with the file positions it
+//!   covers; after a crash the next start restores it and reads the files
+//!   again from those positions (what the sinks had already written is
+//!   replayed into the plugin, not written again).
+//!
 //! A plugin without these exports starts empty after every restart.
 //!
 //! # Several instances (`workers > 1`)
@@ -208,10 +220,14 @@ pub mod export {
     /// Optional. `(ptr: i32, len: i32, now_ms: i64) -> i64`: a snapshot in,
     /// result frame (ok, or an error saying why it cannot be used) out.
     pub const RESTORE: &str = "rulebox_restore";
+    /// Optional (with [`SNAPSHOT`]). `(now_ms: i64) -> i64`: the state, as
+    /// [`SNAPSHOT`] answers it, taken while the pipeline runs (a periodic
+    /// checkpoint): the plugin goes on unchanged.
+    pub const CHECKPOINT: &str = "rulebox_checkpoint";
     /// Every required function export, for checking a module against the contract.
     pub const FUNCTIONS: &[&str] = &[ABI_VERSION, RESERVE, INIT, PROCESS, TICK, FLUSH];
     /// The optional function exports.
-    pub const OPTIONAL_FUNCTIONS: &[&str] = &[SNAPSHOT, RESTORE, PROCESS_OBJECTS];
+    pub const OPTIONAL_FUNCTIONS: &[&str] = &[SNAPSHOT, RESTORE, CHECKPOINT, PROCESS_OBJECTS];
 }
 
 /// Functions the host offers in [`HOST_MODULE`](crate::HOST_MODULE).

@@ -98,6 +98,11 @@ macro_rules! export_rule {
             }
 
             #[unsafe(no_mangle)]
+            pub extern "C" fn rulebox_checkpoint(now_ms: i64) -> i64 {
+                frame(SLOT.get().checkpoint(now_ms))
+            }
+
+            #[unsafe(no_mangle)]
             pub extern "C" fn rulebox_restore(_ptr: i32, len: i32, now_ms: i64) -> i64 {
                 frame(SLOT.get().restore_reserved(len as u32 as usize, now_ms))
             }

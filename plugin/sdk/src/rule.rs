@@ -110,6 +110,15 @@ pub trait Rule: Sized + 'static {
         let _ = (now_ms, out);
     }
 
+    /// While the pipeline runs (a periodic checkpoint, to survive a crash):
+    /// the state as [`Rule::snapshot`] writes it, without ending anything;
+    /// the rule goes on unchanged. The default calls [`Rule::snapshot`];
+    /// a rule whose snapshot also reports (logs a run summary, say)
+    /// writes only the state here.
+    fn checkpoint(&mut self, now_ms: i64, out: &mut Vec<u8>) {
+        self.snapshot(now_ms, out);
+    }
+
     /// At start, with what [`Rule::snapshot`] wrote before a restart (never
     /// empty). The bytes may come from another version or configuration, or
     /// be damaged: check them and answer an error instead of trapping; the

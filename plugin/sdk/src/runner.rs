@@ -260,6 +260,17 @@ impl<R: Rule> Runner<R> {
         self.finish(ok.is_some())
     }
 
+    /// The rule's state without ending anything ([`Rule::checkpoint`]), as
+    /// a result frame whose payload is the state.
+    pub fn checkpoint(&mut self, now_ms: i64) -> &[u8] {
+        self.writer.clear();
+        let ok = self
+            .rule
+            .as_mut()
+            .map(|rule| rule.checkpoint(now_ms, &mut self.writer.payload));
+        self.finish(ok.is_some())
+    }
+
     /// Restores the first `len` reserved bytes.
     pub fn restore_reserved(&mut self, len: usize, now_ms: i64) -> &[u8] {
         let input = std::mem::take(&mut self.input);

@@ -569,6 +569,13 @@ impl Rule for T1071 {
         self.agg.snapshot(out);
     }
 
+    /// The windows only: a checkpoint logs nothing.
+    fn checkpoint(&mut self, _now_ms: i64, out: &mut Vec<u8>) {
+        if self.stage != Stage::Classify {
+            self.agg.snapshot(out);
+        }
+    }
+
     fn restore(&mut self, data: &[u8], _now_ms: i64) -> Result<(), String> {
         self.agg.restore(data)?;
         self.reported = self.agg.stats;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::clock::now_ms;
-use super::state::finish_transform;
+use super::state::{Checkpoints, finish_transform};
 use super::transform::{Outputs, WasmTransform};
 use crate::batch::Batch;
 use crate::channel::{Rx, Tx, send_all};
@@ -23,33 +23,58 @@ pub struct TransformRoutes {
     pub dead_letter: Vec<Tx>,
 }
 
-/// Drives one transform. At the end: on a shutdown with `state_file`, the
-/// plugin's state is saved there instead of the final flush (falling back
-/// to the flush if that fails); otherwise the final flush runs and any
-/// older saved state is removed, as it is now used up. Returns the id when
-/// the plugin ended quarantined.
+/// How often a transform ticks and checkpoints its state.
+pub struct Periods {
+    pub tick: Duration,
+    pub checkpoint: Duration,
+}
+
+/// Drives one transform. With `state_file`, its state is checkpointed
+/// there while it runs (`state::Checkpoints`). At the end: on a shutdown
+/// with `state_file`, the plugin's state is saved there instead of the
+/// final flush (falling back to the flush if that fails); otherwise the
+/// final flush runs and any older saved state is removed, as it is now
+/// used up. Returns the id when the plugin ended quarantined.
 pub async fn transform_loop(
     mut t: WasmTransform,
-    period: Duration,
+    periods: Periods,
     mut rx: Rx,
     routes: TransformRoutes,
     shutdown: watch::Receiver<bool>,
     state_file: Option<PathBuf>,
     state_errors: Arc<AtomicU64>,
 ) -> Option<String> {
+    let period = periods.tick;
+    let mut checkpoints = Checkpoints::new(periods.checkpoint);
     let mut outs = t.new_outputs();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Checkpoints are taken and stored between batches, and while the
+    // input is quiet too.
+    let every = if periods.checkpoint.is_zero() {
+        Duration::from_secs(3600)
+    } else {
+        periods.checkpoint
+    };
+    let mut checkpoint_timer = tokio::time::interval(every);
+    checkpoint_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             m = rx.recv() => match m {
-                Some(b) => tokio::task::block_in_place(|| process_batch(&mut t, &b, now_ms(), &mut outs)),
+                Some(b) => tokio::task::block_in_place(|| {
+                    process_batch(&mut t, &b, now_ms(), &mut outs);
+                    checkpoints.seen(&b);
+                }),
                 None => break,
             },
             _ = ticker.tick() => tokio::task::block_in_place(|| t.tick(now_ms(), &mut outs)),
+            _ = checkpoint_timer.tick() => {}
         }
         send_outputs(&mut outs, &routes).await;
+        if let Some(path) = &state_file {
+            tokio::task::block_in_place(|| checkpoints.step(&mut t, path, &state_errors));
+        }
     }
     let shutting_down = *shutdown.borrow();
     tokio::task::block_in_place(|| {
@@ -57,6 +82,7 @@ pub async fn transform_loop(
             &mut t,
             shutting_down,
             state_file.as_deref(),
+            &checkpoints.positions(),
             &state_errors,
             &mut outs,
         )
@@ -65,7 +91,8 @@ pub async fn transform_loop(
     t.is_quarantined().then(|| t.id().to_string())
 }
 
-/// One batch through `t` into `outs`, with the batch's acks.
+/// One batch through `t` into `outs`, with the batch's acks (and its
+/// replay mark: what a replayed batch becomes is not written either).
 pub fn process_batch(t: &mut WasmTransform, b: &Batch, now_ms: i64, outs: &mut Outputs) {
     t.process(b, now_ms, outs);
     // The events now travel in the outputs (a plugin may route some to a
@@ -76,6 +103,7 @@ pub fn process_batch(t: &mut WasmTransform, b: &Batch, now_ms: i64, outs: &mut O
         .chain(std::iter::once(&mut outs.dead_letter));
     for o in all {
         o.acks.extend(b.acks.iter().cloned());
+        o.replay = b.replay;
     }
 }
 

@@ -95,6 +95,11 @@ pub struct WasmTransformConfig {
     /// (instead of the final flush) and restore it at the next start.
     #[serde(default = "default_true")]
     pub persist_state: bool,
+    /// With `persist_state`: also take the plugin's state every this many
+    /// seconds while the pipeline runs, stored with the file positions it
+    /// covers, so a crash loses no window (0: only at shutdown).
+    #[serde(default = "default_checkpoint_secs")]
+    pub checkpoint_interval_secs: u64,
     /// Deadline of the snapshot and restore calls, ms.
     #[serde(default = "default_state_deadline_ms")]
     pub state_deadline_ms: u64,
@@ -227,6 +232,7 @@ impl WasmTransformConfig {
             replicas: Vec::new(),
             workers: self.workers,
             period: Duration::from_secs(self.flush_interval_secs),
+            checkpoint: Duration::from_secs(self.checkpoint_interval_secs),
             persist_state: self.persist_state,
         })
     }
@@ -240,6 +246,7 @@ pub struct Stage {
     replicas: Vec<WasmTransform>,
     workers: usize,
     period: Duration,
+    checkpoint: Duration,
     persist_state: bool,
 }
 
@@ -298,15 +305,12 @@ impl Stage {
         };
         if self.replicas.is_empty() {
             let file = state_file(0);
-            let run = driver::transform_loop(
-                self.t,
-                self.period,
-                rx,
-                routes,
-                shutdown,
-                file,
-                state_errors,
-            );
+            let periods = driver::Periods {
+                tick: self.period,
+                checkpoint: self.checkpoint,
+            };
+            let run =
+                driver::transform_loop(self.t, periods, rx, routes, shutdown, file, state_errors);
             return tokio::spawn(run);
         }
         let files = (0..=self.replicas.len()).map(state_file).collect();
@@ -326,6 +330,9 @@ impl Stage {
 
 fn default_workers() -> usize {
     1
+}
+fn default_checkpoint_secs() -> u64 {
+    10
 }
 fn default_flush_secs() -> u64 {
     60

@@ -149,9 +149,14 @@ fn work(
         match job {
             Job::Batch(b, now) => process_batch(&mut t, &b, now, &mut outs),
             Job::Tick(now) => t.tick(now, &mut outs),
-            Job::End { shutting_down } => {
-                finish_transform(&mut t, shutting_down, file.as_deref(), errors, &mut outs)
-            }
+            Job::End { shutting_down } => finish_transform(
+                &mut t,
+                shutting_down,
+                file.as_deref(),
+                &[],
+                errors,
+                &mut outs,
+            ),
         }
         let full = std::mem::replace(&mut outs, t.new_outputs());
         if done.send(full).is_err() {

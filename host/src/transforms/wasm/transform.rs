@@ -616,6 +616,20 @@ impl WasmTransform {
         }
     }
 
+    /// The plugin's state while it runs on (a periodic checkpoint), within
+    /// `state_deadline_ms`. A failed call fails the plugin as any call does.
+    pub fn checkpoint(&mut self, now_ms: i64) -> Option<Vec<u8>> {
+        let deadline = self.opts.state_deadline;
+        let instance = self.instance.as_mut()?;
+        match instance.checkpoint(now_ms, deadline) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail("checkpoint", e);
+                None
+            }
+        }
+    }
+
     /// Hands a snapshot to the plugin. On an error the instance may hold
     /// half a state, so it is replaced by a fresh one (not counted as a
     /// plugin failure: the snapshot is what is wrong).
