@@ -10,6 +10,8 @@
 //! * `runtime`: the engine, its epoch ticker, per-instance [`Limits`];
 //! * `plugin`: loading (compile or cache, contract check, linking);
 //! * `contract`: what a module must export and may import;
+//! * `signature`: a module's minisign signature, checked before anything
+//!   else reads it;
 //! * `admission`: caps on a module before and while it compiles;
 //! * `cache`: compiled native code on disk;
 //! * `instance`: a live instance and its typed calls;
@@ -26,6 +28,7 @@ mod instance;
 mod plugin;
 mod printable;
 mod runtime;
+mod signature;
 mod wasi;
 
 pub use admission::CompileLimits;
@@ -35,3 +38,7 @@ pub use instance::Instance;
 pub use plugin::Plugin;
 pub use printable::{MAX_PRINTED, printable};
 pub use runtime::{EPOCH_TICK, Limits, Runtime};
+pub use signature::{
+    SignatureError, Trust, TrustedKey, Verified, default_signature_path, read_signature,
+    signature_key_id,
+};

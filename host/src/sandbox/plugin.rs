@@ -14,7 +14,9 @@ use super::contract::check_contract;
 use super::error::PluginError;
 use super::host_state::HostState;
 use super::instance::Instance;
+use super::printable::printable_str;
 use super::runtime::{Limits, Runtime};
+use super::signature::Trust;
 use super::wasi;
 
 /// A compiled, contract-checked plugin module, ready to instantiate.
@@ -37,11 +39,12 @@ impl Plugin {
         limits: Limits,
     ) -> Result<Plugin, PluginError> {
         let compile = CompileLimits::default();
-        Plugin::load_within(rt, name, path, cache_dir, limits, &compile)
+        Plugin::load_within(rt, name, path, cache_dir, limits, &compile, None)
     }
 
     /// [`Plugin::load`], with the module held to `compile` before and
-    /// while it compiles.
+    /// while it compiles, and, with `trust`, refused unless signed by a
+    /// trusted key (checked on the bytes read, before anything else).
     pub fn load_within(
         rt: &Runtime,
         name: &str,
@@ -49,11 +52,21 @@ impl Plugin {
         cache_dir: Option<&Path>,
         limits: Limits,
         compile: &CompileLimits,
+        trust: Option<&Trust>,
     ) -> Result<Plugin, PluginError> {
         let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        if let Some(trust) = trust {
+            let ok = trust
+                .verify(&bytes)
+                .map_err(|source| PluginError::Signature {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            tracing::info!(plugin = %name, key_id = %ok.key_id, trusted_comment = %printable_str(&ok.trusted_comment), "module signature verified");
+        }
         let contract = |message: String| PluginError::Contract {
             path: path.to_path_buf(),
             message,

@@ -10,4 +10,5 @@ mod parity;
 mod pipeline;
 mod rsyslog;
 mod shippers;
+mod signing;
 mod syslog_ng;

@@ -26,7 +26,9 @@ pub use transform::{OnError, Options, Outputs, TransformStats, WasmTransform};
 use crate::channel::Rx;
 use crate::config::{Paths, Problem};
 use crate::durable;
-use crate::sandbox::{CompileLimits, Limits, Plugin, Runtime};
+use crate::sandbox::{
+    CompileLimits, Limits, Plugin, Runtime, Trust, TrustedKey, default_signature_path,
+};
 
 /// Most instances one transform may run in parallel.
 pub const MAX_WORKERS: usize = 64;
@@ -107,14 +109,32 @@ pub struct WasmTransformConfig {
     /// than one is refused.
     #[serde(default = "default_workers")]
     pub workers: usize,
+    /// Refuse the module unless it is signed (minisign) by one of
+    /// `trusted_keys`: checked on the module's bytes before it is compiled
+    /// or its compiled code taken from the cache.
+    #[serde(default)]
+    pub require_signature: bool,
+    /// The keys trusted to sign the module: each a minisign public key in
+    /// base64 (`RW...`, the second line of a `.pub` file) or the path to a
+    /// minisign `.pub` file.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// The module's signature file; default: the module's path with
+    /// `.minisig` appended (where `minisign -S` writes it).
+    #[serde(default)]
+    pub signature: Option<PathBuf>,
     /// The plugin's own configuration, handed over as JSON at start.
     #[serde(default)]
     pub config: Option<toml::Table>,
 }
 
-/// Plugins already loaded, by module, memory cap and deadline: transforms
+/// Plugins already loaded, by module, memory cap, deadline, compile caps
+/// and the signature required (its file and trusted key ids): transforms
 /// naming the same module with the same limits share its compiled code.
-pub type PluginCache = BTreeMap<(PathBuf, usize, u64, [u64; 3]), Arc<Plugin>>;
+pub type PluginCache = BTreeMap<(PathBuf, usize, u64, [u64; 3], TrustKey), Arc<Plugin>>;
+
+/// What a transform requires of its module's signature, as a cache key.
+type TrustKey = Option<(PathBuf, Vec<String>)>;
 
 impl WasmTransformConfig {
     pub fn options(&self) -> Options {
@@ -167,6 +187,18 @@ impl WasmTransformConfig {
         if self.max_memory_mib > 4096 {
             p.push(Problem::at("max_memory_mib", "at most 4096 (wasm32)"));
         }
+        if self.require_signature && self.trusted_keys.is_empty() {
+            p.push(Problem::at(
+                "trusted_keys",
+                "require_signature = true needs at least one trusted key",
+            ));
+        }
+        if !self.require_signature && (!self.trusted_keys.is_empty() || self.signature.is_some()) {
+            p.push(Problem::at(
+                "require_signature",
+                "trusted_keys and signature take effect only with require_signature = true",
+            ));
+        }
         if !(1..=MAX_WORKERS).contains(&self.workers) {
             p.push(Problem::at(
                 "workers",
@@ -197,7 +229,18 @@ impl WasmTransformConfig {
             self.max_module_functions as u64,
             self.max_compile_secs,
         ];
-        let key = (path.clone(), self.max_memory_mib, self.deadline_ms, caps);
+        let trust = self.trust(&path, paths)?;
+        let trust_key = trust.as_ref().map(|t| {
+            let ids = t.keys.iter().map(|k| k.id().to_string()).collect();
+            (t.signature.clone(), ids)
+        });
+        let key = (
+            path.clone(),
+            self.max_memory_mib,
+            self.deadline_ms,
+            caps,
+            trust_key,
+        );
         let plugin = match plugins.get(&key) {
             Some(p) => p.clone(),
             None => {
@@ -206,7 +249,8 @@ impl WasmTransformConfig {
                     deadline: Duration::from_millis(self.deadline_ms),
                 };
                 let cache = paths.data_dir().join("cache");
-                let p = Plugin::load_within(rt, id, &path, Some(&cache), limits, &compile)
+                let (dir, trust) = (Some(cache.as_path()), trust.as_ref());
+                let p = Plugin::load_within(rt, id, &path, dir, limits, &compile, trust)
                     .map_err(|e| Problem::at("module", e.to_string()))?;
                 plugins.entry(key).or_insert(Arc::new(p)).clone()
             }
@@ -229,6 +273,27 @@ impl WasmTransformConfig {
             period: Duration::from_secs(self.flush_interval_secs),
             persist_state: self.persist_state,
         })
+    }
+}
+
+impl WasmTransformConfig {
+    /// What `require_signature` asks of the module at `module`, its keys
+    /// read (a key file resolves against the configuration's folder).
+    fn trust(&self, module: &Path, paths: &Paths) -> Result<Option<Trust>, Problem> {
+        if !self.require_signature {
+            return Ok(None);
+        }
+        let mut keys = Vec::new();
+        for (i, spec) in self.trusted_keys.iter().enumerate() {
+            let key = TrustedKey::read(spec, |p| paths.resolve(p))
+                .map_err(|e| Problem::at("trusted_keys", format!("[{i}]: {e}")))?;
+            keys.push(key);
+        }
+        let signature = match &self.signature {
+            Some(s) => paths.resolve(s),
+            None => default_signature_path(module),
+        };
+        Ok(Some(Trust { signature, keys }))
     }
 }
 
