@@ -1,4 +1,5 @@
-//! Loading a plugin: compile its module (or load the native code cached
+//! Loading a plugin: check its signature when one is required, admit its
+//! module (caps, manifest), compile it (or load the native code cached
 //! for it), hold it to the contract, link the host's imports, and keep an
 //! `InstancePre` from which fresh instances are made.
 
@@ -14,6 +15,7 @@ use super::contract::check_contract;
 use super::error::PluginError;
 use super::host_state::HostState;
 use super::instance::Instance;
+use super::manifest::Manifest;
 use super::printable::printable_str;
 use super::runtime::{Limits, Runtime};
 use super::signature::Trust;
@@ -26,6 +28,7 @@ pub struct Plugin {
     pre: InstancePre<HostState>,
     engine: Engine,
     limits: Limits,
+    manifest: Option<Manifest>,
 }
 
 impl Plugin {
@@ -71,10 +74,14 @@ impl Plugin {
             path: path.to_path_buf(),
             message,
         };
-        let wasm = admit(&bytes, compile).map_err(|message| PluginError::TooCostly {
+        let admitted = admit(&bytes, compile).map_err(|message| PluginError::TooCostly {
             path: path.to_path_buf(),
             message,
         })?;
+        let manifest = (admitted.manifest.as_deref().map(Manifest::parse))
+            .transpose()
+            .map_err(contract)?;
+        let wasm = admitted.wasm;
         let module = compile_cached(rt.engine(), path, &wasm, cache_dir, compile.max_compile)?;
         check_contract(&module).map_err(contract)?;
         let mut linker: Linker<HostState> = Linker::new(rt.engine());
@@ -100,7 +107,13 @@ impl Plugin {
             pre,
             engine: rt.engine().clone(),
             limits,
+            manifest,
         })
+    }
+
+    /// What the module says about itself, if it has a manifest.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.manifest.as_ref()
     }
 
     pub fn path(&self) -> &Path {

@@ -6,6 +6,7 @@ mod durability;
 mod fuzz_corpus;
 mod hostile;
 mod listeners;
+mod manifest;
 mod parity;
 mod pipeline;
 mod rsyslog;

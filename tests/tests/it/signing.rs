@@ -123,6 +123,28 @@ fn only_a_module_signed_by_a_trusted_key_is_compiled() {
 }
 
 #[test]
+fn inspect_shows_the_signatures_key_id_and_trusted_comment() {
+    let dir = Scratch::new("signing-inspect");
+    let (_, id) = key_pair(&dir.0, "ours");
+    let signed = module(&dir.0, "signed", &std::fs::read(rule_wasm()).unwrap());
+    let comment = "t1071-002 release build";
+    minisign(
+        &dir.0,
+        &["-S", "-s", "ours.key", "-m", "signed.wasm", "-t", comment],
+    );
+    let out = rulebox(&["inspect", signed.to_str().unwrap()], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("(key id {id}, not verified here")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("trusted comment: {comment}")),
+        "{text}"
+    );
+}
+
+#[test]
 fn legacy_signatures_and_key_files_are_accepted() {
     let dir = Scratch::new("signing-legacy");
     key_pair(&dir.0, "ours");

@@ -28,6 +28,7 @@ use crate::config::{Paths, Problem};
 use crate::durable;
 use crate::sandbox::{
     CompileLimits, Limits, Plugin, Runtime, Trust, TrustedKey, default_signature_path,
+    printable_str,
 };
 
 /// Most instances one transform may run in parallel.
@@ -154,6 +155,29 @@ impl WasmTransformConfig {
         }
     }
 
+    /// Where the plugin's configuration breaks the schema in its module's
+    /// manifest (none without one), each at its key below `config`.
+    fn check_plugin_config(&self, plugin: &Plugin) -> Vec<Problem> {
+        let Some(manifest) = plugin.manifest() else {
+            return Vec::new();
+        };
+        let config = match &self.config {
+            Some(t) => serde_json::to_value(t).unwrap_or_default(),
+            None => serde_json::Value::Object(Default::default()),
+        };
+        let name = printable_str(&manifest.name);
+        (manifest.check_config(&config).into_iter())
+            .map(|f| {
+                let key = match f.dotted() {
+                    d if d.is_empty() => "config".to_string(),
+                    d => format!("config.{d}"),
+                };
+                let message = printable_str(&format!("{} (the schema of {name})", f.message));
+                Problem::at(key, message)
+            })
+            .collect()
+    }
+
     /// The plugin's own configuration, as JSON text.
     pub fn plugin_config_json(&self) -> Vec<u8> {
         match &self.config {
@@ -208,16 +232,17 @@ impl WasmTransformConfig {
         p
     }
 
-    /// Loads the plugin (or takes it from `plugins`) and initialises one
-    /// instance with the plugin's configuration. Further workers are made
-    /// by [`Stage::add_workers`] once the whole pipeline is checked.
+    /// Loads the plugin (or takes it from `plugins`), checks the plugin's
+    /// configuration against its manifest's schema, and initialises one
+    /// instance with it. Further workers are made by
+    /// [`Stage::add_workers`] once the whole pipeline is checked.
     pub fn build(
         &self,
         id: &str,
         paths: &Paths,
         rt: &Runtime,
         plugins: &mut PluginCache,
-    ) -> Result<Stage, Problem> {
+    ) -> Result<Stage, Vec<Problem>> {
         let path = paths.resolve(&self.module);
         let compile = CompileLimits {
             max_module_bytes: self.max_module_bytes,
@@ -229,7 +254,7 @@ impl WasmTransformConfig {
             self.max_module_functions as u64,
             self.max_compile_secs,
         ];
-        let trust = self.trust(&path, paths)?;
+        let trust = self.trust(&path, paths).map_err(|p| vec![p])?;
         let trust_key = trust.as_ref().map(|t| {
             let ids = t.keys.iter().map(|k| k.id().to_string()).collect();
             (t.signature.clone(), ids)
@@ -251,20 +276,24 @@ impl WasmTransformConfig {
                 let cache = paths.data_dir().join("cache");
                 let (dir, trust) = (Some(cache.as_path()), trust.as_ref());
                 let p = Plugin::load_within(rt, id, &path, dir, limits, &compile, trust)
-                    .map_err(|e| Problem::at("module", e.to_string()))?;
+                    .map_err(|e| vec![Problem::at("module", e.to_string())])?;
                 plugins.entry(key).or_insert(Arc::new(p)).clone()
             }
         };
+        let schema = self.check_plugin_config(&plugin);
+        if !schema.is_empty() {
+            return Err(schema);
+        }
         let t = WasmTransform::new(id, plugin, self.plugin_config_json(), self.options())
-            .map_err(|e| Problem::at("config", e.to_string()))?;
+            .map_err(|e| vec![Problem::at("config", e.to_string())])?;
         if self.workers > 1 && !t.may_share_input() {
-            return Err(Problem::at(
+            return Err(vec![Problem::at(
                 "workers",
                 format!(
                     "the plugin keeps state and, configured this way, does not declare that several instances may share its input: {} workers would each see only their own batches and give wrong answers; use workers = 1",
                     self.workers
                 ),
-            ));
+            )]);
         }
         Ok(Stage {
             t,
