@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::sandbox::{
     CompileLimits, Manifest, default_signature_path, printable_str, read_signature,
-    signature_key_id,
+    signature_key_id, to_wasm,
 };
 
 /// What `inspect` found.
@@ -53,13 +53,7 @@ pub fn inspect(path: &Path) -> Result<Inspection, String> {
         return Err(format!("{} is {size} bytes; at most {max}", path.display()));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let wasm = if bytes.starts_with(b"\0asm") {
-        bytes.clone()
-    } else {
-        wat::parse_bytes(&bytes)
-            .map_err(|e| format!("not a wasm module, nor WAT text: {e}"))?
-            .into_owned()
-    };
+    let wasm = to_wasm(&bytes)?;
     let (imports, exports) = interface(&wasm)?;
     Ok(Inspection {
         path: path.to_path_buf(),

@@ -30,6 +30,14 @@ impl Default for CompileLimits {
     }
 }
 
+/// A module's wasm bytes: as given, or converted from WAT text.
+pub fn to_wasm(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(bytes.into());
+    }
+    wat::parse_bytes(bytes).map_err(|e| format!("not a wasm module, nor WAT text: {e}"))
+}
+
 /// A module within its limits: its wasm bytes and its manifest section.
 #[derive(Debug)]
 pub struct Admitted {
@@ -47,13 +55,7 @@ pub fn admit(bytes: &[u8], limits: &CompileLimits) -> Result<Admitted, String> {
             limits.max_module_bytes
         ));
     }
-    let wasm = if bytes.starts_with(b"\0asm") {
-        bytes.to_vec()
-    } else {
-        wat::parse_bytes(bytes)
-            .map_err(|e| format!("not a wasm module, nor WAT text: {e}"))?
-            .into_owned()
-    };
+    let wasm = to_wasm(bytes)?.into_owned();
     let sections = sections(&wasm)?;
     if sections.functions > limits.max_functions {
         return Err(format!(

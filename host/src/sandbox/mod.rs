@@ -37,7 +37,7 @@ mod schema;
 mod signature;
 mod wasi;
 
-pub use admission::CompileLimits;
+pub use admission::{CompileLimits, to_wasm};
 pub use error::PluginError;
 pub use host_state::HostState;
 pub use instance::Instance;
