@@ -244,6 +244,25 @@ mod tests {
     }
 
     #[test]
+    fn a_trusted_key_is_base64_or_a_key_file() {
+        let b64 = "RWShkuu9fkcfAF1QSzDnDYL9MYRgZrSkpmWBlTmA8JDPMHboh9Si1XRP";
+        let key = TrustedKey::read(b64, |p| p.to_path_buf()).unwrap();
+        assert_eq!(key.id(), "1F477EBDEB92A1");
+        let dir = std::env::temp_dir().join(format!("rulebox-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = "untrusted comment: minisign public key 1F477EBDEB92A1\n";
+        std::fs::write(dir.join("k.pub"), format!("{file}{b64}\n")).unwrap();
+        let key = TrustedKey::read("k.pub", |p| dir.join(p)).unwrap();
+        assert_eq!(key.id(), "1F477EBDEB92A1");
+        let e = TrustedKey::read("absent.pub", |p| dir.join(p)).unwrap_err();
+        assert!(e.contains("neither a minisign public key"), "{e}");
+        std::fs::write(dir.join("bad.pub"), "one line\n").unwrap();
+        let e = TrustedKey::read("bad.pub", |p| dir.join(p)).unwrap_err();
+        assert!(e.contains("is not a minisign public key file"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_missing_or_malformed_signature_says_so() {
         let dir = std::env::temp_dir().join(format!("rulebox-sig-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
