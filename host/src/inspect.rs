@@ -1,5 +1,5 @@
 //! `rulebox inspect RULE.wasm`: what a module is, without compiling or
-//! running it. Its size, its manifest (or that it has none), its imports
+//! running it. Its size and SHA-256, its manifest (or that it has none), its imports
 //! and exports, and the signature file beside it (key id and trusted
 //! comment, read but not verified: verifying needs the operator's
 //! trusted keys, which `validate` and `run` have). Everything the module
@@ -19,6 +19,8 @@ use crate::sandbox::{
 pub struct Inspection {
     pub path: PathBuf,
     pub size: usize,
+    /// Of the file's bytes, in hex (as `sha256sum` prints it).
+    pub sha256: String,
     /// `Ok(None)`: no manifest; `Err`: one the host refuses, and why.
     pub manifest: Result<Option<Manifest>, String>,
     /// `module.name (kind)`.
@@ -58,11 +60,18 @@ pub fn inspect(path: &Path) -> Result<Inspection, String> {
     Ok(Inspection {
         path: path.to_path_buf(),
         size: bytes.len(),
+        sha256: sha256_hex(&bytes),
         manifest: Manifest::of_module(&wasm),
         imports,
         exports,
         signature: signature_beside(path),
     })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The module's imports and exports, each with its kind.
@@ -139,6 +148,7 @@ impl Inspection {
         json!({
             "path": self.path,
             "size_bytes": self.size,
+            "sha256": self.sha256,
             "manifest": manifest,
             "imports": self.imports,
             "exports": self.exports,
@@ -149,9 +159,10 @@ impl Inspection {
     /// For a person to read.
     pub fn text(&self) -> String {
         let mut out = format!(
-            "module: {}\nsize: {} bytes\n",
+            "module: {}\nsize: {} bytes\nsha256: {}\n",
             self.path.display(),
-            self.size
+            self.size,
+            self.sha256
         );
         match &self.manifest {
             Ok(Some(m)) => out.push_str(&manifest_text(m)),

@@ -33,7 +33,15 @@ fn inspect_prints_the_rules_manifest_and_interface() {
     ] {
         assert!(text.contains(want), "{want:?} not in:\n{text}");
     }
+    let sum = std::process::Command::new("sha256sum")
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    let sum = String::from_utf8(sum.stdout).unwrap();
+    let sum = sum.split_whitespace().next().unwrap();
+    assert!(text.contains(&format!("sha256: {sum}\n")), "{text}");
     let json: Value = serde_json::from_str(&inspect(&["--json", wasm.to_str().unwrap()])).unwrap();
+    assert_eq!(json["sha256"], sum);
     let m = &json["manifest"];
     assert_eq!(m["manifest_version"], 1);
     assert_eq!(m["techniques"], serde_json::json!(["T1071.002"]));
