@@ -7,7 +7,7 @@
 #          errors (the workspace, and every rule crate for wasm32-wasip1),
 #          the libraries' unit tests and the doc tests
 #   fuzz   a short cargo fuzz run per target (FUZZ_SECONDS each)
-#   e2e    rsyslog if missing, syslog-ng unpacked into target/syslog-ng
+#   e2e    rsyslog and minisign if missing, syslog-ng unpacked into target/syslog-ng
 #          (scripts/install-syslog-ng.sh), every rule's .wasm and the host
 #          in release mode, then the binaries' unit tests and the
 #          end-to-end tests (the real binary and .wasm; they replay the
@@ -77,11 +77,18 @@ lane_e2e() {
   toolchain
   # The rsyslog end-to-end tests run Debian's rsyslog (started by the tests
   # themselves, in the foreground, on loopback ports; no daemon is enabled).
+  # The signing tests sign modules with Debian's minisign.
+  local missing=""
   if ! command -v rsyslogd >/dev/null && [ ! -x /usr/sbin/rsyslogd ]; then
+    missing="rsyslog"
+  fi
+  command -v minisign >/dev/null || missing="$missing minisign"
+  if [ -n "$missing" ]; then
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rsyslog
+    # shellcheck disable=SC2086 # one word per package
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
   fi
   # syslog-ng conflicts with rsyslog as a package, so it is not installed:
   # its packages are unpacked into target/syslog-ng and run from there.

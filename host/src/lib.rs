@@ -3,12 +3,14 @@
 //! Layers, each using only those above it: `batch`, `channel`, `shutdown`,
 //! `durable`, `codecs`, `config`, `sandbox`; then the components
 //! (`sources`, `transforms`, `sinks`); then `topology`, which reads a
-//! configuration, builds and runs it. `main.rs` is the command line.
+//! configuration, builds and runs it, and `inspect`, which describes one
+//! module. `main.rs` is the command line.
 pub mod batch;
 pub mod channel;
 pub mod codecs;
 pub mod config;
 pub mod durable;
+pub mod inspect;
 pub mod sandbox;
 pub mod shutdown;
 pub mod sinks;

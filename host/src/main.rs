@@ -1,4 +1,5 @@
-//! The `rulebox` command: `run` a pipeline, or `validate` its configuration.
+//! The `rulebox` command: `run` a pipeline, `validate` its configuration,
+//! or `inspect` a rule module.
 //! Thin: parses arguments, sets up logging, maps errors to exit codes
 //! (0 ok, 1 runtime errors, 2 bad configuration).
 
@@ -42,6 +43,14 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Describe a rule module without running it: its manifest, imports,
+    /// exports, size, and the signature file beside it.
+    Inspect {
+        module: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -64,6 +73,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Validate { config } => validate(&config),
+        Command::Inspect { module, json } => inspect(&module, json),
         Command::Run { config } => match run(&config) {
             Ok(code) => code,
             Err(e) => {
@@ -134,6 +144,25 @@ fn validate(config: &std::path::Path) -> ExitCode {
             for e in errors.iter() {
                 eprintln!("error: {e}");
             }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn inspect(module: &std::path::Path, json: bool) -> ExitCode {
+    use std::io::Write as _;
+    match rulebox::inspect::inspect(module) {
+        Ok(found) => {
+            let text = match json {
+                true => format!("{:#}\n", found.json()),
+                false => found.text(),
+            };
+            // A closed pipe (`| head`) is not an error of ours.
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::from(2)
         }
     }

@@ -8,6 +8,7 @@
 pub mod graph;
 mod locate;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// A configuration problem, with where it is.
@@ -54,14 +55,16 @@ impl From<ConfigError> for ConfigErrors {
 /// what is wrong with it. Placed in the file by [`ConfigFile::problem`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    pub key: Option<&'static str>,
+    /// A key of the component's table, or a path below it as TOML writes
+    /// it (`config.protocols[1].ports`).
+    pub key: Option<Cow<'static, str>>,
     pub message: String,
 }
 
 impl Problem {
-    pub fn at(key: &'static str, message: impl Into<String>) -> Problem {
+    pub fn at(key: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Problem {
         Problem {
-            key: Some(key),
+            key: Some(key.into()),
             message: message.into(),
         }
     }
@@ -131,10 +134,7 @@ impl ConfigFile {
             Some(s) => format!("[{section}.{id}.{s}]"),
             None => format!("[{section}.{id}]"),
         };
-        self.text
-            .lines()
-            .position(|l| l.trim().replace(' ', "") == header)
-            .map(|i| i + 1)
+        self.header_line(&header, 0)
     }
 
     pub fn error_at(&self, line: Option<usize>, message: String) -> ConfigError {
@@ -161,23 +161,57 @@ impl ConfigFile {
     }
 
     /// A component's [`Problem`], prefixed with where it is
-    /// (`sinks.out.path: ...`), at the line of its key (`[<section>.<id>.<key>]`
-    /// or `key = ...` in the component's table) when it names one that is
-    /// there, else of the component's header.
+    /// (`sinks.out.path: ...`), at the line of its key when it names one
+    /// that is there (see [`ConfigFile::line_of_key`]), else of the
+    /// component's header.
     pub fn problem(&self, section: &str, id: &str, p: Problem) -> ConfigError {
         let Some(key) = p.key else {
             return self.error(section, id, None, format!("{section}.{id}: {}", p.message));
         };
         let message = format!("{section}.{id}.{key}: {}", p.message);
-        let header = self.line_of(section, id, None);
-        let key_line = header.and_then(|h| {
-            let entries = locate::table_entries(&self.text, h);
-            entries.iter().find(|e| e.key == key).map(|e| e.line)
-        });
-        match self.line_of(section, id, Some(key)).or(key_line) {
-            Some(line) => self.error_at(Some(line), message),
-            None => self.error(section, id, None, message),
+        self.error_at(self.line_of_key(section, id, &key), message)
+    }
+
+    /// The line of `key` in component `[<section>.<id>]`: a path of keys
+    /// and indexes (`config.protocols[1].ports`), each found as a table of
+    /// its own (`[<section>.<id>.config]`, the second
+    /// `[[<section>.<id>.config.protocols]]`) or as a `key = ...` line of
+    /// the table reached so far; where the path goes on past what the file
+    /// shows (a key that is missing, or inside an inline value), the line
+    /// of the last table or key found.
+    pub fn line_of_key(&self, section: &str, id: &str, key: &str) -> Option<usize> {
+        let mut table = format!("{section}.{id}");
+        let mut at = self.line_of(section, id, None)?;
+        for step in key.split('.') {
+            let (name, index) = match step.split_once('[') {
+                Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+                None => (step, None),
+            };
+            let path = format!("{table}.{name}");
+            let header = match index {
+                None => self.header_line(&format!("[{path}]"), 0),
+                Some(n) => self.header_line(&format!("[[{path}]]"), n),
+            };
+            if let Some(h) = header {
+                (table, at) = (path, h);
+                continue;
+            }
+            let entries = locate::table_entries(&self.text, at);
+            let dotted = format!("{name}.");
+            let entry = entries
+                .iter()
+                .find(|e| e.key == name || e.key.starts_with(&dotted));
+            return Some(entry.map_or(at, |e| e.line));
         }
+        Some(at)
+    }
+
+    /// The line of the `n`-th (0-based) header written `header`.
+    fn header_line(&self, header: &str, n: usize) -> Option<usize> {
+        (self.text.lines().enumerate())
+            .filter(|(_, l)| l.trim().replace(' ', "") == header)
+            .nth(n)
+            .map(|(i, _)| i + 1)
     }
 }
 
@@ -312,5 +346,32 @@ mod tests {
         assert_eq!(at("type"), "p.toml:5: parts.a.type: bad");
         let whole = f.problem("parts", "other", Problem::whole("bad"));
         assert_eq!(whole.to_string(), "p.toml:1: parts.other: bad");
+    }
+
+    #[test]
+    fn a_path_below_a_component_is_at_its_line() {
+        let f = file(concat!(
+            "[parts.a]\ntype = \"thing\"\n",                  // 1-2
+            "[parts.a.config]\nwindow = \"x\"\nf.port = 1\n", // 3-5
+            "[[parts.a.config.list]]\nport = 1\n",            // 6-7
+            "[[parts.a.config.list]]\nname = 1\nport = 2\n",  // 8-10
+            "[parts.a.config.sub]\nk = 1\n",                  // 11-12
+        ));
+        let at = |key: &str| f.line_of_key("parts", "a", key);
+        assert_eq!(at("config.window"), Some(4));
+        assert_eq!(at("config.f.port"), Some(5));
+        assert_eq!(at("config.list[1].port"), Some(10));
+        assert_eq!(at("config.list[0].port"), Some(7));
+        assert_eq!(at("config.list[1].label"), Some(8));
+        assert_eq!(at("config.sub.k"), Some(12));
+        assert_eq!(at("config.absent"), Some(3));
+        assert_eq!(at("type"), Some(2));
+        assert_eq!(f.line_of_key("parts", "b", "x"), None);
+        let p = f.problem(
+            "parts",
+            "a",
+            Problem::at("config.window".to_string(), "bad"),
+        );
+        assert_eq!(p.to_string(), "p.toml:4: parts.a.config.window: bad");
     }
 }

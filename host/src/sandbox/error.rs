@@ -16,6 +16,11 @@ pub enum PluginError {
     Compile { path: PathBuf, message: String },
     #[error("plugin module {path} is refused before it runs: {message}")]
     TooCostly { path: PathBuf, message: String },
+    #[error("plugin module {path} is refused before it is compiled: {source}")]
+    Signature {
+        path: PathBuf,
+        source: super::signature::SignatureError,
+    },
     #[error("plugin module {path} breaks the rulebox contract: {message}")]
     Contract { path: PathBuf, message: String },
     #[error("plugin ABI version {found} is not supported (this host speaks version {expected})")]
@@ -57,7 +62,8 @@ impl PluginError {
             PluginError::AbiVersion { .. } | PluginError::Contract { .. } => "contract",
             PluginError::Read { .. }
             | PluginError::Compile { .. }
-            | PluginError::TooCostly { .. } => "load",
+            | PluginError::TooCostly { .. }
+            | PluginError::Signature { .. } => "load",
         }
     }
 }

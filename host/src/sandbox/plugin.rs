@@ -1,4 +1,5 @@
-//! Loading a plugin: compile its module (or load the native code cached
+//! Loading a plugin: check its signature when one is required, admit its
+//! module (caps, manifest), compile it (or load the native code cached
 //! for it), hold it to the contract, link the host's imports, and keep an
 //! `InstancePre` from which fresh instances are made.
 
@@ -14,7 +15,10 @@ use super::contract::check_contract;
 use super::error::PluginError;
 use super::host_state::HostState;
 use super::instance::Instance;
+use super::manifest::Manifest;
+use super::printable::printable_str;
 use super::runtime::{Limits, Runtime};
+use super::signature::Trust;
 use super::wasi;
 
 /// A compiled, contract-checked plugin module, ready to instantiate.
@@ -24,6 +28,7 @@ pub struct Plugin {
     pre: InstancePre<HostState>,
     engine: Engine,
     limits: Limits,
+    manifest: Option<Manifest>,
 }
 
 impl Plugin {
@@ -37,11 +42,12 @@ impl Plugin {
         limits: Limits,
     ) -> Result<Plugin, PluginError> {
         let compile = CompileLimits::default();
-        Plugin::load_within(rt, name, path, cache_dir, limits, &compile)
+        Plugin::load_within(rt, name, path, cache_dir, limits, &compile, None)
     }
 
     /// [`Plugin::load`], with the module held to `compile` before and
-    /// while it compiles.
+    /// while it compiles, and, with `trust`, refused unless signed by a
+    /// trusted key (checked on the bytes read, before anything else).
     pub fn load_within(
         rt: &Runtime,
         name: &str,
@@ -49,19 +55,33 @@ impl Plugin {
         cache_dir: Option<&Path>,
         limits: Limits,
         compile: &CompileLimits,
+        trust: Option<&Trust>,
     ) -> Result<Plugin, PluginError> {
         let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        if let Some(trust) = trust {
+            let ok = trust
+                .verify(&bytes)
+                .map_err(|source| PluginError::Signature {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            tracing::info!(plugin = %name, key_id = %ok.key_id, trusted_comment = %printable_str(&ok.trusted_comment), "module signature verified");
+        }
         let contract = |message: String| PluginError::Contract {
             path: path.to_path_buf(),
             message,
         };
-        let wasm = admit(&bytes, compile).map_err(|message| PluginError::TooCostly {
+        let admitted = admit(&bytes, compile).map_err(|message| PluginError::TooCostly {
             path: path.to_path_buf(),
             message,
         })?;
+        let manifest = (admitted.manifest.as_deref().map(Manifest::parse))
+            .transpose()
+            .map_err(contract)?;
+        let wasm = admitted.wasm;
         let module = compile_cached(rt.engine(), path, &wasm, cache_dir, compile.max_compile)?;
         check_contract(&module).map_err(contract)?;
         let mut linker: Linker<HostState> = Linker::new(rt.engine());
@@ -87,7 +107,13 @@ impl Plugin {
             pre,
             engine: rt.engine().clone(),
             limits,
+            manifest,
         })
+    }
+
+    /// What the module says about itself, if it has a manifest.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.manifest.as_ref()
     }
 
     pub fn path(&self) -> &Path {

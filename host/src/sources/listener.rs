@@ -304,7 +304,7 @@ mod tests {
             ("", "expected host:port"),
         ] {
             let p = check_address(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
-            assert_eq!(p.key, Some("address"));
+            assert_eq!(p.key.as_deref(), Some("address"));
             assert!(p.message.contains(says), "{bad:?}: {}", p.message);
         }
     }

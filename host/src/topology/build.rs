@@ -108,7 +108,11 @@ fn build_transforms(
             Ok(stage) => {
                 stages.insert(id.clone(), stage);
             }
-            Err(p) => errors.push(loaded.file.problem("transforms", id, p)),
+            Err(found) => errors.extend(
+                found
+                    .into_iter()
+                    .map(|p| loaded.file.problem("transforms", id, p)),
+            ),
         }
     }
     stages

@@ -86,6 +86,13 @@
 //! the flag existed (a plugin that keeps state it cannot snapshot should
 //! not be given several workers).
 //!
+//! # The manifest (optional)
+//!
+//! A module may describe itself (name, version, author, MITRE technique
+//! ids, outputs, a JSON Schema of its configuration) in a custom section
+//! named [`manifest::SECTION`]; the format is in [`manifest`]. Nothing
+//! above depends on it: a module without one runs the same.
+//!
 //! # Names the host keeps
 //!
 //! The output name [`DEAD_LETTER_OUTPUT`] belongs to the host (events the
@@ -157,8 +164,9 @@
 //! # This crate
 //!
 //! [`frame`] reads and writes the frames (the result frame, applied to its
-//! batch by [`ResultFrame::apply`]; the init frame; the objects index), and
-//! [`json`] is the scanner both sides run. The names and numbers of the
+//! batch by [`ResultFrame::apply`]; the init frame; the objects index),
+//! [`json`] is the scanner both sides run, and [`manifest`] the module's
+//! description of itself. The names and numbers of the
 //! contract are here; the frame types are re-exported here too.
 #![cfg_attr(not(test), no_std)]
 
@@ -166,6 +174,7 @@ extern crate alloc;
 
 pub mod frame;
 pub mod json;
+pub mod manifest;
 pub mod time;
 
 pub use frame::{

@@ -32,8 +32,29 @@ pub mod __export {
 /// Exports a [`Rule`](crate::Rule) as a rulebox plugin (the `rulebox_*`
 /// functions of the contract). Outside WebAssembly it expands to nothing,
 /// so the rule crate still builds and tests natively.
+///
+/// `export_rule!(MyRule, manifest = MANIFEST)` also writes a
+/// [`Manifest`](crate::Manifest) (a `const`) into the module's
+/// `rulebox.manifest` custom section, as JSON built at compile time (see
+/// `rulebox_abi::manifest`): what `rulebox inspect` shows and the schema
+/// `rulebox validate` checks the rule's configuration against.
 #[macro_export]
 macro_rules! export_rule {
+    ($rule:ty, manifest = $manifest:expr $(,)?) => {
+        $crate::export_rule!($rule);
+
+        #[cfg(target_family = "wasm")]
+        const _: () = {
+            const __RULEBOX_MANIFEST: $crate::Manifest<'static> = $manifest;
+            const __RULEBOX_MANIFEST_LEN: usize = __RULEBOX_MANIFEST.json_len();
+            // The section's name is rulebox_abi::manifest::SECTION (an
+            // attribute takes only a literal).
+            #[used]
+            #[unsafe(link_section = "rulebox.manifest")]
+            static __RULEBOX_MANIFEST_JSON: [u8; __RULEBOX_MANIFEST_LEN] =
+                __RULEBOX_MANIFEST.to_json::<__RULEBOX_MANIFEST_LEN>();
+        };
+    };
     ($rule:ty) => {
         #[cfg(target_family = "wasm")]
         mod __rulebox_exports {

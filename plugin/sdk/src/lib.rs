@@ -47,4 +47,5 @@ pub use export::__export;
 pub use hostcalls::log;
 pub use output::{Emitter, EventOut, OutputId};
 pub use rule::Rule;
+pub use rulebox_abi::manifest::Manifest;
 pub use runner::Runner;

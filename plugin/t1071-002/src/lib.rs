@@ -678,7 +678,21 @@ fn write_observation(b: &mut Vec<u8>, o: &Observation<'_>, label: &str) {
     );
 }
 
-rulebox_plugin::export_rule!(T1071);
+/// What the module says about itself (its `rulebox.manifest` section):
+/// shown by `rulebox inspect`; `config_schema` is what `rulebox validate`
+/// checks `[transforms.<id>.config]` against.
+pub const MANIFEST: rulebox_plugin::Manifest<'static> = rulebox_plugin::Manifest {
+    name: "t1071-002",
+    version: env!("CARGO_PKG_VERSION"),
+    description: "MITRE ATT&CK T1071.002 (File Transfer Protocols): outbound FTP/FTPS, SMB and TFTP connections from internal sources to external addresses",
+    author: "rulebox",
+    techniques: &["T1071.002"],
+    // `alerts` (stage all, aggregate) or `observations` (stage classify).
+    outputs: &["alerts", "observations"],
+    config_schema: Some(include_str!("../config.schema.json")),
+};
+
+rulebox_plugin::export_rule!(T1071, manifest = MANIFEST);
 
 #[cfg(test)]
 mod tests;

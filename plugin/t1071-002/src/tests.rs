@@ -894,3 +894,51 @@ fn damaged_or_foreign_snapshots_are_refused_and_leave_the_state_alone() {
     let alerts = flush(&mut fresh);
     assert_eq!(alerts[0]["connection_count"], 4);
 }
+
+/// The keys serde accepts in one table of the configuration, from its
+/// message about an unknown one.
+fn accepted_keys(config: Value) -> std::collections::BTreeSet<String> {
+    let e = Config::from_json(config.to_string().as_bytes()).unwrap_err();
+    let expected = e.split("expected ").nth(1).expect(&e);
+    let expected = expected.split(" at line").next().unwrap();
+    let expected = expected.trim_start_matches("one of ").replace(" or ", ", ");
+    expected
+        .split(", ")
+        .map(|k| k.trim_matches('`').to_string())
+        .collect()
+}
+
+fn schema_keys(schema: &Value) -> std::collections::BTreeSet<String> {
+    schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn the_manifest_is_json_and_its_schema_names_every_key() {
+    const LEN: usize = MANIFEST.json_len();
+    let m: Value = serde_json::from_slice(&MANIFEST.to_json::<LEN>()).unwrap();
+    assert_eq!(m["name"], "t1071-002");
+    assert_eq!(m["techniques"], json!(["T1071.002"]));
+    let schema = &m["config_schema"];
+    assert_eq!(schema["additionalProperties"], false);
+    assert_eq!(accepted_keys(json!({"zz": 1})), schema_keys(schema));
+    let props = &schema["properties"];
+    assert_eq!(
+        accepted_keys(json!({"fields": {"zz": 1}})),
+        schema_keys(&props["fields"])
+    );
+    let protocol = json!({"protocols": [{"zz": 1}]});
+    assert_eq!(
+        accepted_keys(protocol),
+        schema_keys(&props["protocols"]["items"])
+    );
+    let allow = json!({"allowlist": [{"zz": 1}]});
+    assert_eq!(
+        accepted_keys(allow),
+        schema_keys(&props["allowlist"]["items"])
+    );
+}

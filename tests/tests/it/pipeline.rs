@@ -278,9 +278,10 @@ fn validate_explains_errors_with_their_location() {
             "declares: alerts",
         ),
         (
+            // Refused by the schema in the rule's manifest, at its key.
             good.replace("schema = \"cim\"", "schema = \"splunk\""),
-            "unknown variant `splunk`",
-            "transforms.rule.config",
+            "string \"splunk\" is not one of \"cim\"",
+            "transforms.rule.config.schema",
         ),
         (
             good.replace("type = \"wasm\"", "type = \"wasm\"\nworkers = 0"),

@@ -26,7 +26,10 @@ pub use transform::{OnError, Options, Outputs, TransformStats, WasmTransform};
 use crate::channel::Rx;
 use crate::config::{Paths, Problem};
 use crate::durable;
-use crate::sandbox::{CompileLimits, Limits, Plugin, Runtime};
+use crate::sandbox::{
+    CompileLimits, Limits, Plugin, Runtime, Trust, TrustedKey, default_signature_path,
+    printable_str,
+};
 
 /// Most instances one transform may run in parallel.
 pub const MAX_WORKERS: usize = 64;
@@ -112,14 +115,32 @@ pub struct WasmTransformConfig {
     /// than one is refused.
     #[serde(default = "default_workers")]
     pub workers: usize,
+    /// Refuse the module unless it is signed (minisign) by one of
+    /// `trusted_keys`: checked on the module's bytes before it is compiled
+    /// or its compiled code taken from the cache.
+    #[serde(default)]
+    pub require_signature: bool,
+    /// The keys trusted to sign the module: each a minisign public key in
+    /// base64 (`RW...`, the second line of a `.pub` file) or the path to a
+    /// minisign `.pub` file.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// The module's signature file; default: the module's path with
+    /// `.minisig` appended (where `minisign -S` writes it).
+    #[serde(default)]
+    pub signature: Option<PathBuf>,
     /// The plugin's own configuration, handed over as JSON at start.
     #[serde(default)]
     pub config: Option<toml::Table>,
 }
 
-/// Plugins already loaded, by module, memory cap and deadline: transforms
+/// Plugins already loaded, by module, memory cap, deadline, compile caps
+/// and the signature required (its file and trusted key ids): transforms
 /// naming the same module with the same limits share its compiled code.
-pub type PluginCache = BTreeMap<(PathBuf, usize, u64, [u64; 3]), Arc<Plugin>>;
+pub type PluginCache = BTreeMap<(PathBuf, usize, u64, [u64; 3], TrustKey), Arc<Plugin>>;
+
+/// What a transform requires of its module's signature, as a cache key.
+type TrustKey = Option<(PathBuf, Vec<String>)>;
 
 impl WasmTransformConfig {
     pub fn options(&self) -> Options {
@@ -137,6 +158,29 @@ impl WasmTransformConfig {
             state_deadline: Duration::from_millis(self.state_deadline_ms),
             one_to_one: false,
         }
+    }
+
+    /// Where the plugin's configuration breaks the schema in its module's
+    /// manifest (none without one), each at its key below `config`.
+    fn check_plugin_config(&self, plugin: &Plugin) -> Vec<Problem> {
+        let Some(manifest) = plugin.manifest() else {
+            return Vec::new();
+        };
+        let config = match &self.config {
+            Some(t) => serde_json::to_value(t).unwrap_or_default(),
+            None => serde_json::Value::Object(Default::default()),
+        };
+        let name = printable_str(&manifest.name);
+        (manifest.check_config(&config).into_iter())
+            .map(|f| {
+                let key = match f.dotted() {
+                    d if d.is_empty() => "config".to_string(),
+                    d => format!("config.{d}"),
+                };
+                let message = printable_str(&format!("{} (the schema of {name})", f.message));
+                Problem::at(key, message)
+            })
+            .collect()
     }
 
     /// The plugin's own configuration, as JSON text.
@@ -172,6 +216,18 @@ impl WasmTransformConfig {
         if self.max_memory_mib > 4096 {
             p.push(Problem::at("max_memory_mib", "at most 4096 (wasm32)"));
         }
+        if self.require_signature && self.trusted_keys.is_empty() {
+            p.push(Problem::at(
+                "trusted_keys",
+                "require_signature = true needs at least one trusted key",
+            ));
+        }
+        if !self.require_signature && (!self.trusted_keys.is_empty() || self.signature.is_some()) {
+            p.push(Problem::at(
+                "require_signature",
+                "trusted_keys and signature take effect only with require_signature = true",
+            ));
+        }
         if !(1..=MAX_WORKERS).contains(&self.workers) {
             p.push(Problem::at(
                 "workers",
@@ -181,16 +237,17 @@ impl WasmTransformConfig {
         p
     }
 
-    /// Loads the plugin (or takes it from `plugins`) and initialises one
-    /// instance with the plugin's configuration. Further workers are made
-    /// by [`Stage::add_workers`] once the whole pipeline is checked.
+    /// Loads the plugin (or takes it from `plugins`), checks the plugin's
+    /// configuration against its manifest's schema, and initialises one
+    /// instance with it. Further workers are made by
+    /// [`Stage::add_workers`] once the whole pipeline is checked.
     pub fn build(
         &self,
         id: &str,
         paths: &Paths,
         rt: &Runtime,
         plugins: &mut PluginCache,
-    ) -> Result<Stage, Problem> {
+    ) -> Result<Stage, Vec<Problem>> {
         let path = paths.resolve(&self.module);
         let compile = CompileLimits {
             max_module_bytes: self.max_module_bytes,
@@ -202,7 +259,18 @@ impl WasmTransformConfig {
             self.max_module_functions as u64,
             self.max_compile_secs,
         ];
-        let key = (path.clone(), self.max_memory_mib, self.deadline_ms, caps);
+        let trust = self.trust(&path, paths).map_err(|p| vec![p])?;
+        let trust_key = trust.as_ref().map(|t| {
+            let ids = t.keys.iter().map(|k| k.id().to_string()).collect();
+            (t.signature.clone(), ids)
+        });
+        let key = (
+            path.clone(),
+            self.max_memory_mib,
+            self.deadline_ms,
+            caps,
+            trust_key,
+        );
         let plugin = match plugins.get(&key) {
             Some(p) => p.clone(),
             None => {
@@ -211,21 +279,26 @@ impl WasmTransformConfig {
                     deadline: Duration::from_millis(self.deadline_ms),
                 };
                 let cache = paths.data_dir().join("cache");
-                let p = Plugin::load_within(rt, id, &path, Some(&cache), limits, &compile)
-                    .map_err(|e| Problem::at("module", e.to_string()))?;
+                let (dir, trust) = (Some(cache.as_path()), trust.as_ref());
+                let p = Plugin::load_within(rt, id, &path, dir, limits, &compile, trust)
+                    .map_err(|e| vec![Problem::at("module", e.to_string())])?;
                 plugins.entry(key).or_insert(Arc::new(p)).clone()
             }
         };
+        let schema = self.check_plugin_config(&plugin);
+        if !schema.is_empty() {
+            return Err(schema);
+        }
         let t = WasmTransform::new(id, plugin, self.plugin_config_json(), self.options())
-            .map_err(|e| Problem::at("config", e.to_string()))?;
+            .map_err(|e| vec![Problem::at("config", e.to_string())])?;
         if self.workers > 1 && !t.may_share_input() {
-            return Err(Problem::at(
+            return Err(vec![Problem::at(
                 "workers",
                 format!(
                     "the plugin keeps state and, configured this way, does not declare that several instances may share its input: {} workers would each see only their own batches and give wrong answers; use workers = 1",
                     self.workers
                 ),
-            ));
+            )]);
         }
         Ok(Stage {
             t,
@@ -235,6 +308,27 @@ impl WasmTransformConfig {
             checkpoint: Duration::from_secs(self.checkpoint_interval_secs),
             persist_state: self.persist_state,
         })
+    }
+}
+
+impl WasmTransformConfig {
+    /// What `require_signature` asks of the module at `module`, its keys
+    /// read (a key file resolves against the configuration's folder).
+    fn trust(&self, module: &Path, paths: &Paths) -> Result<Option<Trust>, Problem> {
+        if !self.require_signature {
+            return Ok(None);
+        }
+        let mut keys = Vec::new();
+        for (i, spec) in self.trusted_keys.iter().enumerate() {
+            let key = TrustedKey::read(spec, |p| paths.resolve(p))
+                .map_err(|e| Problem::at("trusted_keys", format!("[{i}]: {e}")))?;
+            keys.push(key);
+        }
+        let signature = match &self.signature {
+            Some(s) => paths.resolve(s),
+            None => default_signature_path(module),
+        };
+        Ok(Some(Trust { signature, keys }))
     }
 }
 
