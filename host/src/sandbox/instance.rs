@@ -348,10 +348,7 @@ impl Instance {
         now_ms: i64,
         deadline: Duration,
     ) -> Result<Option<Vec<u8>>, PluginError> {
-        let Some((snap, _)) = self.state.clone() else {
-            return Ok(None);
-        };
-        self.take_state(&snap, now_ms, deadline)
+        self.take_state(false, now_ms, deadline)
     }
 
     /// The plugin's state while it runs on (a periodic checkpoint):
@@ -361,19 +358,22 @@ impl Instance {
         now_ms: i64,
         deadline: Duration,
     ) -> Result<Option<Vec<u8>>, PluginError> {
-        let Some((snap, _)) = self.state.clone() else {
-            return Ok(None);
-        };
-        let f = self.checkpoint.clone().unwrap_or(snap);
-        self.take_state(&f, now_ms, deadline)
+        self.take_state(true, now_ms, deadline)
     }
 
     fn take_state(
         &mut self,
-        snap: &TypedFunc<i64, i64>,
+        checkpoint: bool,
         now_ms: i64,
         deadline: Duration,
     ) -> Result<Option<Vec<u8>>, PluginError> {
+        let Some((snap, _)) = self.state.clone() else {
+            return Ok(None);
+        };
+        let snap = match (checkpoint, self.checkpoint.clone()) {
+            (true, Some(f)) => f,
+            _ => snap,
+        };
         arm(&mut self.store, deadline);
         let packed = snap
             .call(&mut self.store, now_ms)

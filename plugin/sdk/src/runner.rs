@@ -252,22 +252,22 @@ impl<R: Rule> Runner<R> {
 
     /// The rule's state, as a result frame whose payload is the snapshot.
     pub fn snapshot(&mut self, now_ms: i64) -> &[u8] {
-        self.writer.clear();
-        let ok = self
-            .rule
-            .as_mut()
-            .map(|rule| rule.snapshot(now_ms, &mut self.writer.payload));
-        self.finish(ok.is_some())
+        self.state_frame(|rule, out| rule.snapshot(now_ms, out))
     }
 
     /// The rule's state without ending anything ([`Rule::checkpoint`]), as
     /// a result frame whose payload is the state.
     pub fn checkpoint(&mut self, now_ms: i64) -> &[u8] {
+        self.state_frame(|rule, out| rule.checkpoint(now_ms, out))
+    }
+
+    /// A result frame whose payload `write` fills with the rule's state.
+    fn state_frame(&mut self, write: impl FnOnce(&mut R, &mut Vec<u8>)) -> &[u8] {
         self.writer.clear();
         let ok = self
             .rule
             .as_mut()
-            .map(|rule| rule.checkpoint(now_ms, &mut self.writer.payload));
+            .map(|rule| write(rule, &mut self.writer.payload));
         self.finish(ok.is_some())
     }
 

@@ -120,10 +120,18 @@ fn check(events_out: &[Value], alerts: &[Value]) {
     assert!(srcs.iter().all(|s| s.starts_with("10.1.0.")));
 }
 
-#[test]
-fn rsyslog_runs_rulebox_as_its_mmexternal_program() {
-    let dir = Scratch::new("rsyslog-mm");
-    let (p_in, p_alerts) = (free_port(), free_port());
+/// rulebox as rsyslog's mmexternal program: its configuration (the rule
+/// `rule`, answers on stdout, alerts over tcp to rsyslog's `p_alerts`, with
+/// `stdin_extra` and `alerts_extra` keys) written into `dir`, and the
+/// rsyslog configuration that runs it on what `p_in` receives.
+fn mmexternal_setup(
+    dir: &Scratch,
+    p_in: u16,
+    p_alerts: u16,
+    rule: &str,
+    stdin_extra: &str,
+    alerts_extra: &str,
+) -> String {
     let filter = format!(
         r#"data_dir = "{data}"
 
@@ -131,7 +139,7 @@ fn rsyslog_runs_rulebox_as_its_mmexternal_program() {
 type = "stdin"
 protocol = "mmexternal"
 mmexternal_input = "fulljson"
-
+{stdin_extra}
 {rule}
 [sinks.answers]
 type = "stdout"
@@ -142,13 +150,12 @@ inputs = ["rule"]
 type = "tcp"
 inputs = ["rule.alerts"]
 address = "127.0.0.1:{p_alerts}"
-"#,
+{alerts_extra}"#,
         data = dir.path("data").display(),
-        rule = rule_section("rsyslog"),
     );
     let filter_path = dir.write("filter.toml", filter);
     let t = dir.0.display();
-    let conf = format!(
+    format!(
         r#"global(workDirectory="{t}/work")
 module(load="imtcp")
 module(load="mmexternal")
@@ -166,7 +173,14 @@ ruleset(name="alerts") {{
 "#,
         bin = rulebox_bin().display(),
         filter = filter_path.display(),
-    );
+    )
+}
+
+#[test]
+fn rsyslog_runs_rulebox_as_its_mmexternal_program() {
+    let dir = Scratch::new("rsyslog-mm");
+    let (p_in, p_alerts) = (free_port(), free_port());
+    let conf = mmexternal_setup(&dir, p_in, p_alerts, &rule_section("rsyslog"), "", "");
     let rs = start_rsyslog(&dir, &conf);
     wait_listening(p_in);
     {
@@ -316,51 +330,9 @@ fn the_bundled_rsyslog_config_passes_rsyslogs_own_check() {
 fn alerts_rsyslog_can_no_longer_take_are_spooled_and_delivered_after_its_restart() {
     let dir = Scratch::new("rsyslog-spool");
     let (p_in, p_alerts) = (free_port(), free_port());
-    let filter = format!(
-        r#"data_dir = "{data}"
-
-[sources.rsyslog]
-type = "stdin"
-protocol = "mmexternal"
-mmexternal_input = "fulljson"
-on_eof = "end"
-
-{rule}
-[sinks.answers]
-type = "stdout"
-protocol = "mmexternal"
-inputs = ["rule"]
-
-[sinks.alerts]
-type = "tcp"
-inputs = ["rule.alerts"]
-address = "127.0.0.1:{p_alerts}"
-retry = {{ initial_ms = 50, max_ms = 200, shutdown_grace_secs = 2 }}
-"#,
-        data = dir.path("data").display(),
-        rule = rule_section("rsyslog").replace("flush_interval_secs = 1\n", ""),
-    );
-    let filter_path = dir.write("filter.toml", filter);
-    let t = dir.0.display();
-    let conf = format!(
-        r#"global(workDirectory="{t}/work")
-module(load="imtcp")
-module(load="mmexternal")
-template(name="msgonly" type="string" string="%msg%\n")
-template(name="raw" type="string" string="%rawmsg%\n")
-input(type="imtcp" address="127.0.0.1" port="{p_in}" ruleset="events")
-input(type="imtcp" address="127.0.0.1" port="{p_alerts}" ruleset="alerts")
-ruleset(name="events") {{
-  action(type="mmexternal" binary="{bin} run --config {filter}" interface.input="fulljson")
-  action(type="omfile" file="{t}/enriched.jsonl" template="msgonly")
-}}
-ruleset(name="alerts") {{
-  action(type="omfile" file="{t}/alerts.jsonl" template="raw")
-}}
-"#,
-        bin = rulebox_bin().display(),
-        filter = filter_path.display(),
-    );
+    let rule = rule_section("rsyslog").replace("flush_interval_secs = 1\n", "");
+    let retry = "retry = { initial_ms = 50, max_ms = 200, shutdown_grace_secs = 2 }\n";
+    let conf = mmexternal_setup(&dir, p_in, p_alerts, &rule, "on_eof = \"end\"\n", retry);
     let send = |lines: &[String]| {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", p_in)).unwrap();
         for e in lines {
