@@ -11,6 +11,7 @@ pub mod codecs;
 pub mod config;
 pub mod durable;
 pub mod inspect;
+pub mod ruletest;
 pub mod sandbox;
 pub mod shutdown;
 pub mod sinks;

@@ -43,6 +43,15 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run rule tests (TOML files, or folders of them) through the real
+    /// sandboxed module at a simulated clock; exit 1 if one fails.
+    Test {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The module to test, instead of each file's `module`.
+        #[arg(long)]
+        module: Option<PathBuf>,
+    },
     /// Describe a rule module without running it: its manifest, imports,
     /// exports, size, and the signature file beside it.
     Inspect {
@@ -67,13 +76,19 @@ fn main() -> ExitCode {
         let _ = std::fs::create_dir_all(&dir);
         log_file = Some(dir.join("rulebox.log"));
     }
-    if let Err(e) = init_logging(&cli.log_level, log_file.as_deref()) {
+    // Rule tests print their own report; the rule's logs only when asked.
+    let level = match (&cli.command, cli.log_level.as_str()) {
+        (Command::Test { .. }, "info") => "warn",
+        (_, l) => l,
+    };
+    if let Err(e) = init_logging(level, log_file.as_deref()) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
     match cli.command {
         Command::Validate { config } => validate(&config),
         Command::Inspect { module, json } => inspect(&module, json),
+        Command::Test { paths, module } => rule_tests(&paths, module.as_deref()),
         Command::Run { config } => match run(&config) {
             Ok(code) => code,
             Err(e) => {
@@ -146,6 +161,55 @@ fn validate(config: &std::path::Path) -> ExitCode {
             }
             ExitCode::from(2)
         }
+    }
+}
+
+/// `rulebox test`: a line per test, each difference under a failed one,
+/// a total; exit 0 (all passed), 1 (one failed), 2 (one could not run).
+fn rule_tests(paths: &[PathBuf], module: Option<&std::path::Path>) -> ExitCode {
+    let files = match rulebox::ruletest::test_files(paths) {
+        Ok(f) if !f.is_empty() => f,
+        Ok(_) => {
+            eprintln!("error: no test files (*.toml) in {paths:?}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut plugins = Default::default();
+    let (mut failed, mut broken) = (0, 0);
+    for f in &files {
+        match rulebox::ruletest::run_file(&rt, &mut plugins, f, module) {
+            Ok(o) if o.failures.is_empty() => println!("ok     {} ({})", o.name, f.display()),
+            Ok(o) => {
+                failed += 1;
+                println!("FAILED {} ({})", o.name, f.display());
+                o.failures.iter().for_each(|l| println!("    {l}"));
+            }
+            Err(e) => {
+                broken += 1;
+                println!("ERROR  {}: {e}", f.display());
+            }
+        }
+    }
+    let passed = files.len() - failed - broken;
+    println!(
+        "{} tests: {passed} passed, {failed} failed, {broken} could not run",
+        files.len()
+    );
+    match (failed, broken) {
+        (0, 0) => ExitCode::SUCCESS,
+        (_, 0) => ExitCode::from(1),
+        _ => ExitCode::from(2),
     }
 }
 

@@ -10,6 +10,7 @@ mod manifest;
 mod parity;
 mod pipeline;
 mod rsyslog;
+mod ruletest;
 mod shippers;
 mod signing;
 mod syslog_ng;

@@ -349,6 +349,11 @@ impl Stage {
         &self.t
     }
 
+    /// The one instance, to drive by hand (`rulebox test`).
+    pub fn into_transform(self) -> WasmTransform {
+        self.t
+    }
+
     /// Answers mmexternal line for line (see [`Options::one_to_one`]).
     pub fn set_one_to_one(&mut self, on: bool) {
         self.t.set_one_to_one(on);

@@ -1,0 +1,72 @@
+//! `rulebox test`: the T1071.002 rule's own test files pass through the
+//! real binary and `.wasm`; a test whose expectation is off by one fails
+//! with exit 1 and says where; one that cannot run exits 2.
+
+use rulebox_tests::{Scratch, root, rule_wasm, rulebox};
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn the_rules_shipped_tests_pass() {
+    let dir = root().join("plugin/t1071-002/tests/rules");
+    let wasm = rule_wasm();
+    let args = [
+        "test",
+        dir.to_str().unwrap(),
+        "--module",
+        wasm.to_str().unwrap(),
+    ];
+    let out = rulebox(&args, None);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert!(files >= 7, "{files} test files");
+    assert!(
+        text.contains(&format!("{files} tests: {files} passed")),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_alert_count_off_by_one_fails_with_a_diff() {
+    let dir = Scratch::new("ruletest");
+    let shipped = root().join("plugin/t1071-002/tests/rules/four_connections_alert.toml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    assert!(text.contains("connection_count = 4,"));
+    let off = dir.write(
+        "off.toml",
+        text.replace("connection_count = 4,", "connection_count = 5,"),
+    );
+    let wasm = rule_wasm();
+    let module = ["--module", wasm.to_str().unwrap()];
+    let out = rulebox(
+        &[&["test", off.to_str().unwrap()][..], &module].concat(),
+        None,
+    );
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("alerts line 1: connection_count: expected 5, got 4"),
+        "{said}"
+    );
+    assert!(said.contains("1 tests: 0 passed, 1 failed"), "{said}");
+
+    let fewer = dir.write("fewer.toml", text.replace("alerts = 1", "alerts = 2"));
+    let out = rulebox(
+        &[&["test", fewer.to_str().unwrap()][..], &module].concat(),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("alerts: 1 lines out, expected 2"),
+        "{}",
+        stdout(&out)
+    );
+
+    let lost = dir.write("lost.toml", "module = \"nowhere.wasm\"\n");
+    let out = rulebox(&["test", lost.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).contains("nowhere.wasm"), "{}", stdout(&out));
+}
