@@ -83,6 +83,8 @@ lane_e2e() {
     missing="rsyslog"
   fi
   command -v minisign >/dev/null || missing="$missing minisign"
+  # The TLS tests use curl (OpenSSL) as a client of the HTTPS listeners.
+  command -v curl >/dev/null || missing="$missing curl ca-certificates"
   if [ -n "$missing" ]; then
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -16,5 +16,6 @@ pub mod sandbox;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;
+pub mod tls;
 pub mod topology;
 pub mod transforms;

@@ -19,6 +19,13 @@ pub trait Sink {
         Vec::new()
     }
 
+    /// Checks of the files it names (certificates, say), resolved by
+    /// `paths`.
+    fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
+        let _ = paths;
+        Vec::new()
+    }
+
     /// Whether it writes to the process's stdout (which, answering
     /// rsyslog's mmexternal, belongs to the answers alone).
     fn writes_stdout(&self) -> bool {

@@ -9,8 +9,9 @@ use serde::Deserialize;
 use super::buffer::BufferConfig;
 use super::component::{Sink, SinkContext};
 use super::delivery::{self, Batching, Lines, Retry};
-use super::http_client::HttpTarget;
-use crate::config::Problem;
+use super::http_client::{self, HttpTarget};
+use crate::config::{Paths, Problem};
+use crate::tls::ClientTls;
 
 /// NDJSON POSTed to `uri`.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +35,10 @@ pub struct HttpConfig {
     /// `memory` (default) or `disk` (`[sinks.<id>.buffer]`).
     #[serde(default)]
     pub buffer: BufferConfig,
+    /// For an `https://` endpoint: how the server is verified (default:
+    /// against the system's roots).
+    #[serde(default)]
+    pub tls: Option<ClientTls>,
 }
 
 impl HttpConfig {
@@ -59,6 +64,10 @@ impl Sink for HttpConfig {
         p
     }
 
+    fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
+        http_client::check_tls(self.target(), self.tls.as_ref(), paths)
+    }
+
     fn start(&self, cx: SinkContext) -> tokio::task::JoinHandle<()> {
         let batching = Batching {
             batch_max_events: self.batch_max_events,
@@ -67,6 +76,7 @@ impl Sink for HttpConfig {
             gzip: self.gzip,
             buffer: self.buffer.clone(),
         };
-        delivery::start(cx, self.target(), Lines, batching)
+        let target = self.target().and_then(|t| t.with_tls(self.tls.as_ref(), &cx.paths));
+        delivery::start(cx, target, Lines, batching)
     }
 }

@@ -1,7 +1,9 @@
 //! An HTTP/1.1 client for the HTTP sinks: one kept-alive connection
-//! (reconnected as needed), a POST per body, the answer sorted into
-//! delivered, worth retrying (connection errors, 5xx, 429, 408), or not.
+//! (reconnected as needed; TLS for `https://`), a POST per body, the
+//! answer sorted into delivered, worth retrying (connection errors, TLS
+//! failures, 5xx, 429, 408), or not.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,15 +11,26 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::delivery::{Failure, Target};
+use crate::config::{Paths, Problem};
+use crate::tls::ClientTls;
 
 type Body = Full<Bytes>;
+
+/// The TLS a connection starts with: the configuration and the name the
+/// server's certificate must carry.
+type Tls = (Arc<rustls::ClientConfig>, ServerName<'static>);
 
 pub struct HttpTarget {
     /// host:port to connect to.
     authority: String,
+    host: String,
+    https: bool,
+    tls: Option<Tls>,
     path: String,
     headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
@@ -33,17 +46,18 @@ impl HttpTarget {
         timeout: Duration,
     ) -> Result<HttpTarget, String> {
         let u: hyper::Uri = uri.parse().map_err(|e| format!("bad URI {uri:?}: {e}"))?;
-        match u.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
+        let https = match u.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
                 return Err(format!(
-                    "{uri}: https is not supported; reach TLS endpoints through a local TLS proxy (see README)"
+                    "{uri}: the URI must start with http:// or https://"
                 ));
             }
-            _ => return Err(format!("{uri}: the URI must start with http://")),
-        }
+        };
         let host = u.host().ok_or_else(|| format!("{uri}: no host"))?;
-        let authority = format!("{host}:{}", u.port_u16().unwrap_or(80));
+        let port = u.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = format!("{host}:{port}");
         let path = u
             .path_and_query()
             .map_or("/".to_string(), |p| p.to_string());
@@ -59,11 +73,31 @@ impl HttpTarget {
             .collect::<Result<_, String>>()?;
         Ok(HttpTarget {
             authority,
+            host: host.to_string(),
+            https,
+            tls: None,
             path,
             headers,
             timeout,
             sender: None,
         })
+    }
+
+    /// With `https://`, TLS as `tls` says (default: verified against the
+    /// system's roots). `tls` on an `http://` endpoint is an error.
+    pub fn with_tls(mut self, tls: Option<&ClientTls>, paths: &Paths) -> Result<Self, String> {
+        match (self.https, tls) {
+            (false, None) => {}
+            (false, Some(_)) => return Err("tls applies to https:// endpoints".into()),
+            (true, tls) => {
+                let tls = tls.cloned().unwrap_or_default();
+                if !tls.verify {
+                    tracing::warn!(endpoint = %self.authority, "TLS certificate verification is off (tls.verify = false): anyone on the path can read and change what is sent");
+                }
+                self.tls = Some((tls.config(paths)?, tls.name_for(&self.host)?));
+            }
+        }
+        Ok(self)
     }
 
     async fn connect(&mut self) -> Result<(), Failure> {
@@ -73,12 +107,20 @@ impl HttpTarget {
             .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
             .map_err(|e| Failure::Retry(format!("connect {}: {e}", self.authority)))?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| Failure::Retry(format!("handshake {}: {e}", self.authority)))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let sender = match &self.tls {
+            None => handshake(stream).await,
+            Some((config, name)) => {
+                let tls = tokio_rustls::TlsConnector::from(config.clone());
+                let start = tls.connect(name.clone(), stream);
+                let stream = tokio::time::timeout(self.timeout, start)
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+                    .map_err(|e| Failure::Retry(format!("TLS with {}: {e}", self.authority)))?;
+                handshake(stream).await
+            }
+        };
+        let sender =
+            sender.map_err(|e| Failure::Retry(format!("handshake {}: {e}", self.authority)))?;
         self.sender = Some(sender);
         Ok(())
     }
@@ -145,5 +187,30 @@ impl HttpTarget {
 impl Target for HttpTarget {
     async fn deliver(&mut self, body: &Bytes) -> Result<(), Failure> {
         self.post(body).await
+    }
+}
+
+/// An HTTP/1.1 connection over `io`, its driver spawned.
+async fn handshake<S>(io: S) -> Result<hyper::client::conn::http1::SendRequest<Body>, hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// The checks of a sink's `tls` that read files: the configuration is
+/// built once to see that it can be.
+pub fn check_tls(
+    target: Result<HttpTarget, String>,
+    tls: Option<&ClientTls>,
+    paths: &Paths,
+) -> Vec<Problem> {
+    match target.and_then(|t| t.with_tls(tls, paths)) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![Problem::at("tls", e)],
     }
 }

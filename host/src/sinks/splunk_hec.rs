@@ -10,10 +10,11 @@ use serde::Deserialize;
 use super::buffer::BufferConfig;
 use super::component::{Sink, SinkContext};
 use super::delivery::{self, Batching, Encode, Retry};
-use super::http_client::HttpTarget;
+use super::http_client::{self, HttpTarget};
 use crate::batch::Batch;
 use crate::codecs::hec;
-use crate::config::Problem;
+use crate::config::{Paths, Problem};
+use crate::tls::ClientTls;
 
 /// Splunk HEC: envelopes POSTed to `endpoint` (a base such as
 /// `http://splunk:8088`, or a full `/services/collector/event` URI).
@@ -51,6 +52,10 @@ pub struct SplunkHecConfig {
     /// `memory` (default) or `disk` (`[sinks.<id>.buffer]`).
     #[serde(default)]
     pub buffer: BufferConfig,
+    /// For an `https://` endpoint: how the server is verified (default:
+    /// against the system's roots).
+    #[serde(default)]
+    pub tls: Option<ClientTls>,
 }
 
 fn default_true() -> bool {
@@ -83,6 +88,10 @@ impl Sink for SplunkHecConfig {
         p
     }
 
+    fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
+        http_client::check_tls(self.target(), self.tls.as_ref(), paths)
+    }
+
     fn start(&self, cx: SinkContext) -> tokio::task::JoinHandle<()> {
         let encoding = Envelopes(hec::Defaults {
             host: self.host.clone(),
@@ -98,7 +107,8 @@ impl Sink for SplunkHecConfig {
             gzip: self.gzip,
             buffer: self.buffer.clone(),
         };
-        delivery::start(cx, self.target(), encoding, batching)
+        let target = self.target().and_then(|t| t.with_tls(self.tls.as_ref(), &cx.paths));
+        delivery::start(cx, target, encoding, batching)
     }
 }
 

@@ -18,6 +18,13 @@ pub trait Source {
         Vec::new()
     }
 
+    /// Checks of the files it names (certificates, say), resolved by
+    /// `paths`.
+    fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
+        let _ = paths;
+        Vec::new()
+    }
+
     /// Whether this source is rsyslog asking through mmexternal: it must be
     /// answered line for line (see [`crate::codecs::mmexternal`]).
     fn asks_mmexternal(&self) -> bool {

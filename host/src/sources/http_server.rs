@@ -86,6 +86,8 @@ pub struct HttpOpts {
     pub header_timeout: Duration,
     /// Longest a client takes to send a request's body.
     pub body_timeout: Duration,
+    /// HTTPS: the handshake comes first, within `header_timeout`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 pub fn reply(status: u16, body: impl Into<Bytes>) -> Response<Body> {
@@ -152,12 +154,33 @@ struct Server<E> {
     endpoint: E,
 }
 
-/// One connection, until it ends or, at shutdown, gracefully.
+/// One connection (after its TLS handshake, with `tls`), until it ends
+/// or, at shutdown, gracefully.
 async fn serve_connection<E: Endpoint>(
     server: Arc<Server<E>>,
     stream: tokio::net::TcpStream,
     ctx: ListenCtx,
 ) {
+    let Some(tls) = server.opts.tls.clone() else {
+        return serve_http(server, stream, ctx).await;
+    };
+    let handshake = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+    match tokio::time::timeout(server.opts.header_timeout, handshake).await {
+        Ok(Ok(stream)) => serve_http(server, stream, ctx).await,
+        Ok(Err(e)) => {
+            tracing::info!(source = %ctx.id, error = %e, "TLS handshake refused");
+        }
+        Err(_) => {
+            tracing::info!(source = %ctx.id, "TLS handshake not done within header_timeout_secs");
+        }
+    }
+}
+
+/// HTTP/1.1 on `stream`, until it ends or, at shutdown, gracefully.
+async fn serve_http<E: Endpoint, S>(server: Arc<Server<E>>, stream: S, ctx: ListenCtx)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let stop = shutdown_requested(ctx.shutdown.clone());
     let svc_ctx = ctx.clone();
     let header_timeout = server.opts.header_timeout;

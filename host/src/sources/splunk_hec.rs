@@ -18,7 +18,8 @@ use super::http_server::{self, Body, Endpoint, HttpOpts, Refusal, reply};
 use super::listener::check_address;
 use crate::batch::Batch;
 use crate::codecs::hec;
-use crate::config::Problem;
+use crate::config::{Paths, Problem};
+use crate::tls::ServerTls;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +42,10 @@ pub struct SplunkHecConfig {
     /// Longest a client takes to send a request's body (408 after it).
     #[serde(default = "super::component::default_body_timeout")]
     pub body_timeout_secs: u64,
+    /// HTTPS: the certificate and key to serve, and optionally the CAs
+    /// whose client certificates are required.
+    #[serde(default)]
+    pub tls: Option<ServerTls>,
 }
 
 impl Source for SplunkHecConfig {
@@ -52,12 +57,26 @@ impl Source for SplunkHecConfig {
         found
     }
 
+    fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
+        let found = self.tls.as_ref().map(|t| t.config(paths));
+        found.and_then(Result::err).map(|e| Problem::at("tls", e)).into_iter().collect()
+    }
+
     fn start(&self, cx: SourceContext) -> Started {
         let opts = HttpOpts {
             max_body_bytes: self.max_body_bytes,
             ack_timeout: Duration::from_secs(self.ack_timeout_secs),
             header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+            tls: None,
+        };
+        let opts = match self.tls.as_ref().map(|t| t.config(&cx.paths)).transpose() {
+            Ok(tls) => HttpOpts { tls, ..opts },
+            Err(e) => {
+                tracing::error!(source = %cx.id, error = %e, "tls: not started");
+                cx.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Started::listening();
+            }
         };
         let hec = Collector {
             tokens: self.tokens.clone().into(),

@@ -79,7 +79,8 @@ fn check_components(loaded: &Loaded) -> Vec<ConfigError> {
     let (c, file) = (&loaded.config, &loaded.file);
     let mut errors = Vec::new();
     for (id, s) in &c.sources {
-        let found = s.kind().check();
+        let mut found = s.kind().check();
+        found.extend(s.kind().check_paths(&loaded.paths));
         errors.extend(found.into_iter().map(|p| file.problem("sources", id, p)));
     }
     for (id, t) in &c.transforms {
@@ -87,7 +88,8 @@ fn check_components(loaded: &Loaded) -> Vec<ConfigError> {
         errors.extend(found.into_iter().map(|p| file.problem("transforms", id, p)));
     }
     for (id, s) in &c.sinks {
-        let found = s.kind().check();
+        let mut found = s.kind().check();
+        found.extend(s.kind().check_paths(&loaded.paths));
         errors.extend(found.into_iter().map(|p| file.problem("sinks", id, p)));
     }
     errors

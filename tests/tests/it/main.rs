@@ -14,3 +14,4 @@ mod ruletest;
 mod shippers;
 mod signing;
 mod syslog_ng;
+mod tls;

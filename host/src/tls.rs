@@ -1,0 +1,216 @@
+//! TLS for the network sinks (as clients) and the HTTP listeners (as
+//! servers): rustls with the ring provider. A sink verifies the server
+//! against the system's root certificates (Debian's `ca-certificates`) or
+//! the CAs of `ca_file`, for the host it connects to (or `server_name`);
+//! `verify = false` accepts any certificate, logged as a warning at every
+//! start. A listener serves `cert_file` + `key_file`, and with
+//! `client_ca_file` asks every client for a certificate signed by one of
+//! those CAs (mutual TLS), refusing the others at the handshake.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use serde::Deserialize;
+
+use crate::config::Paths;
+
+/// `tls = { ... }` on a network sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTls {
+    /// PEM file of the CAs to trust instead of the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The name the server's certificate must carry (default: the host
+    /// the sink connects to).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// `false`: any certificate is accepted (for tests; logged as a
+    /// warning at every start).
+    #[serde(default = "yes")]
+    pub verify: bool,
+    /// A client certificate and its key (PEM), for servers that ask.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// `tls = { ... }` on a listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Ask every client for a certificate signed by one of these CAs.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for ClientTls {
+    /// Verify against the system's roots, no client certificate.
+    fn default() -> ClientTls {
+        ClientTls {
+            ca_file: None,
+            server_name: None,
+            verify: true,
+            cert_file: None,
+            key_file: None,
+        }
+    }
+}
+
+impl ClientTls {
+    /// The rustls configuration (reads the files named, resolved by
+    /// `paths`); the error names the file and what is wrong.
+    pub fn config(&self, paths: &Paths) -> Result<Arc<ClientConfig>, String> {
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?;
+        let builder = if self.verify {
+            builder.with_root_certificates(self.roots(paths)?)
+        } else {
+            let any = Arc::new(AnyServer(provider()));
+            builder.dangerous().with_custom_certificate_verifier(any)
+        };
+        let config = match (&self.cert_file, &self.key_file) {
+            (Some(c), Some(k)) => {
+                let (certs, key) = (certs(&paths.resolve(c))?, key(&paths.resolve(k))?);
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| format!("cert_file/key_file: {e}"))?
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => return Err("cert_file and key_file go together".into()),
+        };
+        Ok(Arc::new(config))
+    }
+
+    fn roots(&self, paths: &Paths) -> Result<RootCertStore, String> {
+        let mut roots = RootCertStore::empty();
+        match &self.ca_file {
+            Some(f) => {
+                for c in certs(&paths.resolve(f))? {
+                    roots.add(c).map_err(|e| format!("ca_file: {e}"))?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+                if roots.is_empty() {
+                    return Err("no system root certificates found (install ca-certificates, or give ca_file)".into());
+                }
+            }
+        }
+        Ok(roots)
+    }
+
+    /// The name to verify for a connection to `host`.
+    pub fn name_for(&self, host: &str) -> Result<ServerName<'static>, String> {
+        let name = self.server_name.as_deref().unwrap_or(host);
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        ServerName::try_from(name.to_string()).map_err(|e| format!("server name {name:?}: {e}"))
+    }
+}
+
+impl ServerTls {
+    /// The rustls configuration (reads the files named).
+    pub fn config(&self, paths: &Paths) -> Result<Arc<ServerConfig>, String> {
+        let builder = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?;
+        let builder = match &self.client_ca_file {
+            Some(f) => {
+                let mut roots = RootCertStore::empty();
+                for c in certs(&paths.resolve(f))? {
+                    roots.add(c).map_err(|e| format!("client_ca_file: {e}"))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider(),
+                )
+                .build()
+                .map_err(|e| format!("client_ca_file: {e}"))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let chain = certs(&paths.resolve(&self.cert_file))?;
+        let key = key(&paths.resolve(&self.key_file))?;
+        let config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| format!("cert_file/key_file: {e}"))?;
+        Ok(Arc::new(config))
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The certificates of a PEM file (at least one).
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let all: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .collect();
+    let all = all.map_err(|e| format!("{}: {e}", path.display()))?;
+    if all.is_empty() {
+        return Err(format!("{}: no certificate in it", path.display()));
+    }
+    Ok(all)
+}
+
+/// The private key of a PEM file.
+fn key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `verify = false`: every server certificate is taken (signatures are
+/// still checked, so the handshake is still one with that server's key).
+#[derive(Debug)]
+struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,210 @@
+//! TLS through the real binary, with certificates made here (rcgen): a HEC
+//! sink posting to a HEC source over HTTPS (rustls at both ends), curl (a
+//! TLS client of its own, OpenSSL) against the HTTPS listener, a server
+//! whose CA is not trusted refused, `verify = false`, and client
+//! certificates required by the listener (mutual TLS).
+
+use std::process::Command;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rulebox_tests::{Scratch, free_port, rulebox, spawn_run, stderr, wait_for, wait_listening};
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate it
+/// signed, as PEM files in `dir`.
+fn pki(dir: &Scratch) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "rulebox test CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    dir.write("ca.pem", ca.pem());
+    for (name, sans) in [
+        ("server", vec!["127.0.0.1".to_string()]),
+        ("client", vec!["client".into()]),
+    ] {
+        let key = KeyPair::generate().unwrap();
+        let mut cert = CertificateParams::new(sans).unwrap();
+        cert.distinguished_name.push(DnType::CommonName, name);
+        let cert = cert.signed_by(&key, &ca, &ca_key).unwrap();
+        dir.write(&format!("{name}.pem"), cert.pem());
+        dir.write(&format!("{name}.key"), key.serialize_pem());
+    }
+}
+
+/// A HEC source over HTTPS on `port` into `out.ndjson` (with `extra` keys
+/// in its `tls`).
+fn https_receiver(dir: &Scratch, port: u16, extra: &str) -> std::path::PathBuf {
+    let d = dir.0.display();
+    let cfg = format!(
+        "data_dir = \"{d}/data-back\"\n[sources.hec]\ntype = \"splunk_hec\"\naddress = \"127.0.0.1:{port}\"\ntokens = [\"t\"]\ntls = {{ cert_file = \"{d}/server.pem\", key_file = \"{d}/server.key\"{extra} }}\n[sinks.out]\ntype = \"file\"\npath = \"{d}/out.ndjson\"\ninputs = [\"hec\"]\n"
+    );
+    dir.write("back.toml", cfg)
+}
+
+/// A file of `n` events into a HEC sink to `https://127.0.0.1:port`, with
+/// `tls` keys; one pass (no follow), retries given up after 2 s.
+fn https_sender(dir: &Scratch, name: &str, port: u16, n: usize, tls: &str) -> std::path::PathBuf {
+    let d = dir.0.display();
+    let events: String = (0..n)
+        .map(|i| format!("{{\"n\":{i},\"from\":\"{name}\"}}\n"))
+        .collect();
+    dir.write(&format!("{name}.ndjson"), events);
+    let cfg = format!(
+        "data_dir = \"{d}/data-{name}\"\n[sources.in]\ntype = \"file\"\npath = \"{d}/{name}.ndjson\"\n[sinks.hec]\ntype = \"splunk_hec\"\nendpoint = \"https://127.0.0.1:{port}\"\ntoken = \"t\"\ninputs = [\"in\"]\nretry = {{ initial_ms = 100, max_ms = 200, limit_secs = 2 }}\n{tls}\n"
+    );
+    dir.write(&format!("{name}.toml"), cfg)
+}
+
+fn lines_from(dir: &Scratch, who: &str) -> usize {
+    std::fs::read_to_string(dir.path("out.ndjson"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&format!("\"from\":\"{who}\"")))
+        .count()
+}
+
+fn curl(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "10"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_hec_sink_posts_over_https_and_verifies_the_server() {
+    let dir = Scratch::new("tls");
+    pki(&dir);
+    let port = free_port();
+    let back = spawn_run(&https_receiver(&dir, port, ""), &dir.path("back.log"));
+    wait_listening(port);
+    let url = format!("https://127.0.0.1:{port}/services/collector/event");
+    let ca = dir.path("ca.pem");
+    let auth = ["-H", "Authorization: Splunk t"];
+    let body = ["-d", r#"{"event":{"n":0,"from":"curl"}}"#];
+    let (code, said) =
+        curl(&[&["--cacert", ca.to_str().unwrap(), &url][..], &auth, &body].concat());
+    assert_eq!(
+        (code, said.as_str()),
+        (Some(0), r#"{"text":"Success","code":0}"#)
+    );
+    let (code, _) = curl(&[&[url.as_str()][..], &auth, &body].concat());
+    assert_eq!(code, Some(60), "curl does not trust the test CA by itself");
+
+    // Trusting the CA: everything delivered.
+    let ca_tls = format!("tls = {{ ca_file = \"{}\" }}", ca.display());
+    let out = rulebox(
+        &[
+            "run",
+            "--config",
+            https_sender(&dir, "trusted", port, 100, &ca_tls)
+                .to_str()
+                .unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The system's roots do not know the test CA: refused, nothing sent.
+    let out = rulebox(
+        &[
+            "run",
+            "--config",
+            https_sender(&dir, "system", port, 10, "").to_str().unwrap(),
+        ],
+        None,
+    );
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("invalid peer certificate"), "{log}");
+    // verify = false: delivered, and said loudly.
+    let off = "tls = { verify = false }";
+    let out = rulebox(
+        &[
+            "run",
+            "--config",
+            https_sender(&dir, "unverified", port, 10, off)
+                .to_str()
+                .unwrap(),
+        ],
+        None,
+    );
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("WARN") && log.contains("verification is off"),
+        "{log}"
+    );
+    wait_for("delivered", Duration::from_secs(20), || {
+        lines_from(&dir, "trusted") == 100 && lines_from(&dir, "unverified") == 10
+    });
+    back.stop();
+    assert_eq!(lines_from(&dir, "system"), 0);
+    assert_eq!(lines_from(&dir, "curl"), 1);
+}
+
+#[test]
+fn a_listener_can_require_client_certificates() {
+    let dir = Scratch::new("mtls");
+    pki(&dir);
+    let port = free_port();
+    let ca = dir.path("ca.pem");
+    let extra = format!(", client_ca_file = \"{}\"", ca.display());
+    let back = spawn_run(&https_receiver(&dir, port, &extra), &dir.path("back.log"));
+    wait_listening(port);
+    let url = format!("https://127.0.0.1:{port}/services/collector/event");
+    let common = [
+        "-H",
+        "Authorization: Splunk t",
+        "-d",
+        r#"{"event":{"from":"curl"}}"#,
+    ];
+    let ca_arg = ["--cacert", ca.to_str().unwrap(), url.as_str()];
+    let (code, _) = curl(&[&ca_arg[..], &common].concat());
+    assert_ne!(
+        code,
+        Some(0),
+        "no client certificate: refused at the handshake"
+    );
+    let (cert, key) = (dir.path("client.pem"), dir.path("client.key"));
+    let with = [
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    let (code, said) = curl(&[&ca_arg[..], &with, &common].concat());
+    assert_eq!(
+        (code, said.as_str()),
+        (Some(0), r#"{"text":"Success","code":0}"#)
+    );
+    // The sink presents its own client certificate.
+    let tls = format!(
+        "tls = {{ ca_file = \"{}\", cert_file = \"{}\", key_file = \"{}\" }}",
+        ca.display(),
+        cert.display(),
+        key.display()
+    );
+    let out = rulebox(
+        &[
+            "run",
+            "--config",
+            https_sender(&dir, "mtls", port, 5, &tls).to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for("delivered", Duration::from_secs(20), || {
+        lines_from(&dir, "mtls") == 5
+    });
+    back.stop();
+    // A configuration naming a certificate that does not exist is refused.
+    let bad = https_sender(&dir, "bad", port, 1, "tls = { ca_file = \"missing.pem\" }");
+    let out = rulebox(&["validate", "--config", bad.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("missing.pem"), "{}", stderr(&out));
+}
