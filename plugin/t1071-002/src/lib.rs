@@ -47,6 +47,7 @@ const OBSERVATION_FIELDS: &[&str] = &[
     "user",
     "bytes_out",
     "bytes_in",
+    "bytes_total",
 ];
 
 /// The rule's state.
@@ -318,6 +319,7 @@ impl T1071 {
                 user: r.user.as_deref().unwrap_or(""),
                 bytes_out: r.bytes_out.unwrap_or(0),
                 bytes_in: r.bytes_in.unwrap_or(0),
+                bytes_total: None,
             };
             if self.stage == Stage::Classify {
                 let mut line = Vec::with_capacity(192);
@@ -434,6 +436,7 @@ impl T1071 {
                 user: user.as_deref().unwrap_or(""),
                 bytes_out: count("bytes_out"),
                 bytes_in: count("bytes_in"),
+                bytes_total: int("bytes_total").and_then(|n| u64::try_from(n).ok()),
             },
             now_ms,
             alert,
@@ -666,9 +669,13 @@ fn write_observation(b: &mut Vec<u8>, o: &Observation<'_>, label: &str) {
     write_str(b, o.user);
     let _ = write!(
         b,
-        ",\"bytes_out\":{},\"bytes_in\":{}}}",
+        ",\"bytes_out\":{},\"bytes_in\":{}",
         o.bytes_out, o.bytes_in
     );
+    if let Some(t) = o.bytes_total {
+        let _ = write!(b, ",\"bytes_total\":{t}");
+    }
+    b.push(b'}');
 }
 
 rulebox_plugin::export_rule!(T1071);
