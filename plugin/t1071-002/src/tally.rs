@@ -67,7 +67,7 @@ impl Tally {
             lines.push((
                 LogLevel::Warn,
                 format!(
-                    "none of the {} events read had a destination this rule can read: no preset matched them (not JSON objects, or none of the fields that schema, fields and event_path name)",
+                    "none of the {} events read had a destination this rule can read: no preset or raw format matched them (not JSON objects nor lines of a raw format turned on, or none of the fields that schema, fields and event_path name)",
                     self.read
                 ),
             ));

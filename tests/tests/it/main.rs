@@ -8,6 +8,7 @@ mod hostile;
 mod listeners;
 mod parity;
 mod pipeline;
+mod raw_formats;
 mod rsyslog;
 mod shippers;
 mod syslog_ng;
