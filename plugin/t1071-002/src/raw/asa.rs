@@ -64,7 +64,8 @@ impl Directions {
     pub fn read<'a>(&mut self, text: &'a str, at: usize) -> Option<Record<'a>> {
         let rest = &text[at + 5..];
         let (tag, msg) = rest.split_once(": ")?;
-        let id = tag.split('-').nth(1)?;
+        // `6-302013`, or with a facility word, `session-6-302013`.
+        let id = tag.rsplit('-').next()?;
         let words: Vec<&str> = msg.split_whitespace().collect();
         let (a, b, server_first, closing, permitted, total) = match id {
             "302013" | "302015" => {

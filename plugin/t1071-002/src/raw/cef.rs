@@ -148,9 +148,7 @@ mod tests {
     #[test]
     fn header_escapes_values_with_spaces_and_the_mapping() {
         let r = cef(LINE);
-        assert_eq!(r.destination.as_deref(), Some("203.0.113.9"));
-        assert_eq!(r.port, Some(445));
-        assert_eq!(r.details.source.as_deref(), Some("10.0.0.5"));
+        super::super::assert_target(&r, "203.0.113.9", 445, "10.0.0.5");
         assert_eq!(
             (r.details.bytes_out, r.details.bytes_in),
             (Some(2_097_152), Some(4096))

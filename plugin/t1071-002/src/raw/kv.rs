@@ -41,7 +41,7 @@ impl<'a> Pairs<'a> {
     /// The line's pairs; `None` when it has none.
     pub fn parse(text: &'a str) -> Option<Pairs<'a>> {
         let b = text.as_bytes();
-        let mut pairs = Vec::new();
+        let mut pairs = Vec::with_capacity(32);
         // After a syslog priority (`<189>`), which may touch the first key.
         let mut i = match (b.first(), text.find('>')) {
             (Some(b'<'), Some(n)) if n < 6 => n + 1,
@@ -183,9 +183,7 @@ mod tests {
     #[test]
     fn fortigate_traffic() {
         let r = fg(FG_SMB);
-        assert_eq!(r.destination.as_deref(), Some("203.0.113.9"));
-        assert_eq!(r.port, Some(445));
-        assert_eq!(r.details.source.as_deref(), Some("10.0.0.5"));
+        super::super::assert_target(&r, "203.0.113.9", 445, "10.0.0.5");
         assert_eq!(
             (r.details.bytes_out, r.details.bytes_in),
             (Some(2_097_152), Some(4096))

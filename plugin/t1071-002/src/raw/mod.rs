@@ -6,11 +6,12 @@
 //! and how the line takes its labels ([`Splice`]). The rule then judges and
 //! counts a record exactly as it does a JSON event.
 //!
-//! A line is tried against the formats in a fixed order, by a marker near
-//! its start (after any syslog header): a Zeek header (`#`), Cisco ASA
-//! (`%ASA-` or `%FTD-`), CEF (`CEF:`), LEEF (`LEEF:`), PAN-OS (`,TRAFFIC,`),
-//! a Zeek TSV row (the header's separator), then `key=value` (FortiGate
-//! when it has `dstip`, otherwise the generic names). Parsing happens here,
+//! A line is a Zeek header when it starts with `#`; otherwise its format
+//! is the one whose marker comes first in its first 256 bytes (after any
+//! syslog header): Cisco ASA (`%ASA-` or `%FTD-`), CEF (`CEF:`), LEEF
+//! (`LEEF:`), PAN-OS (`,TRAFFIC,`); without a marker, a Zeek TSV row (the
+//! header's separator), then `key=value` (FortiGate when it has `dstip`,
+//! otherwise the generic names). Parsing happens here,
 //! in the sandbox, under the plugin's deadline and memory cap.
 
 pub mod asa;
@@ -140,23 +141,16 @@ impl Readers {
                 false => Line::Other,
             };
         }
-        let head = near_start(text);
-        let found = if let Some(at) = find_any(head, &["%ASA-", "%FTD-"]) {
-            self.is_on(Format::Asa)
-                .then(|| self.asa.read(text, at))
-                .flatten()
-        } else if let Some(at) = head.find("CEF:") {
-            self.is_on(Format::Cef)
-                .then(|| cef::read(text, at))
-                .flatten()
-        } else if let Some(at) = head.find("LEEF:") {
-            self.is_on(Format::Leef)
-                .then(|| leef::read(text, at))
-                .flatten()
-        } else if let Some(at) = head.find(",TRAFFIC,") {
-            self.is_on(Format::PanOs)
-                .then(|| panos::read(text, at + 1))
-                .flatten()
+        let found = if let Some((f, at)) = marker(line) {
+            if !self.is_on(f) {
+                return Line::Other;
+            }
+            match f {
+                Format::Asa => self.asa.read(text, at),
+                Format::Cef => cef::read(text, at),
+                Format::Leef => leef::read(text, at),
+                _ => panos::read(text, at + 1),
+            }
         } else if self.is_on(Format::ZeekTsv) && self.zeek.is_row(text) {
             self.zeek.read_row(text)
         } else {
@@ -191,18 +185,27 @@ fn format_of(f: RawFormat) -> Option<Format> {
     })
 }
 
-/// Where a format's marker may sit: the first 256 bytes (a syslog header
-/// in front, at most), cut at a character boundary.
-fn near_start(text: &str) -> &str {
-    let mut end = text.len().min(256);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-fn find_any(text: &str, needles: &[&str]) -> Option<usize> {
-    needles.iter().find_map(|n| text.find(n))
+/// The format marker that comes first in the line's first 256 bytes (a
+/// syslog header in front, at most), and where it starts: one pass over
+/// the bytes, a marker tried only where its first byte stands.
+fn marker(line: &[u8]) -> Option<(Format, usize)> {
+    const MARKERS: [(&[u8], Format); 5] = [
+        (b"%ASA-", Format::Asa),
+        (b"%FTD-", Format::Asa),
+        (b"CEF:", Format::Cef),
+        (b"LEEF:", Format::Leef),
+        (b",TRAFFIC,", Format::PanOs),
+    ];
+    let head = &line[..line.len().min(256)];
+    head.iter().enumerate().find_map(|(i, &c)| {
+        if !matches!(c, b'%' | b'C' | b'L' | b',') {
+            return None;
+        }
+        MARKERS
+            .iter()
+            .find(|(m, _)| line[i..].starts_with(m))
+            .map(|&(_, f)| (f, i))
+    })
 }
 
 /// Whether an action word allows the connection (spec §6): a word of it is
@@ -247,6 +250,15 @@ pub fn port(text: &str) -> Option<u16> {
 pub fn present(text: &str) -> Option<Cow<'_, str>> {
     let t = text.trim();
     (!t.is_empty()).then_some(Cow::Borrowed(t))
+}
+
+/// Asserts a record's destination, port and source (the unit tests of
+/// every reader).
+#[cfg(test)]
+pub fn assert_target(r: &Record<'_>, dest: &str, port: u16, source: &str) {
+    assert_eq!(r.destination.as_deref(), Some(dest), "{r:?}");
+    assert_eq!(r.port, Some(port), "{r:?}");
+    assert_eq!(r.details.source.as_deref(), Some(source), "{r:?}");
 }
 
 #[cfg(test)]
