@@ -286,3 +286,35 @@ fn raw_formats_off_passes_lines_on_unread() {
     let bad = crate::config::Config::from_json(br#"{"raw_formats":["syslog"]}"#);
     assert!(bad.unwrap_err().contains("unknown variant"));
 }
+
+/// Two stages give what one gives, totals included: an observation record
+/// carries `bytes_total` to the `aggregate` stage.
+#[test]
+fn classify_then_aggregate_keeps_total_only_bytes() {
+    let mut lines = Vec::new();
+    for c in 0..5 {
+        lines.push(format!("<166>Nov 21 2025 09:01:0{c} fw01 : %ASA-6-302014: Teardown TCP connection {c} for outside:203.0.113.9/21 to inside:10.0.0.5/5000{c} duration 0:01:00 bytes 1000 TCP FINs"));
+    }
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let mut all = runner(&json!({}));
+    let mut want = process(&mut all, &refs).alerts;
+    want.extend(flush(&mut all));
+    assert_eq!(want[0]["bytes_total"], 5000);
+
+    let mut classify = rulebox_plugin::Runner::<crate::T1071>::new();
+    classify.init(br#"{"stage":"classify"}"#);
+    let observations: Vec<String> = process(&mut classify, &refs)
+        .alerts
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    assert!(
+        observations[0].contains(r#""bytes_total":1000"#),
+        "{observations:?}"
+    );
+    let mut aggregate = runner(&json!({"stage": "aggregate"}));
+    let refs: Vec<&str> = observations.iter().map(String::as_str).collect();
+    let mut got = process(&mut aggregate, &refs).alerts;
+    got.extend(flush(&mut aggregate));
+    assert_eq!(got, want);
+}

@@ -66,7 +66,7 @@ impl Directions {
         let (tag, msg) = rest.split_once(": ")?;
         // `6-302013`, or with a facility word, `session-6-302013`.
         let id = tag.rsplit('-').next()?;
-        let words: Vec<&str> = msg.split_whitespace().collect();
+        let words: Vec<&str> = msg.split(' ').filter(|w| !w.is_empty()).collect();
         let (a, b, server_first, closing, permitted, total) = match id {
             "302013" | "302015" => {
                 let outbound = match *words.get(1)? {

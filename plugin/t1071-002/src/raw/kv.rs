@@ -90,15 +90,17 @@ fn is_key_byte(c: u8) -> bool {
 fn value_at(text: &str, i: usize) -> (&str, usize) {
     let b = text.as_bytes();
     if b.get(i) == Some(&b'"') {
-        match text[i + 1..].find('"') {
-            Some(n) => (&text[i + 1..i + 1 + n], i + n + 2),
-            None => (&text[i + 1..], b.len()),
-        }
+        let end = b[i + 1..]
+            .iter()
+            .position(|&c| c == b'"')
+            .map_or(b.len(), |n| i + 1 + n);
+        (&text[i + 1..end], (end + 1).min(b.len()))
     } else {
-        let n = text[i..]
-            .find(|c: char| c.is_ascii_whitespace())
-            .unwrap_or(text.len() - i);
-        (&text[i..i + n], i + n)
+        let end = b[i..]
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .map_or(b.len(), |n| i + n);
+        (&text[i..end], end)
     }
 }
 

@@ -79,7 +79,8 @@ fn delimiter(rest: &str) -> (u8, &str) {
         _ => None,
     };
     match d {
-        Some(d) if d.is_ascii() && d != b'=' => (d, attrs),
+        // Not `=`, not a line end or other control character but tab.
+        Some(d) if d.is_ascii() && d != b'=' && (d == b'\t' || !d.is_ascii_control()) => (d, attrs),
         _ => (b'\t', attrs),
     }
 }
@@ -138,6 +139,8 @@ mod tests {
                 "{hex}"
             );
         }
+        let newline = "LEEF:2.0|Acme|Firewall|2.1|12|x0a|dst=203.0.113.9";
+        assert_eq!(leef(newline).splice, Splice::Leef(b'\t'));
         let none = "LEEF:2.0|Acme|Firewall|2.1|12|src=10.0.0.5\tdst=203.0.113.9\tdstPort=69";
         assert_eq!(leef(none).port, Some(69));
         let fmt = "LEEF:2.0|Acme|Firewall|2.1|12|^|dst=203.0.113.9^devTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSZ^devTime=2025-11-21T10:00:00.000+0100";

@@ -188,12 +188,14 @@ pub fn write_extension(b: &mut Vec<u8>, x: Extend, names: &Names) {
     }
 }
 
-/// `\x09` (Zeek writes its separator escaped) or a character.
+/// `\x09` (Zeek writes its separator escaped) or a character: an ASCII
+/// one that is not a line end (the label columns are written with it).
 fn unescape_byte(v: &str) -> Option<u8> {
-    match v.strip_prefix("\\x") {
-        Some(h) => u8::from_str_radix(h, 16).ok(),
-        None => v.bytes().next(),
-    }
+    let b = match v.strip_prefix("\\x") {
+        Some(h) => u8::from_str_radix(h, 16).ok()?,
+        None => *v.as_bytes().first()?,
+    };
+    (b.is_ascii() && b != b'\n' && b != b'\r').then_some(b)
 }
 
 #[cfg(test)]
@@ -272,6 +274,8 @@ mod tests {
         assert_eq!(h.read_header(CONN_HEADER[7]), Some(Extend::Types(b'\t')));
         assert_eq!(h.read_header("#close\t2025-11-21-10-00-00"), None);
         assert_eq!(h.read_header("### BTest baseline data"), None);
+        assert_eq!(unescape_byte("\\x0a"), None, "a line end cannot separate");
+        assert_eq!(unescape_byte("\\x2c"), Some(b','));
         let mut b = Vec::new();
         write_extension(&mut b, Extend::Fields(b'\t'), &Names::new("t1071"));
         write_extension(&mut b, Extend::Types(b'\t'), &Names::new("t1071"));
