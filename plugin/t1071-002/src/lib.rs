@@ -261,7 +261,9 @@ impl T1071 {
             Ok(o) => o
                 .group()
                 .and_then(|g| self.judge(Reading::Text, g, &o, text.as_bytes(), now_ms, alert)),
-            Err(_) => None,
+            // Not JSON: a raw line held as a string (a syslog source's
+            // `{"message": "<CEF:...>", ...}`), labelled on the top level.
+            Err(_) => self.read_raw_text(text.as_bytes(), now_ms, alert),
         };
         if let Some(w) = self.wrapped.as_mut() {
             w.scanner = scanner;
@@ -423,6 +425,25 @@ impl T1071 {
                 None
             }
         }
+    }
+
+    /// A raw line held as a string at `event_path` (spec §6): read and
+    /// counted; its label goes on the line's top level, as for a JSON
+    /// event held as a string.
+    fn read_raw_text(
+        &mut self,
+        text: &[u8],
+        now_ms: i64,
+        alert: &mut dyn FnMut(&[u8]),
+    ) -> Option<Judgement> {
+        if !self.raw.any() {
+            return None;
+        }
+        let Line::Record(rec) = self.raw.read(text) else {
+            return None;
+        };
+        self.tally.raw[rec.format as usize] += 1;
+        self.judge_raw(&rec, now_ms, alert)
     }
 
     /// Classifies and counts a raw record (spec §2, §6); `None`: it has no

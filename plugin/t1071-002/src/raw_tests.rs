@@ -318,3 +318,27 @@ fn classify_then_aggregate_keeps_total_only_bytes() {
     got.extend(flush(&mut aggregate));
     assert_eq!(got, want);
 }
+
+/// A syslog source wraps a body that is not JSON as
+/// `{"message": "...", "syslog": {...}}`: with `event_path = "message"`
+/// the raw line in the string is read, and the label object goes on the
+/// line's top level.
+#[test]
+fn a_raw_line_held_as_a_string_at_event_path() {
+    let mut r = runner(&json!({"event_path": "message"}));
+    let cef = r#"CEF:0|Acme|FW|1.0|100|conn|3|src=10.0.0.5 dst=203.0.113.9 dpt=445 act=allow out=7 rt=1763715600000"#;
+    let line = json!({"message": cef, "syslog": {"hostname": "fw01"}}).to_string();
+    let lines = vec![line.as_str(); 4];
+    let out = process(&mut r, &lines);
+    let v: Value = serde_json::from_slice(&out.events[0]).unwrap();
+    assert_eq!(v["message"], cef, "the string stays as it was");
+    assert_eq!(
+        v["t1071"],
+        json!({"protocol": "SMB", "external": true, "counted": true})
+    );
+    let alerts = flush(&mut r);
+    assert_eq!(
+        (alerts.len(), alerts[0]["connection_count"].as_u64()),
+        (1, Some(4))
+    );
+}

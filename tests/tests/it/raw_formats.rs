@@ -4,9 +4,14 @@
 //! from the lines; real Zeek TSV captures label exactly as the same rows
 //! in Zeek's JSON do.
 
+use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
-use rulebox_tests::{Scratch, rule_pipeline, rulebox, stderr};
+use rulebox_tests::{
+    Scratch, free_port, rule_pipeline, rule_wasm, rulebox, spawn_run, stderr, terminate, wait_for,
+    wait_listening,
+};
 use serde_json::Value;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/realdata");
@@ -241,5 +246,77 @@ fn each_raw_format_labelled_in_its_own_syntax_with_the_expected_alerts() {
     assert!(
         leef.get("username").is_some(),
         "LEEF groups by user: {leef}"
+    );
+}
+
+/// Raw syslog from devices into rulebox's own `syslog` source, which wraps
+/// a body that is not JSON as `{"message":...,"syslog":{...}}`: with
+/// `event_path = "message"` the rule reads the device's line there (the
+/// source no longer takes `CEF:` or `%ASA-6-302014:` for a program name)
+/// and counts it.
+#[test]
+fn raw_syslog_through_the_syslog_source_at_event_path() {
+    let dir = Scratch::new("raw-syslog");
+    let port = free_port();
+    let cfg = format!(
+        r#"data_dir = "{data}"
+[sources.devices]
+type = "syslog"
+address = "127.0.0.1:{port}"
+[transforms.rule]
+type = "wasm"
+inputs = ["devices"]
+module = "{wasm}"
+persist_state = false
+config = {{ event_path = "message" }}
+[sinks.events]
+type = "file"
+path = "{dir}/events.out"
+inputs = ["rule"]
+[sinks.alerts]
+type = "file"
+path = "{dir}/alerts.out"
+inputs = ["rule.alerts"]
+"#,
+        data = dir.path("data").display(),
+        wasm = rule_wasm().display(),
+        dir = dir.0.display(),
+    );
+    let mut child = spawn_run(&dir.write("p.toml", cfg), &dir.path("rulebox.log"));
+    wait_listening(port);
+    let mut lines = Vec::new();
+    for c in 0..4 {
+        lines.push(format!("<134>Nov 21 09:00:0{c} fw01 CEF:0|Acme|FW|1.0|100|conn|3|src=10.0.0.2 dst=203.0.113.2 dpt=21 act=allow out=10 rt=176371560{c}000"));
+        lines.push(format!("<166>Nov 21 2025 09:00:0{c} fw01 : %ASA-6-302014: Teardown TCP connection {c} for outside:203.0.113.1/445 to inside:10.0.0.1/5000{c} duration 0:00:01 bytes 100 TCP FINs"));
+    }
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    for l in &lines {
+        s.write_all(format!("{l}\n").as_bytes()).unwrap();
+    }
+    drop(s);
+    let events = || std::fs::read_to_string(dir.path("events.out")).unwrap_or_default();
+    wait_for("every message", Duration::from_secs(30), || {
+        events().lines().count() >= lines.len()
+    });
+    let log = std::fs::read_to_string(dir.path("rulebox.log")).unwrap_or_default();
+    assert!(terminate(&mut child.0).success(), "{log}");
+    for e in events().lines() {
+        let v: Value = serde_json::from_str(e).unwrap();
+        assert_eq!(v["t1071"]["counted"], true, "{e}");
+    }
+    let alerts: Vec<Value> = std::fs::read_to_string(dir.path("alerts.out"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|a: &Value| a["status"] == "final")
+        .collect();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    let asa = alerts.iter().find(|a| a["dest_port"] == 445).unwrap();
+    assert_eq!(
+        (
+            asa["bytes_total"].as_u64(),
+            asa["exfil_risk_basis"].as_str()
+        ),
+        (Some(400), Some("total"))
     );
 }
