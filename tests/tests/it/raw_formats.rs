@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rulebox_tests::{
-    Scratch, free_port, rule_pipeline, rule_wasm, rulebox, spawn_run, stderr, terminate, wait_for,
+    Scratch, free_port, rule_pipeline, rulebox, spawn_run, stderr, terminate, wait_for,
     wait_listening,
 };
 use serde_json::Value;
@@ -258,30 +258,19 @@ fn each_raw_format_labelled_in_its_own_syntax_with_the_expected_alerts() {
 fn raw_syslog_through_the_syslog_source_at_event_path() {
     let dir = Scratch::new("raw-syslog");
     let port = free_port();
-    let cfg = format!(
-        r#"data_dir = "{data}"
-[sources.devices]
-type = "syslog"
-address = "127.0.0.1:{port}"
-[transforms.rule]
-type = "wasm"
-inputs = ["devices"]
-module = "{wasm}"
-persist_state = false
-config = {{ event_path = "message" }}
-[sinks.events]
-type = "file"
-path = "{dir}/events.out"
-inputs = ["rule"]
-[sinks.alerts]
-type = "file"
-path = "{dir}/alerts.out"
-inputs = ["rule.alerts"]
-"#,
-        data = dir.path("data").display(),
-        wasm = rule_wasm().display(),
-        dir = dir.0.display(),
+    // The rule's usual pipeline, its file source replaced by a syslog one.
+    let cfg = rule_pipeline(
+        &dir.0,
+        Path::new("unused"),
+        "event_path = \"message\"",
+        "persist_state = false",
+    )
+    .replacen(
+        "type = \"file\"\npath = \"unused\"",
+        &format!("type = \"syslog\"\naddress = \"127.0.0.1:{port}\""),
+        1,
     );
+    assert!(cfg.contains("type = \"syslog\""), "{cfg}");
     let mut child = spawn_run(&dir.write("p.toml", cfg), &dir.path("rulebox.log"));
     wait_listening(port);
     let mut lines = Vec::new();
