@@ -11,22 +11,27 @@
 //! | bytes sent / received | `out` / `in` (as vendors fill them: `out` is what the source sent; spec §6) |
 //! | user, process | `suser` / `sproc` |
 //! | time | `end` (the connection's end), else `rt`: epoch milliseconds or `MMM dd yyyy HH:mm:ss` |
-//! | permitted | `act` allows: allow, accept, permit, pass or their past tense; a missing `act` is not permitted |
+//! | permitted | `act` allows: allow, accept, permit, pass or their past tense; a missing `act` is not permitted. From a Fortinet device (vendor `Fortinet`), `act` is FortiGate's action, read as FortiGate's (`accept`, `close`, `timeout`, `server-rst`, `client-rst`) |
+//! | counted record | not a start record: the signature id is not `start` (PAN-OS writes its log subtype, `start` or `end`, there); from Fortinet, `act` is not `start` |
 //!
 //! Grouped like `cim`. Labels go on as extension keys (`raw::label`).
 
 use std::borrow::Cow;
 
+use super::kv::FORTIGATE_PERMITS;
 use super::{Format, Record, Splice, allows, number, port, present, stamp};
 use crate::schema::Details;
 
 /// Reads the CEF message starting at `at` in `text`.
 pub fn read(text: &str, at: usize) -> Option<Record<'_>> {
     let cef = &text[at..];
-    let ext = extension_start(cef)?;
+    let (fields, ext) = header(cef)?;
     let pairs = pairs(&cef[ext..]);
     let get = |k: &str| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v);
     let text_of = |k: &str| get(k).and_then(keep);
+    let (vendor, signature) = (fields[1], fields[4]);
+    let act = get("act").map_or("", |v| v.as_ref());
+    let fortinet = vendor.eq_ignore_ascii_case("fortinet");
     Some(Record {
         format: Format::Cef,
         destination: text_of("dst"),
@@ -40,10 +45,16 @@ pub fn read(text: &str, at: usize) -> Option<Record<'_>> {
             time_ms: get("end")
                 .or_else(|| get("rt"))
                 .and_then(|v| stamp::parse(v)),
-            permitted: get("act").is_some_and(|v| allows(v)),
+            permitted: if fortinet {
+                FORTIGATE_PERMITS.contains(&act)
+            } else {
+                allows(act)
+            },
         },
         bytes_total: None,
-        closing: true,
+        // PAN-OS writes its log subtype as the signature id (`start`,
+        // `end`); FortiGate its `action`, `start` for a session's start.
+        closing: !(signature.eq_ignore_ascii_case("start") || (fortinet && act == "start")),
         by_user: false,
         splice: Splice::Cef,
     })
@@ -58,17 +69,21 @@ fn keep<'a>(v: &Cow<'a, str>) -> Option<Cow<'a, str>> {
     }
 }
 
-/// Where the extension starts: after the seventh `|` not escaped.
-fn extension_start(cef: &str) -> Option<usize> {
+/// The seven header fields (escapes left in) and where the extension
+/// starts: after the seventh `|` not escaped.
+fn header(cef: &str) -> Option<([&str; 7], usize)> {
     let b = cef.as_bytes();
-    let (mut pipes, mut i) = (0, 0);
+    let mut fields = [""; 7];
+    let (mut n, mut start, mut i) = (0, 0, 0);
     while i < b.len() {
         match b[i] {
             b'\\' => i += 1,
             b'|' => {
-                pipes += 1;
-                if pipes == 7 {
-                    return Some(i + 1);
+                fields[n] = &cef[start..i];
+                n += 1;
+                start = i + 1;
+                if n == 7 {
+                    return Some((fields, i + 1));
                 }
             }
             _ => {}
@@ -160,7 +175,9 @@ mod tests {
         assert_eq!(r.details.time_ms, Some(1_763_715_600_000));
         assert!(r.details.permitted);
         let ext = &LINE[LINE.find("CEF:").unwrap()..];
-        let p = pairs(&ext[extension_start(ext).unwrap()..]);
+        let (fields, start) = header(ext).unwrap();
+        assert_eq!((fields[1], fields[4]), (r"Sec\|ure", "100"));
+        let p = pairs(&ext[start..]);
         let msg = p.iter().find(|(k, _)| *k == "msg").unwrap();
         assert_eq!(msg.1, "copy a=b done");
         let name = p.iter().find(|(k, _)| *k == "cs1Label").unwrap();
@@ -179,6 +196,13 @@ mod tests {
             .replace("dpt=445", "dpt=443")
             .replace("out=2097152", "out=445");
         assert_eq!(cef(&trap).port, Some(443));
+        // PAN-OS's CEF traffic logs: the subtype as the signature id.
+        let pan = "CEF:0|Palo Alto Networks|PAN-OS|10.1|start|TRAFFIC|1|src=10.0.0.5 dst=203.0.113.9 dpt=445 act=allow";
+        assert!(!cef(pan).closing && cef(&pan.replace("|start|", "|end|")).closing);
+        // FortiGate's CEF: its own action words.
+        let forti = "CEF:0|Fortinet|Fortigate|v7.0|00013|traffic:forward close|3|src=10.0.0.5 dst=203.0.113.9 dpt=445 act=close";
+        assert!(cef(forti).details.permitted && cef(forti).closing);
+        assert!(!cef(&forti.replace("act=close", "act=start")).closing);
         let rt = LINE.replace("end=1763715600000", "rt=Nov 21 2025 09:00:00");
         assert_eq!(cef(&rt).details.time_ms, Some(1_763_715_600_000));
         assert!(read("CEF:0|only|four|pipes", 0).is_none());

@@ -104,6 +104,9 @@ fn value_at(text: &str, i: usize) -> (&str, usize) {
     }
 }
 
+/// FortiGate's actions of a permitted session (spec §6).
+pub const FORTIGATE_PERMITS: &[&str] = &["accept", "close", "timeout", "server-rst", "client-rst"];
+
 /// A FortiGate traffic log line (see the table above).
 pub fn fortigate<'a>(p: &Pairs<'a>) -> Record<'a> {
     let action = p.get("action").unwrap_or("");
@@ -122,7 +125,7 @@ pub fn fortigate<'a>(p: &Pairs<'a>) -> Record<'a> {
             user: p.first(&["user", "unauthuser"]).and_then(present),
             process: None,
             time_ms,
-            permitted: ["accept", "close", "timeout", "server-rst", "client-rst"].contains(&action),
+            permitted: FORTIGATE_PERMITS.contains(&action),
         },
         bytes_total: None,
         closing: p.get("type") == Some("traffic") && action != "start",

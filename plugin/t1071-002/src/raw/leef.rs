@@ -2,7 +2,9 @@
 //! LEEF 1.0: `LEEF:1.0|Vendor|Product|Version|EventID|` then attributes
 //! `key=value` separated by tabs. LEEF 2.0: `LEEF:2.0|Vendor|Product|Version|EventID|DelimiterCharacter|`
 //! then attributes separated by that character, which is written as itself
-//! (`^`) or in hex (`x09`, `0x09`); without it, tab.
+//! (`^`) or in hex (`x09`, `0x09`); without it, tab. A LEEF 1.0 line
+//! without a tab whose attributes are separated by `|` (PAN-OS's LEEF
+//! format does so) is read with `|`.
 //!
 //! | reading | attribute |
 //! |---|---|
@@ -10,6 +12,7 @@
 //! | bytes sent / received | `srcBytes` / `dstBytes` |
 //! | user | `usrName` |
 //! | time | `devTime`, read with `devTimeFormat` when given (`raw::stamp::with_pattern`), else in the forms `raw::stamp` reads (LEEF's default `MMM dd yyyy HH:mm:ss`, epoch milliseconds) |
+//! | counted record | not a start record (`Subtype=start`: PAN-OS's LEEF writes its traffic log subtype, `start` or `end`) |
 //! | permitted | `action` allows (allow, accept, permit, pass or their past tense), else, without `action`, the header's EventID does (`TRAFFIC_ALLOW`) |
 //!
 //! Grouped by user, as the `qradar` preset (spec §6). Labels go on as
@@ -27,6 +30,8 @@ pub fn read(text: &str, at: usize) -> Option<Record<'_>> {
     let rest = header.next()?;
     let (delim, attrs) = if version.starts_with('2') {
         delimiter(rest)
+    } else if !rest.contains('\t') && rest.contains('|') {
+        (b'|', rest) // PAN-OS's LEEF 1.0 separates attributes with `|`
     } else {
         (b'\t', rest)
     };
@@ -54,7 +59,8 @@ pub fn read(text: &str, at: usize) -> Option<Record<'_>> {
             permitted: allows(get("action").unwrap_or(event_id)),
         },
         bytes_total: None,
-        closing: true,
+        // PAN-OS's traffic logs carry their subtype: `start` or `end`.
+        closing: !get("Subtype").is_some_and(|s| s.eq_ignore_ascii_case("start")),
         by_user: true,
         splice: Splice::Leef(delim),
     })
@@ -118,6 +124,16 @@ mod tests {
             !leef(&action).details.permitted,
             "action decides over EventID"
         );
+    }
+
+    #[test]
+    fn pan_os_leef_with_pipes_and_a_subtype() {
+        let line = "LEEF:1.0|Palo Alto Networks|PAN-OS Syslog Integration|10.1|allow|cat=TRAFFIC|Type=TRAFFIC|Subtype=end|src=10.0.0.5|dst=203.0.113.9|srcPort=51234|dstPort=445|usrName=alice|action=allow|srcBytes=10|dstBytes=20";
+        let r = leef(line);
+        assert_eq!((r.port, r.details.bytes_out), (Some(445), Some(10)));
+        assert!(r.closing && r.details.permitted);
+        assert_eq!(r.splice, Splice::Leef(b'|'));
+        assert!(!leef(&line.replace("Subtype=end", "Subtype=start")).closing);
     }
 
     #[test]
