@@ -342,3 +342,62 @@ fn a_raw_line_held_as_a_string_at_event_path() {
         (1, Some(4))
     );
 }
+
+/// Lines of every format, mutated at random (a fixed seed): bytes flipped,
+/// cut, and the formats' own special characters put in. The readers never
+/// panic (a panic would trap the plugin); whatever they write is one line.
+#[test]
+fn mutated_raw_lines_never_panic() {
+    let seeds = [
+        "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tconn_state",
+        "1763715600.5\tC1\t10.0.0.5\t50000\t203.0.113.9\t445\tSF",
+        "#separator \\x09",
+        "<166>Nov 21 2025 09:00:00 fw01 : %ASA-6-302013: Built outbound TCP connection 1 for outside:203.0.113.9/445 (203.0.113.9/445) to inside:10.0.0.5/50000 (198.51.100.1/50000) (CORP\\alice)",
+        "<166>Nov 21 2025 09:00:05 fw01 : %ASA-6-302014: Teardown TCP connection 1 for outside:203.0.113.9/445 to inside:10.0.0.5/50000 duration 0:00:05 bytes 2097152 TCP FINs",
+        "%ASA-4-106023: Deny tcp src inside:10.0.0.5/1 dst outside:203.0.113.9/445 by access-group \"in\"",
+        r"CEF:0|Ve\|ndor|P|1|start|n|3|src=10.0.0.5 dst=203.0.113.9 dpt=445 act=allow out=1 in=2 msg=a\=b rt=Nov 21 2025 09:00:00",
+        "LEEF:2.0|A|B|1|ALLOW|x5E|src=10.0.0.5^dst=203.0.113.9^dstPort=21^devTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSZ^devTime=2025-11-21T10:00:00.000+0100",
+        "LEEF:1.0|A|B|1|allow|src=10.0.0.5|dst=203.0.113.9|dstPort=139|Subtype=end",
+        "<14>Nov 21 09:00:05 fw01 1,2025/11/21 09:00:05,01,TRAFFIC,end,1,2025/11/21 09:00:05,10.0.0.5,203.0.113.9,,,\"r, x\",,,a,v,t,u,e,e,d,,1,1,5,990,0,0,0,tcp,allow,3,1,2,1",
+        r#"<189>date=2025-11-21 time=09:00:00 type="traffic" srcip=10.0.0.5 dstip=203.0.113.9 dstport=69 action="close" sentbyte=1 eventtime=1763715600000000000"#,
+        "src_ip=10.0.0.6 dest_ip=203.0.113.6 dest_port=20 action=allowed _time=1763715600",
+    ];
+    const SPECIAL: &[u8] = b"|=\\\"\t%,:<>^# -x0129";
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |n: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % n.max(1) as u64) as usize
+    };
+    let mut r = runner(&json!({"min_connections": 0}));
+    for round in 0..20_000 {
+        let mut lines = Vec::new();
+        for s in seeds {
+            let mut b = s.as_bytes().to_vec();
+            for _ in 0..1 + next(8) {
+                let at = next(b.len() + 1);
+                match next(4) {
+                    0 => b.truncate(at),
+                    1 => b.insert(at, SPECIAL[next(SPECIAL.len())]),
+                    2 if at < b.len() => b[at] = SPECIAL[next(SPECIAL.len())],
+                    _ if at < b.len() => {
+                        b.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+            lines.push(String::from_utf8_lossy(&b).into_owned());
+        }
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let out = process(&mut r, &refs);
+        for e in &out.events {
+            assert!(
+                !e.contains(&b'\n'),
+                "round {round}: {}",
+                String::from_utf8_lossy(e)
+            );
+        }
+    }
+    flush(&mut r);
+}
