@@ -11,7 +11,7 @@
 //! | source, destination, port | `srcip`, `dstip`, `dstport` |
 //! | bytes sent / received | `sentbyte` / `rcvdbyte` |
 //! | user | `user`, else `unauthuser` |
-//! | time | `eventtime` (s, ms, µs or ns by size), else `date` + `time` (UTC) |
+//! | time | `eventtime` (s, ms, µs or ns by size), else `date` + `time` in the zone `tz` gives (`+0100`; UTC without it) |
 //! | permitted | `action` is `accept`, `close`, `timeout`, `server-rst` or `client-rst` |
 //! | counted record | `type` is `traffic` and `action` is not `start` (the session's start log, written with `logtraffic-start`; its end log counts) |
 //!
@@ -112,7 +112,8 @@ pub fn fortigate<'a>(p: &Pairs<'a>) -> Record<'a> {
     let action = p.get("action").unwrap_or("");
     let time_ms = p.get("eventtime").and_then(stamp::parse).or_else(|| {
         let (d, t) = (p.get("date")?, p.get("time")?);
-        stamp::parse(&format!("{d} {t}"))
+        let zone = p.get("tz").map_or_else(|| "Z".to_string(), stamp::zone);
+        stamp::parse(&format!("{d}T{t}{zone}"))
     });
     Record {
         format: Format::Fortigate,
@@ -198,6 +199,8 @@ mod tests {
         assert!(r.details.permitted && r.closing);
         let without_eventtime = FG_SMB.replace("eventtime=1763715600000000000 ", "");
         assert_eq!(fg(&without_eventtime).details.time_ms, Some(T));
+        let zoned = without_eventtime.replace("time=09:00:00", r#"time=10:00:00 tz="+0100""#);
+        assert_eq!(fg(&zoned).details.time_ms, Some(T), "the device's zone");
     }
 
     #[test]

@@ -206,7 +206,7 @@ impl Fields {
 
 /// A zone as RFC 3339 writes it: `+0100` and `+01` become `+01:00`; a
 /// name (`UTC`, `CET`) is taken as UTC.
-fn zone(z: &str) -> String {
+pub fn zone(z: &str) -> String {
     let b = z.as_bytes();
     match b {
         [s @ (b'+' | b'-'), h1, h2, b':', m1, m2] | [s @ (b'+' | b'-'), h1, h2, m1, m2] => {
