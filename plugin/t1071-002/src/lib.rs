@@ -397,9 +397,9 @@ impl T1071 {
         let at = line.len();
         let bare = line.last() == Some(&b'|');
         match self.raw.any().then(|| self.raw.read(line)) {
-            Some(Line::Record(rec)) => {
+            Some(Line::Record(mut rec)) => {
                 self.tally.raw[rec.format as usize] += 1;
-                let j = self.judge_raw(&rec, now_ms, alert);
+                let j = self.judge_raw(&mut rec, now_ms, alert);
                 if let Some(out) = out {
                     let label = j.map(|j| self.raw_label(&j));
                     if label.is_some() || matches!(rec.splice, raw::Splice::Columns(_)) {
@@ -439,18 +439,18 @@ impl T1071 {
         if !self.raw.any() {
             return None;
         }
-        let Line::Record(rec) = self.raw.read(text) else {
+        let Line::Record(mut rec) = self.raw.read(text) else {
             return None;
         };
         self.tally.raw[rec.format as usize] += 1;
-        self.judge_raw(&rec, now_ms, alert)
+        self.judge_raw(&mut rec, now_ms, alert)
     }
 
     /// Classifies and counts a raw record (spec §2, §6); `None`: it has no
     /// destination.
     fn judge_raw(
         &mut self,
-        rec: &Record<'_>,
+        rec: &mut Record<'_>,
         now_ms: i64,
         alert: &mut dyn FnMut(&[u8]),
     ) -> Option<Judgement> {
@@ -460,6 +460,10 @@ impl T1071 {
         let Some(dest) = dest else {
             return Some(j);
         };
+        if j.proto != 0 {
+            // It may count: its time is needed.
+            rec.details.time_ms = rec.when.resolve();
+        }
         let c = Connection {
             dest,
             port: rec.port,

@@ -34,7 +34,8 @@ use std::collections::VecDeque;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
-use super::{Format, Record, Splice, number, port, present, stamp};
+use super::stamp::When;
+use super::{Format, Record, Splice, number, port, present};
 use crate::schema::Details;
 
 /// How many connections' directions are remembered at most.
@@ -105,9 +106,10 @@ impl Directions {
                 bytes_in: None,
                 user: src.user.and_then(present),
                 process: None,
-                time_ms: stamp::in_header(&text[..at]),
+                time_ms: None,
                 permitted,
             },
+            when: When::Header(&text[..at]),
             bytes_total: total,
             closing,
             by_user: false,
@@ -186,7 +188,7 @@ mod tests {
         assert_eq!(b.port, Some(445));
         assert_eq!(b.details.source.as_deref(), Some("10.0.0.5"));
         assert_eq!(b.details.user.as_deref(), Some("CORP\\alice"));
-        assert_eq!(b.details.time_ms, Some(T));
+        assert_eq!(b.when.resolve(), Some(T));
         assert!(!b.closing && b.details.permitted);
         let t = read(&mut d, OUT_TEARDOWN);
         assert_eq!(
@@ -197,7 +199,7 @@ mod tests {
         assert_eq!(t.bytes_total, Some(2_097_152));
         assert_eq!((t.details.bytes_out, t.details.bytes_in), (None, None));
         assert!(t.closing && t.details.permitted);
-        assert_eq!(t.details.time_ms, Some(T + 5000));
+        assert_eq!(t.when.resolve(), Some(T + 5000));
     }
 
     #[test]

@@ -19,7 +19,8 @@
 use std::borrow::Cow;
 
 use super::kv::FORTIGATE_PERMITS;
-use super::{Format, Record, Splice, allows, number, port, present, stamp};
+use super::stamp::When;
+use super::{Format, Record, Splice, allows, number, port, present};
 use crate::schema::Details;
 
 /// Reads the CEF message starting at `at` in `text`.
@@ -42,15 +43,16 @@ pub fn read(text: &str, at: usize) -> Option<Record<'_>> {
             bytes_in: get("in").and_then(|v| number(v)),
             user: text_of("suser"),
             process: text_of("sproc"),
-            time_ms: get("end")
-                .or_else(|| get("rt"))
-                .and_then(|v| stamp::parse(v)),
+            time_ms: None,
             permitted: if fortinet {
                 FORTIGATE_PERMITS.contains(&act)
             } else {
                 allows(act)
             },
         },
+        when: get("end")
+            .or_else(|| get("rt"))
+            .map_or(When::Unknown, |v| When::Text(v.clone())),
         bytes_total: None,
         // PAN-OS writes its log subtype as the signature id (`start`,
         // `end`); FortiGate its `action`, `start` for a session's start.
@@ -172,7 +174,7 @@ mod tests {
             r.details.process.as_deref(),
             Some(r"C:\Windows\explorer.exe")
         );
-        assert_eq!(r.details.time_ms, Some(1_763_715_600_000));
+        assert_eq!(r.when.resolve(), Some(1_763_715_600_000));
         assert!(r.details.permitted);
         let ext = &LINE[LINE.find("CEF:").unwrap()..];
         let (fields, start) = header(ext).unwrap();
@@ -204,7 +206,7 @@ mod tests {
         assert!(cef(forti).details.permitted && cef(forti).closing);
         assert!(!cef(&forti.replace("act=close", "act=start")).closing);
         let rt = LINE.replace("end=1763715600000", "rt=Nov 21 2025 09:00:00");
-        assert_eq!(cef(&rt).details.time_ms, Some(1_763_715_600_000));
+        assert_eq!(cef(&rt).when.resolve(), Some(1_763_715_600_000));
         assert!(read("CEF:0|only|four|pipes", 0).is_none());
     }
 }

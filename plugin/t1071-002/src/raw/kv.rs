@@ -28,7 +28,10 @@
 //! | time | `_time`, `timestamp`, `eventtime`, `time` |
 //! | permitted | `action` (or `act`) allows: allow, accept, permit, pass or their past tense (`allowed`: CIM's word) |
 
-use super::{Format, Record, Splice, allows, number, port, present, stamp};
+use std::borrow::Cow;
+
+use super::stamp::When;
+use super::{Format, Record, Splice, allows, number, port, present};
 use crate::schema::Details;
 
 /// The pairs of a line, in order.
@@ -110,11 +113,11 @@ pub const FORTIGATE_PERMITS: &[&str] = &["accept", "close", "timeout", "server-r
 /// A FortiGate traffic log line (see the table above).
 pub fn fortigate<'a>(p: &Pairs<'a>) -> Record<'a> {
     let action = p.get("action").unwrap_or("");
-    let time_ms = p.get("eventtime").and_then(stamp::parse).or_else(|| {
-        let (d, t) = (p.get("date")?, p.get("time")?);
-        let zone = p.get("tz").map_or_else(|| "Z".to_string(), stamp::zone);
-        stamp::parse(&format!("{d}T{t}{zone}"))
-    });
+    let when = match (p.get("eventtime"), p.get("date"), p.get("time")) {
+        (Some(e), _, _) => When::Text(Cow::Borrowed(e)),
+        (None, Some(d), Some(t)) => When::DateTime(d, t, p.get("tz")),
+        _ => When::Unknown,
+    };
     Record {
         format: Format::Fortigate,
         destination: p.get("dstip").and_then(present),
@@ -125,9 +128,10 @@ pub fn fortigate<'a>(p: &Pairs<'a>) -> Record<'a> {
             bytes_in: p.get("rcvdbyte").and_then(number),
             user: p.first(&["user", "unauthuser"]).and_then(present),
             process: None,
-            time_ms,
+            time_ms: None,
             permitted: FORTIGATE_PERMITS.contains(&action),
         },
+        when,
         bytes_total: None,
         closing: p.get("type") == Some("traffic") && action != "start",
         by_user: false,
@@ -161,11 +165,12 @@ pub fn generic<'a>(p: &Pairs<'a>) -> Option<Record<'a>> {
             bytes_in: count(&["bytes_in", "bytes_received", "rcvdbyte"]),
             user: text(&["user", "src_user", "username", "suser"]),
             process: text(&["process_name", "process", "sproc"]),
-            time_ms: p
-                .first(&["_time", "timestamp", "eventtime", "time"])
-                .and_then(stamp::parse),
+            time_ms: None,
             permitted: p.first(&["action", "act"]).is_some_and(allows),
         },
+        when: p
+            .first(&["_time", "timestamp", "eventtime", "time"])
+            .map_or(When::Unknown, |t| When::Text(Cow::Borrowed(t))),
         bytes_total: None,
         closing: true,
         by_user: false,
@@ -195,12 +200,12 @@ mod tests {
             (Some(2_097_152), Some(4096))
         );
         assert_eq!(r.details.user.as_deref(), Some("alice"));
-        assert_eq!(r.details.time_ms, Some(T));
+        assert_eq!(r.when.resolve(), Some(T));
         assert!(r.details.permitted && r.closing);
         let without_eventtime = FG_SMB.replace("eventtime=1763715600000000000 ", "");
-        assert_eq!(fg(&without_eventtime).details.time_ms, Some(T));
+        assert_eq!(fg(&without_eventtime).when.resolve(), Some(T));
         let zoned = without_eventtime.replace("time=09:00:00", r#"time=10:00:00 tz="+0100""#);
-        assert_eq!(fg(&zoned).details.time_ms, Some(T), "the device's zone");
+        assert_eq!(fg(&zoned).when.resolve(), Some(T), "the device's zone");
     }
 
     #[test]
@@ -224,7 +229,7 @@ mod tests {
         let r = generic(&Pairs::parse(line).unwrap()).unwrap();
         assert_eq!(r.port, Some(21));
         assert_eq!(r.details.user.as_deref(), Some("Alice Smith"));
-        assert_eq!(r.details.time_ms, Some(T));
+        assert_eq!(r.when.resolve(), Some(T));
         assert!(r.details.permitted);
         let blocked = line.replace("action=allowed", "action=blocked");
         assert!(

@@ -18,7 +18,10 @@
 //! Grouped by user, as the `qradar` preset (spec §6). Labels go on as
 //! attributes with the line's delimiter (`raw::label`).
 
-use super::{Format, Record, Splice, allows, number, port, present, stamp};
+use std::borrow::Cow;
+
+use super::stamp::When;
+use super::{Format, Record, Splice, allows, number, port, present};
 use crate::schema::Details;
 
 /// Reads the LEEF message starting at `at` in `text`.
@@ -41,10 +44,11 @@ pub fn read(text: &str, at: usize) -> Option<Record<'_>> {
         .filter_map(|kv| kv.split_once('='))
         .collect();
     let get = |k: &str| pairs.iter().find(|(key, _)| *key == k).map(|&(_, v)| v);
-    let time_ms = get("devTime").and_then(|t| match get("devTimeFormat") {
-        Some(f) => stamp::with_pattern(t, f),
-        None => stamp::parse(t),
-    });
+    let when = match (get("devTime"), get("devTimeFormat")) {
+        (Some(t), Some(f)) => When::Pattern(t, f),
+        (Some(t), None) => When::Text(Cow::Borrowed(t)),
+        _ => When::Unknown,
+    };
     Some(Record {
         format: Format::Leef,
         destination: get("dst").and_then(present),
@@ -55,9 +59,10 @@ pub fn read(text: &str, at: usize) -> Option<Record<'_>> {
             bytes_in: get("dstBytes").and_then(number),
             user: get("usrName").and_then(present),
             process: None,
-            time_ms,
+            time_ms: None,
             permitted: allows(get("action").unwrap_or(event_id)),
         },
+        when,
         bytes_total: None,
         // PAN-OS's traffic logs carry their subtype: `start` or `end`.
         closing: !get("Subtype").is_some_and(|s| s.eq_ignore_ascii_case("start")),
@@ -114,7 +119,7 @@ mod tests {
             (Some(10_485_761), Some(300))
         );
         assert_eq!(r.details.user.as_deref(), Some("alice"));
-        assert_eq!(r.details.time_ms, Some(T));
+        assert_eq!(r.when.resolve(), Some(T));
         assert!(r.details.permitted && r.by_user);
         assert_eq!(r.splice, Splice::Leef(b'\t'));
         let denied = V1.replace("TRAFFIC_ALLOW", "TRAFFIC_DENY");
@@ -142,7 +147,7 @@ mod tests {
         let r = leef(caret);
         assert_eq!((r.port, r.details.bytes_out), (Some(445), Some(445)));
         assert!(r.details.permitted);
-        assert_eq!(r.details.time_ms, Some(T));
+        assert_eq!(r.when.resolve(), Some(T));
         assert_eq!(r.splice, Splice::Leef(b'^'));
         for hex in ["x09", "0x09"] {
             let line = format!(
@@ -160,6 +165,6 @@ mod tests {
         let none = "LEEF:2.0|Acme|Firewall|2.1|12|src=10.0.0.5\tdst=203.0.113.9\tdstPort=69";
         assert_eq!(leef(none).port, Some(69));
         let fmt = "LEEF:2.0|Acme|Firewall|2.1|12|^|dst=203.0.113.9^devTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSSZ^devTime=2025-11-21T10:00:00.000+0100";
-        assert_eq!(leef(fmt).details.time_ms, Some(T));
+        assert_eq!(leef(fmt).when.resolve(), Some(T));
     }
 }

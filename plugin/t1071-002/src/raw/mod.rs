@@ -73,8 +73,10 @@ pub struct Record<'a> {
     pub format: Format,
     pub destination: Option<Cow<'a, str>>,
     pub port: Option<u16>,
-    /// Source, bytes, user, process, time and whether permitted.
+    /// Source, bytes, user, process and whether permitted; the time is
+    /// in `when` until the rule needs it.
     pub details: Details<'a>,
+    pub when: stamp::When<'a>,
     /// Both directions together, when that is all the record gives.
     pub bytes_total: Option<u64>,
     /// This record is the one that counts its connection (a format that
@@ -85,7 +87,9 @@ pub struct Record<'a> {
     pub splice: Splice,
 }
 
-/// What a raw line turned out to be.
+/// What a raw line turned out to be. Returned by value and taken apart at
+/// once, per line: boxing the record would cost an allocation a line.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Line<'a> {
     Record(Record<'a>),

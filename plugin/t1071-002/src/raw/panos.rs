@@ -19,7 +19,10 @@
 //! (`,t1071_protocol=SMB,...`), so the vendor's columns stay where they
 //! were.
 
-use super::{Format, Record, Splice, number, port, present, stamp};
+use std::borrow::Cow;
+
+use super::stamp::When;
+use super::{Format, Record, Splice, number, port, present};
 use crate::schema::Details;
 
 const TYPE: usize = 3;
@@ -42,9 +45,10 @@ pub fn read(text: &str, at: usize) -> Option<Record<'_>> {
             bytes_in: col(33).and_then(number),
             user: col(12).and_then(present),
             process: None,
-            time_ms: col(6).and_then(stamp::parse),
+            time_ms: None,
             permitted: col(30) == Some("allow"),
         },
+        when: col(6).map_or(When::Unknown, |t| When::Text(Cow::Borrowed(t))),
         bytes_total: None,
         closing: subtype != "start",
         by_user: false,
@@ -134,7 +138,7 @@ mod tests {
             (r.details.bytes_out, r.details.bytes_in),
             (Some(2_097_152), Some(4096))
         );
-        assert_eq!(r.details.time_ms, Some(1_763_715_600_000));
+        assert_eq!(r.when.resolve(), Some(1_763_715_600_000));
         assert!(r.details.permitted && r.closing);
     }
 

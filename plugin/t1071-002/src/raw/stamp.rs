@@ -220,6 +220,39 @@ pub fn zone(z: &str) -> String {
     }
 }
 
+/// Where a record's time is: read ([`When::resolve`]) only for a record
+/// that may count, since most records are on ports the rule does not
+/// watch and reading a time is a good part of reading a line.
+#[derive(Debug, Clone, Default)]
+pub enum When<'a> {
+    #[default]
+    Unknown,
+    /// A value in the forms [`parse`] reads.
+    Text(std::borrow::Cow<'a, str>),
+    /// A syslog header ([`in_header`]).
+    Header(&'a str),
+    /// A value and its Java date pattern ([`with_pattern`]).
+    Pattern(&'a str, &'a str),
+    /// A date, a time of day and perhaps a zone (FortiGate's `date`, `time`,
+    /// `tz`).
+    DateTime(&'a str, &'a str, Option<&'a str>),
+}
+
+impl When<'_> {
+    pub fn resolve(&self) -> Option<i64> {
+        match self {
+            When::Unknown => None,
+            When::Text(t) => parse(t),
+            When::Header(h) => in_header(h),
+            When::Pattern(t, p) => with_pattern(t, p),
+            When::DateTime(d, t, tz) => {
+                let zone = tz.map_or_else(|| "Z".to_string(), zone);
+                parse(&format!("{d}T{t}{zone}"))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,10 @@
 //! and types (`string bool bool string`), so the file stays a Zeek log.
 
 use super::label::Names;
-use super::{Format, Record, Splice, number, port, present, stamp};
+use std::borrow::Cow;
+
+use super::stamp::When;
+use super::{Format, Record, Splice, number, port, present};
 use crate::schema::Details;
 
 /// A header line that names the columns, and the separator it uses.
@@ -164,9 +167,10 @@ impl Header {
                 bytes_in: get(self.cols.resp_bytes).and_then(number),
                 user: None,
                 process: None,
-                time_ms: get(self.cols.ts).and_then(stamp::parse),
+                time_ms: None,
                 permitted: conn && !matches!(state, Some("S0" | "REJ")),
             },
+            when: get(self.cols.ts).map_or(When::Unknown, |t| When::Text(Cow::Borrowed(t))),
             bytes_total: None,
             closing: true,
             by_user: false,
@@ -236,7 +240,7 @@ mod tests {
             (r.details.bytes_out, r.details.bytes_in),
             (Some(2_097_152), None)
         );
-        assert_eq!(r.details.time_ms, Some(1_763_715_600_250));
+        assert_eq!(r.when.resolve(), Some(1_763_715_600_250));
         assert!(r.details.permitted);
         let s0_row = ROW.replace("\tSF\t", "\tS0\t");
         let s0 = h.read_row(&s0_row).unwrap();
