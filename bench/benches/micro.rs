@@ -148,6 +148,7 @@ fn aggregate(c: &mut Criterion) {
                         user: "alice",
                         bytes_out: 1000,
                         bytes_in: 100,
+                        bytes_total: None,
                     };
                     agg.record(&o, 0, &mut |l| emitted += l.len());
                 }

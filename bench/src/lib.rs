@@ -7,6 +7,7 @@
 //! deterministic for a seed.
 
 pub mod hec;
+pub mod raw;
 pub mod wat;
 
 use rulebox_plugin::abi::{EventResult, FrameOutputs, Outcome, Refused, ResultFrame};
@@ -533,18 +534,16 @@ const PADDING: &[(&str, &str)] = &[
     ("container_id", "none"),
 ];
 
-/// The benchmark input: `n` events in the preset mix (as [`sample`]) whose
-/// connections are drawn from a pool of [`BENCH_KEYS`] distinct (source,
-/// destination, port) keys, about 5 % of them on watched ports, padded with
-/// vendor fields to 300–700 bytes (mean about 550). No malformed lines.
-pub fn bench_events(n: usize, seed: u64, day_start_ms: i64) -> Vec<String> {
-    let mut r = Rng::new(seed);
-    let keys: Vec<(String, String, u16)> = (0..BENCH_KEYS)
+/// The benchmark's pool of [`BENCH_KEYS`] (source, destination, port)
+/// keys: a tenth inbound, three tenths internal, the rest outbound; about
+/// 5 % on watched ports.
+pub fn bench_keys(r: &mut Rng) -> Vec<(String, String, u16)> {
+    (0..BENCH_KEYS)
         .map(|_| {
             let (src, dest) = match r.below(10) {
-                0 => (external_ip(&mut r), internal_ip(&mut r)),
-                1..=3 => (internal_ip(&mut r), internal_ip(&mut r)),
-                _ => (internal_ip(&mut r), external_ip(&mut r)),
+                0 => (external_ip(r), internal_ip(r)),
+                1..=3 => (internal_ip(r), internal_ip(r)),
+                _ => (internal_ip(r), external_ip(r)),
             };
             let port = if r.chance(0.05) {
                 *r.pick(WATCHED)
@@ -553,23 +552,38 @@ pub fn bench_events(n: usize, seed: u64, day_start_ms: i64) -> Vec<String> {
             };
             (src, dest, port)
         })
-        .collect();
+        .collect()
+}
+
+/// One connection of the benchmark's mix, on a key of `keys`, at `time_ms`.
+pub fn pick_conn(r: &mut Rng, keys: &[(String, String, u16)], time_ms: i64) -> Conn {
+    let (src, dest, port) = &keys[r.below(keys.len() as u64) as usize];
+    Conn {
+        time_ms,
+        src: src.clone(),
+        dest: dest.clone(),
+        src_port: 49_152 + r.below(16_000) as u16,
+        port: *port,
+        port_as_string: r.chance(0.1),
+        allowed: r.chance(0.85),
+        bytes_out: r.chance(0.95).then(|| r.below(50_000)),
+        bytes_in: r.chance(0.95).then(|| r.below(500_000)),
+        user: r.chance(0.4).then(|| r.pick(USERS).to_string()),
+        process: r.chance(0.3).then(|| r.pick(PROCESSES).to_string()),
+    }
+}
+
+/// The benchmark input: `n` events in the preset mix (as [`sample`]) whose
+/// connections are drawn from a pool of [`BENCH_KEYS`] distinct (source,
+/// destination, port) keys, about 5 % of them on watched ports, padded with
+/// vendor fields to 300–700 bytes (mean about 550). No malformed lines.
+pub fn bench_events(n: usize, seed: u64, day_start_ms: i64) -> Vec<String> {
+    let mut r = Rng::new(seed);
+    let keys = bench_keys(&mut r);
     (0..n)
         .map(|i| {
-            let (src, dest, port) = &keys[r.below(BENCH_KEYS as u64) as usize];
-            let conn = Conn {
-                time_ms: day_start_ms + (i as i64 * 86_000_000 / n.max(1) as i64),
-                src: src.clone(),
-                dest: dest.clone(),
-                src_port: 49_152 + r.below(16_000) as u16,
-                port: *port,
-                port_as_string: r.chance(0.1),
-                allowed: r.chance(0.85),
-                bytes_out: r.chance(0.95).then(|| r.below(50_000)),
-                bytes_in: r.chance(0.95).then(|| r.below(500_000)),
-                user: r.chance(0.4).then(|| r.pick(USERS).to_string()),
-                process: r.chance(0.3).then(|| r.pick(PROCESSES).to_string()),
-            };
+            let time_ms = day_start_ms + (i as i64 * 86_000_000 / n.max(1) as i64);
+            let conn = pick_conn(&mut r, &keys, time_ms);
             let schema = *r.pick(&[
                 Schema::Cim,
                 Schema::Cim,

@@ -2,7 +2,7 @@
 //! the same run, interleaved (this VM drifts; compare within a run only).
 //!
 //! ```text
-//! bench-suite [--events N] [--runs R] [--out FILE]
+//! bench-suite [--events N] [--raw-events N] [--runs R] [--out FILE]
 //! ```
 //!
 //! Cases (each in its own process, so each has its own peak RSS):
@@ -15,7 +15,10 @@
 //!   `WasmTransform` and the `.wasm`, sandbox on (100 ms deadline, 64 MiB);
 //! - `rulebox`: `rulebox run` file → file with the `.wasm` rule, default
 //!   sandbox settings (the end-to-end figure);
-//! - `warm-start`: `rulebox run` over one event with the module cache warm.
+//! - `warm-start`: `rulebox run` over one event with the module cache warm;
+//! - `native-rule <format>` and `wasm-rule <format>`: the two in-memory
+//!   cases over each raw format (`rulebox_bench::raw`), the same connection
+//!   mix as the JSON input (`--raw-events N` lines each, default `--events`).
 //!
 //! Writes a Markdown table (with the commit) to `--out` (default
 //! `target/bench/results.md`) and prints it.
@@ -31,6 +34,7 @@ fn main() {
         return child(&args[1..]);
     }
     let mut events = 1_000_000usize;
+    let mut raw_events: Option<usize> = None;
     let mut runs = 3usize;
     let mut out: Option<PathBuf> = None;
     let mut it = args.iter();
@@ -42,6 +46,9 @@ fn main() {
         };
         match a.as_str() {
             "--events" => events = val().parse().unwrap_or_else(|_| usage("bad --events")),
+            "--raw-events" => {
+                raw_events = Some(val().parse().unwrap_or_else(|_| usage("bad --raw-events")))
+            }
             "--runs" => runs = val().parse().unwrap_or_else(|_| usage("bad --runs")),
             "--out" => out = Some(PathBuf::from(val())),
             _ => usage(&format!("unknown argument {a}")),
@@ -125,6 +132,8 @@ fn main() {
     let input_s = input.to_string_lossy().into_owned();
     let wasm_s = wasm.to_string_lossy().into_owned();
     let copy_s = dir.join("cat.out").to_string_lossy().into_owned();
+    let raw_n = raw_events.unwrap_or(events);
+    let raw_inputs = raw_inputs(&dir, raw_n);
     type Case<'a> = (&'a str, Box<dyn Fn() -> (f64, u64) + 'a>, usize);
     let cases: Vec<Case> = vec![
         (
@@ -163,6 +172,25 @@ fn main() {
             1,
         ),
     ];
+    let mut cases = cases;
+    // Each case's input size, for MB/s.
+    let mut sizes: Vec<Option<u64>> = cases
+        .iter()
+        .map(|(_, _, n)| (*n == events).then_some(bytes))
+        .collect();
+    for (name, path) in &raw_inputs {
+        let size = std::fs::metadata(path).map(|m| m.len()).ok();
+        for kind in ["native", "wasm"] {
+            let label: &str = Box::leak(format!("{kind}-rule {name}").into_boxed_str());
+            let (me, path, wasm_s) = (&me, path.clone(), wasm_s.clone());
+            let run: Box<dyn Fn() -> (f64, u64)> = Box::new(move || match kind {
+                "native" => run_child(me, &["native", &path]),
+                _ => run_child(me, &["wasm", &path, &wasm_s]),
+            });
+            cases.push((label, run, raw_n));
+            sizes.push(size);
+        }
+    }
     let mut results: Vec<Vec<(f64, u64)>> = vec![Vec::new(); cases.len()];
     for r in 0..runs {
         for (i, (name, f, _)) in cases.iter().enumerate() {
@@ -196,14 +224,13 @@ fn main() {
         keys = rulebox_bench::BENCH_KEYS,
     );
     let mut med = Vec::new();
-    for ((name, _, n), r) in cases.iter().zip(&results) {
+    for (((name, _, n), r), size) in cases.iter().zip(&results).zip(&sizes) {
         let m = median(r);
         med.push(m);
         let peak = r.iter().map(|x| x.1).max().unwrap_or(0) as f64 / 1024.0;
-        let mbs = if *n == events {
-            format!("{:.1}", bytes as f64 / m / 1e6)
-        } else {
-            "-".into()
+        let mbs = match size {
+            Some(b) => format!("{:.1}", *b as f64 / m / 1e6),
+            None => "-".into(),
         };
         let all: Vec<String> = r.iter().map(|x| format!("{:.3}", x.0)).collect();
         md.push_str(&format!(
@@ -222,10 +249,43 @@ fn main() {
         med[6] * 1000.0,
         med[4] / med[5],
     ));
+    let json_wasm = events as f64 / med[3];
+    md.push_str(
+        "\nRaw formats, `wasm-rule <format>` events/s against `wasm-rule` (JSON) in the same run:",
+    );
+    for (i, (name, _, n)) in cases.iter().enumerate().skip(7) {
+        if let Some(format) = name.strip_prefix("wasm-rule ") {
+            md.push_str(&format!(
+                " {format} {:.2}x;",
+                *n as f64 / med[i] / json_wasm
+            ));
+        }
+    }
+    md.push('\n');
     let out = out.unwrap_or_else(|| dir.join("results.md"));
     std::fs::write(&out, &md).expect("write results");
     println!("{md}");
     eprintln!("bench-suite: written to {}", out.display());
+}
+
+/// Each raw format's input (`n` lines), generated once into `dir`.
+fn raw_inputs(dir: &Path, n: usize) -> Vec<(&'static str, String)> {
+    use rulebox_bench::raw::{RawFormat, raw_bench_events};
+    RawFormat::ALL
+        .iter()
+        .map(|&f| {
+            let path = dir.join(format!("bench-raw-{}-{n}.log", f.name()));
+            if !path.exists() {
+                let mut data = Vec::new();
+                for l in raw_bench_events(n, f, 42, 1_763_683_200_000) {
+                    data.extend_from_slice(l.as_bytes());
+                    data.push(b'\n');
+                }
+                std::fs::write(&path, &data).expect("write raw events");
+            }
+            (f.name(), path.to_string_lossy().into_owned())
+        })
+        .collect()
 }
 
 fn root() -> PathBuf {

@@ -65,6 +65,7 @@ fn main() {
             user: ["alice", "bob", "svc_backup", "carol"][i as usize % 4],
             bytes_out: 1000,
             bytes_in: 100,
+            bytes_total: None,
         };
         agg.record(&o, 0, &mut |l| emitted += l.len());
     }

@@ -145,13 +145,18 @@ fn rfc3164<'a>(mut h: Header<'a>, s: &'a [u8]) -> (Header<'a>, &'a [u8]) {
     if s.first() == Some(&b'{') {
         return (h, s);
     }
-    // TAG (up to 32 characters, maybe with [pid]) then ":".
+    // TAG (up to 32 characters, maybe with [pid]) then ": ". A body that
+    // starts with a format's own marker is no tag: `CEF:0|...`,
+    // `LEEF:2.0|...` (no space after the colon), Cisco's
+    // `%ASA-6-302013: ...` (a `%`, which no program name has).
     let tag_end = s
         .iter()
         .take(48)
         .position(|&c| c == b':' || c == b' ' || c == b'{');
     if let Some(i) = tag_end
         && s[i] == b':'
+        && matches!(s.get(i + 1), None | Some(b' '))
+        && !s[..i].contains(&b'%')
     {
         let tag = std::str::from_utf8(&s[..i]).ok();
         let (app, pid) = match tag.and_then(|t| t.strip_suffix(']')?.split_once('[')) {
@@ -330,6 +335,23 @@ mod tests {
             ev("<13>Nov  2 10:00:00 vm sshd[42]: Accepted key"),
             r#"{"message":"Accepted key","syslog":{"facility":1,"severity":5,"timestamp":"Nov  2 10:00:00","hostname":"vm","app_name":"sshd","procid":"42"}}"#
         );
+    }
+
+    #[test]
+    fn a_format_marker_is_not_taken_for_a_tag() {
+        assert_eq!(
+            ev("<134>Nov 21 09:00:00 fw01 CEF:0|Acme|FW|1.0|1|n|3|src=10.0.0.5"),
+            r#"{"message":"CEF:0|Acme|FW|1.0|1|n|3|src=10.0.0.5","syslog":{"facility":16,"severity":6,"timestamp":"Nov 21 09:00:00","hostname":"fw01"}}"#
+        );
+        assert!(
+            ev("<13>Nov 21 09:00:00 fw01 LEEF:2.0|A|B|1|2|^|src=1")
+                .contains(r#""message":"LEEF:2.0|"#)
+        );
+        assert!(
+            ev("<166>Nov 21 09:00:00 fw01 %ASA-6-302014: Teardown TCP")
+                .contains(r#""message":"%ASA-6-302014: Teardown TCP""#)
+        );
+        assert!(ev("<13>Nov 21 09:00:00 vm sshd[42]: Accepted").contains(r#""app_name":"sshd""#));
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct Observation<'a> {
     pub user: &'a str,
     pub bytes_out: u64,
     pub bytes_in: u64,
+    /// Both directions together, when the record gives only that (a Cisco
+    /// ASA teardown, spec §6): `bytes_out` and `bytes_in` are then 0.
+    pub bytes_total: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +82,11 @@ struct Agg {
     count: u64,
     bytes_sent: u64,
     bytes_received: u64,
+    /// The totals of records that give only a total (see
+    /// [`Observation::bytes_total`]).
+    bytes_total: u64,
+    /// Some record gave only a total: sent and received are then unknown.
+    total_only: bool,
     first_ms: i64,
     last_ms: i64,
     /// Interned, distinct, at most `max_users`.
@@ -288,6 +296,8 @@ impl Aggregator {
                         count: 0,
                         bytes_sent: 0,
                         bytes_received: 0,
+                        bytes_total: 0,
+                        total_only: false,
                         first_ms: time_ms,
                         last_ms: time_ms,
                         users: Vec::new(),
@@ -300,6 +310,10 @@ impl Aggregator {
         agg.count += 1;
         agg.bytes_sent = agg.bytes_sent.saturating_add(o.bytes_out);
         agg.bytes_received = agg.bytes_received.saturating_add(o.bytes_in);
+        if let Some(total) = o.bytes_total {
+            agg.bytes_total = agg.bytes_total.saturating_add(total);
+            agg.total_only = true;
+        }
         agg.first_ms = agg.first_ms.min(time_ms);
         agg.last_ms = agg.last_ms.max(time_ms);
         agg.dirty = true;
@@ -412,13 +426,7 @@ impl Aggregator {
             .labels
             .get(key.protocol as usize)
             .map_or("", |l| l.as_str());
-        let risk = if a.bytes_sent > s.exfil_high_bytes {
-            "HIGH"
-        } else if a.bytes_sent > s.exfil_medium_bytes {
-            "MEDIUM"
-        } else {
-            "LOW"
-        };
+        let risk = exfil_risk(s, a.risk_bytes());
         let mut users: Vec<&str> = a.users.iter().map(|&u| w.names.get(u)).collect();
         if key.by_user && !who.is_empty() && !users.contains(&who) {
             users.push(who);
@@ -472,11 +480,47 @@ impl Aggregator {
         if a.users_truncated {
             out.extend_from_slice(b",\"users_truncated\":true");
         }
-        let _ = write!(
-            out,
-            ",\"connection_count\":{},\"bytes_sent\":{},\"bytes_received\":{},\"exfil_risk\":\"{risk}\"}}",
-            a.count, a.bytes_sent, a.bytes_received
-        );
+        let _ = write!(out, ",\"connection_count\":{}", a.count);
+        if a.total_only {
+            let _ = write!(
+                out,
+                ",\"bytes_sent\":null,\"bytes_received\":null,\"bytes_total\":{},\"exfil_risk\":\"{risk}\",\"exfil_risk_basis\":\"total\"}}",
+                a.risk_bytes()
+            );
+        } else {
+            let _ = write!(
+                out,
+                ",\"bytes_sent\":{},\"bytes_received\":{},\"exfil_risk\":\"{risk}\",\"exfil_risk_basis\":\"sent\"}}",
+                a.bytes_sent, a.bytes_received
+            );
+        }
+    }
+}
+
+impl Agg {
+    /// What the exfil risk is computed from (spec §3, §6): bytes sent, or
+    /// when some record gave only a total, every byte of the key (its
+    /// totals and the sent and received of its other records).
+    fn risk_bytes(&self) -> u64 {
+        if self.total_only {
+            self.bytes_total
+                .saturating_add(self.bytes_sent)
+                .saturating_add(self.bytes_received)
+        } else {
+            self.bytes_sent
+        }
+    }
+}
+
+/// `HIGH` over `exfil_high_bytes`, `MEDIUM` over `exfil_medium_bytes`,
+/// else `LOW` (strictly greater, as in the seeds).
+fn exfil_risk(s: &Settings, bytes: u64) -> &'static str {
+    if bytes > s.exfil_high_bytes {
+        "HIGH"
+    } else if bytes > s.exfil_medium_bytes {
+        "MEDIUM"
+    } else {
+        "LOW"
     }
 }
 
@@ -508,12 +552,16 @@ fn alert_id(start: i64, key: &Key, label: &str, who: &str) -> String {
 /// i64 watermark, u64 late_events, u64 keys_dropped, u64 alerts,
 /// u32 windows × { i64 start, u32 names × (u32 len, bytes), u32 keys × key }
 /// key: ip src, ip dest (u8 4|6 + 4|16 bytes), u16 port, u8 protocol,
-///      u8 by_user, u32 who, u64 count, u64 sent, u64 received, i64 first,
+///      u8 by_user, u32 who, u64 count, u64 sent, u64 received,
+///      [version 2: u64 total, u8 total_only], i64 first,
 ///      i64 last, u8 truncated, u8 dirty, u32 users × u32
 /// u64 FNV-1a of everything before it
 /// ```
+///
+/// Version 1 (before the raw formats' totals) is still read: its keys
+/// have no totals.
 const MAGIC: &[u8; 8] = b"RBT1071S";
-const SNAPSHOT_VERSION: u32 = 1;
+const SNAPSHOT_VERSION: u32 = 2;
 
 fn fnv1a(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
@@ -631,9 +679,10 @@ impl Aggregator {
                 out.push(k.protocol);
                 out.push(k.by_user as u8);
                 out.extend_from_slice(&k.who.to_le_bytes());
-                for v in [a.count, a.bytes_sent, a.bytes_received] {
+                for v in [a.count, a.bytes_sent, a.bytes_received, a.bytes_total] {
                     out.extend_from_slice(&v.to_le_bytes());
                 }
+                out.push(a.total_only as u8);
                 out.extend_from_slice(&a.first_ms.to_le_bytes());
                 out.extend_from_slice(&a.last_ms.to_le_bytes());
                 out.push(a.users_truncated as u8);
@@ -663,7 +712,7 @@ impl Aggregator {
             at: MAGIC.len(),
         };
         let version = r.u32()?;
-        if version != SNAPSHOT_VERSION {
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return Err(format!(
                 "snapshot format {version} is not supported (this rule reads {SNAPSHOT_VERSION})"
             ));
@@ -718,6 +767,8 @@ impl Aggregator {
                     count: r.u64()?,
                     bytes_sent: r.u64()?,
                     bytes_received: r.u64()?,
+                    bytes_total: if version >= 2 { r.u64()? } else { 0 },
+                    total_only: version >= 2 && r.u8()? != 0,
                     first_ms: r.i64()?,
                     last_ms: r.i64()?,
                     users_truncated: r.u8()? != 0,
@@ -772,6 +823,7 @@ mod tests {
             user,
             bytes_out,
             bytes_in: 1,
+            bytes_total: None,
         }
     }
 
@@ -843,6 +895,53 @@ mod tests {
             assert_eq!(f[0]["exfil_risk"], risk, "{bytes}");
             assert_eq!(f[0]["bytes_sent"], bytes);
         }
+    }
+
+    #[test]
+    fn total_only_records_give_bytes_total_and_a_risk_on_the_total() {
+        let mut a = Aggregator::new(settings());
+        for i in 0..4 {
+            let o = Observation {
+                bytes_out: 0,
+                bytes_in: 0,
+                bytes_total: Some(300_000),
+                ..obs(i, "8.8.8.8", 0, "")
+            };
+            run(&mut a, |a, e| a.record(&o, 0, e));
+        }
+        let f = run(&mut a, |a, e| a.flush(e));
+        assert_eq!(f[0]["bytes_total"], 1_200_000);
+        assert!(f[0]["bytes_sent"].is_null() && f[0]["bytes_received"].is_null());
+        assert_eq!(f[0]["exfil_risk"], "MEDIUM", "from the total");
+        assert_eq!(f[0]["exfil_risk_basis"], "total");
+        let mut b = Aggregator::new(settings());
+        for i in 0..4 {
+            run(&mut b, |a, e| a.record(&obs(i, "8.8.8.8", 5, ""), 0, e));
+        }
+        let f = run(&mut b, |a, e| a.flush(e));
+        assert_eq!(f[0]["exfil_risk_basis"], "sent");
+        assert!(f[0].get("bytes_total").is_none());
+    }
+
+    #[test]
+    fn a_version_1_snapshot_is_still_restored() {
+        let mut a = Aggregator::new(settings());
+        run(&mut a, |a, e| a.record(&obs(7, "8.8.8.8", 5, "bob"), 0, e));
+        let mut v2 = Vec::new();
+        a.snapshot(&mut v2);
+        // The same state as version 1 wrote it: no total, no total_only.
+        let body = &v2[..v2.len() - 8];
+        let key_end = body.len() - 4 - 2 - 8 - 8 - 4 - 4; // users(1), flags, last, first
+        let mut v1 = body[..key_end - 9].to_vec();
+        v1.extend_from_slice(&body[key_end..]);
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        let sum = fnv1a(&v1);
+        v1.extend_from_slice(&sum.to_le_bytes());
+        let mut b = Aggregator::new(settings());
+        b.restore(&v1).unwrap();
+        let mut again = Vec::new();
+        b.snapshot(&mut again);
+        assert_eq!(again, v2);
     }
 
     #[test]

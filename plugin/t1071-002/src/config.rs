@@ -65,6 +65,10 @@ pub struct Config {
     pub exfil_high_bytes: u64,
     /// The key of the object added to each event.
     pub enrich_key: String,
+    /// The raw formats read from lines that are not JSON objects: `auto`
+    /// (all of them), or a list of `zeek_tsv`, `asa`, `cef`, `leef`,
+    /// `panos`, `fortigate`, `kv`; `[]` reads JSON only.
+    pub raw_formats: Vec<RawFormat>,
 }
 
 impl Default for Config {
@@ -102,6 +106,7 @@ impl Default for Config {
             exfil_medium_bytes: 1_048_576,
             exfil_high_bytes: 10_485_760,
             enrich_key: "t1071".into(),
+            raw_formats: vec![RawFormat::Auto],
         }
     }
 }
@@ -129,6 +134,20 @@ pub enum PresetName {
     Zeek,
     Sysmon,
     Auto,
+}
+
+/// See [`Config::raw_formats`] (spec §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawFormat {
+    Auto,
+    ZeekTsv,
+    Asa,
+    Cef,
+    Leef,
+    Panos,
+    Fortigate,
+    Kv,
 }
 
 /// Field paths overriding the preset's.

@@ -11,6 +11,7 @@
 pub mod aggregate;
 pub mod config;
 pub mod net;
+pub mod raw;
 pub mod schema;
 pub mod tally;
 pub mod time;
@@ -25,7 +26,9 @@ use rulebox_plugin::{Emitter, EventOut, OutputId, Rule};
 use aggregate::{Aggregator, Observation, Settings, Stats};
 use config::{Config, PresetName, Stage};
 use net::{Allowlist, Networks};
-use schema::{Grouping, Preset};
+use raw::label::{Label, Names};
+use raw::{Format, Line, Readers, Record};
+use schema::{Details, Grouping, Preset};
 use tally::Tally;
 
 /// The `alerts` output (stages `all` and `aggregate`).
@@ -47,6 +50,7 @@ const OBSERVATION_FIELDS: &[&str] = &[
     "user",
     "bytes_out",
     "bytes_in",
+    "bytes_total",
 ];
 
 /// The rule's state.
@@ -65,6 +69,9 @@ pub struct T1071 {
     ports: Box<[u8]>,
     labels: Vec<String>,
     enrich_key: String,
+    /// The raw formats' readers (spec §6) and the label's names in them.
+    raw: Readers,
+    raw_names: Names,
     agg: Aggregator,
     scanner: Scanner,
     /// Scans an event on a watched port again for its details.
@@ -103,14 +110,28 @@ enum Reading {
 /// What the rule concluded about an event with a readable destination.
 #[derive(Debug, Clone, Copy)]
 struct Judgement {
-    /// The preset's index in `T1071::presets`.
+    /// The preset's index in `T1071::presets` (JSON events).
     preset: usize,
+    /// The raw format a line was read as (instead of a preset).
+    format: Option<Format>,
     /// Protocol index + 1 (0: the port is not watched).
     proto: u8,
     external: Option<bool>,
     counted: bool,
     /// The allowlist entry that matched.
     allowlisted: Option<usize>,
+}
+
+/// Where a connection went and what it adds beyond its [`Details`]: what
+/// JSON presets never say (spec §6).
+#[derive(Debug, Clone, Copy)]
+struct Connection {
+    dest: IpAddr,
+    port: Option<u16>,
+    bytes_total: Option<u64>,
+    /// The record that counts its connection (a start record does not).
+    closing: bool,
+    by_user: bool,
 }
 
 /// What the rule concluded about one event (for tests and benchmarks).
@@ -152,6 +173,8 @@ impl T1071 {
             allowlist,
             ports,
             labels,
+            raw: Readers::new(&cfg.raw_formats),
+            raw_names: Names::new(&cfg.enrich_key),
             enrich_key: cfg.enrich_key,
             agg,
             scanner: Scanner::new(),
@@ -199,12 +222,7 @@ impl T1071 {
     ) -> Option<Judgement> {
         let obj = match object {
             Ok(o) => o,
-            Err(e) => {
-                if let Some(out) = out {
-                    out.unreadable(e);
-                }
-                return None;
-            }
+            Err(e) => return self.read_raw(event, e, now_ms, out, alert),
         };
         if self.wrapped.is_some() {
             return self.handle_wrapped(event, &obj, now_ms, out, alert);
@@ -243,7 +261,9 @@ impl T1071 {
             Ok(o) => o
                 .group()
                 .and_then(|g| self.judge(Reading::Text, g, &o, text.as_bytes(), now_ms, alert)),
-            Err(_) => None,
+            // Not JSON: a raw line held as a string (a syslog source's
+            // `{"message": "<CEF:...>", ...}`), labelled on the top level.
+            Err(_) => self.read_raw_text(text.as_bytes(), now_ms, alert),
         };
         if let Some(w) = self.wrapped.as_mut() {
             w.scanner = scanner;
@@ -276,58 +296,193 @@ impl T1071 {
         // are read.
         let target = preset.target(obj);
         let dest = target.destination?.ip();
-        let proto = target.port.map_or(0, |p| self.ports[p as usize]);
-        let external = dest.map(|d| !self.internal.contains(d));
-        let mut j = Judgement {
-            preset: g,
-            proto,
-            external,
-            counted: false,
-            allowlisted: None,
-        };
+        let mut j = self.first_look(dest, target.port);
+        j.preset = g;
         let Some(dest) = dest else {
             return Some(j); // A host name: neither external nor allowlisted.
         };
-        if proto == 0 && (self.allowlist.is_empty() || !self.allowlist.may_match(dest, target.port))
+        if j.proto == 0
+            && (self.allowlist.is_empty() || !self.allowlist.may_match(dest, target.port))
         {
             return Some(j);
         }
         // Read the rest of this event (it scanned as an object already).
+        let by_user = preset.grouping == Grouping::ByUser;
         let full = self.details.scan_planned(event, preset.details_plan());
         let r = full.map(|f| preset.details(&f)).unwrap_or_default();
-        let src: Option<IpAddr> = r.source.as_deref().and_then(net::parse_ip);
-        j.allowlisted = self.allowlist.find(src, dest, target.port);
-        let (Some(port), Some(src)) = (target.port, src) else {
-            return Some(j);
+        let c = Connection {
+            dest,
+            port: target.port,
+            bytes_total: None,
+            closing: true,
+            by_user,
         };
-        j.counted = proto != 0
+        self.conclude(&mut j, c, &r, now_ms, alert);
+        Some(j)
+    }
+
+    /// The protocol and the external flag: all an event on an unwatched
+    /// port needs.
+    fn first_look(&self, dest: Option<IpAddr>, port: Option<u16>) -> Judgement {
+        Judgement {
+            preset: 0,
+            format: None,
+            proto: port.map_or(0, |p| self.ports[p as usize]),
+            external: dest.map(|d| !self.internal.contains(d)),
+            counted: false,
+            allowlisted: None,
+        }
+    }
+
+    /// The allowlist and whether the connection counts (spec §2), for JSON
+    /// events and raw records alike; counts it when it does.
+    fn conclude(
+        &mut self,
+        j: &mut Judgement,
+        x: Connection,
+        r: &Details<'_>,
+        now_ms: i64,
+        alert: &mut dyn FnMut(&[u8]),
+    ) {
+        let (dest, port) = (x.dest, x.port);
+        let src: Option<IpAddr> = r.source.as_deref().and_then(net::parse_ip);
+        j.allowlisted = self.allowlist.find(src, dest, port);
+        let (Some(port), Some(src)) = (port, src) else {
+            return;
+        };
+        j.counted = j.proto != 0
             && r.permitted
-            && external == Some(true)
+            && x.closing
+            && j.external == Some(true)
             && self.internal.contains(src)
             && j.allowlisted.is_none();
-        if j.counted {
-            self.tally.untimed += u64::from(r.time_ms.is_none());
-            let o = Observation {
-                time_ms: r.time_ms,
-                src,
-                dest,
-                port,
-                protocol: proto - 1,
-                by_user: preset.grouping == Grouping::ByUser,
-                process: r.process.as_deref().unwrap_or(""),
-                user: r.user.as_deref().unwrap_or(""),
-                bytes_out: r.bytes_out.unwrap_or(0),
-                bytes_in: r.bytes_in.unwrap_or(0),
-            };
-            if self.stage == Stage::Classify {
-                let mut line = Vec::with_capacity(192);
-                write_observation(&mut line, &o, &self.labels[o.protocol as usize]);
-                alert(&line);
-            } else {
-                self.agg.record(&o, now_ms, alert);
+        if !j.counted {
+            return;
+        }
+        self.tally.untimed += u64::from(r.time_ms.is_none());
+        let o = Observation {
+            time_ms: r.time_ms,
+            src,
+            dest,
+            port,
+            protocol: j.proto - 1,
+            by_user: x.by_user,
+            process: r.process.as_deref().unwrap_or(""),
+            user: r.user.as_deref().unwrap_or(""),
+            bytes_out: r.bytes_out.unwrap_or(0),
+            bytes_in: r.bytes_in.unwrap_or(0),
+            bytes_total: x.bytes_total,
+        };
+        if self.stage == Stage::Classify {
+            let mut line = Vec::with_capacity(192);
+            write_observation(&mut line, &o, &self.labels[o.protocol as usize]);
+            alert(&line);
+        } else {
+            self.agg.record(&o, now_ms, alert);
+        }
+    }
+
+    /// A line that is not a JSON object (`e` says why): read by the raw
+    /// format whose marker it carries (spec §6), labelled in its own
+    /// syntax; otherwise it passes on, reported as `e`.
+    fn read_raw(
+        &mut self,
+        event: &[u8],
+        e: ScanError,
+        now_ms: i64,
+        out: Option<&mut EventOut<'_>>,
+        alert: &mut dyn FnMut(&[u8]),
+    ) -> Option<Judgement> {
+        let line = event.strip_suffix(b"\r").unwrap_or(event);
+        let at = line.len();
+        let bare = line.last() == Some(&b'|');
+        match self.raw.any().then(|| self.raw.read(line)) {
+            Some(Line::Record(mut rec)) => {
+                self.tally.raw[rec.format as usize] += 1;
+                let j = self.judge_raw(&mut rec, now_ms, alert);
+                if let Some(out) = out {
+                    let label = j.map(|j| self.raw_label(&j));
+                    if label.is_some() || matches!(rec.splice, raw::Splice::Columns(_)) {
+                        out.edit_with(at, at, |b| {
+                            raw::label::write(b, rec.splice, &self.raw_names, label.as_ref(), bare)
+                        });
+                    }
+                }
+                j
+            }
+            Some(Line::ZeekHeader(extend)) => {
+                if let (Some(x), Some(out)) = (extend, out) {
+                    out.edit_with(at, at, |b| {
+                        raw::zeek_tsv::write_extension(b, x, &self.raw_names)
+                    });
+                }
+                None
+            }
+            Some(Line::Other) | None => {
+                if let Some(out) = out {
+                    out.unreadable(e);
+                }
+                None
             }
         }
+    }
+
+    /// A raw line held as a string at `event_path` (spec §6): read and
+    /// counted; its label goes on the line's top level, as for a JSON
+    /// event held as a string.
+    fn read_raw_text(
+        &mut self,
+        text: &[u8],
+        now_ms: i64,
+        alert: &mut dyn FnMut(&[u8]),
+    ) -> Option<Judgement> {
+        if !self.raw.any() {
+            return None;
+        }
+        let Line::Record(mut rec) = self.raw.read(text) else {
+            return None;
+        };
+        self.tally.raw[rec.format as usize] += 1;
+        self.judge_raw(&mut rec, now_ms, alert)
+    }
+
+    /// Classifies and counts a raw record (spec §2, §6); `None`: it has no
+    /// destination.
+    fn judge_raw(
+        &mut self,
+        rec: &mut Record<'_>,
+        now_ms: i64,
+        alert: &mut dyn FnMut(&[u8]),
+    ) -> Option<Judgement> {
+        let dest = net::parse_ip(rec.destination.as_deref()?);
+        let mut j = self.first_look(dest, rec.port);
+        j.format = Some(rec.format);
+        let Some(dest) = dest else {
+            return Some(j);
+        };
+        if j.proto != 0 {
+            // It may count: its time is needed.
+            rec.details.time_ms = rec.when.resolve();
+        }
+        let c = Connection {
+            dest,
+            port: rec.port,
+            bytes_total: rec.bytes_total,
+            closing: rec.closing,
+            by_user: rec.by_user,
+        };
+        self.conclude(&mut j, c, &rec.details, now_ms, alert);
         Some(j)
+    }
+
+    /// A judgement as the raw label says it.
+    fn raw_label(&self, j: &Judgement) -> Label<'_> {
+        Label {
+            protocol: self.label(j),
+            external: j.external,
+            counted: j.counted,
+            allowlisted: j.allowlisted.map(|i| self.allowlist.reason(i)),
+        }
     }
 
     /// The protocol label of a judgement, if the port is watched.
@@ -362,7 +517,10 @@ impl T1071 {
 
     fn verdict(&self, j: &Judgement) -> Verdict {
         Verdict {
-            preset: self.presets.get(j.preset).map_or("", |p| p.name),
+            preset: match j.format {
+                Some(f) => f.name(),
+                None => self.presets.get(j.preset).map_or("", |p| p.name),
+            },
             protocol: self.label(j).map(str::to_string),
             external: j.external,
             counted: j.counted,
@@ -434,6 +592,7 @@ impl T1071 {
                 user: user.as_deref().unwrap_or(""),
                 bytes_out: count("bytes_out"),
                 bytes_in: count("bytes_in"),
+                bytes_total: int("bytes_total").and_then(|n| u64::try_from(n).ok()),
             },
             now_ms,
             alert,
@@ -673,9 +832,13 @@ fn write_observation(b: &mut Vec<u8>, o: &Observation<'_>, label: &str) {
     write_str(b, o.user);
     let _ = write!(
         b,
-        ",\"bytes_out\":{},\"bytes_in\":{}}}",
+        ",\"bytes_out\":{},\"bytes_in\":{}",
         o.bytes_out, o.bytes_in
     );
+    if let Some(t) = o.bytes_total {
+        let _ = write!(b, ",\"bytes_total\":{t}");
+    }
+    b.push(b'}');
 }
 
 /// What the module says about itself (its `rulebox.manifest` section):
@@ -696,3 +859,6 @@ rulebox_plugin::export_rule!(T1071, manifest = MANIFEST);
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod raw_tests;

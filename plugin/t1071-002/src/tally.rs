@@ -9,6 +9,7 @@
 use rulebox_plugin::abi::LogLevel;
 
 use crate::config::Stage;
+use crate::raw::Format;
 
 /// Counters of one instance's run (not saved with its state: a run's
 /// summary counts that run).
@@ -25,6 +26,8 @@ pub struct Tally {
     pub untimed: u64,
     /// Stage `aggregate`: observation records aggregated.
     pub observations: u64,
+    /// Raw records read, per format (spec §6; `raw::Format` order).
+    pub raw: [u64; 7],
 }
 
 impl Tally {
@@ -43,8 +46,14 @@ impl Tally {
                     Stage::All => format!(" late={late}"),
                     _ => String::new(),
                 };
+                let mut raw = String::new();
+                for (f, n) in Format::ALL.iter().zip(self.raw) {
+                    if n > 0 {
+                        raw.push_str(&format!(" raw_{}={n}", f.name()));
+                    }
+                }
                 format!(
-                    "run summary: events_read={} labelled={} counted={} without_destination={}{late} unreadable_time={}",
+                    "run summary: events_read={} labelled={} counted={} without_destination={}{late} unreadable_time={}{raw}",
                     self.read,
                     self.labelled,
                     self.counted,
@@ -58,7 +67,7 @@ impl Tally {
             lines.push((
                 LogLevel::Warn,
                 format!(
-                    "none of the {} events read had a destination this rule can read: no preset matched them (not JSON objects, or none of the fields that schema, fields and event_path name)",
+                    "none of the {} events read had a destination this rule can read: no preset or raw format matched them (not JSON objects nor lines of a raw format turned on, or none of the fields that schema, fields and event_path name)",
                     self.read
                 ),
             ));
@@ -79,13 +88,14 @@ mod tests {
             counted: 3,
             untimed: 1,
             observations: 0,
+            raw: [0, 0, 2, 0, 0, 0, 0],
         };
         let all = t.summary(Stage::All, 2, 0);
         assert_eq!(
             all,
             [(
                 LogLevel::Info,
-                "run summary: events_read=10 labelled=7 counted=3 without_destination=3 late=2 unreadable_time=1".to_string()
+                "run summary: events_read=10 labelled=7 counted=3 without_destination=3 late=2 unreadable_time=1 raw_cef=2".to_string()
             )]
         );
         let classify = t.summary(Stage::Classify, 0, 0);

@@ -13,11 +13,11 @@ use super::*;
 /// A result frame applied to its batch: each event as it leaves (a dropped
 /// one as it came), with its reason and action, and the alerts.
 #[derive(Default)]
-struct Out {
-    events: Vec<Vec<u8>>,
-    alerts: Vec<Value>,
-    reasons: Vec<Reason>,
-    actions: Vec<Action>,
+pub(crate) struct Out {
+    pub(crate) events: Vec<Vec<u8>>,
+    pub(crate) alerts: Vec<Value>,
+    pub(crate) reasons: Vec<Reason>,
+    pub(crate) actions: Vec<Action>,
 }
 
 impl FrameOutputs for Out {
@@ -35,7 +35,7 @@ impl FrameOutputs for Out {
     }
 }
 
-fn runner(config: &Value) -> Runner<T1071> {
+pub(crate) fn runner(config: &Value) -> Runner<T1071> {
     let mut r = Runner::<T1071>::new();
     match InitFrame::parse(r.init(config.to_string().as_bytes())).unwrap() {
         InitFrame::Ok {
@@ -72,7 +72,7 @@ fn decode(batch: &[u8], count: usize, frame: &[u8]) -> Out {
     out
 }
 
-fn process(r: &mut Runner<T1071>, events: &[&str]) -> Out {
+pub(crate) fn process(r: &mut Runner<T1071>, events: &[&str]) -> Out {
     let mut batch = Vec::new();
     for e in events {
         batch.extend_from_slice(e.as_bytes());
@@ -82,7 +82,7 @@ fn process(r: &mut Runner<T1071>, events: &[&str]) -> Out {
     decode(&batch, events.len(), &frame)
 }
 
-fn flush(r: &mut Runner<T1071>) -> Vec<Value> {
+pub(crate) fn flush(r: &mut Runner<T1071>) -> Vec<Value> {
     let frame = r.flush(0).to_vec();
     decode(b"", 0, &frame).alerts
 }

@@ -9,6 +9,7 @@ mod listeners;
 mod manifest;
 mod parity;
 mod pipeline;
+mod raw_formats;
 mod rsyslog;
 mod ruletest;
 mod shippers;
