@@ -16,7 +16,8 @@ fn pki(dir: &Scratch) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "rulebox test CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "rulebox test CA");
     let ca = ca.self_signed(&ca_key).unwrap();
     dir.write("ca.pem", ca.pem());
     for (name, sans) in [
