@@ -15,8 +15,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::buffer::{self, BufferConfig, BufferKind};
-use super::component::{SinkContext, SinkStats};
+use super::buffer::BufferConfig;
+use super::component::SinkStats;
 use super::spool::{Kept, Spool};
 use crate::batch::Batch;
 use crate::channel::Rx;
@@ -109,46 +109,6 @@ pub struct Batching {
     pub buffer: BufferConfig,
 }
 
-/// Starts a network sink whose target its `check` accepted (one that
-/// still fails is logged, and the sink takes nothing).
-pub fn start<T: Target>(
-    cx: SinkContext,
-    target: Result<T, String>,
-    encoding: impl Encode,
-    batching: Batching,
-) -> tokio::task::JoinHandle<()> {
-    match target {
-        Ok(target) => spawn(cx, target, encoding, batching),
-        Err(e) => tokio::spawn(async move {
-            tracing::error!(sink = %cx.id, error = %e, "not started");
-        }),
-    }
-}
-
-/// Starts a network sink's task: batches from `cx` delivered to `target`.
-pub fn spawn(
-    cx: SinkContext,
-    target: impl Target,
-    encoding: impl Encode,
-    batching: Batching,
-) -> tokio::task::JoinHandle<()> {
-    let SinkContext {
-        id,
-        paths,
-        rx,
-        stats,
-        shutdown,
-    } = cx;
-    let d = Delivery {
-        spool: Spool::new(paths.data_dir(), &id),
-        id,
-        stats,
-        batching,
-        shutdown,
-    };
-    tokio::spawn(d.run(rx, target, encoding))
-}
-
 /// A running network sink.
 pub(super) struct Delivery {
     pub(super) id: String,
@@ -177,11 +137,8 @@ enum GaveUp {
 
 impl Delivery {
     /// Delivers what the last run spooled, then batches until the input
-    /// ends; see the module docs.
-    async fn run(self, mut rx: Rx, mut target: impl Target, encoding: impl Encode) {
-        if self.batching.buffer.kind == BufferKind::Disk {
-            return buffer::run_disk(self, rx, target, encoding).await;
-        }
+    /// ends (a memory buffer); see the module docs.
+    pub(super) async fn run(self, mut rx: Rx, mut target: impl Target, encoding: impl Encode) {
         self.unspool(&mut target).await;
         let mut body = Vec::new();
         while let Some(first) = rx.recv().await {

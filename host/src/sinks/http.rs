@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::buffer::BufferConfig;
 use super::component::{Sink, SinkContext};
+use super::network;
 use super::delivery::{self, Batching, Lines, Retry};
 use super::http_client::{self, HttpTarget};
 use crate::config::{Paths, Problem};
@@ -77,6 +78,6 @@ impl Sink for HttpConfig {
             buffer: self.buffer.clone(),
         };
         let target = self.target().and_then(|t| t.with_tls(self.tls.as_ref(), &cx.paths));
-        delivery::start(cx, target, Lines, batching)
+        network::start(cx, target, Lines, batching)
     }
 }

@@ -5,13 +5,16 @@
 //! Shared pieces: `writer` (files and pipes, on a blocking thread),
 //! `delivery` (batching, encoding, gzip and retry for network sinks),
 //! `spool` (what a network sink could not deliver by a shutdown's end),
-//! `buffer` (a network sink's `memory` or `disk` buffer) and
+//! `buffer` (a network sink's buffer, as configured), `disk` (a disk
+//! buffer's intake and drainer), `network` (starting a network sink) and
 //! `http_client`.
 
 mod buffer;
 mod component;
 mod delivery;
+mod disk;
 mod http_client;
+mod network;
 mod spool;
 mod writer;
 

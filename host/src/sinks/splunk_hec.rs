@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::buffer::BufferConfig;
 use super::component::{Sink, SinkContext};
+use super::network;
 use super::delivery::{self, Batching, Encode, Retry};
 use super::http_client::{self, HttpTarget};
 use crate::batch::Batch;
@@ -108,7 +109,7 @@ impl Sink for SplunkHecConfig {
             buffer: self.buffer.clone(),
         };
         let target = self.target().and_then(|t| t.with_tls(self.tls.as_ref(), &cx.paths));
-        delivery::start(cx, target, encoding, batching)
+        network::start(cx, target, encoding, batching)
     }
 }
 

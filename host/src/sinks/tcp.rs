@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 
 use super::buffer::BufferConfig;
 use super::component::{Sink, SinkContext};
+use super::network;
 use super::delivery::{self, Batching, Failure, Lines, Retry, Target};
 use crate::config::Problem;
 
@@ -57,7 +58,7 @@ impl Sink for TcpConfig {
             gzip: false,
             buffer: self.buffer.clone(),
         };
-        delivery::spawn(cx, target, Lines, batching)
+        network::spawn(cx, target, Lines, batching)
     }
 }
 

@@ -1,0 +1,141 @@
+//! A network sink with a disk buffer: each body is written and fsynced in
+//! the sink's spool folder before its events count as out, so a HEC or
+//! http source answers as soon as they are durably queued, and a file
+//! source's checkpoint moves on; a drainer delivers the queued bodies
+//! oldest first, across restarts.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::buffer::{Level, WhenFull};
+use super::delivery::{Delivery, Encode, Sent, Target};
+use super::spool::Kept;
+use crate::channel::Rx;
+use crate::shutdown::shutdown_requested;
+
+/// A sink with a disk buffer: the intake queues bodies (fsynced; their
+/// acks released once written), the drainer delivers them, both until the
+/// input ends; the drainer stops at the shutdown's grace, leaving what is
+/// queued for the next start.
+pub(super) async fn run(d: Delivery, rx: Rx, target: impl Target, encoding: impl Encode) {
+    let last_run: Vec<Kept> = d.spool.pending();
+    let held: u64 = last_run.iter().map(|k| file_len(&k.path)).sum();
+    let level = Level::new(held);
+    let ended = AtomicBool::new(false);
+    tokio::join!(
+        async {
+            intake(&d, rx, encoding, &level).await;
+            ended.store(true, Ordering::Relaxed);
+            level.queued.notify_one();
+        },
+        drain(&d, target, &level, &ended, last_run),
+    );
+    // Queued in this run and not delivered: kept for the next start.
+    let left: u64 = d
+        .spool
+        .pending()
+        .iter()
+        .filter(|k| !k.path.to_string_lossy().contains(".rejected-"))
+        .map(|k| k.events as u64)
+        .sum();
+    d.stats.spooled.store(left, Ordering::Relaxed);
+}
+
+fn file_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Takes batches, queues each body on disk (within `max_bytes`, by
+/// `when_full`) and lets their acks go.
+async fn intake(d: &Delivery, mut rx: Rx, encoding: impl Encode, level: &Level) {
+    let (max, when_full) = (d.batching.buffer.max_bytes, d.batching.buffer.when_full);
+    let mut body = Vec::new();
+    let mut dropped_logs = 0u64;
+    while let Some(first) = rx.recv().await {
+        let held = d.gather(first, &mut rx);
+        let events: usize = held.iter().map(|b| b.count()).sum();
+        body.clear();
+        for b in &held {
+            encoding.encode(b, &mut body);
+        }
+        let n = body.len() as u64;
+        if events == 0 {
+            continue;
+        }
+        if !level.fits(n, max) && !shutting_down(d) {
+            if when_full == WhenFull::DropNewest {
+                dropped_logs += 1;
+                d.stats
+                    .buffer_dropped
+                    .fetch_add(events as u64, Ordering::Relaxed);
+                if dropped_logs.is_power_of_two() {
+                    tracing::warn!(sink = %d.id, events, max_bytes = max, times = dropped_logs, "disk buffer full: new events dropped (when_full = drop_newest)");
+                }
+                continue;
+            }
+            wait_for_room(d, level, n, max).await;
+        }
+        match d.spool.keep(&body, events) {
+            Ok(_) => level.add(n),
+            Err(e) => {
+                tracing::error!(sink = %d.id, error = %e, events, "cannot queue events on disk: counted as write errors");
+                for b in &held {
+                    b.fail_acks();
+                }
+                d.stats
+                    .write_errors
+                    .fetch_add(events as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn shutting_down(d: &Delivery) -> bool {
+    *d.shutdown.borrow()
+}
+
+/// Waits until `n` bytes fit, or a shutdown begins (what is in flight is
+/// then kept over the bound: nothing waits on a drainer that stopped).
+async fn wait_for_room(d: &Delivery, level: &Level, n: u64, max: u64) {
+    while !level.fits(n, max) && !shutting_down(d) {
+        tokio::select! {
+            _ = level.room.notified() => {}
+            _ = shutdown_requested(d.shutdown.clone()) => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+/// Delivers queued bodies, oldest first, until the intake ended and the
+/// queue is empty, or the shutdown's grace ran out.
+async fn drain(
+    d: &Delivery,
+    mut target: impl Target,
+    level: &Level,
+    ended: &AtomicBool,
+    last_run: Vec<Kept>,
+) {
+    let from_last_run: HashSet<_> = last_run.into_iter().map(|k| k.path).collect();
+    loop {
+        let pending = d.spool.pending();
+        if pending.is_empty() {
+            if ended.load(Ordering::Relaxed) {
+                return;
+            }
+            tokio::select! {
+                _ = level.queued.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            continue;
+        }
+        for kept in pending {
+            let size = file_len(&kept.path);
+            let old = from_last_run.contains(&kept.path);
+            match d.send_kept(&mut target, &kept, old).await {
+                Sent::Shutdown => return,
+                Sent::Delivered | Sent::Refused => level.take(size),
+            }
+        }
+    }
+}
