@@ -343,3 +343,23 @@ fn validate_checks_the_api_address_at_its_line() {
     let out = rulebox(&["validate", "--config", p.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn an_api_address_in_use_fails_the_run_but_not_the_pipeline() {
+    let dir = Scratch::new("api-taken");
+    let input: String = (0..10).map(|i| event(i) + "\n").collect();
+    let input = dir.write("in.ndjson", input);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let cfg = with_api(&rule_pipeline(&dir.0, &input, "schema = \"cim\"", ""), port);
+    let cfg = dir.write("p.toml", cfg);
+    let out = rulebox(&["run", "--config", cfg.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("api: cannot listen"),
+        "{}",
+        stderr(&out)
+    );
+    let written = std::fs::read_to_string(dir.path("events.out")).unwrap();
+    assert_eq!(written.lines().count(), 10);
+}
