@@ -148,14 +148,16 @@ fn events_and_bytes(f: &mut Families, r: &Registry) {
         "counter",
         "Events a component took in (a source: read and forwarded).",
         r.of_sources(|s| &s.events)
-            .chain(r.of_transforms(|t| &t.events_in)),
+            .chain(r.of_transforms(|t| &t.events_in))
+            .chain(r.of_sinks(|s| &s.received_events)),
     );
     f.family(
         "rulebox_component_received_bytes_total",
         "counter",
         "Bytes of the events a component took in.",
         r.of_sources(|s| &s.bytes)
-            .chain(r.of_transforms(|t| &t.bytes_in)),
+            .chain(r.of_transforms(|t| &t.bytes_in))
+            .chain(r.of_sinks(|s| &s.received_bytes)),
     );
     f.family(
         "rulebox_component_sent_events_total",

@@ -178,7 +178,26 @@ fn metrics_count_every_event_and_promtool_accepts_them() {
         ),
         n
     );
-    assert!(get("rulebox_component_sent_bytes_total", "events", "sink", "") > bytes);
+    assert_eq!(
+        get(
+            "rulebox_component_received_events_total",
+            "events",
+            "sink",
+            ""
+        ),
+        n
+    );
+    let received = get(
+        "rulebox_component_received_bytes_total",
+        "events",
+        "sink",
+        "",
+    );
+    assert!(received > bytes, "the rule's enrichment adds bytes");
+    assert_eq!(
+        get("rulebox_component_sent_bytes_total", "events", "sink", ""),
+        received
+    );
     assert_eq!(
         get(
             "rulebox_component_errors_total",
