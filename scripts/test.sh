@@ -8,7 +8,8 @@
 #          the libraries' unit tests and the doc tests
 #   fuzz   a short cargo fuzz run per target (FUZZ_SECONDS each)
 #   e2e    rsyslog and minisign if missing, syslog-ng unpacked into target/syslog-ng
-#          (scripts/install-syslog-ng.sh), every rule's .wasm and the host
+#          (scripts/install-syslog-ng.sh), promtool into target/promtool
+#          (scripts/install-promtool.sh), every rule's .wasm and the host
 #          in release mode, then the binaries' unit tests and the
 #          end-to-end tests (the real binary and .wasm; they replay the
 #          fuzz corpus too)
@@ -95,6 +96,8 @@ lane_e2e() {
   # syslog-ng conflicts with rsyslog as a package, so it is not installed:
   # its packages are unpacked into target/syslog-ng and run from there.
   bash scripts/install-syslog-ng.sh
+  # promtool checks the /metrics answer; unpacked into target/promtool.
+  bash scripts/install-promtool.sh
   local rules rule
   rules=$(rule_crates)
   for rule in $rules; do

@@ -2,15 +2,19 @@
 //!
 //! Layers, each using only those above it: `batch`, `channel`, `shutdown`,
 //! `durable`, `codecs`, `config`, `sandbox`; then the components
-//! (`sources`, `transforms`, `sinks`); then `topology`, which reads a
+//! (`sources`, `transforms`, `sinks`); then `metrics` (their counters in
+//! Prometheus' text format) and `api` (the endpoint serving them); then
+//! `topology`, which reads a
 //! configuration, builds and runs it, and `inspect`, which describes one
 //! module. `main.rs` is the command line.
+pub mod api;
 pub mod batch;
 pub mod channel;
 pub mod codecs;
 pub mod config;
 pub mod durable;
 pub mod inspect;
+pub mod metrics;
 pub mod ruletest;
 pub mod sandbox;
 pub mod shutdown;

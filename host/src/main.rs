@@ -277,12 +277,9 @@ fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {
 
 fn report(s: &Summary) {
     let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    for (id, n) in &s.sources {
-        let (lost, oversize) = s
-            .source_stats
-            .get(id)
-            .map_or((0, 0), |st| (g(&st.lost), g(&st.oversize)));
-        tracing::info!(source = %id, events = n, lost, oversize, "source done");
+    for (id, st) in &s.sources {
+        let (lost, oversize) = (g(&st.lost), g(&st.oversize));
+        tracing::info!(source = %id, events = g(&st.events), bytes = g(&st.bytes), lost, oversize, "source done");
     }
     for (id, t) in &s.transforms {
         tracing::info!(

@@ -172,6 +172,20 @@ impl ConfigFile {
         self.error_at(self.line_of_key(section, id, &key), message)
     }
 
+    /// A problem of the top-level table `[<table>]` (not a component), at
+    /// its key's line when the key is found, else at the table's header.
+    pub fn table_problem(&self, table: &str, p: Problem) -> ConfigError {
+        let header = self.header_line(&format!("[{table}]"), 0);
+        let Some(key) = p.key else {
+            return self.error_at(header, format!("{table}: {}", p.message));
+        };
+        let line = header.map(|at| {
+            let entries = locate::table_entries(&self.text, at);
+            entries.iter().find(|e| e.key == key).map_or(at, |e| e.line)
+        });
+        self.error_at(line, format!("{table}.{key}: {}", p.message))
+    }
+
     /// The line of `key` in component `[<section>.<id>]`: a path of keys
     /// and indexes (`config.protocols[1].ports`), each found as a table of
     /// its own (`[<section>.<id>.config]`, the second

@@ -49,6 +49,19 @@ pub enum PluginError {
 }
 
 impl PluginError {
+    /// Every word [`PluginError::reason`] gives, once.
+    pub const REASONS: [&'static str; 9] = [
+        "deadline",
+        "trap",
+        "bad_frame",
+        "plugin_error",
+        "no_buffer",
+        "plan_budget",
+        "config",
+        "contract",
+        "load",
+    ];
+
     /// A short, stable word for counters, tags and dead-letter records.
     pub fn reason(&self) -> &'static str {
         match self {

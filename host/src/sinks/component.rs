@@ -3,10 +3,11 @@
 //! it receives, releasing a batch's acks only once its events are out.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::watch;
 
+use crate::batch::Batch;
 use crate::channel::Rx;
 use crate::config::{Paths, Problem};
 
@@ -53,6 +54,10 @@ pub struct SinkContext {
 /// A sink's counters.
 #[derive(Debug, Default)]
 pub struct SinkStats {
+    /// Events and bytes taken from its input, whatever became of them.
+    pub received_events: AtomicU64,
+    pub received_bytes: AtomicU64,
+    /// Events and bytes written (network sinks: delivered).
     pub events: AtomicU64,
     pub bytes: AtomicU64,
     pub write_errors: AtomicU64,
@@ -66,4 +71,12 @@ pub struct SinkStats {
     pub buffer_dropped: AtomicU64,
     /// Replayed events let go without writing (`Batch::replay`).
     pub replayed: AtomicU64,
+}
+
+impl SinkStats {
+    /// Counts a batch taken from the input.
+    pub fn received(&self, b: &Batch) {
+        (self.received_events).fetch_add(b.count() as u64, Ordering::Relaxed);
+        (self.received_bytes).fetch_add(b.bytes().len() as u64, Ordering::Relaxed);
+    }
 }

@@ -257,6 +257,7 @@ impl Delivery {
     pub(super) fn gather(&self, first: Arc<Batch>, rx: &mut Rx) -> Vec<Arc<Batch>> {
         let mut held = self.collect(first, rx);
         held.retain(|b| {
+            self.stats.received(b);
             let r = &self.stats.replayed;
             r.fetch_add(b.count() as u64 * b.replay as u64, Ordering::Relaxed);
             !b.replay

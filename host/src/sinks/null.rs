@@ -23,6 +23,7 @@ impl Sink for NullConfig {
         let SinkContext { mut rx, stats, .. } = cx;
         tokio::spawn(async move {
             while let Some(b) = rx.recv().await {
+                stats.received(&b);
                 stats.events.fetch_add(b.count() as u64, Ordering::Relaxed);
                 stats.bytes.fetch_add(b.bytes().len() as u64, Ordering::Relaxed);
             }

@@ -26,6 +26,7 @@ pub fn sink_loop(
         Err(e) => {
             tracing::error!(sink = %id, error = %e, "cannot open output; its events are counted as write errors");
             while let Some(b) = rx.blocking_recv() {
+                stats.received(&b);
                 b.fail_acks();
                 stats
                     .write_errors
@@ -54,6 +55,7 @@ pub fn sink_loop(
         }
     };
     while let Some(b) = rx.blocking_recv() {
+        stats.received(&b);
         if b.replay {
             // Written before a crash: let go without writing again.
             stats

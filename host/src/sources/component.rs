@@ -50,9 +50,12 @@ pub struct SourceContext {
     pub stats: Arc<SourceStats>,
 }
 
-/// A source's counters besides its events (which the topology counts).
+/// A source's counters: its events and bytes (counted by the topology as
+/// it forwards them), and what else the source counts.
 #[derive(Debug, Default)]
 pub struct SourceStats {
+    pub events: AtomicU64,
+    pub bytes: AtomicU64,
     /// Events lost before the source could read them (the kernel's drops
     /// on a full UDP socket), as far as the source can tell.
     pub lost: AtomicU64,

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 pub use checkpoint::{Checkpointer, checkpoint_loop};
 pub use component::{Ending, Source, SourceContext, SourceStats, Started};
+pub use listener::check_address;
 
 /// Declares the source kinds: one line each, `Variant(module::Config)`,
 /// its `type` the variant in snake case.

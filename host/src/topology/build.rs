@@ -78,6 +78,13 @@ pub fn build(loaded: Loaded, rt: &Runtime) -> Result<Built, ConfigErrors> {
 fn check_components(loaded: &Loaded) -> Vec<ConfigError> {
     let (c, file) = (&loaded.config, &loaded.file);
     let mut errors = Vec::new();
+    if let Some(api) = &c.api {
+        errors.extend(
+            api.check()
+                .into_iter()
+                .map(|p| file.table_problem("api", p)),
+        );
+    }
     for (id, s) in &c.sources {
         let mut found = s.kind().check();
         found.extend(s.kind().check_paths(&loaded.paths));

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::api::ApiConfig;
 use crate::config::graph::{self, Graph};
 use crate::config::{ConfigErrors, ConfigFile, Paths};
 use crate::sinks::SinkConfig;
@@ -22,6 +23,9 @@ pub struct PipelineConfig {
     /// missing. Default: `data` beside the configuration file.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
+    /// The health and metrics endpoint; absent: none.
+    #[serde(default)]
+    pub api: Option<ApiConfig>,
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
     #[serde(default)]

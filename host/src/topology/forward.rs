@@ -2,13 +2,14 @@
 //! deciding when the source is done at shutdown.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::batch::Batch;
 use crate::channel::{Rx, Tx, send_all};
-use crate::sources::{Ending, Started};
+use crate::sources::{Ending, SourceStats, Started};
 
 /// At shutdown, how long a source may stay silent before it is taken as done.
 const SHUTDOWN_QUIET: Duration = Duration::from_millis(500);
@@ -20,14 +21,14 @@ const SHUTDOWN_QUIET: Duration = Duration::from_millis(500);
 pub async fn forward(
     rx: Rx,
     txs: Vec<Tx>,
-    count: Arc<AtomicU64>,
+    stats: Arc<SourceStats>,
     shutdown: watch::Receiver<bool>,
     stop: Arc<AtomicBool>,
     started: Started,
     stop_all: Arc<watch::Sender<bool>>,
 ) {
     let ending = started.ending;
-    move_batches(rx, &txs, &count, shutdown, &stop, ending).await;
+    move_batches(rx, &txs, &stats, shutdown, &stop, ending).await;
     // Set before the consumers see the channel close, so they take the end
     // of this input as a shutdown (they save state instead of flushing).
     if started.eof_shuts_down && !*stop_all.borrow() {
@@ -42,7 +43,7 @@ pub async fn forward(
 async fn move_batches(
     mut rx: Rx,
     txs: &[Tx],
-    count: &AtomicU64,
+    stats: &SourceStats,
     mut shutdown: watch::Receiver<bool>,
     stop: &AtomicBool,
     ending: Ending,
@@ -63,7 +64,7 @@ async fn move_batches(
                             tokio::time::timeout(SHUTDOWN_QUIET, rx.recv()).await.ok().flatten()
                         };
                         let Some(b) = next else { return };
-                        count.fetch_add(b.count() as u64, Ordering::Relaxed);
+                        counted(stats, &b);
                         send_all(txs, b).await;
                     }
                 }
@@ -71,7 +72,12 @@ async fn move_batches(
             }
         };
         let Some(b) = batch else { return };
-        count.fetch_add(b.count() as u64, Ordering::Relaxed);
+        counted(stats, &b);
         send_all(txs, b).await;
     }
+}
+
+fn counted(stats: &SourceStats, b: &Batch) {
+    stats.events.fetch_add(b.count() as u64, Ordering::Relaxed);
+    (stats.bytes).fetch_add(b.bytes().len() as u64, Ordering::Relaxed);
 }

@@ -1,6 +1,8 @@
-//! Running a built pipeline: one bounded channel per consumer (producers
-//! get its sender once per input naming them), sinks started first, then
-//! transforms, then sources; checkpoints written while it runs. End of
+//! Running a built pipeline: the `[api]` endpoint first (when configured),
+//! one bounded channel per consumer (producers get its sender once per
+//! input naming them), sinks started, then transforms, then sources, and
+//! the endpoint handed their counters (ready); checkpoints written while
+//! it runs. End of
 //! input closes channels downstream: each transform then runs its final
 //! flush (or saves its state, at a shutdown) and closes its outputs, so
 //! every event and alert is written before [`run`] returns.
@@ -17,7 +19,9 @@ use super::build::Built;
 use super::config::{Loaded, PipelineConfig};
 use super::forward::forward;
 use super::summary::Summary;
-use crate::channel::{self, Rx, Tx};
+use crate::api::{self, Status};
+use crate::channel::{self, Depth, Rx, Tx};
+use crate::metrics::{Registry, SourceEntry};
 use crate::shutdown::shutdown_requested;
 use crate::sinks::{SinkContext, SinkStats};
 use crate::sources::{Checkpointer, SourceContext, SourceStats, checkpoint_loop};
@@ -33,6 +37,7 @@ pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
     } = built;
     let data_dir = loaded.paths.data_dir().to_path_buf();
     let mut summary = Summary::default();
+    let (status, api) = start_api(&loaded, &mut summary);
     let state_errors = Arc::new(AtomicU64::new(0));
     // Plugin state saved at the last shutdown.
     for (id, stage) in &mut transforms {
@@ -40,21 +45,21 @@ pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
         state_errors.fetch_add(failed, Ordering::Relaxed);
     }
     let mut wiring = Wiring::new(&loaded.config);
-    let sink_tasks = start_sinks(&loaded, &mut wiring, &shutdown, &mut summary);
-    let mut transform_tasks = Vec::new();
-    for (id, stage) in transforms {
-        let Some(rx) = wiring.consumers.remove(&id) else {
-            continue;
-        };
-        let stats = stage.transform().stats.clone();
-        summary.transforms.insert(id.clone(), stats);
-        let (routes, sh) = (wiring.routes_of(&id, &stage), shutdown.clone());
-        let errors = state_errors.clone();
-        transform_tasks.push(stage.spawn(&id, rx, routes, sh, &data_dir, errors));
-    }
-    let sources = start_sources(&loaded, &mut wiring, &shutdown, &stop_all);
+    let mut registry = Registry::default();
+    let sink_tasks = start_sinks(&loaded, &mut wiring, &shutdown, &mut registry);
+    let transform_tasks = start_transforms(
+        transforms,
+        &mut wiring,
+        &shutdown,
+        &data_dir,
+        &state_errors,
+        &mut registry,
+    );
+    let sources = start_sources(&loaded, &mut wiring, &shutdown, &stop_all, &mut registry);
     // Anything not consumed by now has no consumer (e.g. an unused source).
     drop(wiring);
+    summary.fill(&registry);
+    status.started(registry);
 
     // Checkpoints are written every interval while the pipeline runs.
     let (cp_stop_tx, cp_stop_rx) = watch::channel(false);
@@ -91,15 +96,51 @@ pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
     for t in cp_tasks {
         let _ = t.await;
     }
-    for (id, c, stats) in sources.counts {
-        summary
-            .sources
-            .insert(id.clone(), c.load(Ordering::Relaxed));
-        summary.source_stats.insert(id, stats);
-    }
-    summary.source_errors = sources.errors.load(Ordering::Relaxed);
     summary.state_errors = state_errors.load(Ordering::Relaxed);
+    if let Some(api) = api {
+        api.abort();
+    }
     summary
+}
+
+/// The `[api]` endpoint, when configured, serving from the start; an
+/// address it cannot bind is an error of the run (the pipeline runs on).
+fn start_api(loaded: &Loaded, summary: &mut Summary) -> (Arc<Status>, Option<JoinHandle<()>>) {
+    let status = Arc::new(Status::default());
+    let Some(cfg) = &loaded.config.api else {
+        return (status, None);
+    };
+    match api::start(cfg, status.clone()) {
+        Ok(task) => (status, Some(task)),
+        Err(e) => {
+            tracing::error!(address = %cfg.address, error = %e, "api: cannot listen");
+            summary.api_errors += 1;
+            (status, None)
+        }
+    }
+}
+
+/// Each transform's task, reading its channel and writing its routes.
+fn start_transforms(
+    transforms: BTreeMap<String, Stage>,
+    wiring: &mut Wiring,
+    shutdown: &watch::Receiver<bool>,
+    data_dir: &std::path::Path,
+    state_errors: &Arc<AtomicU64>,
+    registry: &mut Registry,
+) -> Vec<JoinHandle<Option<String>>> {
+    let mut tasks = Vec::new();
+    for (id, stage) in transforms {
+        let Some((rx, depth)) = wiring.consumer(&id) else {
+            continue;
+        };
+        let stats = stage.transform().stats.clone();
+        registry.transforms.push((id.clone(), stats, depth));
+        let (routes, sh) = (wiring.routes_of(&id, &stage), shutdown.clone());
+        let errors = state_errors.clone();
+        tasks.push(stage.spawn(&id, rx, routes, sh, data_dir, errors));
+    }
+    tasks
 }
 
 /// Under rsyslog (an mmexternal source), the end of input means the parent
@@ -140,7 +181,7 @@ fn relay_shutdown(
 /// (a source, a transform's default or named output) hands batches to.
 struct Wiring {
     routes: BTreeMap<String, Vec<Tx>>,
-    consumers: BTreeMap<String, Rx>,
+    consumers: BTreeMap<String, (Rx, Depth)>,
 }
 
 impl Wiring {
@@ -155,9 +196,14 @@ impl Wiring {
             for input in inputs {
                 routes.entry(input.clone()).or_default().push(tx.clone());
             }
-            consumers.insert(id.clone(), rx);
+            consumers.insert(id.clone(), (rx, Depth::of(&tx)));
         }
         Wiring { routes, consumers }
+    }
+
+    /// A consumer's channel, and how full it is.
+    fn consumer(&mut self, id: &str) -> Option<(Rx, Depth)> {
+        self.consumers.remove(id)
     }
 
     /// The senders of one output (none when nothing reads it).
@@ -182,15 +228,15 @@ fn start_sinks(
     loaded: &Loaded,
     wiring: &mut Wiring,
     shutdown: &watch::Receiver<bool>,
-    summary: &mut Summary,
+    registry: &mut Registry,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     for (id, s) in &loaded.config.sinks {
-        let Some(rx) = wiring.consumers.remove(id) else {
+        let Some((rx, depth)) = wiring.consumer(id) else {
             continue;
         };
         let stats = Arc::new(SinkStats::default());
-        summary.sinks.insert(id.clone(), stats.clone());
+        registry.sinks.push((id.clone(), stats.clone(), depth));
         tasks.push(s.kind().start(SinkContext {
             id: id.clone(),
             paths: loaded.paths.clone(),
@@ -205,10 +251,7 @@ fn start_sinks(
 /// The running sources.
 struct Sources {
     tasks: Vec<JoinHandle<()>>,
-    /// Per source: events read, its other counters.
-    counts: Vec<(String, Arc<AtomicU64>, Arc<SourceStats>)>,
     checkpoints: Vec<Checkpointer>,
-    errors: Arc<AtomicU64>,
 }
 
 /// Each source reads into a channel of its own; a forwarding task counts
@@ -218,18 +261,17 @@ fn start_sources(
     wiring: &mut Wiring,
     shutdown: &watch::Receiver<bool>,
     stop_all: &Arc<watch::Sender<bool>>,
+    registry: &mut Registry,
 ) -> Sources {
     let mut s = Sources {
         tasks: Vec::new(),
-        counts: Vec::new(),
         checkpoints: Vec::new(),
-        errors: Arc::new(AtomicU64::new(0)),
     };
     for (id, source) in &loaded.config.sources {
         let txs = wiring.take(id);
-        let (count, stats) = (Arc::<AtomicU64>::default(), Arc::<SourceStats>::default());
-        s.counts.push((id.clone(), count.clone(), stats.clone()));
+        let (stats, errors) = (Arc::<SourceStats>::default(), Arc::<AtomicU64>::default());
         let (tx, rx) = channel::bounded();
+        let queue = Depth::of(&tx);
         let stop = Arc::new(AtomicBool::new(false));
         let mut started = source.kind().start(SourceContext {
             id: id.clone(),
@@ -237,13 +279,22 @@ fn start_sources(
             tx,
             shutdown: shutdown.clone(),
             stop: stop.clone(),
-            errors: s.errors.clone(),
-            stats,
+            errors: errors.clone(),
+            stats: stats.clone(),
+        });
+        let checkpoint =
+            (started.checkpoint.as_ref()).map(|c| (c.progress.clone(), c.stored.path.clone()));
+        registry.sources.push(SourceEntry {
+            id: id.clone(),
+            stats: stats.clone(),
+            errors,
+            queue,
+            checkpoint,
         });
         s.checkpoints.extend(started.checkpoint.take());
         let (sh, all) = (shutdown.clone(), stop_all.clone());
         s.tasks.push(tokio::spawn(forward(
-            rx, txs, count, sh, stop, started, all,
+            rx, txs, stats, sh, stop, started, all,
         )));
     }
     s

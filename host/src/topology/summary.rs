@@ -2,44 +2,65 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::metrics::Registry;
 use crate::sinks::SinkStats;
 use crate::sources::SourceStats;
 use crate::transforms::wasm::TransformStats;
 
-/// Counters of a finished run.
+/// Counters of a run: the components' shared counters (read once it is
+/// finished) and what the topology itself counted.
 #[derive(Debug, Default)]
 pub struct Summary {
-    pub sources: BTreeMap<String, u64>,
-    /// Per source, its other counters (events lost before it could read
-    /// them count as errors).
-    pub source_stats: BTreeMap<String, Arc<SourceStats>>,
+    /// Per source: its events and other counters (events lost before it
+    /// could read them count as errors).
+    pub sources: BTreeMap<String, Arc<SourceStats>>,
+    /// Per source, problems while running.
+    pub source_errors: BTreeMap<String, Arc<AtomicU64>>,
     pub transforms: BTreeMap<String, Arc<TransformStats>>,
     pub sinks: BTreeMap<String, Arc<SinkStats>>,
-    pub source_errors: u64,
     /// Snapshots and checkpoints that could not be written or read.
     pub state_errors: u64,
+    /// The `[api]` endpoint could not listen.
+    pub api_errors: u64,
     /// Transforms whose plugin ended the run quarantined.
     pub quarantined: Vec<String>,
 }
 
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
 impl Summary {
+    /// Takes the running components' counters (shared, not copied).
+    pub fn fill(&mut self, r: &Registry) {
+        for s in &r.sources {
+            self.sources.insert(s.id.clone(), s.stats.clone());
+            self.source_errors.insert(s.id.clone(), s.errors.clone());
+        }
+        for (id, t, _) in &r.transforms {
+            self.transforms.insert(id.clone(), t.clone());
+        }
+        for (id, k, _) in &r.sinks {
+            self.sinks.insert(id.clone(), k.clone());
+        }
+    }
+
     pub fn events_in(&self) -> u64 {
-        self.sources.values().sum()
+        self.sources.values().map(|s| get(&s.events)).sum()
     }
 
     pub fn errors(&self) -> u64 {
-        self.source_errors
-            + (self.source_stats.values())
-                .map(|s| s.lost.load(Ordering::Relaxed))
-                .sum::<u64>()
+        self.source_errors.values().map(|e| get(e)).sum::<u64>()
+            + self.sources.values().map(|s| get(&s.lost)).sum::<u64>()
             + self.state_errors
+            + self.api_errors
             + self.quarantined.len() as u64
             + self
                 .sinks
                 .values()
-                .map(|s| s.write_errors.load(Ordering::Relaxed))
+                .map(|s| get(&s.write_errors))
                 .sum::<u64>()
     }
 }

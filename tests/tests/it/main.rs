@@ -1,4 +1,5 @@
 //! rulebox's end-to-end tests: one binary, a module per area.
+mod api;
 mod bench;
 mod configs;
 mod contract;

@@ -4,6 +4,7 @@
 //! its state kept across restarts (`state`). This file holds its
 //! configuration, the checks of it, and the build of a [`Stage`].
 
+mod call_stats;
 mod clock;
 mod driver;
 mod parallel;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::watch;
 
+pub use call_stats::{CALL_TIME_BOUNDS_US, CallTimes, FailureReasons};
 pub use clock::now_ms;
 pub use driver::TransformRoutes;
 pub use transform::{OnError, Options, Outputs, TransformStats, WasmTransform};

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use rulebox_abi::{Action, EventResult, FrameOutputs, Outcome, Reason, Refused, ResultFrame};
 use serde::Deserialize;
 
+use super::call_stats::{CallTimes, FailureReasons};
 use crate::batch::{Batch, lines};
 use crate::sandbox::{Instance, Plugin, PluginError};
 
@@ -94,6 +95,9 @@ impl Default for Options {
 #[derive(Debug, Default)]
 pub struct TransformStats {
     pub events_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    /// Bytes of every output (events, records, dead letters).
+    pub bytes_out: AtomicU64,
     /// Events on the default output or a declared output.
     pub events_out: AtomicU64,
     /// Events the plugin chose to drop.
@@ -124,6 +128,10 @@ pub struct TransformStats {
     pub slowest_call_us: AtomicU64,
     /// Calls that took more than half their deadline.
     pub slow_calls: AtomicU64,
+    /// Every call's time, as a histogram.
+    pub call_times: CallTimes,
+    /// Failed calls, by reason.
+    pub failure_reasons: FailureReasons,
 }
 
 fn inc(c: &AtomicU64, n: u64) {
@@ -167,6 +175,15 @@ impl Outputs {
         } else {
             self.named.get_mut(k - 1)
         }
+    }
+
+    /// Bytes held in every output.
+    fn bytes(&self) -> usize {
+        std::iter::once(&self.default)
+            .chain(&self.named)
+            .chain(std::iter::once(&self.dead_letter))
+            .map(|b| b.bytes().len())
+            .sum()
     }
 
     fn marks(&self) -> Vec<(usize, usize)> {
@@ -333,6 +350,16 @@ impl WasmTransform {
 
     /// Runs one batch through the plugin into `out` (which is not cleared).
     pub fn process(&mut self, input: &Batch, now_ms: i64, out: &mut Outputs) {
+        let before = out.bytes();
+        inc(&self.stats.bytes_in, input.bytes().len() as u64);
+        self.process_counted(input, now_ms, out);
+        inc(
+            &self.stats.bytes_out,
+            out.bytes().saturating_sub(before) as u64,
+        );
+    }
+
+    fn process_counted(&mut self, input: &Batch, now_ms: i64, out: &mut Outputs) {
         inc(&self.stats.events_in, input.count() as u64);
         let n_guest = self.screen(input);
         if n_guest == 0 {
@@ -587,7 +614,14 @@ impl WasmTransform {
         };
         self.timed(started);
         match res {
-            Ok(()) => self.succeeded(),
+            Ok(()) => {
+                let before: usize = marks.iter().map(|m| m.0).sum();
+                inc(
+                    &self.stats.bytes_out,
+                    out.bytes().saturating_sub(before) as u64,
+                );
+                self.succeeded();
+            }
             Err(e) => {
                 out.rewind(&marks);
                 self.fail(what, e);
@@ -679,6 +713,7 @@ impl WasmTransform {
         let took = started.elapsed();
         let us = took.as_micros() as u64;
         inc(&self.stats.plugin_time_us, us);
+        self.stats.call_times.record(took);
         self.stats.slowest_call_us.fetch_max(us, Ordering::Relaxed);
         if took > self.plugin.limits().deadline / 2 {
             let first = self.stats.slow_calls.fetch_add(1, Ordering::Relaxed) == 0;
@@ -692,6 +727,7 @@ impl WasmTransform {
     /// whether the next call may make a fresh one now, later, or never.
     fn fail(&mut self, what: &str, error: PluginError) {
         inc(&self.stats.plugin_failures, 1);
+        self.stats.failure_reasons.add(&error);
         self.instance = None;
         self.failures_in_row = self.failures_in_row.saturating_add(1);
         self.remember(true);
