@@ -247,7 +247,7 @@ const TRANSFORM_COUNTERS: [Simple<TransformStats>; 5] = [
 ];
 
 /// The sinks' families of one plain counter each.
-const SINK_COUNTERS: [Simple<SinkStats>; 3] = [
+const SINK_COUNTERS: [Simple<SinkStats>; 4] = [
     (
         "rulebox_component_retries_total",
         "counter",
@@ -265,6 +265,12 @@ const SINK_COUNTERS: [Simple<SinkStats>; 3] = [
         "counter",
         "Events delivered from the spool at start (network sinks).",
         |s| &s.unspooled,
+    ),
+    (
+        "rulebox_sink_replayed_events_total",
+        "counter",
+        "Events read again after a crash for a plugin's saved state, already written: let go unwritten.",
+        |s| &s.replayed,
     ),
 ];
 
