@@ -84,8 +84,10 @@ lane_e2e() {
     missing="rsyslog"
   fi
   command -v minisign >/dev/null || missing="$missing minisign"
-  # The TLS tests use curl (OpenSSL) as a client of the HTTPS listeners.
+  # The TLS tests use curl and openssl's s_client as clients of the TLS
+  # listeners.
   command -v curl >/dev/null || missing="$missing curl ca-certificates"
+  command -v openssl >/dev/null || missing="$missing openssl"
   if [ -n "$missing" ]; then
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -70,7 +70,8 @@ impl Default for ClientTls {
 
 impl ClientTls {
     /// The rustls configuration (reads the files named, resolved by
-    /// `paths`); the error names the file and what is wrong.
+    /// `paths`); the error names the file and what is wrong. With
+    /// `verify = false`, a warning each time.
     pub fn config(&self, paths: &Paths) -> Result<Arc<ClientConfig>, String> {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -78,6 +79,7 @@ impl ClientTls {
         let builder = if self.verify {
             builder.with_root_certificates(self.roots(paths)?)
         } else {
+            tracing::warn!("TLS certificate verification is off (tls.verify = false): anyone on the path can read and change what is sent");
             let any = Arc::new(AnyServer(provider()));
             builder.dangerous().with_custom_certificate_verifier(any)
         };
@@ -150,6 +152,15 @@ impl ServerTls {
             .map_err(|e| format!("cert_file/key_file: {e}"))?;
         Ok(Arc::new(config))
     }
+}
+
+/// A listener's `tls` as a configuration, its error placed at `tls`.
+pub fn check_server(tls: Option<&ServerTls>, paths: &Paths) -> Vec<crate::config::Problem> {
+    let found = tls.map(|t| t.config(paths));
+    let err = found.and_then(Result::err);
+    err.map(|e| crate::config::Problem::at("tls", e))
+        .into_iter()
+        .collect()
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -91,9 +91,6 @@ impl HttpTarget {
             (false, Some(_)) => return Err("tls applies to https:// endpoints".into()),
             (true, tls) => {
                 let tls = tls.cloned().unwrap_or_default();
-                if !tls.verify {
-                    tracing::warn!(endpoint = %self.authority, "TLS certificate verification is off (tls.verify = false): anyone on the path can read and change what is sent");
-                }
                 self.tls = Some((tls.config(paths)?, tls.name_for(&self.host)?));
             }
         }

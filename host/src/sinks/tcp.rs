@@ -6,14 +6,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
+use std::sync::Arc;
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::buffer::BufferConfig;
 use super::component::{Sink, SinkContext};
 use super::network;
 use super::delivery::{self, Batching, Failure, Lines, Retry, Target};
-use crate::config::Problem;
+use crate::config::{Paths, Problem};
+use crate::tls::ClientTls;
 
 /// NDJSON lines over one TCP connection (reconnected as needed).
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +36,10 @@ pub struct TcpConfig {
     /// `memory` (default) or `disk` (`[sinks.<id>.buffer]`).
     #[serde(default)]
     pub buffer: BufferConfig,
+    /// TLS to the receiver (syslog over TLS, RFC 5425, say): how its
+    /// certificate is verified (`{}`: against the system's roots).
+    #[serde(default)]
+    pub tls: Option<ClientTls>,
 }
 
 impl Sink for TcpConfig {
@@ -49,8 +57,17 @@ impl Sink for TcpConfig {
         p
     }
 
+    fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
+        match self.tls.as_ref().map(|t| self.tls_for(t, paths)) {
+            Some(Err(e)) => vec![Problem::at("tls", e)],
+            _ => Vec::new(),
+        }
+    }
+
     fn start(&self, cx: SinkContext) -> tokio::task::JoinHandle<()> {
-        let target = TcpTarget::new(&self.address, Duration::from_secs(self.request_timeout_secs));
+        let tls = self.tls.as_ref().map(|t| self.tls_for(t, &cx.paths)).transpose();
+        let timeout = Duration::from_secs(self.request_timeout_secs);
+        let target = tls.map(|tls| TcpTarget::new(&self.address, timeout, tls));
         let batching = Batching {
             batch_max_events: self.batch_max_events,
             batch_max_bytes: self.batch_max_bytes,
@@ -58,34 +75,63 @@ impl Sink for TcpConfig {
             gzip: false,
             buffer: self.buffer.clone(),
         };
-        network::spawn(cx, target, Lines, batching)
+        network::start(cx, target, Lines, batching)
     }
 }
+
+impl TcpConfig {
+    /// The TLS to start connections with, for the address's host.
+    fn tls_for(&self, t: &ClientTls, paths: &Paths) -> Result<Tls, String> {
+        let host = self.address.rsplit_once(':').map_or("", |(h, _)| h);
+        Ok((t.config(paths)?, t.name_for(host)?))
+    }
+}
+
+/// A TLS configuration and the name the server's certificate must carry.
+type Tls = (Arc<rustls::ClientConfig>, ServerName<'static>);
+
+/// A connection, plain or TLS.
+type Stream = Box<dyn AsyncWrite + Unpin + Send + Sync>;
 
 pub struct TcpTarget {
     address: String,
     timeout: Duration,
-    stream: Option<TcpStream>,
+    tls: Option<Tls>,
+    stream: Option<Stream>,
 }
 
 impl TcpTarget {
-    pub fn new(address: &str, timeout: Duration) -> TcpTarget {
+    pub fn new(address: &str, timeout: Duration, tls: Option<Tls>) -> TcpTarget {
         TcpTarget {
             address: address.to_string(),
             timeout,
+            tls,
             stream: None,
         }
     }
 
+    /// A new connection (with its TLS handshake, when configured).
+    async fn connect(&self) -> Result<Stream, Failure> {
+        let connect = tokio::time::timeout(self.timeout, TcpStream::connect(&self.address));
+        let s = connect
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+            .map_err(|e| Failure::Retry(format!("connect {}: {e}", self.address)))?;
+        let _ = s.set_nodelay(true);
+        let Some((config, name)) = &self.tls else {
+            return Ok(Box::new(s));
+        };
+        let start = tokio_rustls::TlsConnector::from(config.clone()).connect(name.clone(), s);
+        let s = tokio::time::timeout(self.timeout, start)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+            .map_err(|e| Failure::Retry(format!("TLS with {}: {e}", self.address)))?;
+        Ok(Box::new(s))
+    }
+
     async fn write(&mut self, body: &Bytes) -> Result<(), Failure> {
         if self.stream.is_none() {
-            let connect = tokio::time::timeout(self.timeout, TcpStream::connect(&self.address));
-            let s = connect
-                .await
-                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-                .map_err(|e| Failure::Retry(format!("connect {}: {e}", self.address)))?;
-            let _ = s.set_nodelay(true);
-            self.stream = Some(s);
+            self.stream = Some(self.connect().await?);
         }
         let Some(s) = self.stream.as_mut() else {
             return Err(Failure::Retry("not connected".into()));

@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 use super::component::{Source, SourceContext, Started};
 use super::http_server::{self, Body, Endpoint, HttpOpts, Refusal, reply, text_reply};
-use super::listener::check_address;
+use super::listener::{check_address, server_tls};
 use crate::batch::{Batch, LineSplitter};
 use crate::config::{Paths, Problem};
-use crate::tls::ServerTls;
+use crate::tls::{self, ServerTls};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,8 +49,7 @@ impl Source for HttpConfig {
     }
 
     fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
-        let found = self.tls.as_ref().map(|t| t.config(paths));
-        found.and_then(Result::err).map(|e| Problem::at("tls", e)).into_iter().collect()
+        tls::check_server(self.tls.as_ref(), paths)
     }
 
     fn start(&self, cx: SourceContext) -> Started {
@@ -61,14 +60,10 @@ impl Source for HttpConfig {
             body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
             tls: None,
         };
-        let opts = match self.tls.as_ref().map(|t| t.config(&cx.paths)).transpose() {
-            Ok(tls) => HttpOpts { tls, ..opts },
-            Err(e) => {
-                tracing::error!(source = %cx.id, error = %e, "tls: not started");
-                cx.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return Started::listening();
-            }
+        let Ok(tls) = server_tls(&cx, self.tls.as_ref()) else {
+            return Started::listening();
         };
+        let opts = HttpOpts { tls, ..opts };
         let path = Ndjson {
             path: self.path.clone(),
         };

@@ -19,6 +19,7 @@ use crate::batch::Batch;
 use crate::channel::Tx;
 use crate::config::Problem;
 use crate::shutdown::shutdown_requested;
+use crate::tls::ServerTls;
 
 /// Connections one listening source serves at once.
 const MAX_CONNECTIONS: usize = 1024;
@@ -222,7 +223,8 @@ impl Timeouts {
 /// past `t.idle`, closes the connection (what was begun is passed on, as
 /// at its end): a client cannot hold a connection slot by trickling.
 pub async fn read_connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
+    tls: Option<&Arc<rustls::ServerConfig>>,
     ctx: &ListenCtx,
     t: Timeouts,
     mut cut: impl FnMut(&[u8], &str, &mut Vec<Batch>) -> Read,
@@ -233,6 +235,9 @@ pub async fn read_connection(
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let Some(mut stream) = open(stream, tls, ctx, &peer, t.line).await else {
+        return;
+    };
     let mut buf = vec![0u8; READ_CHUNK];
     let mut out = Vec::new();
     let stop = shutdown_requested(ctx.shutdown.clone());
@@ -278,6 +283,44 @@ pub async fn read_connection(
             }
         }
     }
+}
+
+/// A connection to read: as it is, or after its TLS handshake (which
+/// must end `within`; a refused one is logged and closed).
+async fn open(
+    stream: TcpStream,
+    tls: Option<&Arc<rustls::ServerConfig>>,
+    ctx: &ListenCtx,
+    peer: &str,
+    within: Duration,
+) -> Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>> {
+    let Some(tls) = tls else {
+        return Some(Box::new(stream));
+    };
+    let handshake = tokio_rustls::TlsAcceptor::from(tls.clone()).accept(stream);
+    match tokio::time::timeout(within, handshake).await {
+        Ok(Ok(s)) => Some(Box::new(s)),
+        Ok(Err(e)) => {
+            tracing::info!(source = %ctx.id, %peer, error = %e, "TLS handshake refused");
+            None
+        }
+        Err(_) => {
+            tracing::info!(source = %ctx.id, %peer, "TLS handshake not done within line_timeout_secs");
+            None
+        }
+    }
+}
+
+/// A listener's rustls configuration from its `tls` (none without one);
+/// `Err`: logged and counted, the source does not start.
+pub fn server_tls(
+    cx: &SourceContext,
+    tls: Option<&ServerTls>,
+) -> Result<Option<Arc<rustls::ServerConfig>>, ()> {
+    tls.map(|t| t.config(&cx.paths)).transpose().map_err(|e| {
+        tracing::error!(source = %cx.id, error = %e, "tls: not started");
+        cx.errors.fetch_add(1, Ordering::Relaxed);
+    })
 }
 
 #[cfg(test)]

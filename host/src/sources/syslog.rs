@@ -2,18 +2,21 @@
 //! counting, or LF or NUL framing, RFC 6587) or UDP; a JSON body is the
 //! event, anything else is wrapped (see [`crate::codecs::syslog`]).
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use tokio::net::UdpSocket;
 
 use super::component::{Source, SourceContext, Started};
 use super::listener::{
     ListenCtx, Read, Timeouts, accept_loop, bind_tcp, bind_udp, check_address, read_connection,
-    split,
+    server_tls, split,
 };
 use crate::batch::Batch;
 use crate::codecs::syslog;
-use crate::config::Problem;
+use crate::config::{Paths, Problem};
 use crate::shutdown::shutdown_requested;
+use crate::tls::{self, ServerTls};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +39,11 @@ pub struct SyslogConfig {
     /// and caps it at net.core.rmem_max). Default: the system's.
     #[serde(default)]
     pub receive_buffer_bytes: Option<usize>,
+    /// TCP: syslog over TLS (RFC 5425: its octet-counted frames are read
+    /// as any): the certificate and key to serve, and optionally the CAs
+    /// whose client certificates are required.
+    #[serde(default)]
+    pub tls: Option<ServerTls>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -48,17 +56,29 @@ pub enum SyslogMode {
 
 impl Source for SyslogConfig {
     fn check(&self) -> Vec<Problem> {
-        check_address(&self.address).into_iter().collect()
+        let mut p: Vec<Problem> = check_address(&self.address).into_iter().collect();
+        if self.mode == SyslogMode::Udp && self.tls.is_some() {
+            p.push(Problem::at("tls", "applies to mode = \"tcp\""));
+        }
+        p
+    }
+
+    fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
+        tls::check_server(self.tls.as_ref(), paths)
     }
 
     fn start(&self, cx: SourceContext) -> Started {
         let ctx = ListenCtx::new(&cx, self.batch_max_events);
         let max = self.max_message_bytes;
         let t = Timeouts::from_secs(self.line_timeout_secs, self.idle_timeout_secs);
+        let Ok(tls) = server_tls(&cx, self.tls.as_ref()) else {
+            return Started::listening();
+        };
         let bound = match self.mode {
             SyslogMode::Tcp => bind_tcp(&self.address).map(|l| {
-                tokio::spawn(accept_loop(ctx.clone(), l, move |stream, ctx| async move {
-                    read_frames(stream, &ctx, t, max).await
+                tokio::spawn(accept_loop(ctx.clone(), l, move |stream, ctx| {
+                    let tls = tls.clone();
+                    async move { read_frames(stream, tls, &ctx, t, max).await }
                 }));
             }),
             SyslogMode::Udp => bind_udp(&self.address).map(|sock| {
@@ -88,13 +108,14 @@ fn push_event(msg: &[u8], event: &mut Vec<u8>, batch: &mut Batch) {
 
 async fn read_frames(
     stream: tokio::net::TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
     ctx: &ListenCtx,
     t: Timeouts,
     max_message_bytes: usize,
 ) {
     let mut framer = syslog::Framer::new(max_message_bytes);
     let mut event = Vec::new();
-    read_connection(stream, ctx, t, |chunk, peer, out| {
+    read_connection(stream, tls.as_ref(), ctx, t, |chunk, peer, out| {
         let mut batch = Batch::default();
         let mut push = |m: &[u8]| push_event(m, &mut event, &mut batch);
         let mut read = Read::Whole;

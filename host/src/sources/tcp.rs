@@ -5,11 +5,14 @@
 use serde::Deserialize;
 
 use super::component::{Source, SourceContext, Started};
+use std::sync::Arc;
+
 use super::listener::{
-    ListenCtx, Read, Timeouts, accept_loop, bind_tcp, check_address, read_connection,
+    ListenCtx, Read, Timeouts, accept_loop, bind_tcp, check_address, read_connection, server_tls,
 };
 use crate::batch::LineSplitter;
-use crate::config::Problem;
+use crate::config::{Paths, Problem};
+use crate::tls::{self, ServerTls};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +30,11 @@ pub struct TcpConfig {
     /// A connection silent this long (between lines) is closed; 0: never.
     #[serde(default = "super::component::default_idle_timeout")]
     pub idle_timeout_secs: u64,
+    /// TLS: the certificate and key to serve, and optionally the CAs whose
+    /// client certificates are required (the handshake within
+    /// `line_timeout_secs`).
+    #[serde(default)]
+    pub tls: Option<ServerTls>,
 }
 
 impl Source for TcpConfig {
@@ -34,14 +42,22 @@ impl Source for TcpConfig {
         check_address(&self.address).into_iter().collect()
     }
 
+    fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
+        tls::check_server(self.tls.as_ref(), paths)
+    }
+
     fn start(&self, cx: SourceContext) -> Started {
         let ctx = ListenCtx::new(&cx, self.batch_max_events);
+        let Ok(tls) = server_tls(&cx, self.tls.as_ref()) else {
+            return Started::listening();
+        };
         match bind_tcp(&self.address) {
             Ok(l) => {
                 let max_line_bytes = self.max_line_bytes;
                 let t = Timeouts::from_secs(self.line_timeout_secs, self.idle_timeout_secs);
-                tokio::spawn(accept_loop(ctx, l, move |stream, ctx| async move {
-                    read_lines(stream, &ctx, t, max_line_bytes).await
+                tokio::spawn(accept_loop(ctx, l, move |stream, ctx| {
+                    let tls = tls.clone();
+                    async move { read_lines(stream, tls, &ctx, t, max_line_bytes).await }
                 }));
             }
             Err(e) => ctx.cannot_listen(&self.address, e),
@@ -52,12 +68,13 @@ impl Source for TcpConfig {
 
 async fn read_lines(
     stream: tokio::net::TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
     ctx: &ListenCtx,
     t: Timeouts,
     max_line_bytes: usize,
 ) {
     let mut lines = LineSplitter::new(ctx.batch_max_events);
-    read_connection(stream, ctx, t, |chunk, peer, out| {
+    read_connection(stream, tls.as_ref(), ctx, t, |chunk, peer, out| {
         if chunk.is_empty() {
             lines.finish(out);
             return Read::Close;

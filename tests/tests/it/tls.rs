@@ -209,3 +209,76 @@ fn a_listener_can_require_client_certificates() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("missing.pem"), "{}", stderr(&out));
 }
+
+/// The `tcp` and `syslog` (RFC 5425) listeners over TLS: a `tcp` sink of
+/// another rulebox and `openssl s_client` (syslog frames, octet-counted)
+/// get their lines through; a client speaking plain TCP to the TLS port
+/// gets nothing in.
+#[test]
+fn tcp_and_syslog_listeners_speak_tls() {
+    use std::io::Write;
+    let dir = Scratch::new("tls-tcp");
+    pki(&dir);
+    let (lines, syslog) = (free_port(), free_port());
+    let d = dir.0.display();
+    let tls = format!("tls = {{ cert_file = \"{d}/server.pem\", key_file = \"{d}/server.key\" }}");
+    let back = format!(
+        "data_dir = \"{d}/data-back\"\n[sources.lines]\ntype = \"tcp\"\naddress = \"127.0.0.1:{lines}\"\n{tls}\n[sources.syslog]\ntype = \"syslog\"\naddress = \"127.0.0.1:{syslog}\"\n{tls}\n[sinks.out]\ntype = \"file\"\npath = \"{d}/out.ndjson\"\ninputs = [\"lines\", \"syslog\"]\n"
+    );
+    let back = spawn_run(&dir.write("back.toml", back), &dir.path("back.log"));
+    wait_listening(lines);
+    wait_listening(syslog);
+    // Plain TCP to the TLS port: refused at the handshake.
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", lines)).unwrap();
+    writeln!(plain, "{{\"n\":1,\"from\":\"plain\"}}").unwrap();
+    drop(plain);
+    // A rulebox tcp sink trusting the CA.
+    let events: String = (0..50)
+        .map(|i| format!("{{\"n\":{i},\"from\":\"sink\"}}\n"))
+        .collect();
+    dir.write("sink.ndjson", events);
+    let front = format!(
+        "data_dir = \"{d}/data-front\"\n[sources.in]\ntype = \"file\"\npath = \"{d}/sink.ndjson\"\n[sinks.tcp]\ntype = \"tcp\"\naddress = \"127.0.0.1:{lines}\"\ninputs = [\"in\"]\ntls = {{ ca_file = \"{d}/ca.pem\" }}\n"
+    );
+    let out = rulebox(
+        &[
+            "run",
+            "--config",
+            dir.write("front.toml", front).to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // openssl as an RFC 5425 client: octet-counted frames.
+    let frames: String = (0..3)
+        .map(|i| {
+            let msg = format!(
+                "<14>1 2025-11-21T09:00:0{i}Z fw01 app - - - {{\"n\":{i},\"from\":\"openssl\"}}"
+            );
+            format!("{} {msg}", msg.len())
+        })
+        .collect();
+    let mut s_client = Command::new("openssl")
+        .args(["s_client", "-quiet", "-no_ign_eof", "-verify_return_error"])
+        .args(["-CAfile", dir.path("ca.pem").to_str().unwrap()])
+        .args(["-connect", &format!("127.0.0.1:{syslog}")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    s_client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(frames.as_bytes())
+        .unwrap();
+    wait_for("lines over TLS", Duration::from_secs(20), || {
+        lines_from(&dir, "sink") == 50 && lines_from(&dir, "openssl") == 3
+    });
+    let _ = s_client.wait();
+    back.stop();
+    assert_eq!(lines_from(&dir, "plain"), 0);
+    let log = std::fs::read_to_string(dir.path("back.log")).unwrap();
+    assert!(log.contains("TLS handshake refused"), "{log}");
+}
