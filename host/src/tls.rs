@@ -79,7 +79,9 @@ impl ClientTls {
         let builder = if self.verify {
             builder.with_root_certificates(self.roots(paths)?)
         } else {
-            tracing::warn!("TLS certificate verification is off (tls.verify = false): anyone on the path can read and change what is sent");
+            tracing::warn!(
+                "TLS certificate verification is off (tls.verify = false): anyone on the path can read and change what is sent"
+            );
             let any = Arc::new(AnyServer(provider()));
             builder.dangerous().with_custom_certificate_verifier(any)
         };
