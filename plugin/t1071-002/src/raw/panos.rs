@@ -74,7 +74,12 @@ fn split(text: &str, max: usize) -> Vec<&str> {
                 }
             }
             out.push(&text[i + 1..j.min(b.len())]);
-            i = j + 2; // the quote and the comma
+            // On past the field's comma (a closing quote need not be
+            // followed by one: `j` is at the quote or the end, both
+            // character boundaries).
+            i = text[j.min(b.len())..]
+                .find(',')
+                .map_or(b.len() + 1, |k| j + k + 1);
         } else {
             let n = text[i..].find(',').unwrap_or(text.len() - i);
             out.push(&text[i..i + n]);
@@ -87,6 +92,14 @@ fn split(text: &str, max: usize) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzzer: a closing quote not followed by a comma, then
+    /// a character of two bytes, used to slice inside that character.
+    #[test]
+    fn a_quote_without_its_comma_is_not_a_panic() {
+        assert_eq!(split("\"\":\"\u{1cb}ra3,x", 4), ["", "x"]);
+        assert_eq!(split("\"open", 4), ["open"]);
+    }
 
     /// A traffic `end` log laid out by PAN-OS's Traffic Log Fields.
     fn line(subtype: &str, action: &str, dport: &str, sent: &str) -> String {
