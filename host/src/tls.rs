@@ -9,12 +9,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 use crate::config::Paths;
 
@@ -101,11 +104,7 @@ impl ClientTls {
     fn roots(&self, paths: &Paths) -> Result<RootCertStore, String> {
         let mut roots = RootCertStore::empty();
         match &self.ca_file {
-            Some(f) => {
-                for c in certs(&paths.resolve(f))? {
-                    roots.add(c).map_err(|e| format!("ca_file: {e}"))?;
-                }
-            }
+            Some(f) => return roots_from(&paths.resolve(f), "ca_file"),
             None => {
                 let found = rustls_native_certs::load_native_certs();
                 roots.add_parsable_certificates(found.certs);
@@ -133,10 +132,7 @@ impl ServerTls {
             .map_err(|e| e.to_string())?;
         let builder = match &self.client_ca_file {
             Some(f) => {
-                let mut roots = RootCertStore::empty();
-                for c in certs(&paths.resolve(f))? {
-                    roots.add(c).map_err(|e| format!("client_ca_file: {e}"))?;
-                }
+                let roots = roots_from(&paths.resolve(f), "client_ca_file")?;
                 let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                     Arc::new(roots),
                     provider(),
@@ -167,6 +163,47 @@ pub fn check_server(tls: Option<&ServerTls>, paths: &Paths) -> Vec<crate::config
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The CAs of a PEM file (the key `what` names it), as trust roots.
+fn roots_from(path: &Path, what: &str) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for c in certs(path)? {
+        roots.add(c).map_err(|e| format!("{what}: {e}"))?;
+    }
+    Ok(roots)
+}
+
+/// A client's TLS: its configuration and the name the server's
+/// certificate must carry.
+pub type Tls = (Arc<ClientConfig>, ServerName<'static>);
+
+/// A connection a sink reads and writes, plain or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
+
+/// A TCP connection to `address`, then its TLS handshake when `tls` is
+/// given, each within `timeout`; the error says which failed.
+pub async fn connect(
+    address: &str,
+    timeout: Duration,
+    tls: Option<&Tls>,
+) -> Result<Box<dyn Io>, String> {
+    let s = within(tokio::time::timeout(timeout, TcpStream::connect(address)).await)
+        .map_err(|e| format!("connect {address}: {e}"))?;
+    let _ = s.set_nodelay(true);
+    let Some((config, name)) = tls else {
+        return Ok(Box::new(s));
+    };
+    let start = tokio_rustls::TlsConnector::from(config.clone()).connect(name.clone(), s);
+    let s = within(tokio::time::timeout(timeout, start).await)
+        .map_err(|e| format!("TLS with {address}: {e}"))?;
+    Ok(Box::new(s))
+}
+
+/// A step's result, a timeout made an I/O error.
+fn within<T>(r: Result<std::io::Result<T>, tokio::time::error::Elapsed>) -> std::io::Result<T> {
+    r.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 /// The certificates of a PEM file (at least one).

@@ -3,7 +3,6 @@
 //! answer sorted into delivered, worth retrying (connection errors, TLS
 //! failures, 5xx, 429, 408), or not.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,19 +10,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 
 use super::delivery::{Failure, Target};
 use crate::config::{Paths, Problem};
-use crate::tls::ClientTls;
+use crate::tls::{self, ClientTls, Tls};
 
 type Body = Full<Bytes>;
-
-/// The TLS a connection starts with: the configuration and the name the
-/// server's certificate must carry.
-type Tls = (Arc<rustls::ClientConfig>, ServerName<'static>);
 
 pub struct HttpTarget {
     /// host:port to connect to.
@@ -98,26 +91,12 @@ impl HttpTarget {
     }
 
     async fn connect(&mut self) -> Result<(), Failure> {
-        let connect = tokio::time::timeout(self.timeout, TcpStream::connect(&self.authority));
-        let stream = connect
+        let stream = tls::connect(&self.authority, self.timeout, self.tls.as_ref())
             .await
-            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-            .map_err(|e| Failure::Retry(format!("connect {}: {e}", self.authority)))?;
-        let _ = stream.set_nodelay(true);
-        let sender = match &self.tls {
-            None => handshake(stream).await,
-            Some((config, name)) => {
-                let tls = tokio_rustls::TlsConnector::from(config.clone());
-                let start = tls.connect(name.clone(), stream);
-                let stream = tokio::time::timeout(self.timeout, start)
-                    .await
-                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-                    .map_err(|e| Failure::Retry(format!("TLS with {}: {e}", self.authority)))?;
-                handshake(stream).await
-            }
-        };
-        let sender =
-            sender.map_err(|e| Failure::Retry(format!("handshake {}: {e}", self.authority)))?;
+            .map_err(Failure::Retry)?;
+        let sender = handshake(stream)
+            .await
+            .map_err(|e| Failure::Retry(format!("handshake {}: {e}", self.authority)))?;
         self.sender = Some(sender);
         Ok(())
     }

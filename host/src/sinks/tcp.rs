@@ -6,18 +6,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use std::sync::Arc;
 
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 
 use super::buffer::BufferConfig;
 use super::component::{Sink, SinkContext};
 use super::network;
 use super::delivery::{self, Batching, Failure, Lines, Retry, Target};
 use crate::config::{Paths, Problem};
-use crate::tls::ClientTls;
+use crate::tls::{self, ClientTls, Tls};
 
 /// NDJSON lines over one TCP connection (reconnected as needed).
 #[derive(Debug, Clone, Deserialize)]
@@ -87,17 +84,12 @@ impl TcpConfig {
     }
 }
 
-/// A TLS configuration and the name the server's certificate must carry.
-type Tls = (Arc<rustls::ClientConfig>, ServerName<'static>);
-
-/// A connection, plain or TLS.
-type Stream = Box<dyn AsyncWrite + Unpin + Send + Sync>;
 
 pub struct TcpTarget {
     address: String,
     timeout: Duration,
     tls: Option<Tls>,
-    stream: Option<Stream>,
+    stream: Option<Box<dyn tls::Io>>,
 }
 
 impl TcpTarget {
@@ -110,28 +102,10 @@ impl TcpTarget {
         }
     }
 
-    /// A new connection (with its TLS handshake, when configured).
-    async fn connect(&self) -> Result<Stream, Failure> {
-        let connect = tokio::time::timeout(self.timeout, TcpStream::connect(&self.address));
-        let s = connect
-            .await
-            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-            .map_err(|e| Failure::Retry(format!("connect {}: {e}", self.address)))?;
-        let _ = s.set_nodelay(true);
-        let Some((config, name)) = &self.tls else {
-            return Ok(Box::new(s));
-        };
-        let start = tokio_rustls::TlsConnector::from(config.clone()).connect(name.clone(), s);
-        let s = tokio::time::timeout(self.timeout, start)
-            .await
-            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-            .map_err(|e| Failure::Retry(format!("TLS with {}: {e}", self.address)))?;
-        Ok(Box::new(s))
-    }
-
     async fn write(&mut self, body: &Bytes) -> Result<(), Failure> {
         if self.stream.is_none() {
-            self.stream = Some(self.connect().await?);
+            let s = tls::connect(&self.address, self.timeout, self.tls.as_ref()).await;
+            self.stream = Some(s.map_err(Failure::Retry)?);
         }
         let Some(s) = self.stream.as_mut() else {
             return Err(Failure::Retry("not connected".into()));
