@@ -1,7 +1,7 @@
 //! The rulebox host: runs sandboxed detection rules inside a log pipeline.
 //!
 //! Layers, each using only those above it: `batch`, `channel`, `shutdown`,
-//! `durable`, `codecs`, `config`, `sandbox`; then the components
+//! `durable`, `codecs`, `config`, `secret`, `tls`, `sandbox`; then the components
 //! (`sources`, `transforms`, `sinks`); then `metrics` (their counters in
 //! Prometheus' text format) and `api` (the endpoint serving them); then
 //! `topology`, which reads a
@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod ruletest;
 pub mod sandbox;
+pub mod secret;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;

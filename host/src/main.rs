@@ -265,6 +265,7 @@ fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {
             }
             let _ = tx.send(true);
         });
+        tokio::spawn(reload_on_hangup());
         topology::run(built, rx).await
     });
     report(&summary);
@@ -275,11 +276,26 @@ fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// SIGHUP: every listener reads its certificate, key and client CAs
+/// again (connections open keep theirs); nothing else is reloaded.
+async fn reload_on_hangup() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install the SIGHUP handler");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!(signal = "SIGHUP", "reloading TLS certificates");
+        rulebox::tls::reload_all();
+    }
+}
+
 fn report(s: &Summary) {
     let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     for (id, st) in &s.sources {
         let (lost, oversize) = (g(&st.lost), g(&st.oversize));
-        tracing::info!(source = %id, events = g(&st.events), bytes = g(&st.bytes), lost, oversize, "source done");
+        let (refused_tls, refused_unauthorized) = (g(&st.refused_tls), g(&st.refused_unauthorized));
+        tracing::info!(source = %id, events = g(&st.events), bytes = g(&st.bytes), lost, oversize, refused_tls, refused_unauthorized, "source done");
     }
     for (id, t) in &s.transforms {
         tracing::info!(

@@ -136,6 +136,7 @@ pub fn render(r: &Registry) -> String {
     let mut f = Families { out: String::new() };
     events_and_bytes(&mut f, r);
     errors(&mut f, r);
+    refused(&mut f, r);
     plugin(&mut f, r);
     call_times(&mut f, r);
     delivery(&mut f, r);
@@ -172,6 +173,23 @@ fn events_and_bytes(f: &mut Families, r: &Registry) {
         "Bytes a component passed on (a transform: every output, records and dead letters too).",
         r.of_transforms(|t| &t.bytes_out)
             .chain(r.of_sinks(|s| &s.bytes)),
+    );
+}
+
+/// Connections and requests a listener refused, by reason.
+fn refused(f: &mut Families, r: &Registry) {
+    let rows = r.sources.iter().flat_map(|e| {
+        [
+            ("tls_handshake", &e.stats.refused_tls),
+            ("unauthorized", &e.stats.refused_unauthorized),
+        ]
+        .map(|(why, c)| (SOURCE, e.id.as_str(), reason(why, get(c))))
+    });
+    f.family(
+        "rulebox_source_refused_total",
+        "counter",
+        "Connections a listener refused at the TLS handshake, and requests refused for a missing or wrong token.",
+        rows,
     );
 }
 

@@ -8,7 +8,7 @@
 //! those CAs (mutual TLS), refusing the others at the handshake.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -150,6 +150,89 @@ impl ServerTls {
             .map_err(|e| format!("cert_file/key_file: {e}"))?;
         Ok(Arc::new(config))
     }
+}
+
+/// A listener's TLS as it serves it now: built from its `tls` at start,
+/// built again from the same files by [`reload_all`] (SIGHUP). A
+/// handshake takes the configuration current as it begins; connections
+/// already open keep theirs, so a reload drops none.
+pub struct Served {
+    source: String,
+    spec: ServerTls,
+    paths: Paths,
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Served")
+            .field("source", &self.source)
+            .field("spec", &self.spec)
+            .finish()
+    }
+}
+
+/// Every listener's TLS in this process, for [`reload_all`].
+static SERVED: Mutex<Vec<Weak<Served>>> = Mutex::new(Vec::new());
+
+impl Served {
+    /// `source`'s TLS from `spec` (the files read now), registered for
+    /// reloads.
+    pub fn new(source: &str, spec: &ServerTls, paths: &Paths) -> Result<Arc<Served>, String> {
+        let served = Arc::new(Served {
+            source: source.to_string(),
+            spec: spec.clone(),
+            paths: paths.clone(),
+            current: RwLock::new(spec.config(paths)?),
+        });
+        if let Ok(mut all) = SERVED.lock() {
+            all.retain(|w| w.strong_count() > 0);
+            all.push(Arc::downgrade(&served));
+        }
+        Ok(served)
+    }
+
+    /// The configuration to start a handshake with.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reads the files again; on an error the current configuration stays.
+    fn reload(&self) -> Result<(), String> {
+        let fresh = self.spec.config(&self.paths)?;
+        match self.current.write() {
+            Ok(mut c) => *c = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(())
+    }
+}
+
+/// Every listener's certificate, key and client CAs read again (SIGHUP),
+/// each logged: reloaded, or why not (it then keeps serving the old ones).
+/// Returns how many failed.
+pub fn reload_all() -> usize {
+    let all: Vec<Arc<Served>> = match SERVED.lock() {
+        Ok(all) => all.iter().filter_map(Weak::upgrade).collect(),
+        Err(_) => return 0,
+    };
+    let mut failed = 0;
+    for s in all {
+        let cert = s.paths.resolve(&s.spec.cert_file);
+        match s.reload() {
+            Ok(()) => {
+                tracing::info!(source = %s.source, cert_file = %cert.display(), "tls: certificate reloaded")
+            }
+            Err(e) => {
+                failed += 1;
+                tracing::error!(source = %s.source, error = %e, "tls: reload failed; the previous certificate is still served");
+            }
+        }
+    }
+    failed
 }
 
 /// A listener's `tls` as a configuration, its error placed at `tls`.

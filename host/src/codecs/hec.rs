@@ -354,37 +354,6 @@ pub fn write_envelope(out: &mut Vec<u8>, line: &[u8], meta: &[u8], d: &Defaults)
     out.push(b'}');
 }
 
-/// The `Authorization` header checked against the tokens: `Splunk <token>`
-/// (or the bare token, as Vector accepts). Errors are Splunk's.
-pub fn check_token(header: Option<&[u8]>, tokens: &[String]) -> Result<(), (u16, &'static str)> {
-    let Some(h) = header else {
-        return Err((401, r#"{"text":"Token is required","code":2}"#));
-    };
-    let token = match h.strip_prefix(b"Splunk ") {
-        Some(t) => t,
-        None if !h.contains(&b' ') => h,
-        None => return Err((401, r#"{"text":"Invalid authorization","code":3}"#)),
-    };
-    let token = token.trim_ascii();
-    // Compare against every token, each in time independent of where it differs.
-    let mut ok = false;
-    for t in tokens {
-        ok |= constant_time_eq(t.as_bytes(), token);
-    }
-    if ok {
-        Ok(())
-    } else {
-        Err((403, r#"{"text":"Invalid token","code":4}"#))
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 pub const SUCCESS: &str = r#"{"text":"Success","code":0}"#;
 pub const HEALTHY: &str = r#"{"text":"HEC is healthy","code":17}"#;
 pub const BUSY: &str = r#"{"text":"Server is busy","code":9}"#;
@@ -520,16 +489,6 @@ mod tests {
             out[3],
             r#"{"host":"rb","index":"alerts","event":"not json"}"#
         );
-    }
-
-    #[test]
-    fn tokens() {
-        let t = vec!["abc".to_string(), "def".to_string()];
-        assert!(check_token(Some(b"Splunk def"), &t).is_ok());
-        assert!(check_token(Some(b"def"), &t).is_ok());
-        assert_eq!(check_token(None, &t).unwrap_err().0, 401);
-        assert_eq!(check_token(Some(b"Basic eA=="), &t).unwrap_err().0, 401);
-        assert_eq!(check_token(Some(b"Splunk nope"), &t).unwrap_err().0, 403);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::network;
 use super::delivery::{self, Batching, Lines, Retry};
 use super::http_client::{self, HttpTarget};
 use crate::config::{Paths, Problem};
+use crate::secret::Secret;
 use crate::tls::ClientTls;
 
 /// NDJSON POSTed to `uri`.
@@ -20,9 +21,10 @@ use crate::tls::ClientTls;
 pub struct HttpConfig {
     pub inputs: Vec<String>,
     pub uri: String,
-    /// Extra request headers (say, `Authorization`).
+    /// Extra request headers (say, `Authorization`), each value a string
+    /// or `{ env = ... }` / `{ file = ... }` (see `secret`).
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     #[serde(default)]
     pub gzip: bool,
     #[serde(default = "delivery::default_sink_batch_events")]
@@ -43,13 +45,21 @@ pub struct HttpConfig {
 }
 
 impl HttpConfig {
-    fn target(&self) -> Result<HttpTarget, String> {
+    /// The URI with the headers as `paths` reveals them (none: checked
+    /// with empty values).
+    fn target(&self, paths: Option<&Paths>) -> Result<HttpTarget, String> {
         let mut h: Vec<(String, String)> =
             vec![("content-type".into(), "application/x-ndjson".into())];
         if self.gzip {
             h.push(("content-encoding".into(), "gzip".into()));
         }
-        h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for (k, v) in &self.headers {
+            let value = match paths {
+                Some(p) => v.reveal(p).map_err(|e| format!("headers.{k}: {e}"))?,
+                None => String::new(),
+            };
+            h.push((k.clone(), value));
+        }
         HttpTarget::new(&self.uri, h, Duration::from_secs(self.request_timeout_secs))
     }
 }
@@ -60,13 +70,14 @@ impl Sink for HttpConfig {
     }
 
     fn check(&self) -> Vec<Problem> {
-        let mut p: Vec<Problem> = self.target().err().map(Problem::whole).into_iter().collect();
+        let target = self.target(None);
+        let mut p: Vec<Problem> = target.err().map(Problem::whole).into_iter().collect();
         p.extend(self.buffer.check());
         p
     }
 
     fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
-        http_client::check_tls(self.target(), self.tls.as_ref(), paths)
+        http_client::check_tls(self.target(Some(paths)), self.tls.as_ref(), paths)
     }
 
     fn start(&self, cx: SinkContext) -> tokio::task::JoinHandle<()> {
@@ -77,7 +88,8 @@ impl Sink for HttpConfig {
             gzip: self.gzip,
             buffer: self.buffer.clone(),
         };
-        let target = self.target().and_then(|t| t.with_tls(self.tls.as_ref(), &cx.paths));
+        let target = self.target(Some(&cx.paths));
+        let target = target.and_then(|t| t.with_tls(self.tls.as_ref(), &cx.paths));
         network::start(cx, target, Lines, batching)
     }
 }

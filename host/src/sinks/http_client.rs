@@ -57,11 +57,13 @@ impl HttpTarget {
         let headers = headers
             .into_iter()
             .map(|(k, v)| {
-                Ok((
-                    HeaderName::from_bytes(k.as_bytes())
-                        .map_err(|e| format!("header {k:?}: {e}"))?,
-                    HeaderValue::from_str(&v).map_err(|e| format!("header {k:?}: {e}"))?,
-                ))
+                let name = HeaderName::from_bytes(k.as_bytes())
+                    .map_err(|e| format!("header {k:?}: {e}"))?;
+                // The error does not quote the value: it may be a secret.
+                let mut value =
+                    HeaderValue::from_str(&v).map_err(|e| format!("header {k:?}: {e}"))?;
+                value.set_sensitive(true);
+                Ok((name, value))
             })
             .collect::<Result<_, String>>()?;
         Ok(HttpTarget {

@@ -15,6 +15,7 @@ use super::http_client::{self, HttpTarget};
 use crate::batch::Batch;
 use crate::codecs::hec;
 use crate::config::{Paths, Problem};
+use crate::secret::Secret;
 use crate::tls::ClientTls;
 
 /// Splunk HEC: envelopes POSTed to `endpoint` (a base such as
@@ -24,7 +25,8 @@ use crate::tls::ClientTls;
 pub struct SplunkHecConfig {
     pub inputs: Vec<String>,
     pub endpoint: String,
-    pub token: String,
+    /// The HEC token: a value or `{ env = ... }` / `{ file = ... }`.
+    pub token: Secret,
     /// Envelope keys for events that do not carry their own.
     #[serde(default)]
     pub index: Option<String>,
@@ -64,10 +66,16 @@ fn default_true() -> bool {
 }
 
 impl SplunkHecConfig {
-    fn target(&self) -> Result<HttpTarget, String> {
+    /// The endpoint, with the token as `paths` reveals it (none: checked
+    /// without one).
+    fn target(&self, paths: Option<&Paths>) -> Result<HttpTarget, String> {
         let uri = hec_uri(&self.endpoint);
+        let token = match paths {
+            Some(p) => self.token.reveal(p).map_err(|e| format!("token: {e}"))?,
+            None => String::new(),
+        };
         let mut headers = vec![
-            ("authorization".to_string(), format!("Splunk {}", self.token)),
+            ("authorization".to_string(), format!("Splunk {token}")),
             ("content-type".to_string(), "application/json".to_string()),
         ];
         if self.gzip {
@@ -84,13 +92,14 @@ impl Sink for SplunkHecConfig {
     }
 
     fn check(&self) -> Vec<Problem> {
-        let mut p: Vec<Problem> = self.target().err().map(Problem::whole).into_iter().collect();
+        let target = self.target(None);
+        let mut p: Vec<Problem> = target.err().map(Problem::whole).into_iter().collect();
         p.extend(self.buffer.check());
         p
     }
 
     fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
-        http_client::check_tls(self.target(), self.tls.as_ref(), paths)
+        http_client::check_tls(self.target(Some(paths)), self.tls.as_ref(), paths)
     }
 
     fn start(&self, cx: SinkContext) -> tokio::task::JoinHandle<()> {
@@ -108,7 +117,8 @@ impl Sink for SplunkHecConfig {
             gzip: self.gzip,
             buffer: self.buffer.clone(),
         };
-        let target = self.target().and_then(|t| t.with_tls(self.tls.as_ref(), &cx.paths));
+        let target = self.target(Some(&cx.paths));
+        let target = target.and_then(|t| t.with_tls(self.tls.as_ref(), &cx.paths));
         network::start(cx, target, encoding, batching)
     }
 }

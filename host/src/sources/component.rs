@@ -62,6 +62,11 @@ pub struct SourceStats {
     /// Lines over the source's `max_line_bytes`, each kept whole in a file
     /// of its own and replaced by an event naming it.
     pub oversize: AtomicU64,
+    /// Connections whose TLS handshake was refused or not done in time
+    /// (no certificate, an untrusted one, not TLS at all).
+    pub refused_tls: AtomicU64,
+    /// Requests refused for a missing or wrong token.
+    pub refused_unauthorized: AtomicU64,
 }
 
 /// How a started source ends at shutdown.

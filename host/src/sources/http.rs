@@ -1,17 +1,21 @@
 //! The `http` source: NDJSON bodies POSTed to one path (gzip accepted),
-//! answered `200 {"accepted":N}` once written.
+//! answered `200 {"accepted":N}` once written. With `tokens`, a request
+//! must carry `Authorization: Bearer <token>` (RFC 6750); one without it,
+//! or with another token, is answered 401 and counted as refused.
 
 use std::time::Duration;
 
+use hyper::header::{self, HeaderValue};
 use hyper::Request;
 use hyper::body::Incoming;
 use serde::Deserialize;
 
 use super::component::{Source, SourceContext, Started};
 use super::http_server::{self, Body, Endpoint, HttpOpts, Refusal, reply, text_reply};
-use super::listener::{check_address, server_tls};
+use super::listener::{self, check_address, server_tls};
 use crate::batch::{Batch, LineSplitter};
 use crate::config::{Paths, Problem};
+use crate::secret::{Secret, Tokens};
 use crate::tls::{self, ServerTls};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +41,10 @@ pub struct HttpConfig {
     /// whose client certificates are required.
     #[serde(default)]
     pub tls: Option<ServerTls>,
+    /// Accepted bearer tokens, each a value or `{ env = ... }` /
+    /// `{ file = ... }`; none: every request is taken.
+    #[serde(default)]
+    pub tokens: Vec<Secret>,
 }
 
 fn default_http_path() -> String {
@@ -49,7 +57,11 @@ impl Source for HttpConfig {
     }
 
     fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
-        tls::check_server(self.tls.as_ref(), paths)
+        let mut found = tls::check_server(self.tls.as_ref(), paths);
+        if let Err((key, e)) = Tokens::reveal(&self.tokens, paths, "tokens") {
+            found.push(Problem::at(key, e));
+        }
+        found
     }
 
     fn start(&self, cx: SourceContext) -> Started {
@@ -63,17 +75,22 @@ impl Source for HttpConfig {
         let Ok(tls) = server_tls(&cx, self.tls.as_ref()) else {
             return Started::listening();
         };
+        let Ok(tokens) = listener::tokens(&cx, &self.tokens) else {
+            return Started::listening();
+        };
         let opts = HttpOpts { tls, ..opts };
         let path = Ndjson {
             path: self.path.clone(),
+            tokens,
         };
         http_server::start(&cx, &self.address, self.batch_max_events, opts, path)
     }
 }
 
-/// NDJSON bodies on this path.
+/// NDJSON bodies on this path, from holders of one of the tokens (if any).
 struct Ndjson {
     path: String,
+    tokens: Tokens,
 }
 
 impl Endpoint for Ndjson {
@@ -83,7 +100,15 @@ impl Endpoint for Ndjson {
         if req.uri().path() != self.path {
             return Err(text_reply(404, "not found"));
         }
-        Ok(())
+        if self.tokens.is_empty() {
+            return Ok(());
+        }
+        let auth = req.headers().get(header::AUTHORIZATION);
+        match auth.and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")) {
+            Some(t) if self.tokens.accepts(t.trim_ascii()) => Ok(()),
+            Some(_) => Err(bearer_refusal("invalid_token", "the token is not accepted")),
+            None => Err(bearer_refusal("invalid_request", "a bearer token is required")),
+        }
     }
 
     fn read(&self, _: (), body: &[u8], _: Option<&str>, out: &mut Batch) -> Result<(), Refusal> {
@@ -106,4 +131,14 @@ impl Endpoint for Ndjson {
     fn undelivered(&self, why: &str) -> hyper::Response<Body> {
         text_reply(503, &format!("not delivered: {why}"))
     }
+}
+
+/// 401 with RFC 6750's challenge (its `error` code) and a JSON text.
+fn bearer_refusal(error: &'static str, text: &str) -> hyper::Response<Body> {
+    let mut r = text_reply(401, text);
+    let challenge = format!("Bearer realm=\"rulebox\", error=\"{error}\"");
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
 }

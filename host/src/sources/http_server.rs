@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,10 +20,11 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::component::{SourceContext, Started};
-use super::listener::{ListenCtx, accept_loop, bind_tcp, split};
+use super::listener::{ListenCtx, accept_loop, bind_tcp, handshake, split};
 use crate::batch::Batch;
 use crate::durable::{Ack, Outcome};
 use crate::shutdown::shutdown_requested;
+use crate::tls::Served;
 
 /// Request bodies one HTTP source holds at once, in multiples of
 /// `max_body_bytes` (with at least 64 MiB): many clients sending large
@@ -87,7 +89,7 @@ pub struct HttpOpts {
     /// Longest a client takes to send a request's body.
     pub body_timeout: Duration,
     /// HTTPS: the handshake comes first, within `header_timeout`.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub tls: Option<Arc<Served>>,
 }
 
 pub fn reply(status: u16, body: impl Into<Bytes>) -> Response<Body> {
@@ -105,6 +107,19 @@ pub fn text_reply(status: u16, text: &str) -> Response<Body> {
     let _ = serde_json::to_writer(&mut body, text);
     body.push(b'}');
     reply(status, body)
+}
+
+/// An answer given at routing; a 401 or 403 (no token, a wrong one) is
+/// counted as refused and logged, without what the client sent.
+fn refused(ctx: &ListenCtx, answer: Response<Body>) -> Response<Body> {
+    let status = answer.status();
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        ctx.stats
+            .refused_unauthorized
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(source = %ctx.id, status = status.as_u16(), "request refused: unauthorized");
+    }
+    answer
 }
 
 /// Binds `address` and serves `endpoint` there until shutdown (an address
@@ -164,15 +179,12 @@ async fn serve_connection<E: Endpoint>(
     let Some(tls) = server.opts.tls.clone() else {
         return serve_http(server, stream, ctx).await;
     };
-    let handshake = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
-    match tokio::time::timeout(server.opts.header_timeout, handshake).await {
-        Ok(Ok(stream)) => serve_http(server, stream, ctx).await,
-        Ok(Err(e)) => {
-            tracing::info!(source = %ctx.id, error = %e, "TLS handshake refused");
-        }
-        Err(_) => {
-            tracing::info!(source = %ctx.id, "TLS handshake not done within header_timeout_secs");
-        }
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "?".into(), |a| a.to_string());
+    let within = server.opts.header_timeout;
+    if let Some(s) = handshake(stream, &tls, &ctx, &peer, within, "header_timeout_secs").await {
+        serve_http(server, s, ctx).await;
     }
 }
 
@@ -212,7 +224,7 @@ impl<E: Endpoint> Server<E> {
         let query = req.uri().query().map(str::to_string);
         let route = match self.endpoint.route(&req) {
             Ok(r) => r,
-            Err(answer) => return answer,
+            Err(answer) => return refused(ctx, answer),
         };
         if req.method() != hyper::Method::POST {
             return text_reply(405, "use POST");

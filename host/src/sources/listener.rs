@@ -18,8 +18,9 @@ use super::component::{SourceContext, SourceStats};
 use crate::batch::Batch;
 use crate::channel::Tx;
 use crate::config::Problem;
+use crate::secret::{Secret, Tokens};
 use crate::shutdown::shutdown_requested;
-use crate::tls::ServerTls;
+use crate::tls::{Served, ServerTls};
 
 /// Connections one listening source serves at once.
 const MAX_CONNECTIONS: usize = 1024;
@@ -224,7 +225,7 @@ impl Timeouts {
 /// at its end): a client cannot hold a connection slot by trickling.
 pub async fn read_connection(
     stream: TcpStream,
-    tls: Option<&Arc<rustls::ServerConfig>>,
+    tls: Option<&Arc<Served>>,
     ctx: &ListenCtx,
     t: Timeouts,
     mut cut: impl FnMut(&[u8], &str, &mut Vec<Batch>) -> Read,
@@ -285,11 +286,10 @@ pub async fn read_connection(
     }
 }
 
-/// A connection to read: as it is, or after its TLS handshake (which
-/// must end `within`; a refused one is logged and closed).
+/// A connection to read: as it is, or after its TLS handshake.
 async fn open(
     stream: TcpStream,
-    tls: Option<&Arc<rustls::ServerConfig>>,
+    tls: Option<&Arc<Served>>,
     ctx: &ListenCtx,
     peer: &str,
     within: Duration,
@@ -297,28 +297,48 @@ async fn open(
     let Some(tls) = tls else {
         return Some(Box::new(stream));
     };
-    let handshake = tokio_rustls::TlsAcceptor::from(tls.clone()).accept(stream);
-    match tokio::time::timeout(within, handshake).await {
-        Ok(Ok(s)) => Some(Box::new(s)),
-        Ok(Err(e)) => {
-            tracing::info!(source = %ctx.id, %peer, error = %e, "TLS handshake refused");
-            None
-        }
-        Err(_) => {
-            tracing::info!(source = %ctx.id, %peer, "TLS handshake not done within line_timeout_secs");
-            None
-        }
-    }
+    let s = handshake(stream, tls, ctx, peer, within, "line_timeout_secs").await?;
+    Some(Box::new(s))
 }
 
-/// A listener's rustls configuration from its `tls` (none without one);
+/// The TLS handshake of a connection to a listener, which must end
+/// `within` (the key `timeout_key` sets it); a refused one is logged,
+/// counted (`refused_tls`) and closed.
+pub async fn handshake(
+    stream: TcpStream,
+    tls: &Served,
+    ctx: &ListenCtx,
+    peer: &str,
+    within: Duration,
+    timeout_key: &str,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let accept = tokio_rustls::TlsAcceptor::from(tls.config()).accept(stream);
+    let refused = match tokio::time::timeout(within, accept).await {
+        Ok(Ok(s)) => return Some(s),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("not done within {timeout_key}"),
+    };
+    ctx.stats.refused_tls.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(source = %ctx.id, %peer, reason = %refused, "TLS handshake refused");
+    None
+}
+
+/// A listener's TLS from its `tls` (none without one), reloaded on SIGHUP;
 /// `Err`: logged and counted, the source does not start.
-pub fn server_tls(
-    cx: &SourceContext,
-    tls: Option<&ServerTls>,
-) -> Result<Option<Arc<rustls::ServerConfig>>, ()> {
-    tls.map(|t| t.config(&cx.paths)).transpose().map_err(|e| {
+pub fn server_tls(cx: &SourceContext, tls: Option<&ServerTls>) -> Result<Option<Arc<Served>>, ()> {
+    let served = tls.map(|t| Served::new(&cx.id, t, &cx.paths)).transpose();
+    served.map_err(|e| {
         tracing::error!(source = %cx.id, error = %e, "tls: not started");
+        cx.errors.fetch_add(1, Ordering::Relaxed);
+    })
+}
+
+/// A listener's accepted tokens, revealed; `Err`: logged (where the
+/// secret was looked for, not what it holds) and counted, the source does
+/// not start.
+pub fn tokens(cx: &SourceContext, list: &[Secret]) -> Result<Tokens, ()> {
+    Tokens::reveal(list, &cx.paths, "tokens").map_err(|(key, e)| {
+        tracing::error!(source = %cx.id, key, error = %e, "not started");
         cx.errors.fetch_add(1, Ordering::Relaxed);
     })
 }

@@ -5,7 +5,6 @@
 //! codes are Splunk's. No indexer acknowledgement: a 200 already means
 //! delivered.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::Request;
@@ -15,18 +14,20 @@ use serde::Deserialize;
 
 use super::component::{Source, SourceContext, Started};
 use super::http_server::{self, Body, Endpoint, HttpOpts, Refusal, reply};
-use super::listener::{check_address, server_tls};
+use super::listener::{self, check_address, server_tls};
 use crate::batch::Batch;
 use crate::codecs::hec;
 use crate::config::{Paths, Problem};
+use crate::secret::{Secret, Tokens};
 use crate::tls::{self, ServerTls};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplunkHecConfig {
     pub address: String,
-    /// Accepted tokens (`Authorization: Splunk <token>`).
-    pub tokens: Vec<String>,
+    /// Accepted tokens (`Authorization: Splunk <token>`), each a value or
+    /// `{ env = ... }` / `{ file = ... }` (see `secret`).
+    pub tokens: Vec<Secret>,
     #[serde(default = "super::component::default_body_bytes")]
     pub max_body_bytes: usize,
     #[serde(default = "super::component::default_batch_events")]
@@ -51,14 +52,18 @@ pub struct SplunkHecConfig {
 impl Source for SplunkHecConfig {
     fn check(&self) -> Vec<Problem> {
         let mut found: Vec<Problem> = check_address(&self.address).into_iter().collect();
-        if self.tokens.iter().all(|t| t.trim().is_empty()) {
+        if self.tokens.is_empty() {
             found.push(Problem::at("tokens", "at least one token is required"));
         }
         found
     }
 
     fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
-        tls::check_server(self.tls.as_ref(), paths)
+        let mut found = tls::check_server(self.tls.as_ref(), paths);
+        if let Err((key, e)) = Tokens::reveal(&self.tokens, paths, "tokens") {
+            found.push(Problem::at(key, e));
+        }
+        found
     }
 
     fn start(&self, cx: SourceContext) -> Started {
@@ -72,17 +77,18 @@ impl Source for SplunkHecConfig {
         let Ok(tls) = server_tls(&cx, self.tls.as_ref()) else {
             return Started::listening();
         };
-        let opts = HttpOpts { tls, ..opts };
-        let hec = Collector {
-            tokens: self.tokens.clone().into(),
+        let Ok(tokens) = listener::tokens(&cx, &self.tokens) else {
+            return Started::listening();
         };
+        let opts = HttpOpts { tls, ..opts };
+        let hec = Collector { tokens };
         http_server::start(&cx, &self.address, self.batch_max_events, opts, hec)
     }
 }
 
 /// The collector's endpoints, with the accepted tokens.
 struct Collector {
-    tokens: Arc<[String]>,
+    tokens: Tokens,
 }
 
 /// What a collector request carries.
@@ -112,7 +118,7 @@ impl Endpoint for Collector {
             .headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        hec::check_token(auth, &self.tokens).map_err(|(status, body)| reply(status, body))?;
+        check_token(auth, &self.tokens).map_err(|(status, body)| reply(status, body))?;
         Ok(carries)
     }
 
@@ -151,5 +157,38 @@ impl Endpoint for Collector {
         let text = format!("Server is busy: {why}");
         let body = serde_json::json!({"text": text, "code": 9}).to_string();
         reply(503, body)
+    }
+}
+
+/// The `Authorization` header checked against the tokens: `Splunk <token>`
+/// (or the bare token, as Vector accepts). Errors are Splunk's.
+pub fn check_token(header: Option<&[u8]>, tokens: &Tokens) -> Result<(), (u16, &'static str)> {
+    let Some(h) = header else {
+        return Err((401, r#"{"text":"Token is required","code":2}"#));
+    };
+    let token = match h.strip_prefix(b"Splunk ") {
+        Some(t) => t,
+        None if !h.contains(&b' ') => h,
+        None => return Err((401, r#"{"text":"Invalid authorization","code":3}"#)),
+    };
+    if tokens.accepts(token.trim_ascii()) {
+        Ok(())
+    } else {
+        Err((403, r#"{"text":"Invalid token","code":4}"#))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        let t = Tokens::of(&["abc", "def"]);
+        assert!(check_token(Some(b"Splunk def"), &t).is_ok());
+        assert!(check_token(Some(b"def"), &t).is_ok());
+        assert_eq!(check_token(None, &t).unwrap_err().0, 401);
+        assert_eq!(check_token(Some(b"Basic eA=="), &t).unwrap_err().0, 401);
+        assert_eq!(check_token(Some(b"Splunk nope"), &t).unwrap_err().0, 403);
     }
 }

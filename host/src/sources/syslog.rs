@@ -16,7 +16,7 @@ use crate::batch::Batch;
 use crate::codecs::syslog;
 use crate::config::{Paths, Problem};
 use crate::shutdown::shutdown_requested;
-use crate::tls::{self, ServerTls};
+use crate::tls::{self, Served, ServerTls};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,7 +108,7 @@ fn push_event(msg: &[u8], event: &mut Vec<u8>, batch: &mut Batch) {
 
 async fn read_frames(
     stream: tokio::net::TcpStream,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<Served>>,
     ctx: &ListenCtx,
     t: Timeouts,
     max_message_bytes: usize,

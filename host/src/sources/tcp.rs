@@ -12,7 +12,7 @@ use super::listener::{
 };
 use crate::batch::LineSplitter;
 use crate::config::{Paths, Problem};
-use crate::tls::{self, ServerTls};
+use crate::tls::{self, Served, ServerTls};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,7 +68,7 @@ impl Source for TcpConfig {
 
 async fn read_lines(
     stream: tokio::net::TcpStream,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<Served>>,
     ctx: &ListenCtx,
     t: Timeouts,
     max_line_bytes: usize,

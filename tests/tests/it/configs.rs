@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rulebox::secret::Secret;
 use rulebox::sinks::SinkConfig;
 use rulebox::sources::SourceConfig;
 use rulebox::topology::{self, Loaded};
@@ -68,7 +69,10 @@ fn what_the_snippet_must_name(loaded: &Loaded) -> Vec<String> {
         match s {
             SourceConfig::SplunkHec(c) => {
                 names.push(port(&c.address));
-                names.extend(c.tokens.iter().cloned());
+                names.extend(c.tokens.iter().filter_map(|t| match t {
+                    Secret::Value(v) => Some(v.clone()),
+                    _ => None,
+                }));
             }
             SourceConfig::Http(c) => names.extend([port(&c.address), c.path.clone()]),
             SourceConfig::Tcp(c) => names.push(port(&c.address)),

@@ -1,5 +1,6 @@
 //! rulebox's end-to-end tests: one binary, a module per area.
 mod api;
+mod auth;
 mod bench;
 mod configs;
 mod contract;

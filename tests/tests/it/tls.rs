@@ -282,3 +282,77 @@ fn tcp_and_syslog_listeners_speak_tls() {
     let log = std::fs::read_to_string(dir.path("back.log")).unwrap();
     assert!(log.contains("TLS handshake refused"), "{log}");
 }
+
+/// SIGHUP: a listener reads its certificate again. A connection opened
+/// before the reload keeps working; after it, clients verify the new
+/// certificate (a new CA) and one trusting only the old CA is refused,
+/// which the listener counts.
+#[test]
+fn a_listener_reloads_its_certificate_on_sighup() {
+    use std::io::Write;
+    let (dir, next) = (Scratch::new("tls-reload"), Scratch::new("tls-reload-next"));
+    pki(&dir);
+    pki(&next);
+    std::fs::copy(dir.path("ca.pem"), dir.path("old-ca.pem")).unwrap();
+    let port = free_port();
+    let d = dir.0.display();
+    let cfg = format!(
+        "data_dir = \"{d}/data\"\n[sources.lines]\ntype = \"tcp\"\naddress = \"127.0.0.1:{port}\"\ntls = {{ cert_file = \"server.pem\", key_file = \"server.key\" }}\n[sinks.out]\ntype = \"file\"\npath = \"{d}/out.ndjson\"\ninputs = [\"lines\"]\n"
+    );
+    let run = spawn_run(&dir.write("rulebox.toml", cfg), &dir.path("run.log"));
+    wait_listening(port);
+    let s_client = |ca: &str| {
+        Command::new("openssl")
+            .args(["s_client", "-quiet", "-no_ign_eof", "-verify_return_error"])
+            .args(["-CAfile", dir.path(ca).to_str().unwrap()])
+            .args(["-connect", &format!("127.0.0.1:{port}")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut before = s_client("old-ca.pem");
+    let mut open = before.stdin.take().unwrap();
+    writeln!(open, "{{\"from\":\"before\"}}").unwrap();
+    wait_for("the first line", Duration::from_secs(20), || {
+        lines_from(&dir, "before") == 1
+    });
+
+    // New files in place, then SIGHUP.
+    for f in ["ca.pem", "server.pem", "server.key"] {
+        std::fs::copy(next.path(f), dir.path(f)).unwrap();
+    }
+    let pid = run.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let log = dir.path("run.log");
+    wait_for("the reload", Duration::from_secs(20), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("certificate reloaded")
+    });
+    // The connection made before still carries lines.
+    writeln!(open, "{{\"from\":\"still-open\"}}").unwrap();
+    let mut after = s_client("ca.pem");
+    writeln!(after.stdin.take().unwrap(), "{{\"from\":\"after\"}}").unwrap();
+    let stale = s_client("old-ca.pem").wait_with_output().unwrap();
+    assert!(
+        !stale.status.success(),
+        "the old CA no longer verifies the server"
+    );
+    wait_for("lines after the reload", Duration::from_secs(20), || {
+        lines_from(&dir, "still-open") == 1 && lines_from(&dir, "after") == 1
+    });
+    drop(open);
+    let _ = (before.wait(), after.wait());
+    run.stop();
+    let log = std::fs::read_to_string(&log).unwrap();
+    let refused = rulebox_tests::counter_on(&log, "source done", "refused_tls");
+    assert!(refused.is_some_and(|n| n >= 1), "{log}");
+}
