@@ -10,8 +10,8 @@ use std::time::Duration;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rulebox_tests::{Scratch, free_port, rulebox, spawn_run, stderr, wait_for, wait_listening};
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate it
-/// signed, as PEM files in `dir`.
+/// A CA, a server certificate for 127.0.0.1, a client certificate and an
+/// expired server certificate it signed, as PEM files in `dir`.
 fn pki(dir: &Scratch) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -23,10 +23,15 @@ fn pki(dir: &Scratch) {
     for (name, sans) in [
         ("server", vec!["127.0.0.1".to_string()]),
         ("client", vec!["client".into()]),
+        ("expired", vec!["127.0.0.1".to_string()]),
     ] {
         let key = KeyPair::generate().unwrap();
         let mut cert = CertificateParams::new(sans).unwrap();
         cert.distinguished_name.push(DnType::CommonName, name);
+        if name == "expired" {
+            cert.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            cert.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
         let cert = cert.signed_by(&key, &ca, &ca_key).unwrap();
         dir.write(&format!("{name}.pem"), cert.pem());
         dir.write(&format!("{name}.key"), key.serialize_pem());
@@ -355,4 +360,38 @@ fn a_listener_reloads_its_certificate_on_sighup() {
     let log = std::fs::read_to_string(&log).unwrap();
     let refused = rulebox_tests::counter_on(&log, "source done", "refused_tls");
     assert!(refused.is_some_and(|n| n >= 1), "{log}");
+}
+
+/// A server whose certificate expired is refused, and the sink's log says
+/// so; curl agrees.
+#[test]
+fn an_expired_server_certificate_is_refused_with_a_clear_error() {
+    let dir = Scratch::new("tls-expired");
+    pki(&dir);
+    let port = free_port();
+    let d = dir.0.display();
+    let receiver = https_receiver(&dir, port, "");
+    let cfg = std::fs::read_to_string(&receiver).unwrap();
+    let cfg = cfg.replace(&format!("{d}/server.pem"), &format!("{d}/expired.pem"));
+    let cfg = cfg.replace(&format!("{d}/server.key"), &format!("{d}/expired.key"));
+    let back = spawn_run(&dir.write("back.toml", cfg), &dir.path("back.log"));
+    wait_listening(port);
+    let ca = dir.path("ca.pem");
+    let url = format!("https://127.0.0.1:{port}/services/collector/health");
+    let (code, _) = curl(&["--cacert", ca.to_str().unwrap(), &url]);
+    assert_eq!(code, Some(60), "curl refuses an expired certificate");
+    let tls = format!("tls = {{ ca_file = \"{}\" }}", ca.display());
+    let out = rulebox(
+        &[
+            "run",
+            "--config",
+            https_sender(&dir, "late", port, 3, &tls).to_str().unwrap(),
+        ],
+        None,
+    );
+    back.stop();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let log = stderr(&out).to_lowercase();
+    assert!(log.contains("expired"), "{log}");
+    assert_eq!(lines_from(&dir, "late"), 0);
 }
