@@ -1,6 +1,7 @@
 //! rulebox's end-to-end tests: one binary, a module per area.
 mod api;
 mod bench;
+mod chain;
 mod configs;
 mod contract;
 mod durability;
@@ -16,4 +17,5 @@ mod ruletest;
 mod shippers;
 mod signing;
 mod syslog_ng;
+mod t1048_parity;
 mod tls;
