@@ -5,7 +5,9 @@
 use std::net::IpAddr;
 
 use rulebox_plugin::abi::time::parse_rfc3339;
-use rulebox_plugin::json::{KeySet, Object, Value};
+use std::borrow::Cow;
+
+use rulebox_plugin::json::{Object, PathPlan, Value};
 
 use crate::config::SchemaName;
 use crate::net::canonical;
@@ -61,20 +63,7 @@ impl Preset {
         }
     }
 
-    /// The preset `schema` reads `obj` with: the named one, or for `auto`
-    /// the first whose destination field is present.
-    pub fn pick(schema: SchemaName, obj: &Object<'_, '_>) -> Option<Preset> {
-        Preset::pick_named(schema).or_else(|| {
-            AUTO.into_iter().find(|p| {
-                p.paths()
-                    .destination
-                    .iter()
-                    .any(|path| obj.get(path).is_some())
-            })
-        })
-    }
-
-    /// Every dotted path the preset reads.
+    /// Every dotted path the preset reads, in slot order (see [`Reader`]).
     fn all_paths(self) -> Vec<&'static str> {
         let p = self.paths();
         let mut all = [p.source, p.destination].concat();
@@ -92,66 +81,40 @@ impl Preset {
         all
     }
 
-    /// The top-level keys `schema` may look up (for `Rule::object_keys`):
-    /// each path, and each of its heads before a dot.
-    pub fn keys(schema: SchemaName) -> Vec<String> {
-        let presets = match Preset::pick_named(schema) {
-            Some(p) => vec![p],
-            None => AUTO.to_vec(),
-        };
-        let mut keys: Vec<String> = (presets.iter())
-            .flat_map(|p| p.all_paths())
-            .flat_map(KeySet::path_keys)
-            .map(str::to_string)
-            .collect();
-        keys.sort();
-        keys.dedup();
-        keys
-    }
-
-    fn pick_named(schema: SchemaName) -> Option<Preset> {
-        match schema {
-            SchemaName::Cim => Some(Preset::Cim),
-            SchemaName::Ecs => Some(Preset::Ecs),
-            SchemaName::Qradar => Some(Preset::Qradar),
-            SchemaName::Auto => None,
-        }
-    }
-
-    /// Reads the connection; `None` when the event has no destination.
-    pub fn read(self, obj: &Object<'_, '_>) -> Option<Connection> {
+    /// Reads the connection, each path's value from `get`; `None` when the
+    /// event has no destination.
+    fn read<'a>(self, get: impl Fn(&str) -> Option<Value<'a>>) -> Option<Connection> {
         let p = self.paths();
-        let first = |paths: &[&str]| paths.iter().find_map(|path| obj.get(path).and_then(text));
+        let first = |paths: &[&str]| paths.iter().find_map(|path| get(path).and_then(text));
         let dest = first(p.destination)?;
-        let bytes_out = obj.get(p.bytes_out).and_then(bytes);
+        let bytes_out = get(p.bytes_out).and_then(bytes);
         Some(Connection {
             src: first(p.source).and_then(|s| ip(&s)),
             dest: ip(&dest),
-            port: obj.get(p.port).and_then(port),
+            port: get(p.port).and_then(port),
             bytes_out,
-            time_ms: obj.get(p.time).and_then(|v| time_ms(v, p.time_unit_ms)),
-            permitted: self.permitted(obj, bytes_out.is_some()),
+            time_ms: get(p.time).and_then(|v| time_ms(v, p.time_unit_ms)),
+            permitted: self.permitted(&get, bytes_out.is_some()),
         })
     }
 
-    fn permitted(self, obj: &Object<'_, '_>, has_bytes: bool) -> bool {
+    fn permitted<'a>(self, get: &impl Fn(&str) -> Option<Value<'a>>, has_bytes: bool) -> bool {
         let is = |path: &str, words: &[&str]| {
-            obj.get(path)
+            get(path)
                 .and_then(text)
                 .is_some_and(|s| words.iter().any(|w| s.eq_ignore_ascii_case(w)))
         };
         match self {
             Preset::Cim => is("action", &["allowed"]),
             Preset::Qradar => {
-                obj.get("eventdirection").and_then(text).as_deref() == Some("L2R")
+                get("eventdirection").and_then(text).as_deref() == Some("L2R")
                     && has_bytes
-                    && obj
-                        .get("categoryname")
+                    && get("categoryname")
                         .and_then(text)
-                        .is_some_and(|c| QRADAR_PERMITTED.contains(&c.as_str()))
+                        .is_some_and(|c| QRADAR_PERMITTED.contains(&&*c))
             }
             Preset::Ecs => {
-                let typed_allowed = obj.get("event.type").is_some_and(|t| {
+                let typed_allowed = get("event.type").is_some_and(|t| {
                     std::iter::once(t)
                         .chain(t.array_items())
                         .filter_map(text)
@@ -160,11 +123,74 @@ impl Preset {
                 let allowed = is("event.outcome", &["success"])
                     || is("event.action", &["allow", "allowed", "accept", "accepted"])
                     || typed_allowed;
-                let outward = obj.get("network.direction").is_none()
+                let outward = get("network.direction").is_none()
                     || is("network.direction", &["outbound", "egress"]);
                 allowed && outward
             }
         }
+    }
+}
+
+/// How the rule reads events under one `schema`: a [`PathPlan`] with a
+/// group per preset in use (`auto`: each recognised by its destination
+/// fields, in [`AUTO`]'s order; a named preset: always), whose slots hold
+/// [`Preset::all_paths`]. The host resolves the plan natively, with its
+/// scan; the rule reads the group and the slots.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    presets: Vec<Preset>,
+    slots: Vec<Vec<&'static str>>,
+    plan: PathPlan,
+}
+
+impl Reader {
+    pub fn new(schema: SchemaName) -> Reader {
+        let presets = match schema {
+            SchemaName::Cim => vec![Preset::Cim],
+            SchemaName::Ecs => vec![Preset::Ecs],
+            SchemaName::Qradar => vec![Preset::Qradar],
+            SchemaName::Auto => AUTO.to_vec(),
+        };
+        let mut plan = PathPlan::new();
+        let mut slots = Vec::new();
+        for p in &presets {
+            let when = if schema == SchemaName::Auto {
+                p.paths().destination
+            } else {
+                &[]
+            };
+            let all = p.all_paths();
+            plan.add_group(when, &all);
+            slots.push(all);
+        }
+        Reader {
+            presets,
+            slots,
+            plan,
+        }
+    }
+
+    pub fn plan(&self) -> PathPlan {
+        self.plan.clone()
+    }
+
+    /// The top-level keys the plan may look up (for `Rule::object_keys`).
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.plan.keys().map(str::to_string).collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// The connection in `obj` (scanned with [`Reader::plan`]); `None` when
+    /// no preset applies or the event has no destination.
+    pub fn read(&self, obj: &Object<'_, '_>) -> Option<Connection> {
+        let group = obj.group()?;
+        let (preset, slots) = (self.presets.get(group)?, self.slots.get(group)?);
+        preset.read(|path: &str| {
+            let i = slots.iter().position(|p| *p == path)?;
+            obj.slot(i)
+        })
     }
 }
 
@@ -191,10 +217,11 @@ pub struct Connection {
 }
 
 /// A string or number as trimmed text; empty is missing.
-fn text(v: Value<'_>) -> Option<String> {
+fn text(v: Value<'_>) -> Option<Cow<'_, str>> {
     let s = match v.as_str() {
-        Some(s) => s.trim().to_string(),
-        None => v.as_number_text()?.to_string(),
+        Some(Cow::Borrowed(s)) => Cow::Borrowed(s.trim()),
+        Some(Cow::Owned(s)) => Cow::Owned(s.trim().to_string()),
+        None => Cow::Borrowed(v.as_number_text()?),
     };
     (!s.is_empty()).then_some(s)
 }
@@ -263,9 +290,10 @@ mod tests {
     use rulebox_plugin::json::Scanner;
 
     fn read(schema: SchemaName, event: &str) -> Option<Connection> {
+        let reader = Reader::new(schema);
         let mut s = Scanner::new();
-        let obj = s.scan(event.as_bytes()).unwrap();
-        Preset::pick(schema, &obj)?.read(&obj)
+        let obj = s.scan_planned(event.as_bytes(), &reader.plan()).unwrap();
+        reader.read(&obj)
     }
 
     #[test]

@@ -17,12 +17,12 @@ pub mod net;
 pub mod window;
 
 use rulebox_plugin::abi::LogLevel;
-use rulebox_plugin::json::{Object, ScanError};
+use rulebox_plugin::json::{Object, PathPlan, ScanError};
 use rulebox_plugin::{Emitter, EventOut, OutputId, Rule};
 use serde::{Deserialize, Serialize};
 
-use config::{Config, SchemaName};
-use fields::{Connection, Preset};
+use config::Config;
+use fields::{Connection, Reader};
 use net::Networks;
 use window::{Added, Key, State, Windows};
 
@@ -34,7 +34,7 @@ const STATE_VERSION: u32 = 1;
 
 /// The rule's state.
 pub struct LargeOutbound {
-    schema: SchemaName,
+    reader: Reader,
     internal: Networks,
     excluded: Networks,
     enrich_key: String,
@@ -187,7 +187,7 @@ impl Rule for LargeOutbound {
         let extra = Networks::parse("extra_internal_networks", &c.extra_internal_networks)?;
         internal.extend(extra);
         Ok(LargeOutbound {
-            schema: c.schema,
+            reader: Reader::new(c.schema),
             internal,
             excluded: Networks::parse("excluded_destinations", &c.excluded_destinations)?,
             enrich_key: c.enrich_key,
@@ -203,9 +203,13 @@ impl Rule for LargeOutbound {
     }
 
     fn object_keys(&self) -> Option<Vec<String>> {
-        let mut keys = Preset::keys(self.schema);
+        let mut keys = self.reader.keys();
         keys.push(self.enrich_key.clone());
         Some(keys)
+    }
+
+    fn object_paths(&self) -> Option<PathPlan> {
+        Some(self.reader.plan())
     }
 
     fn on_object(
@@ -220,7 +224,7 @@ impl Rule for LargeOutbound {
             Ok(obj) => obj,
             Err(e) => return out.unreadable(e),
         };
-        let Some(conn) = Preset::pick(self.schema, &obj).and_then(|p| p.read(&obj)) else {
+        let Some(conn) = self.reader.read(&obj) else {
             return;
         };
         self.tally.labelled += 1;
