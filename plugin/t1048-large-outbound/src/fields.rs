@@ -249,14 +249,17 @@ fn bytes(v: Value<'_>) -> Option<u64> {
     whole(v)
 }
 
+/// Times the rule takes, in Unix ms: years 1 to 9999. Outside them a time
+/// is unreadable, which keeps every window sum far from `i64`'s ends.
+pub const TIME_RANGE_MS: std::ops::RangeInclusive<i64> = -62_135_596_800_000..=253_402_300_799_999;
+
 /// A time: a number (or numeric string) of `unit_ms` milliseconds, kept to
-/// the millisecond, or an RFC 3339 string.
+/// the millisecond, or an RFC 3339 string; within [`TIME_RANGE_MS`].
 fn time_ms(v: Value<'_>, unit_ms: i64) -> Option<i64> {
     let t = text(v)?;
-    if let Some(ms) = decimal_ms(&t, unit_ms) {
-        return Some(ms);
-    }
-    parse_rfc3339(&t)
+    decimal_ms(&t, unit_ms)
+        .or_else(|| parse_rfc3339(&t))
+        .filter(|ms| TIME_RANGE_MS.contains(ms))
 }
 
 /// `text` as a decimal number of `unit_ms` milliseconds, truncated to the
@@ -319,6 +322,8 @@ mod tests {
         assert_eq!(c.bytes_out, None);
         assert_eq!(c.time_ms, Some(1_763_715_600_500));
         assert!(!c.permitted);
+        let far = r#"{"dest_ip":"203.0.113.9","_time":"9223372036854775.807"}"#;
+        assert_eq!(read(SchemaName::Cim, far).unwrap().time_ms, None);
         assert_eq!(read(SchemaName::Cim, r#"{"src_ip":"10.0.0.5"}"#), None);
     }
 

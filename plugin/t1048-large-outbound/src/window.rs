@@ -7,6 +7,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fields::TIME_RANGE_MS;
+
 /// Source, destination and destination port: what the sums are kept by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Key {
@@ -195,13 +197,22 @@ impl Windows {
         let mut open: BTreeMap<i64, BTreeMap<Key, Sum>> = BTreeMap::new();
         let mut keys = 0;
         let mut over_cap = state.over_cap;
+        if state.clock.is_some_and(|c| !TIME_RANGE_MS.contains(&c)) {
+            return Err("the saved state's clock is out of range".into());
+        }
         for (start, sums) in state.windows {
-            if start.rem_euclid(self.window_ms) != 0 {
+            if start.rem_euclid(self.window_ms) != 0 || !TIME_RANGE_MS.contains(&start) {
                 return Err(format!(
                     "the saved state has a window starting at {start} ms"
                 ));
             }
             for (k, s) in sums {
+                if ![s.first_ms, s.last_ms]
+                    .iter()
+                    .all(|t| TIME_RANGE_MS.contains(t))
+                {
+                    return Err("the saved state has a time out of range".into());
+                }
                 if keys >= self.max_keys {
                     over_cap += 1;
                     continue;
@@ -286,6 +297,24 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].key, key(2));
         assert_eq!(w.over_cap, 1);
+    }
+
+    #[test]
+    fn a_saved_state_round_trips_and_a_damaged_one_is_refused() {
+        let mut w = Windows::new(MIN2, 0, 10, 10);
+        w.add(Some(MIN2), 0, key(1), 11);
+        let mut again = Windows::new(MIN2, 0, 10, 10);
+        again.restore(w.state()).unwrap();
+        assert_eq!(again, w);
+        let mut far = w.state();
+        far.windows[0].0 = i64::MAX - i64::MAX % MIN2;
+        assert!(again.restore(far).is_err(), "a window near i64::MAX");
+        let mut skewed = w.state();
+        skewed.windows[0].0 += 1;
+        assert!(again.restore(skewed).is_err(), "a window off the grid");
+        let mut capped = Windows::new(MIN2, 0, 10, 0);
+        capped.restore(w.state()).unwrap();
+        assert_eq!((capped.open_keys(), capped.over_cap), (0, 1));
     }
 
     #[test]
