@@ -39,6 +39,14 @@ pub fn rule_wasm() -> PathBuf {
     )
 }
 
+/// The second rule, T1048 large outbound transfers.
+pub fn t1048_wasm() -> PathBuf {
+    artefact(
+        "RULEBOX_T1048_WASM",
+        "target/wasm32-wasip1/wasm/rule_t1048_large_outbound.wasm",
+    )
+}
+
 /// The `rulebox` binary.
 pub fn rulebox_bin() -> PathBuf {
     artefact("RULEBOX_BIN", "target/release/rulebox")

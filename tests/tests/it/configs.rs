@@ -154,7 +154,9 @@ fn inline_toml(v: &Value) -> String {
 
 /// The transforms of a bundled pipeline with the same plugin
 /// configurations and inputs, fed the bundled sample by every source of
-/// theirs; their alerts to `alerts.out`.
+/// theirs; the T1071.002 transforms' alerts to `alerts.out`. A transform
+/// of another rule (a chain's second rule, say) runs its own module from
+/// the build folder, and its alerts are left out.
 fn on_the_sample(loaded: &Loaded, dir: &Path) -> String {
     let c = &loaded.config;
     let sample = root().join("configs/sample/events.ndjson");
@@ -169,13 +171,20 @@ fn on_the_sample(loaded: &Loaded, dir: &Path) -> String {
     for (id, t) in &c.transforms {
         let TransformConfig::Wasm(w) = t;
         let config: Value = serde_json::from_slice(&w.plugin_config_json()).unwrap();
-        if config["stage"] != "classify" {
+        let t1071 = rule_wasm();
+        let module = match w.module.file_name() {
+            Some(f) if f != t1071.file_name().unwrap() => {
+                root().join("target/wasm32-wasip1/wasm").join(f)
+            }
+            _ => t1071,
+        };
+        if module == rule_wasm() && config["stage"] != "classify" {
             alerts.push(format!("\"{id}.alerts\""));
         }
         text += &format!(
             "[transforms.{id}]\ntype = \"wasm\"\ninputs = {}\nmodule = \"{}\"\nworkers = {}\nconfig = {}\n",
             inline_toml(&serde_json::to_value(&w.inputs).unwrap()),
-            rule_wasm().display(),
+            module.display(),
             w.workers,
             inline_toml(&config),
         );

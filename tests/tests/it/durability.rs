@@ -545,3 +545,52 @@ fn kill_9_in_a_window_keeps_it_and_the_final_alert_is_whole() {
     assert_eq!(a[0]["status"], "final");
     assert_eq!(a[0]["connection_count"], 10, "{log}");
 }
+
+/// The T1048 rule's windows survive a restart too: bytes sent before and
+/// after it add up to one alert.
+#[test]
+fn the_t1048_rule_keeps_its_byte_sums_across_a_restart() {
+    let dir = Scratch::new("persist-t1048");
+    let input = dir.write("in.ndjson", "");
+    let config = |follow: bool| {
+        let p = follow_config(&dir, &input, follow);
+        let text = std::fs::read_to_string(&p).unwrap();
+        let text = text
+            .replace(
+                &rulebox_tests::rule_wasm().display().to_string(),
+                &rulebox_tests::t1048_wasm().display().to_string(),
+            )
+            .replace("window_secs = 86400", "window_secs = 120");
+        dir.write(&format!("t1048-{follow}.toml"), text)
+    };
+    let send = |bytes: u64| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&input)
+            .unwrap();
+        let line = SMB.replace("\"action\"", &format!("\"bytes_out\":{bytes},\"action\""));
+        writeln!(f, "{line}").unwrap();
+    };
+    let mut child = spawn(&config(true));
+    send(600_000_000);
+    wait_for("1 event out", Duration::from_secs(20), || {
+        std::fs::read_to_string(dir.path("events.out")).is_ok_and(|t| t.lines().count() == 1)
+    });
+    assert!(terminate(&mut child).success());
+    assert!(alerts(&dir).is_empty(), "600 MB: under the threshold");
+    assert!(dir.path("data/state/rule.snapshot").exists());
+
+    send(470_000_001);
+    let out = rulebox(&["run", "--config", config(false).to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("restored plugin state"),
+        "{}",
+        stderr(&out)
+    );
+    let a = alerts(&dir);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["rule"], "T1048");
+    assert_eq!(a[0]["connection_count"], 2);
+    assert_eq!(a[0]["bytes_sent"], 1_070_000_001u64);
+}

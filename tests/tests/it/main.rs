@@ -2,6 +2,7 @@
 mod api;
 mod auth;
 mod bench;
+mod chain;
 mod configs;
 mod contract;
 mod durability;
@@ -17,4 +18,5 @@ mod ruletest;
 mod shippers;
 mod signing;
 mod syslog_ng;
+mod t1048_parity;
 mod tls;

@@ -61,7 +61,7 @@ fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
-fn sqlite() -> Connection {
+pub(crate) fn sqlite() -> Connection {
     let db = Connection::open_in_memory().unwrap();
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     db.create_scalar_function("is_ip", 1, flags, |ctx| {
@@ -103,7 +103,7 @@ fn sql_value(v: Option<&Value>) -> rusqlite::types::Value {
 }
 
 /// Loads rendered events into table `ev`, one column per listed path.
-fn load(db: &Connection, lines: &[String], columns: &[(&str, &str)]) {
+pub(crate) fn load(db: &Connection, lines: &[String], columns: &[(&str, &str)]) {
     let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
     db.execute(&format!("CREATE TABLE ev ({})", names.join(", ")), [])
         .unwrap();

@@ -1,8 +1,8 @@
-//! `rulebox test`: the T1071.002 rule's own test files pass through the
-//! real binary and `.wasm`; a test whose expectation is off by one fails
+//! `rulebox test`: the T1071.002 and T1048 rules' own test files pass
+//! through the real binary and `.wasm`; a test whose expectation is off by one fails
 //! with exit 1 and says where; one that cannot run exits 2.
 
-use rulebox_tests::{Scratch, root, rule_wasm, rulebox};
+use rulebox_tests::{Scratch, root, rule_wasm, rulebox, t1048_wasm};
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -23,6 +23,22 @@ fn the_rules_shipped_tests_pass() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     let files = std::fs::read_dir(&dir).unwrap().count();
     assert!(files >= 7, "{files} test files");
+    assert!(
+        text.contains(&format!("{files} tests: {files} passed")),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_t1048_rules_shipped_tests_pass() {
+    let dir = root().join("plugin/t1048-large-outbound/tests/rules");
+    // The files name the module themselves (relative to each file).
+    let _ = t1048_wasm();
+    let out = rulebox(&["test", dir.to_str().unwrap()], None);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert!(files >= 5, "{files} test files");
     assert!(
         text.contains(&format!("{files} tests: {files} passed")),
         "{text}"
