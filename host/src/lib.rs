@@ -4,9 +4,9 @@
 //! `durable`, `codecs`, `config`, `secret`, `tls`, `sandbox`; then the components
 //! (`sources`, `transforms`, `sinks`); then `metrics` (their counters in
 //! Prometheus' text format) and `api` (the endpoint serving them); then
-//! `topology`, which reads a
-//! configuration, builds and runs it, and `inspect`, which describes one
-//! module. `main.rs` is the command line.
+//! `terminal` (the progress line, tables, `alerts`, `top`); then
+//! `topology`, which reads a configuration, builds and runs it, and
+//! `inspect`, which describes one module. `main.rs` is the command line.
 pub mod api;
 pub mod batch;
 pub mod channel;
@@ -21,6 +21,7 @@ pub mod secret;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;
+pub mod terminal;
 pub mod tls;
 pub mod topology;
 pub mod transforms;

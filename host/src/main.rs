@@ -1,8 +1,10 @@
 //! The `rulebox` command: `run` a pipeline, `validate` its configuration,
-//! or `inspect` a rule module.
+//! `inspect` a rule module, `test` rules, read `alerts`, watch a pipeline
+//! (`top`).
 //! Thin: parses arguments, sets up logging, maps errors to exit codes
 //! (0 ok, 1 runtime errors, 2 bad configuration).
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -10,6 +12,7 @@ use std::sync::atomic::Ordering;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use rulebox::sandbox::Runtime;
+use rulebox::terminal::progress::LogWriter;
 use rulebox::topology::Loaded;
 use rulebox::topology::{self, Summary};
 
@@ -60,6 +63,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show a file of alerts (NDJSON, `-` for stdin) as a table: the latest
+    /// line of each alert_id, riskiest first, then by connection count.
+    Alerts { file: PathBuf },
+    /// Watch a running pipeline: per component, events in and out per
+    /// second, totals, errors and queues, from its `[api]` /metrics.
+    Top {
+        /// The pipeline's `[api] address`.
+        #[arg(long, default_value = "127.0.0.1:8686")]
+        address: String,
+        /// Seconds between readings.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Stop after this many readings (default: until interrupted).
+        #[arg(long)]
+        iterations: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -85,11 +104,22 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
+    // A person at the terminal: a progress line and summary tables.
+    let interactive = log_file.is_none() && std::io::stderr().is_terminal();
+    if interactive {
+        rulebox::terminal::progress::enable();
+    }
     match cli.command {
         Command::Validate { config } => validate(&config),
         Command::Inspect { module, json } => inspect(&module, json),
         Command::Test { paths, module } => rule_tests(&paths, module.as_deref()),
-        Command::Run { config } => match run(&config) {
+        Command::Alerts { file } => alerts(&file),
+        Command::Top {
+            address,
+            interval,
+            iterations,
+        } => top(&address, interval, iterations),
+        Command::Run { config } => match run(&config, interactive) {
             Ok(code) => code,
             Err(e) => {
                 tracing::error!("{e:#}");
@@ -119,9 +149,10 @@ fn init_logging(level: &str, log_file: Option<&std::path::Path>) -> anyhow::Resu
                 .init();
         }
         // Colours only for a person at a terminal, not in files or pipes.
+        // Through the progress line's writer, which clears it first.
         None => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(|| LogWriter)
             .init(),
     }
     Ok(())
@@ -232,7 +263,8 @@ fn inspect(module: &std::path::Path, json: bool) -> ExitCode {
     }
 }
 
-fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn run(config: &std::path::Path, interactive: bool) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let rt = Runtime::new()?;
     let built = load(config, &rt)?;
     // Held until the process ends.
@@ -268,7 +300,15 @@ fn run(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         tokio::spawn(reload_on_hangup());
         topology::run(built, rx).await
     });
-    report(&summary);
+    if interactive {
+        let peak = topology::peak_rss_kib();
+        eprint!(
+            "\n{}",
+            topology::summary_table(&summary, started.elapsed(), peak)
+        );
+    } else {
+        report(&summary);
+    }
     Ok(if summary.errors() > 0 {
         ExitCode::from(1)
     } else {
@@ -334,4 +374,47 @@ fn report(s: &Summary) {
         peak_rss_kib = topology::peak_rss_kib(),
         "summary"
     );
+}
+
+fn alerts(file: &std::path::Path) -> ExitCode {
+    let text = if file == std::path::Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)
+    } else {
+        std::fs::read(file)
+    };
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let (table, skipped) = rulebox::terminal::alerts::table(&text);
+    if table.is_empty() {
+        println!("no alerts in {}", file.display());
+    } else {
+        print!("{}", table.render());
+    }
+    if skipped.malformed + skipped.not_alerts > 0 {
+        eprintln!(
+            "({} lines not alerts, {} not JSON objects: skipped)",
+            skipped.not_alerts, skipped.malformed
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn top(address: &str, interval: f64, iterations: Option<u64>) -> ExitCode {
+    let every = std::time::Duration::from_secs_f64(interval.clamp(0.1, 3600.0));
+    let redraw = std::io::stdout().is_terminal();
+    match rulebox::terminal::top::run(address, every, iterations, redraw) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "error: cannot read {address}/metrics: {e} (is [api] address set in the pipeline's configuration?)"
+            );
+            ExitCode::from(1)
+        }
+    }
 }

@@ -67,6 +67,10 @@ pub struct SourceStats {
     pub refused_tls: AtomicU64,
     /// Requests refused for a missing or wrong token.
     pub refused_unauthorized: AtomicU64,
+    /// A reader's bytes read, and the size of its input when it is finite
+    /// and known (a file read once; else 0): for the progress line.
+    pub input_read: AtomicU64,
+    pub input_size: AtomicU64,
 }
 
 /// How a started source ends at shutdown.

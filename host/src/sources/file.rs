@@ -88,6 +88,11 @@ impl Source for FileConfig {
                 interval: Duration::from_millis(self.checkpoint_interval_ms.max(10)),
             });
         }
+        if !self.follow {
+            // A finite input: how much of it there is to read (progress).
+            let len = f.metadata().map_or(0, |m| m.len());
+            cx.stats.input_size.store(len.saturating_sub(start), Ordering::Relaxed);
+        }
         Reader {
             id: cx.id,
             input: Box::new(f),

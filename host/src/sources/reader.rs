@@ -198,7 +198,10 @@ fn read_loop(
                 continue;
             }
             Ok(0) => break,
-            Ok(n) => &buf[..n],
+            Ok(n) => {
+                stats.input_read.fetch_add(n as u64, Ordering::Relaxed);
+                &buf[..n]
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 tracing::error!(source = %id, error = %e, "read failed; source stops");

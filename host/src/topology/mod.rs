@@ -21,4 +21,4 @@ mod summary;
 pub use build::{Built, build};
 pub use config::{Loaded, PipelineConfig};
 pub use run::run;
-pub use summary::{Summary, peak_rss_kib};
+pub use summary::{Summary, peak_rss_kib, table as summary_table};

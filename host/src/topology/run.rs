@@ -25,6 +25,7 @@ use crate::metrics::{Registry, SourceEntry};
 use crate::shutdown::shutdown_requested;
 use crate::sinks::{SinkContext, SinkStats};
 use crate::sources::{Checkpointer, SourceContext, SourceStats, checkpoint_loop};
+use crate::terminal;
 use crate::transforms::wasm::{Stage, TransformRoutes};
 
 /// Runs `built` until its sources end or `outer` turns true (or a source
@@ -59,6 +60,9 @@ pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
     // Anything not consumed by now has no consumer (e.g. an unused source).
     drop(wiring);
     summary.fill(&registry);
+    // Not over events a sink prints on the same terminal.
+    let prints = (loaded.config.sinks.values()).any(|s| s.kind().writes_stdout());
+    let progress = terminal::progress::start(&registry, prints);
     status.started(registry);
 
     // Checkpoints are written every interval while the pipeline runs.
@@ -90,6 +94,9 @@ pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
     bound_sinks_without_parent(&loaded, &stop_all);
     for t in sink_tasks {
         let _ = t.await;
+    }
+    if let Some(p) = progress {
+        p.finish();
     }
     // Every sink is done: the final checkpoints cover all that was written.
     let _ = cp_stop_tx.send(true);

@@ -19,4 +19,5 @@ mod shippers;
 mod signing;
 mod syslog_ng;
 mod t1048_parity;
+mod terminal;
 mod tls;
