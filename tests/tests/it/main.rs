@@ -1,6 +1,7 @@
 //! rulebox's end-to-end tests: one binary, a module per area.
 mod api;
 mod bench;
+mod c_rule;
 mod configs;
 mod contract;
 mod durability;
