@@ -7,9 +7,11 @@
 #          errors (the workspace, and every rule crate for wasm32-wasip1),
 #          the libraries' unit tests and the doc tests
 #   fuzz   a short cargo fuzz run per target (FUZZ_SECONDS each)
-#   e2e    rsyslog and minisign if missing, syslog-ng unpacked into target/syslog-ng
+#   e2e    rsyslog, minisign and the C rule's clang kit if missing,
+#          syslog-ng unpacked into target/syslog-ng
 #          (scripts/install-syslog-ng.sh), promtool into target/promtool
-#          (scripts/install-promtool.sh), every rule's .wasm and the host
+#          (scripts/install-promtool.sh), every rule's .wasm (the C rule's
+#          by examples/c-tag/build.sh) and the host
 #          in release mode, then the binaries' unit tests and the
 #          end-to-end tests (the real binary and .wasm; they replay the
 #          fuzz corpus too)
@@ -88,6 +90,12 @@ lane_e2e() {
   # listeners.
   command -v curl >/dev/null || missing="$missing curl ca-certificates"
   command -v openssl >/dev/null || missing="$missing openssl"
+  # The C rule (examples/c-tag) builds with Debian's clang, lld (wasm-ld),
+  # wasi-libc and the wasm32 compiler runtime.
+  local c_kit="clang lld wasi-libc libclang-rt-14-dev-wasm32" installed
+  # shellcheck disable=SC2086,SC2016 # one word per package; a dpkg format
+  installed=$(dpkg-query -W -f='${db:Status-Abbrev}\n' $c_kit 2>/dev/null | grep -c '^ii' || true)
+  [ "$installed" = 4 ] || missing="$missing $c_kit"
   if [ -n "$missing" ]; then
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -105,6 +113,7 @@ lane_e2e() {
   for rule in $rules; do
     cargo build --locked -p "$rule" --target wasm32-wasip1 --profile wasm
   done
+  bash examples/c-tag/build.sh
   cargo build --locked --release -p rulebox -p rulebox-bench
   # Every test target but the libraries' (quick runs those): the binaries'
   # unit tests and the integration tests.

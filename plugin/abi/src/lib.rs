@@ -18,8 +18,10 @@
 //!    refuses any other value before calling anything else.
 //! 2. `rulebox_reserve(len) -> ptr`, then `rulebox_init(ptr, len) -> frame`:
 //!    the host copies the plugin's configuration (the `[transforms.<id>.config]`
-//!    table, as UTF-8 JSON) into the reserved buffer and calls init once. The
-//!    answer is an [init frame](InitFrame): the named outputs, or an error.
+//!    table, as UTF-8 JSON; `{}` when there is none) into the reserved buffer
+//!    and calls init once. The answer is an [init frame](InitFrame): the
+//!    named outputs, or an error. The buffer is reused for the batches: a
+//!    plugin copies what it keeps of its configuration.
 //! 3. For every batch: `rulebox_reserve(len) -> ptr`; the host copies the
 //!    batch there; `rulebox_process(ptr, len, count, now_ms) -> frame`. A batch
 //!    is `count` events, each an NDJSON line followed by exactly one `\n`; an
@@ -32,12 +34,21 @@
 //!    now_ms) -> frame` instead: the host has already scanned every event
 //!    with [`json::Scanner`] (natively, once) and the reserved buffer holds
 //!    the batch (`batch_len` bytes) followed at once by its
-//!    [objects index](frame::index) (`index_len` bytes). The answer
-//!    is the same result frame. Such a plugin must export
-//!    [`export::PROCESS_OBJECTS`].
+//!    [objects index](frame::index) (`index_len` bytes), so the index has
+//!    no alignment: read its words byte by byte (in C, not through a
+//!    `uint32_t *`). The answer is the same result frame. Such a plugin
+//!    must export [`export::PROCESS_OBJECTS`] (and still
+//!    [`export::PROCESS`], which the host then never calls).
 //! 4. Every flush interval: `rulebox_tick(now_ms) -> frame` (a result frame
 //!    with no event results). At end of input (and at shutdown, unless the
 //!    state is snapshotted instead, below), once: `rulebox_flush(now_ms) -> frame`.
+//!
+//! The host calls no export but these and the optional ones below: not a
+//! WASI command's `_start`, nor a WASI reactor's `_initialize`. A module
+//! may export them (a C module linked with `-mexec-model=reactor` exports
+//! `_initialize`), but their work never happens: static constructors do
+//! not run, so a plugin must not need them (in C: no
+//! `__attribute__((constructor))`; `examples/c-tag` shows a C rule).
 //!
 //! # State across restarts (optional exports)
 //!

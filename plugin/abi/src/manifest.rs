@@ -7,7 +7,9 @@
 //! # Format
 //!
 //! One wasm custom section named [`SECTION`] holding one UTF-8 JSON object
-//! of at most [`MAX_MANIFEST_BYTES`] bytes:
+//! (whitespace around it and between its tokens is allowed, so a
+//! pretty-printed file's bytes will do) of at most [`MAX_MANIFEST_BYTES`]
+//! bytes:
 //!
 //! ```text
 //! {

@@ -2,6 +2,7 @@
 mod api;
 mod auth;
 mod bench;
+mod c_rule;
 mod chain;
 mod configs;
 mod contract;
