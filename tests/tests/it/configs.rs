@@ -71,6 +71,7 @@ fn what_the_snippet_must_name(loaded: &Loaded) -> Vec<String> {
                 names.extend(c.tokens.iter().cloned());
             }
             SourceConfig::Http(c) => names.extend([port(&c.address), c.path.clone()]),
+            SourceConfig::Opentelemetry(c) => names.extend([port(&c.address), c.path.clone()]),
             SourceConfig::Tcp(c) => names.push(port(&c.address)),
             SourceConfig::Syslog(c) => names.push(port(&c.address)),
             SourceConfig::Stdin(_) | SourceConfig::File(_) => {}
