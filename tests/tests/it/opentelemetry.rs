@@ -123,11 +123,9 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-#[test]
-fn the_collector_delivers_every_line_of_a_file_labelled_in_both_encodings() {
-    let dir = Scratch::new("otel-collector");
-    let port = free_port();
-    let cfg = format!(
+/// The `opentelemetry` source on `port` through the rule into two files.
+fn rule_to_files(dir: &Scratch, port: u16) -> String {
+    format!(
         r#"data_dir = "{data}"
 
 [sources.otel]
@@ -148,8 +146,22 @@ inputs = ["rule.alerts"]
         rule = rule(r#""otel""#),
         out = dir.path("events.out").display(),
         alerts = dir.path("alerts.out").display(),
-    );
-    let cfg_path = dir.write("p.toml", cfg);
+    )
+}
+
+/// Event lines as canonical JSON text.
+fn canonical(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_collector_delivers_every_line_of_a_file_labelled_in_both_encodings() {
+    let dir = Scratch::new("otel-collector");
+    let port = free_port();
+    let cfg_path = dir.write("p.toml", rule_to_files(&dir, port));
     let mut child = spawn_run(&cfg_path, &dir.path("rulebox.log"));
     wait_listening(port);
 
@@ -191,13 +203,9 @@ inputs = ["rule.alerts"]
             e.to_string()
         })
         .collect();
-    let sent: Vec<String> = evs
-        .iter()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap().to_string())
-        .collect();
     assert_eq!(
         sorted(originals),
-        sorted(sent),
+        sorted(canonical(&evs)),
         "the same events, each once"
     );
     assert_eq!(from.get("a.json"), Some(&1700), "{from:?}");
@@ -462,11 +470,9 @@ fn body_json(r: &LogRecord) -> Value {
     }
 }
 
-#[test]
-fn the_sink_delivers_records_and_alerts_to_a_second_rulebox_keeping_their_resource() {
-    let dir = Scratch::new("otel-sink");
-    let (recv, got) = otlp_receiver();
-    let (pa, pb) = (free_port(), free_port());
+/// Rulebox A (the rule, its events and alerts to B over OTLP) and B (on to
+/// the receiver at `recv`), listening on `pa` and `pb`.
+fn chain_configs(dir: &Scratch, pa: u16, pb: u16, recv: u16) -> (String, String) {
     let b_cfg = format!(
         r#"data_dir = "{data}"
 
@@ -504,6 +510,33 @@ service_name = "rulebox-a"
         data = dir.path("data-a").display(),
         rule = rule(r#""otel""#),
     );
+    (a_cfg, b_cfg)
+}
+
+/// The records received under a resource: with a `host.name` (`None`),
+/// or with that `service.name`.
+fn records(got: &Received, service: Option<&str>) -> Vec<(ResourceLogs, LogRecord)> {
+    let got = got.lock().unwrap();
+    let mut out = Vec::new();
+    for rl in got.iter() {
+        let host = resource_attr(rl, "host.name");
+        let svc = resource_attr(rl, "service.name");
+        if (service.is_none() && host.is_some()) || (service.is_some() && svc.as_deref() == service)
+        {
+            for sl in &rl.scope_logs {
+                out.extend(sl.log_records.iter().map(|r| (rl.clone(), r.clone())));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_sink_delivers_records_and_alerts_to_a_second_rulebox_keeping_their_resource() {
+    let dir = Scratch::new("otel-sink");
+    let (recv, got) = otlp_receiver();
+    let (pa, pb) = (free_port(), free_port());
+    let (a_cfg, b_cfg) = chain_configs(&dir, pa, pb, recv);
     let mut b = spawn_run(&dir.write("b.toml", b_cfg), &dir.path("b.log"));
     let mut a = spawn_run(&dir.write("a.toml", a_cfg), &dir.path("a.log"));
     wait_listening(pa);
@@ -515,31 +548,15 @@ service_name = "rulebox-a"
         let (status, _, _) = post(pa, "application/x-protobuf", true, &req.encode_to_vec());
         assert_eq!(status, 200);
     }
-    let records = |service: Option<&str>| -> Vec<(ResourceLogs, LogRecord)> {
-        let got = got.lock().unwrap();
-        let mut out = Vec::new();
-        for rl in got.iter() {
-            let host = resource_attr(rl, "host.name");
-            let svc = resource_attr(rl, "service.name");
-            if (service.is_none() && host.is_some())
-                || (service.is_some() && svc.as_deref() == service)
-            {
-                for sl in &rl.scope_logs {
-                    out.extend(sl.log_records.iter().map(|r| (rl.clone(), r.clone())));
-                }
-            }
-        }
-        out
-    };
     // The 200s came once B took the records, and B answers once delivered.
-    assert_eq!(records(None).len(), evs.len());
+    assert_eq!(records(&got, None).len(), evs.len());
     wait_for("open alerts", Duration::from_secs(20), || {
-        !records(Some("rulebox-a")).is_empty()
+        !records(&got, Some("rulebox-a")).is_empty()
     });
     assert!(terminate(&mut a.0).success());
     assert!(terminate(&mut b.0).success());
 
-    let events = records(None);
+    let events = records(&got, None);
     let mut labelled = 0;
     let mut originals = Vec::new();
     for (rl, r) in &events {
@@ -554,17 +571,13 @@ service_name = "rulebox-a"
         labelled += usize::from(e.as_object_mut().unwrap().remove("t1071").is_some());
         originals.push(e.to_string());
     }
-    let sent: Vec<String> = evs
-        .iter()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap().to_string())
-        .collect();
     assert_eq!(
         sorted(originals),
-        sorted(sent),
+        sorted(canonical(&evs)),
         "the same events, each once"
     );
     assert_eq!(labelled, evs.len(), "every event labelled by the rule");
-    let alerts = records(Some("rulebox-a"));
+    let alerts = records(&got, Some("rulebox-a"));
     for (_, r) in &alerts {
         let a = body_json(r);
         assert!(a["alert_id"].is_string(), "{a}");
