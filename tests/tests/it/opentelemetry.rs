@@ -123,8 +123,9 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-/// The `opentelemetry` source on `port` through the rule into two files.
-fn rule_to_files(dir: &Scratch, port: u16) -> String {
+/// The `opentelemetry` source on `port` through the rule into two files,
+/// and the events on over OTLP to the receiver at `recv`.
+fn rule_to_files(dir: &Scratch, port: u16, recv: u16) -> String {
     format!(
         r#"data_dir = "{data}"
 
@@ -141,6 +142,11 @@ inputs = ["rule"]
 type = "file"
 path = "{alerts}"
 inputs = ["rule.alerts"]
+
+[sinks.on]
+type = "opentelemetry"
+inputs = ["rule"]
+endpoint = "http://127.0.0.1:{recv}"
 "#,
         data = dir.path("data").display(),
         rule = rule(r#""otel""#),
@@ -161,7 +167,8 @@ fn canonical(lines: &[String]) -> Vec<String> {
 fn the_collector_delivers_every_line_of_a_file_labelled_in_both_encodings() {
     let dir = Scratch::new("otel-collector");
     let port = free_port();
-    let cfg_path = dir.write("p.toml", rule_to_files(&dir, port));
+    let (recv, received) = otlp_receiver();
+    let cfg_path = dir.write("p.toml", rule_to_files(&dir, port, recv));
     let mut child = spawn_run(&cfg_path, &dir.path("rulebox.log"));
     wait_listening(port);
 
@@ -177,6 +184,12 @@ fn the_collector_delivers_every_line_of_a_file_labelled_in_both_encodings() {
         "every line through rulebox",
         Duration::from_secs(90),
         || read_lines(&dir.path("events.out")).len() >= evs.len(),
+    );
+    // The collector's resource, kept by the source, written back by the sink.
+    wait_for(
+        "every record at the receiver",
+        Duration::from_secs(30),
+        || records(&received, None).len() >= evs.len(),
     );
     proto.stop();
     json.stop();
@@ -218,6 +231,13 @@ fn the_collector_delivers_every_line_of_a_file_labelled_in_both_encodings() {
     );
     let rlog = log("rulebox.log");
     assert!(!rlog.contains("request refused"), "{rlog}");
+    let records = records(&received, None);
+    assert_eq!(records.len(), evs.len());
+    assert!(
+        records
+            .iter()
+            .all(|(rl, _)| resource_attr(rl, "host.name").as_deref() == Some("fw-edge-01"))
+    );
 }
 
 /// One POST over a fresh connection: (status, content type, body).
