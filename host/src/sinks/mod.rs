@@ -57,6 +57,8 @@ sink_kinds! {
     Http(http::HttpConfig),
     /// NDJSON lines over TCP.
     Tcp(tcp::TcpConfig),
+    /// OTLP log records POSTed to an OTLP/HTTP endpoint.
+    Opentelemetry(opentelemetry::OpentelemetryConfig),
     /// Counted and let go.
     Null(null::NullConfig),
 }

@@ -1,4 +1,5 @@
-//! The HTTP server the request-based sources share (`splunk_hec`, `http`):
+//! The HTTP server the request-based sources share (`splunk_hec`, `http`,
+//! `opentelemetry`):
 //! hyper over the listener's connections, bodies bounded (declared size,
 //! bytes in flight, after gzip), and an answer only once the request's
 //! events are written by every sink ([`Ack::notify`]). A request that
@@ -37,7 +38,7 @@ pub type Body = Full<Bytes>;
 /// What a source answers and reads; the server does the rest.
 pub trait Endpoint: Send + Sync + 'static {
     /// What a routed request carries (say, which body format).
-    type Route: Send;
+    type Route: Send + Sync + Clone;
 
     /// Routes a request by its path and headers: what it carries, or the
     /// answer to give at once (not found, health, a refused token).
@@ -67,6 +68,34 @@ pub trait Endpoint: Send + Sync + 'static {
     fn undelivered(&self, _why: &str) -> Response<Body> {
         self.busy()
     }
+
+    /// The answer to a request routed `route`: by default the endpoint's
+    /// own answers above, whatever the route. An endpoint whose answers
+    /// depend on the request (OTLP answers in the request's encoding)
+    /// gives its own.
+    fn answer(&self, route: &Self::Route, done: Done) -> Response<Body> {
+        let _ = route;
+        match done {
+            Done::Accepted(0) => reply(200, r#"{"text":"Success","code":0}"#),
+            Done::Accepted(n) => self.accepted(n),
+            Done::Busy => self.busy(),
+            Done::Undelivered(why) => self.undelivered(&why),
+            Done::Refused(r) => reply(r.status, r.body),
+        }
+    }
+}
+
+/// What became of a routed request, for [`Endpoint::answer`].
+#[derive(Debug)]
+pub enum Done {
+    /// Its events (this many) are delivered.
+    Accepted(usize),
+    /// It could not be taken or delivered in time.
+    Busy,
+    /// A sink gave its events up, and said why.
+    Undelivered(String),
+    /// Its body was refused whole.
+    Refused(Refusal),
 }
 
 /// A body refused: the answer, and why (for the log).
@@ -230,34 +259,35 @@ impl<E: Endpoint> Server<E> {
             return text_reply(405, "use POST");
         }
         // Room for the body is held until the request is answered.
-        let (body, _room) = match self.read_body(ctx, req).await {
+        let (body, _room) = match self.read_body(ctx, &route, req).await {
             Ok(b) => b,
             Err(answer) => return answer,
         };
         let mut events = Batch::default();
-        if let Err(r) = self
+        let read = self
             .endpoint
-            .read(route, &body, query.as_deref(), &mut events)
-        {
+            .read(route.clone(), &body, query.as_deref(), &mut events);
+        if let Err(r) = read {
             tracing::warn!(source = %ctx.id, error = %r.reason, "request refused: malformed body");
-            return reply(r.status, r.body);
+            return self.endpoint.answer(&route, Done::Refused(r));
         }
         let n = events.count();
         if n == 0 {
-            return reply(200, r#"{"text":"Success","code":0}"#);
+            return self.endpoint.answer(&route, Done::Accepted(0));
         }
         let delivered = tokio::time::timeout(self.opts.ack_timeout, deliver(ctx, events)).await;
-        match delivered {
-            Ok(Ok(())) => self.endpoint.accepted(n),
+        let done = match delivered {
+            Ok(Ok(())) => Done::Accepted(n),
             Ok(Err(Some(why))) => {
                 tracing::warn!(source = %ctx.id, events = n, reason = %why, "request not delivered: answered 503 with the reason, the client keeps its events");
-                self.endpoint.undelivered(&why)
+                Done::Undelivered(why)
             }
             res => {
                 tracing::warn!(source = %ctx.id, events = n, timed_out = res.is_err(), "request not delivered: answered 503, the client keeps its events");
-                self.endpoint.busy()
+                Done::Busy
             }
-        }
+        };
+        self.endpoint.answer(&route, done)
     }
 
     /// The whole body, inflated, with its room among the bodies in flight:
@@ -268,6 +298,7 @@ impl<E: Endpoint> Server<E> {
     async fn read_body(
         &self,
         ctx: &ListenCtx,
+        route: &E::Route,
         req: Request<Incoming>,
     ) -> Result<(Vec<u8>, Room), Response<Body>> {
         let max = self.opts.max_body_bytes;
@@ -297,7 +328,7 @@ impl<E: Endpoint> Server<E> {
         let mut room = Room::new(self.budget.clone(), deadline.min(self.ack_deadline()));
         let busy = |ctx: &ListenCtx| {
             tracing::warn!(source = %ctx.id, "request bodies in flight at their cap: answered 503");
-            self.endpoint.busy()
+            self.endpoint.answer(route, Done::Busy)
         };
         let mut body = Vec::new();
         let mut incoming = req.into_body();

@@ -54,4 +54,6 @@ source_kinds! {
     Tcp(tcp::TcpConfig),
     /// Syslog over TCP or UDP.
     Syslog(syslog::SyslogConfig),
+    /// OpenTelemetry logs over OTLP/HTTP (protobuf or JSON).
+    Opentelemetry(opentelemetry::OpentelemetryConfig),
 }

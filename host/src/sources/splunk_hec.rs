@@ -92,6 +92,7 @@ struct Collector {
 }
 
 /// What a collector request carries.
+#[derive(Clone, Copy)]
 enum Carries {
     Envelopes,
     Raw,

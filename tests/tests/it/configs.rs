@@ -75,6 +75,7 @@ fn what_the_snippet_must_name(loaded: &Loaded) -> Vec<String> {
                 }));
             }
             SourceConfig::Http(c) => names.extend([port(&c.address), c.path.clone()]),
+            SourceConfig::Opentelemetry(c) => names.extend([port(&c.address), c.path.clone()]),
             SourceConfig::Tcp(c) => names.push(port(&c.address)),
             SourceConfig::Syslog(c) => names.push(port(&c.address)),
             SourceConfig::Stdin(_) | SourceConfig::File(_) => {}

@@ -11,6 +11,7 @@ mod fuzz_corpus;
 mod hostile;
 mod listeners;
 mod manifest;
+mod opentelemetry;
 mod parity;
 mod pipeline;
 mod raw_formats;
