@@ -1,5 +1,5 @@
 //! The `rulebox` command: `run` a pipeline, `validate` its configuration,
-//! or `inspect` a rule module.
+//! `test` or `inspect` a rule module, or make a `new` rule crate.
 //! Thin: parses arguments, sets up logging, maps errors to exit codes
 //! (0 ok, 1 runtime errors, 2 bad configuration).
 
@@ -60,6 +60,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create something new from a template (`new rule NAME`).
+    #[command(subcommand)]
+    New(New),
+}
+
+#[derive(Subcommand)]
+enum New {
+    /// A rule crate that builds, tests and runs as it is (docs/writing-a-rule.md).
+    Rule {
+        /// The crate's name: lower-case letters, digits and '-'.
+        name: String,
+        /// Where to create it (default: NAME); inside a rulebox checkout,
+        /// plugin/NAME or examples/NAME.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// A rulebox checkout (or its plugin/sdk) to build against: makes a
+        /// standalone crate outside the checkout.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -89,6 +109,18 @@ fn main() -> ExitCode {
         Command::Validate { config } => validate(&config),
         Command::Inspect { module, json } => inspect(&module, json),
         Command::Test { paths, module } => rule_tests(&paths, module.as_deref()),
+        Command::New(New::Rule { name, dir, sdk }) => {
+            match rulebox::scaffold::new_rule(&name, dir.as_deref(), sdk.as_deref()) {
+                Ok(said) => {
+                    print!("{said}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Run { config } => match run(&config) {
             Ok(code) => code,
             Err(e) => {

@@ -13,6 +13,7 @@ mod pipeline;
 mod raw_formats;
 mod rsyslog;
 mod ruletest;
+mod scaffold;
 mod shippers;
 mod signing;
 mod syslog_ng;
