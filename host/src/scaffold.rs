@@ -11,8 +11,9 @@
 //!   checkout's `target/`;
 //! - anywhere else, with `--sdk PATH` (a checkout's `plugin/sdk`, or the
 //!   checkout itself): that path, absolute; the crate is then its own
-//!   workspace, with the `wasm` profile and its own `target/`, and the
-//!   module paths in its pipelines and rule tests point there.
+//!   workspace, with the `wasm` profile, the checkout's pinned toolchain
+//!   and its own `target/`, and the module paths in its pipelines and
+//!   rule tests point there.
 
 use std::path::{Path, PathBuf};
 
@@ -56,6 +57,10 @@ const TEMPLATE: &[(&str, &str)] = &[
         include_str!("../../templates/rule/tests/rules/denied_alerts.toml"),
     ),
 ];
+
+/// A standalone crate's toolchain: the checkout's pinned one (with its
+/// wasm32-wasip1 target), as the crate is built outside the checkout.
+const TOOLCHAIN: &str = include_str!("../../rust-toolchain.toml");
 
 /// The template's package name, replaced by the new one.
 const TEMPLATE_NAME: &str = "rule-template";
@@ -211,9 +216,14 @@ fn in_checkout(dir: &Path) -> bool {
             .is_some_and(|root| root.join("plugin/sdk/Cargo.toml").is_file())
 }
 
-/// The template's files for rule `name`: (path in the crate, text).
+/// The template's files for rule `name`: (path in the crate, text); a
+/// standalone crate also gets the checkout's `rust-toolchain.toml`.
 pub fn render(name: &str, sdk: &Sdk) -> Vec<(&'static str, String)> {
     let snake = name.replace('-', "_");
+    let toolchain = match sdk {
+        Sdk::At(_) => Some(("rust-toolchain.toml", TOOLCHAIN.to_string())),
+        Sdk::InCheckout => None,
+    };
     TEMPLATE
         .iter()
         .map(|(path, text)| {
@@ -225,6 +235,7 @@ pub fn render(name: &str, sdk: &Sdk) -> Vec<(&'static str, String)> {
             }
             (*path, text)
         })
+        .chain(toolchain)
         .collect()
 }
 

@@ -92,6 +92,7 @@ fn the_name_replaces_the_templates_everywhere() {
     assert!(text("Cargo.toml").contains("name = \"dns-tunnel\""));
     assert!(text("Cargo.toml").contains(SDK_LINE));
     assert!(!text("Cargo.toml").contains("[workspace]"));
+    assert!(files.iter().all(|(f, _)| *f != "rust-toolchain.toml"));
     assert!(text("src/lib.rs").contains("name: \"dns-tunnel\""));
     assert!(text("pipeline.toml").contains("\"../../target/wasm32-wasip1/wasm/dns_tunnel.wasm\""));
     assert!(
@@ -163,7 +164,8 @@ fn write_makes_every_file_and_refuses_to_overwrite() {
     let tmp = Tmp::new("write");
     let dir = tmp.0.join("my-rule");
     let written = write("my-rule", &dir, &Sdk::At(tmp.0.clone())).unwrap();
-    assert_eq!(written.len(), TEMPLATE.len());
+    assert_eq!(written.len(), TEMPLATE.len() + 1, "and rust-toolchain.toml");
+    assert!(dir.join("rust-toolchain.toml").is_file());
     assert!(dir.join("tests/rules/denied_alerts.toml").is_file());
     let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
     assert!(lib.contains("name: \"my-rule\""));
