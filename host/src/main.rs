@@ -59,6 +59,11 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Verify the signature beside the module against this key (a
+        /// minisign public key in base64, or a .pub file; repeatable);
+        /// exit 1 when it does not verify.
+        #[arg(long = "key")]
+        keys: Vec<String>,
     },
     /// Create something new from a template (`new rule NAME`).
     #[command(subcommand)]
@@ -107,7 +112,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Validate { config } => validate(&config),
-        Command::Inspect { module, json } => inspect(&module, json),
+        Command::Inspect { module, json, keys } => inspect(&module, json, &keys),
         Command::Test { paths, module } => rule_tests(&paths, module.as_deref()),
         Command::New(New::Rule { name, dir, sdk }) => {
             match rulebox::scaffold::new_rule(&name, dir.as_deref(), sdk.as_deref()) {
@@ -245,9 +250,9 @@ fn rule_tests(paths: &[PathBuf], module: Option<&std::path::Path>) -> ExitCode {
     }
 }
 
-fn inspect(module: &std::path::Path, json: bool) -> ExitCode {
+fn inspect(module: &std::path::Path, json: bool, keys: &[String]) -> ExitCode {
     use std::io::Write as _;
-    match rulebox::inspect::inspect(module) {
+    match rulebox::inspect::inspect(module, keys) {
         Ok(found) => {
             let text = match json {
                 true => format!("{:#}\n", found.json()),
@@ -255,7 +260,10 @@ fn inspect(module: &std::path::Path, json: bool) -> ExitCode {
             };
             // A closed pipe (`| head`) is not an error of ours.
             let _ = std::io::stdout().write_all(text.as_bytes());
-            ExitCode::SUCCESS
+            match found.verified {
+                Some(Err(_)) => ExitCode::from(1),
+                _ => ExitCode::SUCCESS,
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");
