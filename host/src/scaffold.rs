@@ -62,8 +62,11 @@ const TEMPLATE: &[(&str, &str)] = &[
 /// wasm32-wasip1 target), as the crate is built outside the checkout.
 const TOOLCHAIN: &str = include_str!("../../rust-toolchain.toml");
 
-/// The template's package name, replaced by the new one.
+/// The template's package name, replaced by the new one (and in snake
+/// case, the library's).
 const TEMPLATE_NAME: &str = "rule-template";
+/// The template's rule type, replaced by the new name in camel case.
+const TEMPLATE_TYPE: &str = "RuleTemplate";
 /// The SDK dependency line of the template's Cargo.toml.
 const SDK_LINE: &str = "rulebox-plugin = { path = \"../../plugin/sdk\" }";
 /// What a standalone crate adds to its Cargo.toml: its own workspace, and
@@ -220,6 +223,7 @@ fn in_checkout(dir: &Path) -> bool {
 /// standalone crate also gets the checkout's `rust-toolchain.toml`.
 pub fn render(name: &str, sdk: &Sdk) -> Vec<(&'static str, String)> {
     let snake = name.replace('-', "_");
+    let camel = camel_case(name);
     let toolchain = match sdk {
         Sdk::At(_) => Some(("rust-toolchain.toml", TOOLCHAIN.to_string())),
         Sdk::InCheckout => None,
@@ -228,6 +232,7 @@ pub fn render(name: &str, sdk: &Sdk) -> Vec<(&'static str, String)> {
         .iter()
         .map(|(path, text)| {
             let mut text = text
+                .replace(TEMPLATE_TYPE, &camel)
                 .replace(TEMPLATE_NAME, name)
                 .replace(&TEMPLATE_NAME.replace('-', "_"), &snake);
             if let Sdk::At(sdk) = sdk {
@@ -236,6 +241,21 @@ pub fn render(name: &str, sdk: &Sdk) -> Vec<(&'static str, String)> {
             (*path, text)
         })
         .chain(toolchain)
+        .collect()
+}
+
+/// `my-rule-2` as `MyRule2`: a type name (a checked name starts with a
+/// letter).
+fn camel_case(name: &str) -> String {
+    name.split('-')
+        .flat_map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase())
+                .into_iter()
+                .chain(chars)
+        })
         .collect()
 }
 

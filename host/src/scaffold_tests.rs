@@ -94,6 +94,9 @@ fn the_name_replaces_the_templates_everywhere() {
     assert!(!text("Cargo.toml").contains("[workspace]"));
     assert!(files.iter().all(|(f, _)| *f != "rust-toolchain.toml"));
     assert!(text("src/lib.rs").contains("name: \"dns-tunnel\""));
+    assert!(text("src/lib.rs").contains("impl Rule for DnsTunnel {"));
+    assert!(text("src/tests.rs").contains("Harness::<DnsTunnel>::new"));
+    assert_eq!(camel_case("t1071-002"), "T1071002");
     assert!(text("pipeline.toml").contains("\"../../target/wasm32-wasip1/wasm/dns_tunnel.wasm\""));
     assert!(
         text("tests/rules/denied_alerts.toml")

@@ -3,9 +3,10 @@
 //! (`denied`), tags the event with `"matched": true` and emits an alert on
 //! the `alerts` output. Everything else passes untouched.
 //!
-//! Change [`Template::on_object`] to detect what you need; the unit tests
-//! are in `src/tests.rs` (run with `cargo test`), the rule tests, which
-//! run the built `.wasm`, in `tests/rules/` (run with `rulebox test`).
+//! Change `on_object` in `impl Rule for RuleTemplate` to detect what you
+//! need; the unit tests are in `src/tests.rs` (run with `cargo test`),
+//! the rule tests, which run the built `.wasm`, in `tests/rules/` (run
+//! with `rulebox test`).
 
 use rulebox_plugin::json::{self, KeySet, Object, ScanError, Scanner};
 use rulebox_plugin::{EventOut, Manifest, OutputId, Rule};
@@ -15,7 +16,7 @@ const ALERTS: OutputId = 1;
 
 /// The rule, built from its configuration.
 #[derive(Debug)]
-pub struct Template {
+pub struct RuleTemplate {
     /// The dotted path of the field to look at.
     field: String,
     /// The value that makes an event match.
@@ -33,7 +34,7 @@ fn string(config: &Object<'_, '_>, name: &str, default: &str) -> Result<String, 
     }
 }
 
-impl Rule for Template {
+impl Rule for RuleTemplate {
     const OUTPUTS: &'static [&'static str] = &["alerts"];
     /// The host hands the rule each event as a JSON object.
     const READS_OBJECTS: bool = true;
@@ -50,7 +51,7 @@ impl Rule for Template {
         if field.is_empty() {
             return Err("field: must not be empty".into());
         }
-        Ok(Template {
+        Ok(RuleTemplate {
             field,
             equals: string(&config, "equals", "denied")?,
         })
@@ -102,7 +103,7 @@ pub const MANIFEST: Manifest<'static> = Manifest {
     config_schema: Some(include_str!("../config.schema.json")),
 };
 
-rulebox_plugin::export_rule!(Template, manifest = MANIFEST);
+rulebox_plugin::export_rule!(RuleTemplate, manifest = MANIFEST);
 
 #[cfg(test)]
 mod tests;

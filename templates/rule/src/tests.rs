@@ -3,11 +3,11 @@
 
 use rulebox_plugin::testing::Harness;
 
-use crate::Template;
+use crate::RuleTemplate;
 
 #[test]
 fn a_matching_event_is_tagged_and_alerts() {
-    let mut h = Harness::<Template>::new("{}").unwrap();
+    let mut h = Harness::<RuleTemplate>::new("{}").unwrap();
     let out = h.process(&[
         r#"{"user":"ana","action":"allowed"}"#,
         r#"{"user":"bob","action":"denied"}"#,
@@ -27,7 +27,7 @@ fn a_matching_event_is_tagged_and_alerts() {
 
 #[test]
 fn the_field_and_value_are_configurable() {
-    let mut h = Harness::<Template>::from_toml(
+    let mut h = Harness::<RuleTemplate>::from_toml(
         r#"
         field = "user.name"
         equals = "root"
@@ -41,7 +41,7 @@ fn the_field_and_value_are_configurable() {
 
 #[test]
 fn what_is_not_an_object_passes_untouched() {
-    let mut h = Harness::<Template>::new("{}").unwrap();
+    let mut h = Harness::<RuleTemplate>::new("{}").unwrap();
     let out = h.process(&["not json", "[1]"]);
     assert_eq!(out.lines("events"), ["not json", "[1]"]);
     assert_eq!(out.events()[0].reason, "malformed");
@@ -49,6 +49,6 @@ fn what_is_not_an_object_passes_untouched() {
 
 #[test]
 fn a_bad_configuration_is_refused() {
-    assert!(Harness::<Template>::new(r#"{"field":""}"#).is_err());
-    assert!(Harness::<Template>::new(r#"{"equals":1}"#).is_err());
+    assert!(Harness::<RuleTemplate>::new(r#"{"field":""}"#).is_err());
+    assert!(Harness::<RuleTemplate>::new(r#"{"equals":1}"#).is_err());
 }
