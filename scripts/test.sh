@@ -35,7 +35,8 @@ toolchain() {
   toolchain_ready=1
 }
 
-# The rule crates: workspace members under plugin/ built as cdylib.
+# The rule crates: workspace members under plugin/, examples/ and
+# templates/ built as cdylib (scripts/rule-crates.sh).
 rule_crates() {
   bash scripts/rule-crates.sh
 }

@@ -1,17 +1,17 @@
 //! `rulebox inspect RULE.wasm`: what a module is, without compiling or
 //! running it. Its size and SHA-256, its manifest (or that it has none), its imports
 //! and exports, and the signature file beside it (key id and trusted
-//! comment, read but not verified: verifying needs the operator's
-//! trusted keys, which `validate` and `run` have). Everything the module
-//! says is escaped before it is printed.
+//! comment; verified only against keys given with `--key`, as `validate`
+//! and `run` verify against `trusted_keys`). Everything the module says
+//! is escaped before it is printed.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
 use crate::sandbox::{
-    CompileLimits, Manifest, default_signature_path, printable_str, read_signature,
-    signature_key_id, to_wasm,
+    CompileLimits, Manifest, Trust, TrustedKey, Verified, default_signature_path, printable_str,
+    read_signature, signature_key_id, to_wasm,
 };
 
 /// What `inspect` found.
@@ -28,6 +28,9 @@ pub struct Inspection {
     /// `name (kind)`.
     pub exports: Vec<String>,
     pub signature: Signature,
+    /// The module checked against its signature and the keys given
+    /// (`None`: no key given; `Err`: why it does not verify).
+    pub verified: Option<Result<Verified, String>>,
 }
 
 /// The signature file beside the module.
@@ -45,8 +48,14 @@ pub enum Signature {
     },
 }
 
-/// Reads the module at `path` (wasm, or WAT text) and what is beside it.
-pub fn inspect(path: &Path) -> Result<Inspection, String> {
+/// Reads the module at `path` (wasm, or WAT text) and what is beside it;
+/// with `keys` (minisign public keys in base64, or `.pub` files), verifies
+/// its signature against them as `require_signature` would.
+pub fn inspect(path: &Path, keys: &[String]) -> Result<Inspection, String> {
+    let keys = keys
+        .iter()
+        .map(|k| TrustedKey::read(k, Path::to_path_buf))
+        .collect::<Result<Vec<_>, _>>()?;
     let max = CompileLimits::default().max_module_bytes;
     let size = std::fs::metadata(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?
@@ -65,6 +74,13 @@ pub fn inspect(path: &Path) -> Result<Inspection, String> {
         imports,
         exports,
         signature: signature_beside(path),
+        verified: (!keys.is_empty()).then(|| {
+            let trust = Trust {
+                signature: default_signature_path(path),
+                keys,
+            };
+            trust.verify(&bytes).map_err(|e| e.to_string())
+        }),
     })
 }
 
@@ -140,7 +156,8 @@ impl Inspection {
                 key_id,
                 trusted_comment,
             } => json!({ "path": path, "present": true, "key_id": key_id,
-                "trusted_comment": trusted_comment, "verified": false }),
+                "trusted_comment": trusted_comment,
+                "verified": matches!(self.verified, Some(Ok(_))) }),
             Signature::Unusable { path, why } => {
                 json!({ "path": path, "present": true, "error": why })
             }
@@ -153,6 +170,11 @@ impl Inspection {
             "imports": self.imports,
             "exports": self.exports,
             "signature": signature,
+            "verification": match &self.verified {
+                None => Value::Null,
+                Some(Ok(v)) => json!({ "verified": true, "key_id": v.key_id }),
+                Some(Err(e)) => json!({ "verified": false, "error": e }),
+            },
         })
     }
 
@@ -175,21 +197,36 @@ impl Inspection {
                 out.push_str(&format!("  {item}\n"));
             }
         }
-        out.push_str(&match &self.signature {
+        match &self.verified {
+            Some(Ok(v)) => out.push_str(&format!(
+                "signature: verified, signed by trusted key {}\n  trusted comment: {}\n",
+                v.key_id,
+                printable_str(&v.trusted_comment)
+            )),
+            Some(Err(e)) => {
+                out.push_str(&format!("signature: NOT VERIFIED: {}\n", printable_str(e)))
+            }
+            None => out.push_str(&self.signature_text()),
+        }
+        out
+    }
+
+    /// The signature file beside the module, unverified.
+    fn signature_text(&self) -> String {
+        match &self.signature {
             Signature::Absent(p) => format!("signature: none ({} is absent)\n", p.display()),
             Signature::Present {
                 path,
                 key_id,
                 trusted_comment,
             } => format!(
-                "signature: {} (key id {key_id}, not verified here: run validate with trusted_keys)\n  trusted comment: {trusted_comment}\n",
+                "signature: {} (key id {key_id}, not verified: give the trusted key with --key)\n  trusted comment: {trusted_comment}\n",
                 path.display()
             ),
             Signature::Unusable { path, why } => {
                 format!("signature: {} is unusable: {why}\n", path.display())
             }
-        });
-        out
+        }
     }
 }
 

@@ -5,8 +5,9 @@
 //! (`sources`, `transforms`, `sinks`); then `metrics` (their counters in
 //! Prometheus' text format) and `api` (the endpoint serving them); then
 //! `terminal` (the progress line, tables, `alerts`, `top`); then
-//! `topology`, which reads a configuration, builds and runs it, and
-//! `inspect`, which describes one module. `main.rs` is the command line.
+//! `topology`, which reads a configuration, builds and runs it,
+//! `inspect`, which describes one module, and `scaffold`, which writes a
+//! new rule crate from the template. `main.rs` is the command line.
 pub mod api;
 pub mod batch;
 pub mod channel;
@@ -17,6 +18,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod ruletest;
 pub mod sandbox;
+pub mod scaffold;
 pub mod secret;
 pub mod shutdown;
 pub mod sinks;

@@ -1,6 +1,6 @@
 //! The `rulebox` command: `run` a pipeline, `validate` its configuration,
-//! `inspect` a rule module, `test` rules, read `alerts`, watch a pipeline
-//! (`top`).
+//! `test` or `inspect` a rule module, make a `new` rule crate, read
+//! `alerts`, watch a pipeline (`top`).
 //! Thin: parses arguments, sets up logging, maps errors to exit codes
 //! (0 ok, 1 runtime errors, 2 bad configuration).
 
@@ -62,7 +62,15 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Verify the signature beside the module against this key (a
+        /// minisign public key in base64, or a .pub file; repeatable);
+        /// exit 1 when it does not verify.
+        #[arg(long = "key")]
+        keys: Vec<String>,
     },
+    /// Create something new from a template (`new rule NAME`).
+    #[command(subcommand)]
+    New(New),
     /// Show a file of alerts (NDJSON, `-` for stdin) as a table: the latest
     /// line of each alert_id, riskiest first, then by connection count.
     Alerts { file: PathBuf },
@@ -78,6 +86,23 @@ enum Command {
         /// Stop after this many readings (default: until interrupted).
         #[arg(long)]
         iterations: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum New {
+    /// A rule crate that builds, tests and runs as it is (docs/writing-a-rule.md).
+    Rule {
+        /// The crate's name: lower-case letters, digits and '-'.
+        name: String,
+        /// Where to create it (default: NAME); inside a rulebox checkout,
+        /// plugin/NAME or examples/NAME.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// A rulebox checkout (or its plugin/sdk) to build against: makes a
+        /// standalone crate outside the checkout.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
     },
 }
 
@@ -111,7 +136,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Validate { config } => validate(&config),
-        Command::Inspect { module, json } => inspect(&module, json),
+        Command::Inspect { module, json, keys } => inspect(&module, json, &keys),
         Command::Test { paths, module } => rule_tests(&paths, module.as_deref()),
         Command::Alerts { file } => alerts(&file),
         Command::Top {
@@ -119,6 +144,18 @@ fn main() -> ExitCode {
             interval,
             iterations,
         } => top(&address, interval, iterations),
+        Command::New(New::Rule { name, dir, sdk }) => {
+            match rulebox::scaffold::new_rule(&name, dir.as_deref(), sdk.as_deref()) {
+                Ok(said) => {
+                    print!("{said}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Run { config } => match run(&config, interactive) {
             Ok(code) => code,
             Err(e) => {
@@ -244,9 +281,9 @@ fn rule_tests(paths: &[PathBuf], module: Option<&std::path::Path>) -> ExitCode {
     }
 }
 
-fn inspect(module: &std::path::Path, json: bool) -> ExitCode {
+fn inspect(module: &std::path::Path, json: bool, keys: &[String]) -> ExitCode {
     use std::io::Write as _;
-    match rulebox::inspect::inspect(module) {
+    match rulebox::inspect::inspect(module, keys) {
         Ok(found) => {
             let text = match json {
                 true => format!("{:#}\n", found.json()),
@@ -254,7 +291,10 @@ fn inspect(module: &std::path::Path, json: bool) -> ExitCode {
             };
             // A closed pipe (`| head`) is not an error of ours.
             let _ = std::io::stdout().write_all(text.as_bytes());
-            ExitCode::SUCCESS
+            match found.verified {
+                Some(Err(_)) => ExitCode::from(1),
+                _ => ExitCode::SUCCESS,
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -29,7 +29,8 @@
 //! By concern, after proxy-wasm's SDK: `rule` is the trait a rule author
 //! implements, `output` what it answers through, `runner` the guest side
 //! of the contract, `hostcalls` the imports (with a native stub) and
-//! `export` the macro that writes the wasm exports.
+//! `export` the macro that writes the wasm exports. [`testing`] (native
+//! builds only) is the harness for a rule's own unit tests.
 
 pub use rulebox_abi as abi;
 pub use rulebox_abi::json;
@@ -39,6 +40,8 @@ mod hostcalls;
 mod output;
 mod rule;
 mod runner;
+#[cfg(not(target_family = "wasm"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -17,6 +17,7 @@ mod pipeline;
 mod raw_formats;
 mod rsyslog;
 mod ruletest;
+mod scaffold;
 mod shippers;
 mod signing;
 mod syslog_ng;

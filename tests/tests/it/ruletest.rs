@@ -1,6 +1,8 @@
 //! `rulebox test`: the T1071.002 and T1048 rules' own test files pass
-//! through the real binary and `.wasm`; a test whose expectation is off by one fails
-//! with exit 1 and says where; one that cannot run exits 2.
+//! through the real binary and `.wasm`, and so do every rule crate's
+//! (found by pattern, as scripts/rule-crates.sh finds the crates); a test
+//! whose expectation is off by one fails with exit 1 and says where; one
+//! that cannot run exits 2.
 
 use rulebox_tests::{Scratch, root, rule_wasm, rulebox, t1048_wasm};
 
@@ -27,6 +29,59 @@ fn the_rules_shipped_tests_pass() {
         text.contains(&format!("{files} tests: {files} passed")),
         "{text}"
     );
+}
+
+/// Every `tests/rules` folder of a crate under plugin/, examples/ or
+/// templates/, sorted.
+fn rule_test_dirs() -> Vec<std::path::PathBuf> {
+    let mut dirs = Vec::new();
+    for parent in ["plugin", "examples", "templates"] {
+        let Ok(crates) = std::fs::read_dir(root().join(parent)) else {
+            continue;
+        };
+        for c in crates {
+            let dir = c.unwrap().path().join("tests/rules");
+            if dir.is_dir() {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs.sort();
+    dirs
+}
+
+/// Each rule crate's test files name its module (built by the e2e lane for
+/// every rule crate) relative to themselves.
+#[test]
+fn every_rule_crates_tests_pass() {
+    let dirs = rule_test_dirs();
+    let rel: Vec<String> = dirs
+        .iter()
+        .map(|d| d.strip_prefix(root()).unwrap().display().to_string())
+        .collect();
+    for known in [
+        "plugin/t1071-002/tests/rules",
+        "examples/tag-events/tests/rules",
+        "examples/counter/tests/rules",
+        "examples/path-plan/tests/rules",
+        "templates/rule/tests/rules",
+    ] {
+        assert!(
+            rel.iter().any(|r| r == known),
+            "{known} not found in {rel:?}"
+        );
+    }
+    for dir in &dirs {
+        let out = rulebox(&["test", dir.to_str().unwrap()], None);
+        let text = stdout(&out);
+        let files = std::fs::read_dir(dir).unwrap().count();
+        assert_eq!(out.status.code(), Some(0), "{}: {text}", dir.display());
+        assert!(
+            text.contains(&format!("{files} tests: {files} passed")),
+            "{}: {text}",
+            dir.display()
+        );
+    }
 }
 
 #[test]

@@ -135,13 +135,79 @@ fn inspect_shows_the_signatures_key_id_and_trusted_comment() {
     let out = rulebox(&["inspect", signed.to_str().unwrap()], None);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains(&format!("(key id {id}, not verified here")),
+        text.contains(&format!("(key id {id}, not verified: give the trusted key")),
         "{text}"
     );
     assert!(
         text.contains(&format!("trusted comment: {comment}")),
         "{text}"
     );
+}
+
+/// `rulebox inspect --key`: verified against the key given (base64 or a
+/// `.pub` file), exit 0; another key, a changed module or no signature,
+/// exit 1 with the same message `require_signature` gives.
+#[test]
+fn inspect_verifies_against_the_keys_given() {
+    let dir = Scratch::new("signing-inspect-key");
+    let (ours, id) = key_pair(&dir.0, "ours");
+    let (theirs, _) = key_pair(&dir.0, "theirs");
+    let rule = std::fs::read(rule_wasm()).unwrap();
+    let signed = module(&dir.0, "signed", &rule);
+    minisign(
+        &dir.0,
+        &["-S", "-s", "ours.key", "-m", "signed.wasm", "-t", "v1"],
+    );
+    let m = signed.to_str().unwrap();
+    let inspect = |args: &[&str]| {
+        let out = rulebox(&[&["inspect", m][..], args].concat(), None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), text)
+    };
+    let pub_file = dir.path("ours.pub");
+    for key in [ours.as_str(), pub_file.to_str().unwrap()] {
+        let (code, text) = inspect(&["--key", key]);
+        assert_eq!(code, Some(0), "{text}");
+        assert!(
+            text.contains(&format!(
+                "signature: verified, signed by trusted key {id}\n  trusted comment: v1"
+            )),
+            "{text}"
+        );
+    }
+    let (code, text) = inspect(&["--key", &theirs]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "NOT VERIFIED: it is signed by key {id}, which is not a trusted key"
+        )),
+        "{text}"
+    );
+    let (code, json) = inspect(&["--json", "--key", &theirs]);
+    assert_eq!(code, Some(1));
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["verification"]["verified"], false);
+    assert_eq!(json["signature"]["verified"], false);
+
+    // One letter of the manifest's description: still a module to inspect.
+    let mut bytes = rule.clone();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == b"Transfer")
+        .expect("the manifest's description");
+    bytes[at] = b't';
+    std::fs::write(&signed, bytes).unwrap();
+    let (code, text) = inspect(&["--key", &ours]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("changed after signing"), "{text}");
+
+    std::fs::remove_file(dir.path("signed.wasm.minisig")).unwrap();
+    let (code, text) = inspect(&["--key", &ours]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("NOT VERIFIED: it is not signed"), "{text}");
+
+    let out = rulebox(&["inspect", m, "--key", "no-such.pub"], None);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
