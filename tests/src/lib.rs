@@ -324,3 +324,23 @@ pub fn http(
         .unwrap_or_default();
     (status, body)
 }
+
+/// A `[transforms.rule]` table: the T1071.002 rule on `inputs` (a TOML
+/// list's items), ticking every second so open alerts come out while it
+/// runs, no saved state.
+pub fn live_rule(inputs: &str) -> String {
+    format!(
+        r#"
+[transforms.rule]
+type = "wasm"
+inputs = [{inputs}]
+module = "{wasm}"
+flush_interval_secs = 1
+persist_state = false
+
+[transforms.rule.config]
+schema = "auto"
+"#,
+        wasm = rule_wasm().display()
+    )
+}

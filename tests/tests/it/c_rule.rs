@@ -11,10 +11,9 @@ use std::time::Duration;
 use rulebox::batch::{Batch, LineSplitter};
 use rulebox::sandbox::{Limits, Plugin, PluginError, Runtime};
 use rulebox::transforms::wasm::{Options, TransformStats, WasmTransform};
-use rulebox_abi as abi;
 use rulebox_tests::{Scratch, root, rulebox, stderr, summary_counter};
 use serde_json::{Value, json};
-use wasmtime::{Engine, ExternType, Module};
+use wasmtime::{Engine, Module};
 
 /// The C rule, built by `examples/c-tag/build.sh` (the e2e lane runs it).
 fn c_wasm() -> PathBuf {
@@ -50,19 +49,7 @@ fn the_c_module_imports_and_exports_match_the_contract() {
         .collect();
     // No stdio, no WASI: the host's log is all it needs.
     assert_eq!(imports, ["rulebox::log"]);
-    for name in abi::export::FUNCTIONS
-        .iter()
-        .chain(&[abi::export::PROCESS_OBJECTS])
-    {
-        assert!(
-            matches!(module.get_export(name), Some(ExternType::Func(_))),
-            "missing export {name}"
-        );
-    }
-    assert!(matches!(
-        module.get_export(abi::export::MEMORY),
-        Some(ExternType::Memory(_))
-    ));
+    crate::contract::assert_contract_exports(&module);
     // The host's own check (exact types, ABI version, init frame) agrees.
     load().unwrap().instantiate(b"{}").unwrap();
 }

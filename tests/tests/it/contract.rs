@@ -12,6 +12,24 @@ use rulebox_abi as abi;
 use rulebox_tests::{Scratch, rule_wasm};
 use wasmtime::{Engine, ExternType, Module};
 
+/// Every function export of the contract (objects mode too) and the
+/// memory: what a rule in any language must export.
+pub(crate) fn assert_contract_exports(module: &Module) {
+    for name in abi::export::FUNCTIONS
+        .iter()
+        .chain(&[abi::export::PROCESS_OBJECTS])
+    {
+        assert!(
+            matches!(module.get_export(name), Some(ExternType::Func(_))),
+            "missing export {name}"
+        );
+    }
+    assert!(matches!(
+        module.get_export(abi::export::MEMORY),
+        Some(ExternType::Memory(_))
+    ));
+}
+
 #[test]
 fn shipped_module_imports_and_exports_match_the_contract() {
     let engine = Engine::default();
@@ -34,19 +52,7 @@ fn shipped_module_imports_and_exports_match_the_contract() {
         wasi.len() <= 6,
         "the rule should need only a few WASI functions: {wasi:?}"
     );
-    for name in abi::export::FUNCTIONS
-        .iter()
-        .chain(&[abi::export::PROCESS_OBJECTS])
-    {
-        assert!(
-            matches!(module.get_export(name), Some(ExternType::Func(_))),
-            "missing export {name}"
-        );
-    }
-    assert!(matches!(
-        module.get_export(abi::export::MEMORY),
-        Some(ExternType::Memory(_))
-    ));
+    assert_contract_exports(&module);
 }
 
 fn limits() -> Limits {

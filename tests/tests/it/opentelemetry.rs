@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use rulebox_tests::{
-    Running, Scratch, free_port, root, rule_wasm, spawn_run, terminate, wait_for, wait_listening,
+    Running, Scratch, free_port, live_rule, root, spawn_run, terminate, wait_for, wait_listening,
 };
 use serde_json::Value;
 
@@ -81,24 +81,6 @@ service:
     Running(child)
 }
 
-/// The rule, with ticks every second so open alerts come out while running.
-fn rule(inputs: &str) -> String {
-    format!(
-        r#"
-[transforms.rule]
-type = "wasm"
-inputs = [{inputs}]
-module = "{wasm}"
-flush_interval_secs = 1
-persist_state = false
-
-[transforms.rule.config]
-schema = "auto"
-"#,
-        wasm = rule_wasm().display()
-    )
-}
-
 /// Sample events that are JSON objects, as lines.
 fn events(n: usize, seed: u64) -> Vec<String> {
     let evs: Vec<String> = rulebox_bench::sample(n + n / 10 + 50, seed, DAY)
@@ -149,7 +131,7 @@ inputs = ["rule"]
 endpoint = "http://127.0.0.1:{recv}"
 "#,
         data = dir.path("data").display(),
-        rule = rule(r#""otel""#),
+        rule = live_rule(r#""otel""#),
         out = dir.path("events.out").display(),
         alerts = dir.path("alerts.out").display(),
     )
@@ -528,7 +510,7 @@ encoding = "json"
 service_name = "rulebox-a"
 "#,
         data = dir.path("data-a").display(),
-        rule = rule(r#""otel""#),
+        rule = live_rule(r#""otel""#),
     );
     (a_cfg, b_cfg)
 }

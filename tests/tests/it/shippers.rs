@@ -9,30 +9,12 @@ use std::time::Duration;
 
 use rulebox_bench::hec::{ClientOpts, Receiver};
 use rulebox_tests::{
-    Scratch, free_port, http, rule_wasm, spawn_run, stderr, terminate, unsplice, wait_for,
+    Scratch, free_port, http, live_rule, spawn_run, stderr, terminate, unsplice, wait_for,
     wait_listening,
 };
 use serde_json::Value;
 
 const DAY: i64 = 1_763_683_200_000;
-
-/// The rule, with ticks every second so open alerts come out while running.
-fn rule(inputs: &str) -> String {
-    format!(
-        r#"
-[transforms.rule]
-type = "wasm"
-inputs = [{inputs}]
-module = "{wasm}"
-flush_interval_secs = 1
-persist_state = false
-
-[transforms.rule.config]
-schema = "auto"
-"#,
-        wasm = rule_wasm().display()
-    )
-}
 
 /// An event without the rule's enrichment, as a canonical JSON string.
 fn original(event: &Value) -> String {
@@ -80,7 +62,7 @@ index = "alerts"
 sourcetype = "rulebox:t1071:alert"
 "#,
         data = dir.path("data").display(),
-        rule = rule(r#""hec""#),
+        rule = live_rule(r#""hec""#),
         recv = receiver.address,
     );
     let cfg_path = dir.write("p.toml", cfg);
@@ -332,7 +314,7 @@ uri = "http://127.0.0.1:{http_in}/ingest"
 gzip = true
 "#,
         data = dir.path("data-a").display(),
-        rule = rule(r#""lines", "sys", "sysu""#),
+        rule = live_rule(r#""lines", "sys", "sysu""#),
     );
     let b = format!(
         r#"data_dir = "{data}"
@@ -478,7 +460,7 @@ path = "{out}"
 inputs = ["rule"]
 "#,
         data = dir.path("data").display(),
-        rule = rule(r#""py_tcp", "py_udp""#),
+        rule = live_rule(r#""py_tcp", "py_udp""#),
         out = dir.path("events.ndjson").display(),
     );
     let mut child = spawn_run(&dir.write("p.toml", cfg), &dir.path("rulebox.log"));
@@ -524,7 +506,7 @@ fn hec_envelopes_carry_the_events_own_time_and_the_syslog_header() {
     let cfg = format!(
         "data_dir = \"{data}\"\n[sources.sys]\ntype = \"syslog\"\naddress = \"127.0.0.1:{port}\"\n{rule}\n[sinks.splunk]\ntype = \"splunk_hec\"\ninputs = [\"rule\", \"rule.alerts\"]\nendpoint = \"http://{recv}\"\ntoken = \"t\"\n",
         data = dir.path("data").display(),
-        rule = rule(r#""sys""#),
+        rule = live_rule(r#""sys""#),
         recv = receiver.address,
     );
     let cfg_path = dir.write("p.toml", cfg);
