@@ -87,6 +87,10 @@ lane_e2e() {
   if ! command -v rsyslogd >/dev/null && [ ! -x /usr/sbin/rsyslogd ]; then
     missing="rsyslog"
   fi
+  # rsyslog's TLS driver (GnuTLS), for forwarding RFC 5425 syslog over TLS.
+  # shellcheck disable=SC2016 # a dpkg format, not a shell expansion
+  dpkg-query -W -f='${db:Status-Abbrev}' rsyslog-gnutls 2>/dev/null | grep -q '^ii' ||
+    missing="$missing rsyslog-gnutls"
   command -v minisign >/dev/null || missing="$missing minisign"
   # The TLS tests use curl and openssl's s_client as clients of the TLS
   # listeners.

@@ -2,7 +2,9 @@
 //! foreground with its own configuration on loopback ports, sending events
 //! through rulebox: as its `mmexternal` program (answers line for line,
 //! alerts back to rsyslog over tcp), and by forwarding syslog (RFC 5424
-//! over TCP, octet-counted; RFC 3164 over UDP) to rulebox's syslog source.
+//! over TCP, octet-counted; RFC 3164 over UDP; RFC 5425 over TLS with its
+//! gtls driver, presenting a client certificate) to rulebox's syslog
+//! source.
 
 use std::io::Write;
 use std::path::Path;
@@ -383,4 +385,90 @@ fn alerts_rsyslog_can_no_longer_take_are_spooled_and_delivered_after_its_restart
     assert_eq!(a[0]["src_ip"], "10.1.0.1");
     assert_eq!(a[0]["connection_count"], 6);
     assert_eq!(a[0]["status"], "final");
+}
+
+/// rsyslog's own TLS driver (`rsyslog-gnutls`, GnuTLS) forwarding RFC
+/// 5425 syslog to a syslog source that serves TLS and requires a client
+/// certificate: every event arrives, labelled; rsyslog without a client
+/// certificate gets nothing in, and the refusal is counted.
+#[test]
+fn rsyslog_forwards_syslog_over_tls_with_a_client_certificate() {
+    let dir = Scratch::new("rsyslog-tls");
+    crate::tls::pki(&dir);
+    let (p_in, p_rb) = (free_port(), free_port());
+    let t = dir.0.display();
+    let cfg = format!(
+        r#"data_dir = "{t}/data"
+[sources.syslog_tls]
+type = "syslog"
+address = "127.0.0.1:{p_rb}"
+tls = {{ cert_file = "server.pem", key_file = "server.key", client_ca_file = "ca.pem" }}
+{rule}
+[sinks.events]
+type = "file"
+path = "{t}/events.jsonl"
+inputs = ["rule"]
+
+[sinks.alerts]
+type = "file"
+path = "{t}/alerts.jsonl"
+inputs = ["rule.alerts"]
+"#,
+        rule = rulebox_tests::live_rule(r#""syslog_tls""#),
+    );
+    let mut rb = rulebox_tests::spawn_run(&dir.write("p.toml", cfg), &dir.path("rulebox.log"));
+    wait_listening(p_rb);
+    let conf = |cert: &str| {
+        format!(
+            r#"global(workDirectory="{t}/work"
+  DefaultNetstreamDriverCAFile="{t}/ca.pem"{cert})
+module(load="imtcp" StreamDriver.Name="ptcp" StreamDriver.Mode="0")
+input(type="imtcp" address="127.0.0.1" port="{p_in}" ruleset="fwd")
+ruleset(name="fwd") {{
+  action(type="omfwd" target="127.0.0.1" port="{p_rb}" protocol="tcp" TCP_Framing="octet-counted"
+    StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="x509/certvalid"
+    template="RSYSLOG_SyslogProtocol23Format")
+}}
+"#
+        )
+    };
+    let with_cert = format!(
+        "\n  DefaultNetstreamDriverCertFile=\"{t}/client.pem\"\n  DefaultNetstreamDriverKeyFile=\"{t}/client.key\""
+    );
+    let send = |rs: Running| {
+        wait_listening(p_in);
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", p_in)).unwrap();
+        for e in events() {
+            writeln!(s, "<13>Nov 22 10:00:00 fw01 t1071: {e}").unwrap();
+        }
+        drop(s);
+        rs
+    };
+    // Without a client certificate: refused at the handshake.
+    let rs = send(start_rsyslog(&dir, &conf("")));
+    let log = dir.path("rulebox.log");
+    wait_for("the refused handshake", Duration::from_secs(30), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("TLS handshake refused")
+    });
+    rs.stop();
+    let out = dir.path("events.jsonl");
+    assert_eq!(
+        json_lines(&out).len(),
+        0,
+        "nothing without a client certificate"
+    );
+    // With one: everything.
+    let rs = send(start_rsyslog(&dir, &conf(&with_cert)));
+    wait_for("160 events over TLS", Duration::from_secs(60), || {
+        json_lines(&out).len() >= 160
+    });
+    rs.stop();
+    assert!(rulebox_tests::terminate(&mut rb.0).success());
+    let alerts = dir.path("alerts.jsonl");
+    check(&json_lines(&out), &json_lines(&alerts));
+    let log = std::fs::read_to_string(&log).unwrap();
+    let refused = rulebox_tests::counter_on(&log, "source done", "refused_tls");
+    assert!(refused.is_some_and(|n| n >= 1), "{log}");
 }

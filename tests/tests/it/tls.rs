@@ -12,7 +12,7 @@ use rulebox_tests::{Scratch, free_port, rulebox, spawn_run, stderr, wait_for, wa
 
 /// A CA, a server certificate for 127.0.0.1, a client certificate and an
 /// expired server certificate it signed, as PEM files in `dir`.
-fn pki(dir: &Scratch) {
+pub(crate) fn pki(dir: &Scratch) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
