@@ -115,3 +115,42 @@ fn validate_names_the_key_the_rules_schema_refuses_at_its_line() {
         assert!(e.contains(&want), "{want:?} not in:\n{e}");
     }
 }
+
+/// A manifest must list every output the module declares, and speak the
+/// host's ABI version: one that says otherwise is refused by `validate`
+/// and `run`, naming the difference.
+#[test]
+fn a_manifest_that_disagrees_with_its_module_is_refused() {
+    let dir = Scratch::new("manifest-disagrees");
+    let input = dir.write("in.ndjson", "{\"a\":1}\n");
+    for (manifest, want) in [
+        (
+            r#"(@custom "rulebox.manifest" "{\"manifest_version\":1,\"name\":\"m\",\"version\":\"1\",\"outputs\":[\"other\"]}")"#,
+            "the module declares output(s) [\"probe\"] at init that its manifest's outputs [\"other\"] do not list",
+        ),
+        (
+            r#"(@custom "rulebox.manifest" "{\"manifest_version\":1,\"name\":\"m\",\"version\":\"1\",\"outputs\":[\"probe\"],\"abi_version\":9}")"#,
+            "its manifest says ABI version 9; this host speaks 1",
+        ),
+    ] {
+        let plugin = Wat {
+            funcs: manifest,
+            init: r#"\00\00\00\00\01\00\00\00\05\00\00\00probe"#,
+            ..Wat::default()
+        };
+        let module = dir.write("m.wat", plugin.text());
+        let cfg = rule_pipeline(&dir.0, &input, "", "").replace(
+            &rule_wasm().display().to_string(),
+            &module.display().to_string(),
+        );
+        let cfg = cfg.split("[sinks.alerts]").next().unwrap();
+        let cfg = dir.write("p.toml", cfg);
+        let out = rulebox(&["validate", "--config", cfg.to_str().unwrap()], None);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(want),
+            "{want:?} not in {}",
+            stderr(&out)
+        );
+    }
+}

@@ -291,8 +291,16 @@ impl WasmTransformConfig {
         if !schema.is_empty() {
             return Err(schema);
         }
-        let t = WasmTransform::new(id, plugin, self.plugin_config_json(), self.options())
-            .map_err(|e| vec![Problem::at("config", e.to_string())])?;
+        let t = WasmTransform::new(
+            id,
+            plugin.clone(),
+            self.plugin_config_json(),
+            self.options(),
+        )
+        .map_err(|e| vec![Problem::at("config", e.to_string())])?;
+        if let Some(p) = manifest_disagrees(&plugin, t.outputs()) {
+            return Err(vec![p]);
+        }
         if self.workers > 1 && !t.may_share_input() {
             return Err(vec![Problem::at(
                 "workers",
@@ -311,6 +319,32 @@ impl WasmTransformConfig {
             persist_state: self.persist_state,
         })
     }
+}
+
+/// Where a module's manifest says other than the module does: an output
+/// declared at init that the manifest does not list (its `outputs` name
+/// every output the module may declare, whatever its configuration), or
+/// an ABI version other than the one the host speaks.
+fn manifest_disagrees(plugin: &Plugin, declared: &[String]) -> Option<Problem> {
+    let m = plugin.manifest()?;
+    if let Some(v) = m.abi_version.filter(|&v| v != rulebox_abi::ABI_VERSION) {
+        let why = format!(
+            "its manifest says ABI version {v}; this host speaks {}",
+            rulebox_abi::ABI_VERSION
+        );
+        return Some(Problem::at("module", why));
+    }
+    let unlisted: Vec<&String> = (declared.iter())
+        .filter(|o| !m.outputs.contains(o))
+        .collect();
+    if unlisted.is_empty() || m.outputs.is_empty() {
+        return None;
+    }
+    let why = format!(
+        "the module declares output(s) {unlisted:?} at init that its manifest's outputs {:?} do not list",
+        m.outputs
+    );
+    Some(Problem::at("module", printable_str(&why)))
 }
 
 impl WasmTransformConfig {
