@@ -84,7 +84,26 @@ pub fn peak_rss_kib() -> u64 {
 /// is logged as key=value lines, which journald and log files want).
 pub fn table(s: &Summary, took: Duration, peak_rss_kib: u64) -> String {
     let mut out = String::new();
-    let mut sources = Table::new(&[
+    for t in [sources_table(s), transforms_table(s), sinks_table(s)] {
+        if !t.is_empty() {
+            out.push_str(&t.render());
+            out.push('\n');
+        }
+    }
+    let secs = took.as_secs_f64();
+    let events = s.events_in();
+    out.push_str(&format!(
+        "{} events in {secs:.2} s ({}), {} errors, peak memory {}\n",
+        table::count(events),
+        table::rate(events as f64 / secs.max(1e-3)),
+        table::count(s.errors()),
+        table::bytes(peak_rss_kib * 1024),
+    ));
+    out
+}
+
+fn sources_table(s: &Summary) -> Table {
+    let head = [
         "SOURCE",
         "EVENTS#",
         "BYTES#",
@@ -92,7 +111,8 @@ pub fn table(s: &Summary, took: Duration, peak_rss_kib: u64) -> String {
         "OVERSIZE#",
         "REFUSED#",
         "ERRORS#",
-    ]);
+    ];
+    let mut sources = Table::new(&head);
     for (id, st) in &s.sources {
         let errors = s.source_errors.get(id).map_or(0, |e| get(e));
         sources.row(vec![
@@ -105,6 +125,10 @@ pub fn table(s: &Summary, took: Duration, peak_rss_kib: u64) -> String {
             table::count(errors),
         ]);
     }
+    sources
+}
+
+fn transforms_table(s: &Summary) -> Table {
     let mut transforms = Table::new(&[
         "TRANSFORM",
         "IN#",
@@ -137,7 +161,11 @@ pub fn table(s: &Summary, took: Duration, peak_rss_kib: u64) -> String {
             format!("{:.2} s", get(&t.plugin_time_us) as f64 / 1e6),
         ]);
     }
-    let mut sinks = Table::new(&[
+    transforms
+}
+
+fn sinks_table(s: &Summary) -> Table {
+    let head = [
         "SINK",
         "EVENTS#",
         "BYTES#",
@@ -145,7 +173,8 @@ pub fn table(s: &Summary, took: Duration, peak_rss_kib: u64) -> String {
         "RETRIES#",
         "SPOOLED#",
         "BUFFER DROPPED#",
-    ]);
+    ];
+    let mut sinks = Table::new(&head);
     for (id, k) in &s.sinks {
         sinks.row(vec![
             id.clone(),
@@ -157,22 +186,7 @@ pub fn table(s: &Summary, took: Duration, peak_rss_kib: u64) -> String {
             table::count(get(&k.buffer_dropped)),
         ]);
     }
-    for t in [sources, transforms, sinks] {
-        if !t.is_empty() {
-            out.push_str(&t.render());
-            out.push('\n');
-        }
-    }
-    let secs = took.as_secs_f64();
-    let events = s.events_in();
-    out.push_str(&format!(
-        "{} events in {secs:.2} s ({}), {} errors, peak memory {}\n",
-        table::count(events),
-        table::rate(events as f64 / secs.max(1e-3)),
-        table::count(s.errors()),
-        table::bytes(peak_rss_kib * 1024),
-    ));
-    out
+    sinks
 }
 
 #[cfg(test)]
