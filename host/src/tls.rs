@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::config::Paths;
+use crate::secret::Secret;
 
 /// `tls = { ... }` on a network sink.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +42,10 @@ pub struct ClientTls {
     pub cert_file: Option<PathBuf>,
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// The password of an encrypted `key_file` (a secret: a value,
+    /// `{ env = ... }` or `{ file = ... }`).
+    #[serde(default)]
+    pub key_password: Option<Secret>,
 }
 
 /// `tls = { ... }` on a listener.
@@ -49,6 +54,9 @@ pub struct ClientTls {
 pub struct ServerTls {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
+    /// The password of an encrypted `key_file` (a secret).
+    #[serde(default)]
+    pub key_password: Option<Secret>,
     /// Ask every client for a certificate signed by one of these CAs.
     #[serde(default)]
     pub client_ca_file: Option<PathBuf>,
@@ -67,6 +75,7 @@ impl Default for ClientTls {
             verify: true,
             cert_file: None,
             key_file: None,
+            key_password: None,
         }
     }
 }
@@ -90,7 +99,8 @@ impl ClientTls {
         };
         let config = match (&self.cert_file, &self.key_file) {
             (Some(c), Some(k)) => {
-                let (certs, key) = (certs(&paths.resolve(c))?, key(&paths.resolve(k))?);
+                let key = key(&paths.resolve(k), self.key_password.as_ref(), paths)?;
+                let certs = certs(&paths.resolve(c))?;
                 builder
                     .with_client_auth_cert(certs, key)
                     .map_err(|e| format!("cert_file/key_file: {e}"))?
@@ -144,7 +154,11 @@ impl ServerTls {
             None => builder.with_no_client_auth(),
         };
         let chain = certs(&paths.resolve(&self.cert_file))?;
-        let key = key(&paths.resolve(&self.key_file))?;
+        let key = key(
+            &paths.resolve(&self.key_file),
+            self.key_password.as_ref(),
+            paths,
+        )?;
         let config = builder
             .with_single_cert(chain, key)
             .map_err(|e| format!("cert_file/key_file: {e}"))?;
@@ -301,9 +315,45 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(all)
 }
 
-/// The private key of a PEM file.
-fn key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{}: {e}", path.display()))
+/// The private key of a PEM file; an encrypted one (PKCS#8, PBES2) is
+/// decrypted with `password`. Errors name the file, never the password.
+fn key(
+    path: &Path,
+    password: Option<&Secret>,
+    paths: &Paths,
+) -> Result<PrivateKeyDer<'static>, String> {
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let text = std::fs::read(path).map_err(|e| at(&e))?;
+    let encrypted = memchr::memmem::find(&text, b"-----BEGIN ENCRYPTED PRIVATE KEY-----").is_some();
+    if memchr::memmem::find(&text, b"Proc-Type: 4,ENCRYPTED").is_some() {
+        let why = "a legacy OpenSSL-encrypted key: convert it with `openssl pkcs8 -topk8 -v2 aes-256-cbc`";
+        return Err(at(&why));
+    }
+    match (encrypted, password) {
+        (false, None) => PrivateKeyDer::from_pem_slice(&text).map_err(|e| at(&e)),
+        (false, Some(_)) => Err(at(&"key_password is given but the key is not encrypted")),
+        (true, None) => Err(at(&"the key is encrypted: give key_password")),
+        (true, Some(p)) => {
+            let password = p.reveal(paths).map_err(|e| format!("key_password: {e}"))?;
+            decrypt_key(&text, &password).map_err(|e| at(&e))
+        }
+    }
+}
+
+/// An `ENCRYPTED PRIVATE KEY` PEM decrypted to its PKCS#8 key.
+fn decrypt_key(pem: &[u8], password: &str) -> Result<PrivateKeyDer<'static>, String> {
+    let (label, der) = pkcs8::der::pem::decode_vec(pem).map_err(|e| e.to_string())?;
+    if label != "ENCRYPTED PRIVATE KEY" {
+        return Err(format!(
+            "a {label} where an encrypted private key was expected"
+        ));
+    }
+    let info =
+        pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice()).map_err(|e| e.to_string())?;
+    let plain = info
+        .decrypt(password)
+        .map_err(|_| "cannot decrypt the key: wrong key_password, or a cipher not supported (PBES2 with AES-CBC and PBKDF2 or scrypt)".to_string())?;
+    Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
 }
 
 /// `verify = false`: every server certificate is taken (signatures are

@@ -395,3 +395,70 @@ fn an_expired_server_certificate_is_refused_with_a_clear_error() {
     assert!(log.contains("expired"), "{log}");
     assert_eq!(lines_from(&dir, "late"), 0);
 }
+
+/// An encrypted private key (PKCS#8, what `openssl pkcs8 -topk8 -v2
+/// aes-256-cbc` writes) served with `key_password` from the environment;
+/// a wrong or missing password is refused by `validate` with a message
+/// that names the file, never the password.
+#[test]
+fn an_encrypted_key_is_served_with_its_password_from_the_environment() {
+    let dir = Scratch::new("tls-encrypted-key");
+    pki(&dir);
+    const PASSWORD: &str = "pw-of-the-key-81c2";
+    let encrypted = Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in"])
+        .arg(dir.path("server.key"))
+        .arg("-out")
+        .arg(dir.path("server.enc.key"))
+        .args(["-passout", &format!("pass:{PASSWORD}")])
+        .status()
+        .unwrap();
+    assert!(encrypted.success());
+    let port = free_port();
+    let extra = ", key_password = { env = \"RB_TEST_KEY_PASSWORD\" }";
+    let cfg = std::fs::read_to_string(https_receiver(&dir, port, extra)).unwrap();
+    let cfg = dir.write("back.toml", cfg.replace("server.key", "server.enc.key"));
+    let validate = |password: Option<&str>| {
+        let mut cmd = Command::new(rulebox_tests::rulebox_bin());
+        cmd.args(["validate", "--config", cfg.to_str().unwrap()]);
+        match password {
+            Some(p) => cmd.env("RB_TEST_KEY_PASSWORD", p),
+            None => cmd.env_remove("RB_TEST_KEY_PASSWORD"),
+        };
+        cmd.output().unwrap()
+    };
+    assert!(validate(Some(PASSWORD)).status.success());
+    for (password, want) in [
+        (
+            Some("not-the-password-3f1d"),
+            "cannot decrypt the key: wrong key_password",
+        ),
+        (None, "RB_TEST_KEY_PASSWORD is not set"),
+    ] {
+        let out = validate(password);
+        let e = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{e}");
+        assert!(e.contains(want) && !e.contains(PASSWORD), "{e}");
+        assert!(!e.contains("not-the-password-3f1d"), "{e}");
+    }
+    let child = Command::new(rulebox_tests::rulebox_bin())
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("RB_TEST_KEY_PASSWORD", PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path("back.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let back = rulebox_tests::Running(child);
+    wait_listening(port);
+    let ca = dir.path("ca.pem");
+    let url = format!("https://127.0.0.1:{port}/services/collector/health");
+    let (code, said) = curl(&["--cacert", ca.to_str().unwrap(), &url]);
+    back.stop();
+    assert_eq!(
+        (code, said.as_str()),
+        (Some(0), r#"{"text":"HEC is healthy","code":17}"#)
+    );
+    let log = std::fs::read_to_string(dir.path("back.log")).unwrap();
+    assert!(!log.contains(PASSWORD), "{log}");
+}
