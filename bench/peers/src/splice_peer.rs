@@ -204,3 +204,26 @@ fn label(
         tally.record(o, 0, alerts);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn splices_the_label_as_the_spec_example_and_passes_the_rest() {
+        let input = br#"{"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":21,"action":"allowed","_time":1763715600}
+{"dest_ip":"host.example","dest_port":"445"}
+{"host":"x"}
+not json
+"#;
+        let (mut out, mut alerts) = (Vec::new(), Vec::new());
+        super::run(input, &mut out, &mut alerts);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"src_ip":"10.0.0.5","dest_ip":"203.0.113.9","dest_port":21,"action":"allowed","_time":1763715600,"t1071":{"protocol":"FTP/FTPS","external":true,"counted":true}}
+{"dest_ip":"host.example","dest_port":"445","t1071":{"protocol":"SMB","counted":false}}
+{"host":"x"}
+not json
+"#
+        );
+        assert!(alerts.is_empty(), "one connection does not alert");
+    }
+}
