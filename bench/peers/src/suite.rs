@@ -276,6 +276,12 @@ pub fn run(o: &Options) -> String {
         }
     }
     let table = table(o, &input, &cases, &samples);
+    // The outputs take about twice the input in tmpfs (RAM); the input
+    // stays for the next run.
+    for c in &cases {
+        let _ = std::fs::remove_file(&c.output);
+        let _ = std::fs::remove_file(&c.alerts);
+    }
     let out = o
         .out
         .clone()
