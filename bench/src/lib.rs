@@ -578,21 +578,28 @@ pub fn pick_conn(r: &mut Rng, keys: &[(String, String, u16)], time_ms: i64) -> C
 /// destination, port) keys, about 5 % of them on watched ports, padded with
 /// vendor fields to 300–700 bytes (mean about 550). No malformed lines.
 pub fn bench_events(n: usize, seed: u64, day_start_ms: i64) -> Vec<String> {
+    let mix = [
+        Schema::Cim,
+        Schema::Cim,
+        Schema::Ecs,
+        Schema::Zeek,
+        Schema::Ocsf,
+        Schema::Qradar,
+        Schema::Sysmon,
+    ];
+    bench_events_in(n, seed, day_start_ms, &mix)
+}
+
+/// [`bench_events`] with each event's schema drawn from `schemas` (one
+/// schema for a single-preset input, as the peers' benchmark uses).
+pub fn bench_events_in(n: usize, seed: u64, day_start_ms: i64, schemas: &[Schema]) -> Vec<String> {
     let mut r = Rng::new(seed);
     let keys = bench_keys(&mut r);
     (0..n)
         .map(|i| {
             let time_ms = day_start_ms + (i as i64 * 86_000_000 / n.max(1) as i64);
             let conn = pick_conn(&mut r, &keys, time_ms);
-            let schema = *r.pick(&[
-                Schema::Cim,
-                Schema::Cim,
-                Schema::Ecs,
-                Schema::Zeek,
-                Schema::Ocsf,
-                Schema::Qradar,
-                Schema::Sysmon,
-            ]);
+            let schema = *r.pick(schemas);
             let mut line = render(&conn, schema, i as u64);
             // A quarter anywhere in 300..=700, the rest in 460..=700; fields
             // are added while they fit.
