@@ -375,7 +375,8 @@ fn report(s: &Summary) {
     for (id, st) in &s.sources {
         let (lost, oversize) = (g(&st.lost), g(&st.oversize));
         let (refused_tls, refused_unauthorized) = (g(&st.refused_tls), g(&st.refused_unauthorized));
-        tracing::info!(source = %id, events = g(&st.events), bytes = g(&st.bytes), lost, oversize, refused_tls, refused_unauthorized, "source done");
+        let refused_malformed = g(&st.refused_malformed);
+        tracing::info!(source = %id, events = g(&st.events), bytes = g(&st.bytes), lost, oversize, refused_tls, refused_unauthorized, refused_malformed, "source done");
     }
     for (id, t) in &s.transforms {
         tracing::info!(

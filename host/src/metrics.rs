@@ -182,13 +182,14 @@ fn refused(f: &mut Families, r: &Registry) {
         [
             ("tls_handshake", &e.stats.refused_tls),
             ("unauthorized", &e.stats.refused_unauthorized),
+            ("malformed_body", &e.stats.refused_malformed),
         ]
         .map(|(why, c)| (SOURCE, e.id.as_str(), reason(why, get(c))))
     });
     f.family(
         "rulebox_source_refused_total",
         "counter",
-        "Connections a listener refused at the TLS handshake, and requests refused for a missing or wrong token.",
+        "Connections a listener refused at the TLS handshake, requests refused for a missing or wrong token, and request bodies refused whole as malformed.",
         rows,
     );
 }

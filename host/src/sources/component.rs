@@ -67,6 +67,8 @@ pub struct SourceStats {
     pub refused_tls: AtomicU64,
     /// Requests refused for a missing or wrong token.
     pub refused_unauthorized: AtomicU64,
+    /// Request bodies refused whole as malformed (HEC, http, OTLP).
+    pub refused_malformed: AtomicU64,
     /// A reader's bytes read, and the size of its input when it is finite
     /// and known (a file read once; else 0): for the progress line.
     pub input_read: AtomicU64,

@@ -268,6 +268,7 @@ impl<E: Endpoint> Server<E> {
             .endpoint
             .read(route.clone(), &body, query.as_deref(), &mut events);
         if let Err(r) = read {
+            ctx.stats.refused_malformed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(source = %ctx.id, error = %r.reason, "request refused: malformed body");
             return self.endpoint.answer(&route, Done::Refused(r));
         }

@@ -121,7 +121,9 @@ fn sources_table(s: &Summary) -> Table {
             table::bytes(get(&st.bytes)),
             table::count(get(&st.lost)),
             table::count(get(&st.oversize)),
-            table::count(get(&st.refused_tls) + get(&st.refused_unauthorized)),
+            table::count(
+                get(&st.refused_tls) + get(&st.refused_unauthorized) + get(&st.refused_malformed),
+            ),
             table::count(errors),
         ]);
     }

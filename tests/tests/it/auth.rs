@@ -146,12 +146,29 @@ fn hec_tokens_come_from_a_file_and_the_environment_and_are_never_printed() {
             .count()
     };
     wait_for("delivered", Duration::from_secs(20), || lines() == 20);
+    // A malformed body with the right token: refused whole, counted.
+    let auth = format!("Splunk {ENV_TOKEN}");
+    let headers = [("Authorization", auth.as_str())];
+    let body = b"{\"event\":{\"n\":99}} {not json";
+    let (status, _) = http(port, "POST", "/services/collector/event", &headers, body);
+    assert_eq!(status, 400);
     let bad = front("bad", WRONG_TOKEN);
     assert_eq!(bad.status.code(), Some(1), "a refused token is an error");
     let bad_log = stderr(&bad);
     assert!(bad_log.contains("403"), "{bad_log}");
     receiver.stop();
-    assert_eq!(lines(), 20, "nothing of the wrong token's got in");
+    assert_eq!(
+        lines(),
+        20,
+        "nothing of the wrong token's (or the malformed body) got in"
+    );
+    let back_text = std::fs::read_to_string(&back_log).unwrap();
+    let refused = |what| counter_on(&back_text, "source done", what);
+    assert_eq!(refused("refused_malformed"), Some(1), "{back_text}");
+    assert!(
+        refused("refused_unauthorized").is_some_and(|n| n >= 1),
+        "{back_text}"
+    );
     for log in [
         stderr(&good),
         bad_log,
