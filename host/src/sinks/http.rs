@@ -48,18 +48,7 @@ impl HttpConfig {
     /// The URI with the headers as `paths` reveals them (none: checked
     /// with empty values).
     fn target(&self, paths: Option<&Paths>) -> Result<HttpTarget, String> {
-        let mut h: Vec<(String, String)> =
-            vec![("content-type".into(), "application/x-ndjson".into())];
-        if self.gzip {
-            h.push(("content-encoding".into(), "gzip".into()));
-        }
-        for (k, v) in &self.headers {
-            let value = match paths {
-                Some(p) => v.reveal(p).map_err(|e| format!("headers.{k}: {e}"))?,
-                None => String::new(),
-            };
-            h.push((k.clone(), value));
-        }
+        let h = http_client::headers("application/x-ndjson", self.gzip, &self.headers, paths)?;
         HttpTarget::new(&self.uri, h, Duration::from_secs(self.request_timeout_secs))
     }
 }

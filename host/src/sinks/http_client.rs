@@ -3,6 +3,7 @@
 //! answer sorted into delivered, worth retrying (connection errors, TLS
 //! failures, 5xx, 429, 408), or not.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,9 +15,33 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::delivery::{Failure, Target};
 use crate::config::{Paths, Problem};
+use crate::secret::Secret;
 use crate::tls::{self, ClientTls, Tls};
 
 type Body = Full<Bytes>;
+
+/// A network sink's request headers: `content-type`, `content-encoding:
+/// gzip` when `gzip`, then the user's `extra` ones, their values revealed
+/// by `paths` (none: empty values, for checks that read no secret).
+pub fn headers(
+    content_type: &str,
+    gzip: bool,
+    extra: &BTreeMap<String, Secret>,
+    paths: Option<&Paths>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut h = vec![("content-type".to_string(), content_type.to_string())];
+    if gzip {
+        h.push(("content-encoding".into(), "gzip".into()));
+    }
+    for (k, v) in extra {
+        let value = match paths {
+            Some(p) => v.reveal(p).map_err(|e| format!("headers.{k}: {e}"))?,
+            None => String::new(),
+        };
+        h.push((k.clone(), value));
+    }
+    Ok(h)
+}
 
 pub struct HttpTarget {
     /// host:port to connect to.

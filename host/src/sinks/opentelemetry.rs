@@ -19,6 +19,7 @@ use super::network;
 use crate::batch::Batch;
 use crate::codecs::otlp::{self, Defaults, Encoding};
 use crate::config::{Paths, Problem};
+use crate::secret::Secret;
 use crate::tls::ClientTls;
 
 /// The body encoding a sink sends.
@@ -43,9 +44,10 @@ pub struct OpentelemetryConfig {
     /// OTLP (alerts, events from other sources).
     #[serde(default = "default_service_name")]
     pub service_name: String,
-    /// Extra request headers (say, `Authorization`).
+    /// Extra request headers (say, `Authorization`), each value a string
+    /// or `{ env = ... }` / `{ file = ... }` (see `secret`).
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     #[serde(default)]
     pub gzip: bool,
     #[serde(default = "delivery::default_sink_batch_events")]
@@ -77,13 +79,11 @@ impl OpentelemetryConfig {
         }
     }
 
-    fn target(&self) -> Result<HttpTarget, String> {
-        let mut h: Vec<(String, String)> =
-            vec![("content-type".into(), self.encoding().content_type().into())];
-        if self.gzip {
-            h.push(("content-encoding".into(), "gzip".into()));
-        }
-        h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+    /// The endpoint with the headers as `paths` reveals them (none:
+    /// checked with empty values).
+    fn target(&self, paths: Option<&Paths>) -> Result<HttpTarget, String> {
+        let content_type = self.encoding().content_type();
+        let h = http_client::headers(content_type, self.gzip, &self.headers, paths)?;
         let timeout = Duration::from_secs(self.request_timeout_secs);
         HttpTarget::new(&logs_uri(&self.endpoint), h, timeout)
     }
@@ -95,13 +95,14 @@ impl Sink for OpentelemetryConfig {
     }
 
     fn check(&self) -> Vec<Problem> {
-        let mut p: Vec<Problem> = self.target().err().map(Problem::whole).into_iter().collect();
+        let target = self.target(None);
+        let mut p: Vec<Problem> = target.err().map(Problem::whole).into_iter().collect();
         p.extend(self.buffer.check());
         p
     }
 
     fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
-        http_client::check_tls(self.target(), self.tls.as_ref(), paths)
+        http_client::check_tls(self.target(Some(paths)), self.tls.as_ref(), paths)
     }
 
     fn start(&self, cx: SinkContext) -> tokio::task::JoinHandle<()> {
@@ -116,7 +117,8 @@ impl Sink for OpentelemetryConfig {
             encoding: self.encoding(),
             defaults: Defaults::new(&self.service_name),
         };
-        let target = self.target().and_then(|t| t.with_tls(self.tls.as_ref(), &cx.paths));
+        let target = self.target(Some(&cx.paths));
+        let target = target.and_then(|t| t.with_tls(self.tls.as_ref(), &cx.paths));
         network::start(cx, target, records, batching)
     }
 }

@@ -58,9 +58,7 @@ impl Source for HttpConfig {
 
     fn check_paths(&self, paths: &Paths) -> Vec<Problem> {
         let mut found = tls::check_server(self.tls.as_ref(), paths);
-        if let Err((key, e)) = Tokens::reveal(&self.tokens, paths, "tokens") {
-            found.push(Problem::at(key, e));
-        }
+        found.extend(listener::check_tokens(&self.tokens, paths));
         found
     }
 

@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, watch};
 use super::component::{SourceContext, SourceStats};
 use crate::batch::Batch;
 use crate::channel::Tx;
-use crate::config::Problem;
+use crate::config::{Paths, Problem};
 use crate::secret::{Secret, Tokens};
 use crate::shutdown::shutdown_requested;
 use crate::tls::{Served, ServerTls};
@@ -331,6 +331,14 @@ pub fn server_tls(cx: &SourceContext, tls: Option<&ServerTls>) -> Result<Option<
         tracing::error!(source = %cx.id, error = %e, "tls: not started");
         cx.errors.fetch_add(1, Ordering::Relaxed);
     })
+}
+
+/// `validate`'s check of a listener's tokens: each can be revealed (the
+/// problem names where one was looked for, never a value).
+pub fn check_tokens(list: &[Secret], paths: &Paths) -> Option<Problem> {
+    Tokens::reveal(list, paths, "tokens")
+        .err()
+        .map(|(key, e)| Problem::at(key, e))
 }
 
 /// A listener's accepted tokens, revealed; `Err`: logged (where the
