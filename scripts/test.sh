@@ -7,7 +7,7 @@
 #          errors (the workspace, and every rule crate for wasm32-wasip1),
 #          the libraries' unit tests and the doc tests
 #   fuzz   a short cargo fuzz run per target (FUZZ_SECONDS each)
-#   e2e    rsyslog, minisign and the C rule's clang kit if missing,
+#   e2e    rsyslog, minisign, nats-server and the C rule's clang kit if missing,
 #          syslog-ng unpacked into target/syslog-ng
 #          (scripts/install-syslog-ng.sh), promtool into target/promtool
 #          (scripts/install-promtool.sh), the OpenTelemetry Collector into
@@ -92,6 +92,10 @@ lane_e2e() {
   dpkg-query -W -f='${db:Status-Abbrev}' rsyslog-gnutls 2>/dev/null | grep -q '^ii' ||
     missing="$missing rsyslog-gnutls"
   command -v minisign >/dev/null || missing="$missing minisign"
+  # The scale-out tests run Debian's nats-server (2.9, JetStream) on
+  # loopback ports, started by the tests; no daemon is enabled.
+  [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null ||
+    missing="$missing nats-server"
   # The TLS tests use curl and openssl's s_client as clients of the TLS
   # listeners.
   command -v curl >/dev/null || missing="$missing curl ca-certificates"

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::durable::Ack;
+use crate::partition::Part;
 
 /// Lines of NDJSON bytes, each with its `\n`, and the delivery tokens of the
 /// source batches they came from ([`crate::durable`]).
@@ -22,6 +23,10 @@ pub struct Batch {
     /// restored state catches up: every sink had already written them (and
     /// what they became), so sinks let them go without writing.
     pub replay: bool,
+    /// The partition these lines belong to, when the source reads a
+    /// partitioned stream ([`crate::partition`]): the transform keeps an
+    /// instance per partition.
+    pub part: Option<Arc<Part>>,
 }
 
 /// Opaque bytes per line (the HEC source keeps the envelope without its
@@ -50,6 +55,7 @@ impl Batch {
             meta: None,
             acks: Vec::new(),
             replay: false,
+            part: None,
         }
     }
 
@@ -63,6 +69,7 @@ impl Batch {
             meta: None,
             acks: Vec::new(),
             replay: false,
+            part: None,
         }
     }
 
@@ -99,6 +106,7 @@ impl Batch {
         self.meta = None;
         self.acks.clear();
         self.replay = false;
+        self.part = None;
     }
 
     /// Whether any line carries metadata.

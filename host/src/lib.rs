@@ -1,7 +1,8 @@
 //! The rulebox host: runs sandboxed detection rules inside a log pipeline.
 //!
 //! Layers, each using only those above it: `batch`, `channel`, `shutdown`,
-//! `durable`, `codecs`, `config`, `secret`, `tls`, `sandbox`; then the components
+//! `durable`, `partition`, `codecs`, `config`, `secret`, `tls`, `nats` (the NATS
+//! connection), `sandbox`; then the components
 //! (`sources`, `transforms`, `sinks`); then `metrics` (their counters in
 //! Prometheus' text format) and `api` (the endpoint serving them); then
 //! `terminal` (the progress line, tables, `alerts`, `top`); then
@@ -16,6 +17,8 @@ pub mod config;
 pub mod durable;
 pub mod inspect;
 pub mod metrics;
+pub mod nats;
+pub mod partition;
 pub mod ruletest;
 pub mod sandbox;
 pub mod scaffold;

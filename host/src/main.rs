@@ -39,6 +39,11 @@ enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        /// Keep state, checkpoints and spools here instead of the
+        /// configuration's `data_dir` (several processes of one
+        /// configuration on one machine each need their own).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Check a configuration: syntax, graph, and every plugin loaded and
     /// initialised with its configuration.
@@ -111,9 +116,9 @@ fn main() -> ExitCode {
     // Answering rsyslog's mmexternal, stderr is the answer pipe too: logs
     // go to a file (--log-file, or rulebox.log in data_dir), never there.
     let mut log_file = cli.log_file.clone();
-    if let Command::Run { config } = &cli.command
+    if let Command::Run { config, data_dir } = &cli.command
         && log_file.is_none()
-        && let Ok(l) = Loaded::read(config)
+        && let Ok(l) = Loaded::read(config).map(|l| l.with_data_dir(data_dir.as_deref()))
         && l.answers_mmexternal()
     {
         let dir = l.paths.data_dir().to_path_buf();
@@ -156,7 +161,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { config } => match run(&config, interactive) {
+        Command::Run { config, data_dir } => match run(&config, data_dir.as_deref(), interactive) {
             Ok(code) => code,
             Err(e) => {
                 tracing::error!("{e:#}");
@@ -197,9 +202,10 @@ fn init_logging(level: &str, log_file: Option<&std::path::Path>) -> anyhow::Resu
 
 fn load(
     config: &std::path::Path,
+    data_dir: Option<&std::path::Path>,
     rt: &Runtime,
 ) -> Result<topology::Built, rulebox::config::ConfigErrors> {
-    topology::build(Loaded::read(config)?, rt)
+    topology::build(Loaded::read(config)?.with_data_dir(data_dir), rt)
 }
 
 fn validate(config: &std::path::Path) -> ExitCode {
@@ -210,7 +216,7 @@ fn validate(config: &std::path::Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match load(config, &rt) {
+    match load(config, None, &rt) {
         Ok(built) => {
             println!("{}: ok", config.display());
             for (id, outs) in built.outputs() {
@@ -303,10 +309,14 @@ fn inspect(module: &std::path::Path, json: bool, keys: &[String]) -> ExitCode {
     }
 }
 
-fn run(config: &std::path::Path, interactive: bool) -> anyhow::Result<ExitCode> {
+fn run(
+    config: &std::path::Path,
+    data_dir: Option<&std::path::Path>,
+    interactive: bool,
+) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let rt = Runtime::new()?;
-    let built = load(config, &rt)?;
+    let built = load(config, data_dir, &rt)?;
     // Held until the process ends.
     let _lock = match rulebox::durable::lock_data_dir(built.data_dir()) {
         Ok(f) => f,
@@ -375,8 +385,8 @@ fn report(s: &Summary) {
     for (id, st) in &s.sources {
         let (lost, oversize) = (g(&st.lost), g(&st.oversize));
         let (refused_tls, refused_unauthorized) = (g(&st.refused_tls), g(&st.refused_unauthorized));
-        let refused_malformed = g(&st.refused_malformed);
-        tracing::info!(source = %id, events = g(&st.events), bytes = g(&st.bytes), lost, oversize, refused_tls, refused_unauthorized, refused_malformed, "source done");
+        let (refused_malformed, redelivered) = (g(&st.refused_malformed), g(&st.redelivered));
+        tracing::info!(source = %id, events = g(&st.events), bytes = g(&st.bytes), lost, oversize, refused_tls, refused_unauthorized, refused_malformed, redelivered, "source done");
     }
     for (id, t) in &s.transforms {
         tracing::info!(
@@ -406,7 +416,7 @@ fn report(s: &Summary) {
         tracing::error!(transform = %id, "plugin was quarantined during the run");
     }
     for (id, k) in &s.sinks {
-        tracing::info!(sink = %id, events = g(&k.events), bytes = g(&k.bytes), write_errors = g(&k.write_errors), retries = g(&k.retries), spooled = g(&k.spooled), unspooled = g(&k.unspooled), buffer_dropped = g(&k.buffer_dropped), replayed = g(&k.replayed), "sink done");
+        tracing::info!(sink = %id, events = g(&k.events), bytes = g(&k.bytes), write_errors = g(&k.write_errors), retries = g(&k.retries), spooled = g(&k.spooled), unspooled = g(&k.unspooled), buffer_dropped = g(&k.buffer_dropped), replayed = g(&k.replayed), duplicates = g(&k.duplicates), "sink done");
     }
     tracing::info!(
         events_in = s.events_in(),

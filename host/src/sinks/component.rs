@@ -71,6 +71,9 @@ pub struct SinkStats {
     pub buffer_dropped: AtomicU64,
     /// Replayed events let go without writing (`Batch::replay`).
     pub replayed: AtomicU64,
+    /// Messages the receiver recognised as resends and stored once (a NATS
+    /// stream's duplicate window, by message id).
+    pub duplicates: AtomicU64,
 }
 
 impl SinkStats {

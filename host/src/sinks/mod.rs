@@ -59,6 +59,8 @@ sink_kinds! {
     Tcp(tcp::TcpConfig),
     /// OTLP log records POSTed to an OTLP/HTTP endpoint.
     Opentelemetry(opentelemetry::OpentelemetryConfig),
+    /// Messages published to a NATS JetStream stream.
+    Nats(nats::NatsConfig),
     /// Counted and let go.
     Null(null::NullConfig),
 }

@@ -31,6 +31,12 @@ pub trait Source {
         false
     }
 
+    /// Whether its batches carry partitions ([`crate::partition`]): the
+    /// transforms it feeds keep an instance per partition.
+    fn partitioned(&self) -> bool {
+        false
+    }
+
     /// Starts reading into `cx.tx`. Failures to start are logged and
     /// counted in `cx.errors`; the source then simply ends.
     fn start(&self, cx: SourceContext) -> Started;
@@ -69,6 +75,9 @@ pub struct SourceStats {
     pub refused_unauthorized: AtomicU64,
     /// Request bodies refused whole as malformed (HEC, http, OTLP).
     pub refused_malformed: AtomicU64,
+    /// Messages a broker delivered again (a consumer that did not ack
+    /// them in time, or that died).
+    pub redelivered: AtomicU64,
     /// A reader's bytes read, and the size of its input when it is finite
     /// and known (a file read once; else 0): for the progress line.
     pub input_read: AtomicU64,

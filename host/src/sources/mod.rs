@@ -56,4 +56,6 @@ source_kinds! {
     Syslog(syslog::SyslogConfig),
     /// OpenTelemetry logs over OTLP/HTTP (protobuf or JSON).
     Opentelemetry(opentelemetry::OpentelemetryConfig),
+    /// A NATS JetStream stream: a shared durable consumer, or partitions.
+    Nats(nats::NatsConfig),
 }

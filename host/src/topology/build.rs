@@ -9,7 +9,7 @@ use rulebox_abi::DEAD_LETTER_OUTPUT;
 
 use super::config::Loaded;
 use super::mmexternal::answer_chain;
-use crate::config::graph::{self, Graph};
+use crate::config::graph::{self, Graph, split_input};
 use crate::config::{ConfigError, ConfigErrors};
 use crate::sandbox::Runtime;
 use crate::transforms::TransformConfig;
@@ -114,7 +114,15 @@ fn build_transforms(
     for (id, t) in &loaded.config.transforms {
         let TransformConfig::Wasm(w) = t;
         match w.build(id, &loaded.paths, rt, &mut plugins) {
-            Ok(stage) => {
+            Ok(mut stage) => {
+                let reads_partitions = w.inputs.iter().any(|i| {
+                    let src = loaded.config.sources.get(split_input(i).0);
+                    src.is_some_and(|s| s.kind().partitioned())
+                });
+                if let Err(p) = stage.set_partitioned(reads_partitions) {
+                    errors.push(loaded.file.problem("transforms", id, p));
+                    continue;
+                }
                 stages.insert(id.clone(), stage);
             }
             Err(found) => errors.extend(

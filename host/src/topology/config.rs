@@ -63,6 +63,16 @@ impl Loaded {
         Loaded::from_file(ConfigFile::read(file)?)
     }
 
+    /// With `dir` (relative to the working directory) instead of the
+    /// configuration's `data_dir`.
+    pub fn with_data_dir(mut self, dir: Option<&Path>) -> Loaded {
+        if let Some(d) = dir {
+            let d = std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf());
+            self.paths = Paths::new(&self.file.path, Some(&d));
+        }
+        self
+    }
+
     pub fn parse(file: &Path, text: String) -> Result<Loaded, ConfigErrors> {
         Loaded::from_file(ConfigFile {
             path: file.to_path_buf(),

@@ -11,6 +11,7 @@ mod fuzz_corpus;
 mod hostile;
 mod listeners;
 mod manifest;
+mod nats;
 mod opentelemetry;
 mod parity;
 mod pipeline;

@@ -8,6 +8,7 @@ mod call_stats;
 mod clock;
 mod driver;
 mod parallel;
+mod partitioned;
 mod state;
 mod transform;
 
@@ -317,6 +318,7 @@ impl WasmTransformConfig {
             period: Duration::from_secs(self.flush_interval_secs),
             checkpoint: Duration::from_secs(self.checkpoint_interval_secs),
             persist_state: self.persist_state,
+            partitioned: false,
         })
     }
 }
@@ -378,6 +380,9 @@ pub struct Stage {
     period: Duration,
     checkpoint: Duration,
     persist_state: bool,
+    /// It reads a partitioned source: an instance per partition
+    /// (`partitioned`), its state kept by the source's store.
+    partitioned: bool,
 }
 
 impl Stage {
@@ -393,6 +398,17 @@ impl Stage {
     /// Answers mmexternal line for line (see [`Options::one_to_one`]).
     pub fn set_one_to_one(&mut self, on: bool) {
         self.t.set_one_to_one(on);
+    }
+
+    /// Reads a partitioned source (see [`partitioned`]): one instance per
+    /// partition, so `workers` must be 1.
+    pub fn set_partitioned(&mut self, on: bool) -> Result<(), Problem> {
+        if on && self.workers > 1 {
+            let why = "it reads a partitioned source, which gets an instance per partition: use workers = 1 (add processes or partitions to scale)";
+            return Err(Problem::at("workers", why));
+        }
+        self.partitioned = on;
+        Ok(())
     }
 
     /// Makes the further instances `workers` asks for.
@@ -438,12 +454,17 @@ impl Stage {
             self.persist_state
                 .then(|| durable::snapshot::path(data_dir, &state::worker_name(id, i)))
         };
+        let periods = driver::Periods {
+            tick: self.period,
+            checkpoint: self.checkpoint,
+        };
+        if self.partitioned {
+            let run =
+                partitioned::partitioned_loop(self.t, periods, rx, routes, shutdown, state_errors);
+            return tokio::spawn(run);
+        }
         if self.replicas.is_empty() {
             let file = state_file(0);
-            let periods = driver::Periods {
-                tick: self.period,
-                checkpoint: self.checkpoint,
-            };
             let run =
                 driver::transform_loop(self.t, periods, rx, routes, shutdown, file, state_errors);
             return tokio::spawn(run);
