@@ -1,7 +1,7 @@
 //! Partitioned window state, whatever the broker: when a source reads a
 //! stream cut into partitions (the `nats` source with `partitions`), each
 //! partition it owns has a [`Part`], and every batch of that partition
-//! carries it ([`crate::batch::Batch::part`]). A transform keeps one plugin
+//! carries it (`Batch::part`). A transform keeps one plugin
 //! instance per partition, so each partition's state can be saved on its
 //! own, restored elsewhere, and moved between processes.
 //!

@@ -550,21 +550,26 @@ fn refused_credentials_are_a_clear_error_and_the_right_ones_work() {
     let nats = Nats::start(&s.0, "authorization { token: \"s3cret-nats-token\" }");
     let url = nats.url();
     let file = s.write("in.ndjson", "{\"a\":1}\n{\"a\":2}\n");
-    let with = |token: &str| {
-        feed_config(&s.path("f"), &url, &file).replace(
-            "subject = \"rulebox.raw\"",
-            &format!("subject = \"rulebox.raw\"\nauth = {{ token = {{ env = \"RB_NATS_TOKEN\" }} }}\nretry = {{ limit_secs = 2 }}\n# {token}"),
+    let cfg = feed_config(&s.path("f"), &url, &file).replace(
+        "subject = \"rulebox.raw\"",
+        "subject = \"rulebox.raw\"\nauth = { token = { env = \"RB_NATS_TOKEN\" } }\nretry = { limit_secs = 2 }",
+    );
+    let cfg = s.write("feed.toml", cfg);
+    // The feed with a token from the environment: (success, stderr).
+    let feed = |token: &str| {
+        let out = Command::new(rulebox_bin())
+            .args(["run", "--config", cfg.to_str().unwrap()])
+            .env("RB_NATS_TOKEN", token)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let cfg = s.write("wrong.toml", with("wrong"));
-    let out = Command::new(rulebox_bin())
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .env("RB_NATS_TOKEN", "not-the-token")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let (ok, err) = feed("not-the-token");
+    assert!(!ok, "{err}");
     assert!(err.contains("refused the credentials"), "{err}");
     assert!(
         !err.contains("not-the-token"),
@@ -598,15 +603,8 @@ fn refused_credentials_are_a_clear_error_and_the_right_ones_work() {
         "it did not stop at once"
     );
     // The right token, from the environment.
-    let cfg = s.write("right.toml", with("right"));
-    let out = Command::new(rulebox_bin())
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .env("RB_NATS_TOKEN", "s3cret-nats-token")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (ok, err) = feed("s3cret-nats-token");
+    assert!(ok, "{err}");
     assert_eq!(
         rulebox_tests::counter_on(&err, "sink done", "events"),
         Some(2),
