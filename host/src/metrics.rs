@@ -137,6 +137,7 @@ pub fn render(r: &Registry) -> String {
     events_and_bytes(&mut f, r);
     errors(&mut f, r);
     refused(&mut f, r);
+    redelivered(&mut f, r);
     plugin(&mut f, r);
     call_times(&mut f, r);
     delivery(&mut f, r);
@@ -173,6 +174,18 @@ fn events_and_bytes(f: &mut Families, r: &Registry) {
         "Bytes a component passed on (a transform: every output, records and dead letters too).",
         r.of_transforms(|t| &t.bytes_out)
             .chain(r.of_sinks(|s| &s.bytes)),
+    );
+}
+
+/// Messages a broker delivered again (nats).
+fn redelivered(f: &mut Families, r: &Registry) {
+    let rows =
+        (r.sources.iter()).map(|e| (SOURCE, e.id.as_str(), plain(get(&e.stats.redelivered))));
+    f.family(
+        "rulebox_source_redelivered_total",
+        "counter",
+        "Messages a broker delivered again: not acked in time, or held by a process that died (nats).",
+        rows,
     );
 }
 
@@ -266,7 +279,7 @@ const TRANSFORM_COUNTERS: [Simple<TransformStats>; 5] = [
 ];
 
 /// The sinks' families of one plain counter each.
-const SINK_COUNTERS: [Simple<SinkStats>; 4] = [
+const SINK_COUNTERS: [Simple<SinkStats>; 5] = [
     (
         "rulebox_component_retries_total",
         "counter",
@@ -290,6 +303,12 @@ const SINK_COUNTERS: [Simple<SinkStats>; 4] = [
         "counter",
         "Events read again after a crash for a plugin's saved state, already written: let go unwritten.",
         |s| &s.replayed,
+    ),
+    (
+        "rulebox_sink_duplicates_total",
+        "counter",
+        "Messages the receiver recognised as resends by their id and stored once (nats).",
+        |s| &s.duplicates,
     ),
 ];
 
