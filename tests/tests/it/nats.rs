@@ -1,6 +1,7 @@
 //! Scale-out on NATS JetStream: the real nats-server (Debian's package,
 //! installed by the e2e lane), run on a loopback port with its JetStream
-//! store in a scratch folder, and real rulebox processes around it.
+//! store in a scratch folder, and real rulebox processes around it (TLS
+//! with certificates made here).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -607,6 +608,50 @@ fn refused_credentials_are_a_clear_error_and_the_right_ones_work() {
     assert!(ok, "{err}");
     assert_eq!(
         rulebox_tests::counter_on(&err, "sink done", "events"),
+        Some(2),
+        "{err}"
+    );
+}
+
+#[test]
+fn tls_to_the_server_with_a_client_certificate() {
+    let s = Scratch::new("nats-tls");
+    crate::tls::pki(&s);
+    let p = |n: &str| s.path(n).display().to_string();
+    let tls = format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true }}",
+        p("server.pem"),
+        p("server.key"),
+        p("ca.pem")
+    );
+    let nats = Nats::start(&s.0, &tls);
+    let url = format!("tls://127.0.0.1:{}", nats.port);
+    let file = s.write("in.ndjson", "{\"a\":1}\n{\"a\":2}\n");
+    let with_tls = |client: &str| {
+        feed_config(&s.path("f"), &url, &file).replace(
+            "subject = \"rulebox.raw\"",
+            &format!("subject = \"rulebox.raw\"\nretry = {{ limit_secs = 2 }}\ntls = {{ ca_file = \"{}\"{client} }}", p("ca.pem")),
+        )
+    };
+    let client = format!(
+        ", cert_file = \"{}\", key_file = \"{}\"",
+        p("client.pem"),
+        p("client.key")
+    );
+    let good = s.write("good.toml", with_tls(&client));
+    let log = run_to_end(&good, &s.path("good.log"));
+    assert_eq!(
+        rulebox_tests::counter_on(&log, "sink done", "events"),
+        Some(2),
+        "{log}"
+    );
+    // Without a client certificate the server refuses the handshake.
+    let bare = s.write("bare.toml", with_tls(""));
+    let out = rulebox_tests::rulebox(&["run", "--config", bare.to_str().unwrap()], None);
+    let err = rulebox_tests::stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert_eq!(
+        rulebox_tests::counter_on(&err, "sink done", "write_errors"),
         Some(2),
         "{err}"
     );
