@@ -156,6 +156,18 @@ impl Leases {
         lost
     }
 
+    /// Whether the lease on `p` is ours, read from the bucket now (by its
+    /// holder's name: a renewal may be under way, changing the revision).
+    pub async fn confirm(&self, p: u32) -> bool {
+        if !self.holds(p) {
+            return false;
+        }
+        match self.kv.entry(format!("p{p}")).await {
+            Ok(Some(e)) => e.operation == kv::Operation::Put && e.value == self.owner.as_bytes(),
+            _ => false,
+        }
+    }
+
     async fn still_ours(&self, p: u32, rev: u64) -> bool {
         match self.kv.entry(format!("p{p}")).await {
             Ok(Some(e)) => e.revision == rev && e.operation == kv::Operation::Put,
@@ -207,10 +219,13 @@ impl KvStore {
 impl partition::Store for KvStore {
     fn save<'a>(&'a self, p: u32, state: &'a [u8], seq: u64) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
+            // Only the lease's holder writes: a process whose lease aged
+            // out (a long pause, a slow end) must not overwrite the state
+            // of the one that took the partition.
             if let Some(l) = &self.leases
-                && !l.holds(p)
+                && !l.confirm(p).await
             {
-                return Err("the partition's lease is lost: not saved".into());
+                return Err("the partition's lease is no longer ours: not saved".into());
             }
             let data = partition::encode(&self.stream, p, state, seq);
             let len = data.len();
