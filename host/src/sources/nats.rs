@@ -174,6 +174,10 @@ impl Partitions {
         if let Some(n) = out {
             p.push(Problem::at("partitions.assign", format!("partition {n} is not below count {}", self.count)));
         }
+        let bad_name = |n: &String| n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+        if self.instance.as_ref().is_some_and(bad_name) {
+            p.push(Problem::at("partitions.instance", "letters, digits, - and _ only (it is part of a key)"));
+        }
         if self.lease_ttl_secs < 3 {
             p.push(Problem::at("partitions.lease_ttl_secs", "must be at least 3"));
         }
