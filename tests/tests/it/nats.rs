@@ -691,3 +691,50 @@ fn tls_to_the_server_with_a_client_certificate() {
         "{err}"
     );
 }
+
+#[test]
+fn statically_assigned_partitions_give_the_alerts_of_one_process() {
+    let s = Scratch::new("nats-static");
+    let events = generate(&s.0, 40_000, 4);
+    let one = s.path("one");
+    std::fs::create_dir_all(&one).unwrap();
+    let cfg = s.write("one.toml", rule_pipeline(&one, &events, RULE, ""));
+    run_to_end(&cfg, &s.path("one.log"));
+    let (want, _) = finals(&one.join("alerts.out"));
+    assert!(!want.is_empty());
+    let nats = Nats::start(&s.0, "");
+    let url = nats.url();
+    run_to_end(
+        &s.write("feed.toml", feed_config(&s.path("f"), &url, &events)),
+        &s.path("feed.log"),
+    );
+    let mut c = classify_once(&s, &url, 8, "c");
+    let statically = |assign: &str| {
+        aggregate_config(&url, 10).replace("lease_ttl_secs = 4", &format!("assign = {assign}"))
+    };
+    let a = s.write("a.toml", statically("[0, 1, 2, 3]"));
+    let b = s.write("b.toml", statically("[4, 5, 6, 7]"));
+    let mut pa = spawn(
+        &a,
+        &["--data-dir", s.path("a").to_str().unwrap()],
+        &s.path("a.log"),
+    );
+    let mut pb = spawn(
+        &b,
+        &["--data-dir", s.path("b").to_str().unwrap()],
+        &s.path("b.log"),
+    );
+    let st = wait_all(&mut [&mut c, &mut pa, &mut pb], Duration::from_secs(240));
+    for (st, n) in st.iter().zip(["c", "a", "b"]) {
+        let log = std::fs::read_to_string(s.path(&format!("{n}.log"))).unwrap();
+        assert!(st.success(), "{log}");
+        assert!(
+            !log.contains("partition claimed"),
+            "a static owner claimed:\n{log}"
+        );
+    }
+    let collect = s.write("collect.toml", collect_config(&s.0, &url));
+    run_to_end(&collect, &s.path("collect.log"));
+    let (got, _) = finals(&s.path("alerts.ndjson"));
+    assert_eq!(got, want);
+}
