@@ -102,7 +102,13 @@ pub struct Started {
     /// Its end of input is the whole pipeline's shutdown (rsyslog's
     /// mmexternal closing the pipe: it stops or restarts).
     pub eof_shuts_down: bool,
+    /// What it still does once its events are out (a broker's acks), to
+    /// await after the sinks (for at most [`SETTLE_WAIT`]).
+    pub settle: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// How long the end of a run waits for the sources' [`Started::settle`].
+pub const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Started {
     /// A source that closes its channel itself, keeping no checkpoint.
@@ -111,6 +117,7 @@ impl Started {
             ending: Ending::Closes,
             checkpoint: None,
             eof_shuts_down: false,
+            settle: None,
         }
     }
 
@@ -120,6 +127,7 @@ impl Started {
             ending: Ending::Quiet,
             checkpoint,
             eof_shuts_down: false,
+            settle: None,
         }
     }
 }

@@ -15,7 +15,7 @@ mod reader;
 use serde::Deserialize;
 
 pub use checkpoint::{Checkpointer, checkpoint_loop};
-pub use component::{Ending, Source, SourceContext, SourceStats, Started};
+pub use component::{Ending, SETTLE_WAIT, Source, SourceContext, SourceStats, Started};
 pub use listener::check_address;
 
 /// Declares the source kinds: one line each, `Variant(module::Config)`,

@@ -156,8 +156,12 @@ impl Source for NatsConfig {
     }
 
     fn start(&self, cx: SourceContext) -> Started {
-        tokio::spawn(run(self.clone(), cx));
-        Started::listening()
+        // The task outlives the input: its last acks follow the sinks.
+        let settle = tokio::spawn(run(self.clone(), cx));
+        Started {
+            settle: Some(settle),
+            ..Started::listening()
+        }
     }
 }
 
@@ -199,14 +203,17 @@ async fn run(cfg: NatsConfig, cx: SourceContext) {
     let Some(stream) = find_stream(&js, &cfg.stream, &cx, || stopping() || idle.ended()).await else {
         return;
     };
+    let mut settles = tokio::task::JoinSet::new();
     let res = match &cfg.partitions {
-        None => shared(&cfg, stream, &cx).await,
+        None => shared(&cfg, stream, &cx, &mut settles).await,
         Some(parts) => partitioned(&cfg, parts, &js, stream, &cx).await,
     };
     if let Err(e) = res {
         fail(&cx, &e);
     }
-    // Acks already sent leave before the source is done.
+    // The input ends here; the batches' acks come once the sinks are done.
+    drop(cx);
+    while settles.join_next().await.is_some() {}
     let _ = client.flush().await;
 }
 
@@ -250,6 +257,7 @@ async fn shared(
     cfg: &NatsConfig,
     stream: jetstream::stream::Stream,
     cx: &SourceContext,
+    settles: &mut tokio::task::JoinSet<()>,
 ) -> Result<(), String> {
     let name = cfg.consumer.clone().unwrap_or_default();
     let config = pull::Config {
@@ -297,7 +305,8 @@ async fn shared(
         let (ack, done) = Ack::notify();
         b.acks.push(ack);
         permit.send(Arc::new(b));
-        tokio::spawn(settle(done, ackers));
+        settles.spawn(settle(done, ackers));
+        while settles.try_join_next().is_some() {}
     }
     Ok(())
 }

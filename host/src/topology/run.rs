@@ -24,7 +24,7 @@ use crate::channel::{self, Depth, Rx, Tx};
 use crate::metrics::{Registry, SourceEntry};
 use crate::shutdown::shutdown_requested;
 use crate::sinks::{SinkContext, SinkStats};
-use crate::sources::{Checkpointer, SourceContext, SourceStats, checkpoint_loop};
+use crate::sources::{Checkpointer, SETTLE_WAIT, SourceContext, SourceStats, checkpoint_loop};
 use crate::terminal;
 use crate::transforms::wasm::{Stage, TransformRoutes};
 
@@ -94,6 +94,17 @@ pub async fn run(built: Built, outer: watch::Receiver<bool>) -> Summary {
     bound_sinks_without_parent(&loaded, &stop_all);
     for t in sink_tasks {
         let _ = t.await;
+    }
+    // The sources' acks for what the sinks just finished.
+    let settles = async {
+        for t in sources.settles {
+            let _ = t.await;
+        }
+    };
+    if tokio::time::timeout(SETTLE_WAIT, settles).await.is_err() {
+        tracing::warn!(
+            "a source did not settle within {SETTLE_WAIT:?}: what it did not ack is delivered again"
+        );
     }
     if let Some(p) = progress {
         p.finish();
@@ -259,6 +270,8 @@ fn start_sinks(
 struct Sources {
     tasks: Vec<JoinHandle<()>>,
     checkpoints: Vec<Checkpointer>,
+    /// The sources' work after their events are out (`Started::settle`).
+    settles: Vec<JoinHandle<()>>,
 }
 
 /// Each source reads into a channel of its own; a forwarding task counts
@@ -273,6 +286,7 @@ fn start_sources(
     let mut s = Sources {
         tasks: Vec::new(),
         checkpoints: Vec::new(),
+        settles: Vec::new(),
     };
     for (id, source) in &loaded.config.sources {
         let txs = wiring.take(id);
@@ -299,6 +313,7 @@ fn start_sources(
             checkpoint,
         });
         s.checkpoints.extend(started.checkpoint.take());
+        s.settles.extend(started.settle.take());
         let (sh, all) = (shutdown.clone(), stop_all.clone());
         s.tasks.push(tokio::spawn(forward(
             rx, txs, stats, sh, stop, started, all,

@@ -431,7 +431,7 @@ fn scale_out(name: &str, count: usize, leaves: Leaves) {
 
 /// Every input line is among the enriched ones (as often as it is in the
 /// input); what left more often is counted and reported.
-fn assert_every_event_left(input: &[u8], seen: &HashMap<Vec<u8>, usize>) {
+fn assert_every_event_left(input: &[u8], seen: &HashMap<Vec<u8>, usize>) -> usize {
     let mut want: HashMap<&[u8], usize> = HashMap::new();
     for line in input.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
         *want.entry(line).or_default() += 1;
@@ -447,6 +447,7 @@ fn assert_every_event_left(input: &[u8], seen: &HashMap<Vec<u8>, usize>) {
         want.values().sum::<usize>()
     );
     assert_eq!(missing, 0, "events that never left enriched");
+    extra
 }
 
 /// Runs the collector: the enriched events (unspliced) and how often each
@@ -737,4 +738,40 @@ fn statically_assigned_partitions_give_the_alerts_of_one_process() {
     run_to_end(&collect, &s.path("collect.log"));
     let (got, _) = finals(&s.path("alerts.ndjson"));
     assert_eq!(got, want);
+}
+
+#[test]
+fn a_classify_process_stopped_with_sigterm_acks_what_it_delivered() {
+    let s = Scratch::new("nats-sigterm");
+    let nats = Nats::start(&s.0, "");
+    let url = nats.url();
+    let events = generate(&s.0, 60_000, 8);
+    let feed = feed_config(&s.path("f"), &url, &events)
+        .replace("lines_per_message = 100", "lines_per_message = 1");
+    run_to_end(&s.write("feed.toml", feed), &s.path("feed.log"));
+    // No idle end: it runs until SIGTERM, which comes while it reads.
+    let mut first = classify_once(&s, &url, 0, "c1");
+    let log = s.path("c1.log");
+    wait_for(
+        "the first observations out",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("connected to the NATS server component=observations")
+        },
+    );
+    let st = rulebox_tests::terminate(&mut first.0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(st.success(), "{text}");
+    let read = rulebox_tests::counter_on(&text, "source done", "events").unwrap();
+    let mut second = classify_once(&s, &url, 5, "c2");
+    let st = wait_all(&mut [&mut second], Duration::from_secs(120));
+    assert!(st[0].success());
+    let extra = assert_every_event_left(&std::fs::read(&events).unwrap(), &enriched(&s.0, &url));
+    eprintln!("the first process read {read} of 60000 events before SIGTERM");
+    assert_eq!(
+        extra, 0,
+        "events the first process delivered came again: its acks were lost"
+    );
 }
