@@ -15,11 +15,13 @@
 //! [`Object`] it answers; `value` reads one raw [`Value`]; `escape` reads
 //! and writes JSON strings; `plan` holds what a rule declares it reads
 //! ([`Path`], [`PathPlan`], [`KeySet`]); `swar` the eight-bytes-at-a-time
-//! byte work they share. This file holds the types they all speak.
+//! byte work they share, `plain` the string scan's inner loop (SSE2 on
+//! x86_64). This file holds the types they all speak.
 
 mod escape;
 mod object;
 mod parser;
+mod plain;
 mod plan;
 mod scanner;
 mod swar;
