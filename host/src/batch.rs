@@ -78,6 +78,12 @@ impl Batch {
         self.count == 0
     }
 
+    /// Room for at least `bytes` more bytes of lines, so that lines
+    /// appended one by one do not grow the buffer step by step.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.data.reserve(bytes);
+    }
+
     /// (bytes, lines) now held, for [`Batch::truncate_bytes`].
     pub fn len_bytes(&self) -> (usize, usize) {
         (self.data.len(), self.count)
