@@ -3,6 +3,7 @@
 //! (UTF-8 checked inside strings as they are read), without building
 //! anything. The scanner and the value readers drive it.
 
+use super::flat::number_end;
 use super::plain::plain_end;
 use super::{MAX_DEPTH, ScanError, Span};
 
@@ -109,40 +110,8 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn digits(&mut self) -> usize {
-        let s = self.i;
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.i += 1;
-        }
-        self.i - s
-    }
-
     fn number(&mut self) -> Result<(), ScanError> {
-        if self.peek() == Some(b'-') {
-            self.i += 1;
-        }
-        match self.peek() {
-            Some(b'0') => self.i += 1,
-            Some(b'1'..=b'9') => {
-                self.digits();
-            }
-            _ => return Err(ScanError::Malformed),
-        }
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            if self.digits() == 0 {
-                return Err(ScanError::Malformed);
-            }
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.i += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.i += 1;
-            }
-            if self.digits() == 0 {
-                return Err(ScanError::Malformed);
-            }
-        }
+        self.i = number_end(self.b, self.i).ok_or(ScanError::Malformed)?;
         Ok(())
     }
 

@@ -136,7 +136,7 @@ mod tests {
                 .map(|_| {
                     s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
                     let r = s >> 33;
-                    if r % density == 0 {
+                    if r.is_multiple_of(density) {
                         specials[(r / 64) as usize % specials.len()]
                     } else {
                         plain[(r / 64) as usize % plain.len()]
