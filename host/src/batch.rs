@@ -273,9 +273,15 @@ impl LineSplitter {
 
     fn cut(&self, complete: Vec<u8>, out: &mut Vec<Batch>) {
         let mut ends = memchr::memchr_iter(b'\n', &complete);
-        let Some(cut) = ends.nth(self.max_events - 1) else {
-            let total = memchr::memchr_iter(b'\n', &complete).count();
-            out.push(Batch::from_lines(complete, total));
+        // The end of the first full batch, counting lines as it goes: when
+        // there is none, the count is the batch's (one pass, not two).
+        let mut seen = 0;
+        let first = ends.by_ref().find(|_| {
+            seen += 1;
+            seen == self.max_events
+        });
+        let Some(cut) = first else {
+            out.push(Batch::from_lines(complete, seen));
             return;
         };
         out.push(Batch::from_lines(
