@@ -14,6 +14,7 @@
 //!   object, so rules see its fields, and it is sent on as a string again;
 //! * `r`: a line from `/services/collector/raw`, sent on as a string.
 
+use rulebox_abi::json::{Object, ScanError, Scanner};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -238,44 +239,27 @@ pub struct Defaults {
     pub time_from_event: bool,
 }
 
-/// The top-level fields an event's time is read from, first found wins:
-/// an alert's `last_seen`, then the schema presets' time fields.
-#[derive(Deserialize, Default)]
-struct EventTimes<'a> {
-    #[serde(borrow, default)]
-    last_seen: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "_time")]
-    cim: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "@timestamp")]
-    ecs: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    timestamp: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    ts: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    time: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    starttime: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "UtcTime")]
-    sysmon: Option<&'a RawValue>,
-}
+/// The top-level keys an event's time is read from, first found wins: an
+/// alert's `last_seen`, then the schema presets' time fields (`_time`,
+/// `@timestamp`, ...). A key given twice counts once, its first time.
+const TIME_KEYS: [&str; 8] = [
+    "last_seen",
+    "_time",
+    "@timestamp",
+    "timestamp",
+    "ts",
+    "time",
+    "starttime",
+    "UtcTime",
+];
 
-/// The event's own time, Unix seconds: the first of [`EventTimes`]'s
-/// fields that reads as a time (a number, or text; see
+/// The event's own time, Unix seconds: the first of [`TIME_KEYS`] whose
+/// value reads as a time (a number, or text; see
 /// [`crate::codecs::timestamp`]).
-fn event_time(t: &EventTimes<'_>) -> Option<f64> {
-    let all = [
-        t.last_seen,
-        t.cim,
-        t.ecs,
-        t.timestamp,
-        t.ts,
-        t.time,
-        t.starttime,
-        t.sysmon,
-    ];
-    all.into_iter().flatten().find_map(|raw| {
-        let text = raw.get();
+fn event_time(event: &Object<'_, '_>) -> Option<f64> {
+    TIME_KEYS.iter().find_map(|key| {
+        let m = event.member(key)?;
+        let text = std::str::from_utf8(event.src().get(m.value.range())?).ok()?;
         match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
             Some(inner) => timestamp::from_text(inner),
             None => timestamp::from_number(text.parse().ok()?),
@@ -285,7 +269,14 @@ fn event_time(t: &EventTimes<'_>) -> Option<f64> {
 
 /// Appends the envelope of one event: its own metadata (from a HEC
 /// source), the sink's defaults for the keys it lacks, and the event.
-pub fn write_envelope(out: &mut Vec<u8>, line: &[u8], meta: &[u8], d: &Defaults) {
+/// `scanner` reads the event (keep one per batch: it is reused).
+pub fn write_envelope(
+    out: &mut Vec<u8>,
+    line: &[u8],
+    meta: &[u8],
+    d: &Defaults,
+    scanner: &mut Scanner,
+) {
     let (kind, env_json) = match meta.split_first() {
         Some((&k, rest)) if matches!(k, b'v' | b'j' | b'r') => (k, rest),
         _ => (b'v', &b""[..]),
@@ -302,14 +293,16 @@ pub fn write_envelope(out: &mut Vec<u8>, line: &[u8], meta: &[u8], d: &Defaults)
         out.extend_from_slice(k.as_bytes());
         out.extend_from_slice(b"\":");
     };
-    // An object event is read once: to know it is one, and for its time.
-    let object = match kind {
+    // An event is scanned once (the project's scanner, no value built):
+    // to know whether it is JSON, an object, and for its time.
+    let scan = match kind {
         b'j' | b'r' => None,
-        _ => serde_json::from_slice::<EventTimes<'_>>(line).ok(),
+        _ => Some(scanner.scan(line)),
     };
-    let own_time = match (env.time, &object) {
+    let object = scan.as_ref().and_then(|r| r.as_ref().ok());
+    let own_time = match (env.time, object) {
         (Some(_), _) => None,
-        (None, Some(times)) if d.time_from_event => event_time(times),
+        (None, Some(event)) if d.time_from_event => event_time(event),
         _ => None,
     };
     if let Some(t) = env.time {
@@ -342,10 +335,8 @@ pub fn write_envelope(out: &mut Vec<u8>, line: &[u8], meta: &[u8], d: &Defaults)
         out.extend_from_slice(f.get().as_bytes());
     }
     key(out, "event");
-    let as_string = match kind {
-        b'j' | b'r' => true,
-        _ => object.is_none() && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err(),
-    };
+    // Valid JSON goes as it is; anything else as a JSON string.
+    let as_string = !matches!(scan, Some(Ok(_) | Err(ScanError::NotObject)));
     if as_string {
         let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(line));
     } else {
@@ -447,7 +438,13 @@ mod tests {
         assert_eq!(b.count(), 2);
         assert_eq!(b.meta(1), br#"r{"index":"net","sourcetype":"fw:asa"}"#);
         let mut out = Vec::new();
-        write_envelope(&mut out, b"a b", b.meta(0), &Defaults::default());
+        write_envelope(
+            &mut out,
+            b"a b",
+            b.meta(0),
+            &Defaults::default(),
+            &mut Scanner::new(),
+        );
         assert_eq!(
             out,
             br#"{"sourcetype":"fw:asa","index":"net","event":"a b"}"#
@@ -472,7 +469,13 @@ mod tests {
         let out: Vec<String> = (0..4)
             .map(|i| {
                 let mut o = Vec::new();
-                write_envelope(&mut o, b.iter().nth(i).unwrap(), b.meta(i), &d);
+                write_envelope(
+                    &mut o,
+                    b.iter().nth(i).unwrap(),
+                    b.meta(i),
+                    &d,
+                    &mut Scanner::new(),
+                );
                 String::from_utf8(o).unwrap()
             })
             .collect();
@@ -499,7 +502,7 @@ mod tests {
         };
         let write = |line: &str, meta: &[u8], d: &Defaults| {
             let mut out = Vec::new();
-            write_envelope(&mut out, line.as_bytes(), meta, d);
+            write_envelope(&mut out, line.as_bytes(), meta, d, &mut Scanner::new());
             String::from_utf8(out).unwrap()
         };
         let alert = r#"{"alert_id":"x","last_seen":"2025-11-27T10:00:00.250Z","_time":1}"#;
@@ -513,5 +516,36 @@ mod tests {
         assert!(own.starts_with(r#"{"time":5,"event""#), "{own}");
         assert!(write(r#"{"ts":"soon"}"#, b"", &d).starts_with(r#"{"event""#));
         assert!(write(ecs, b"", &Defaults::default()).starts_with(r#"{"event""#));
+        // A key given twice: its first value; a key written with an escape
+        // is the same key.
+        let twice = r#"{"ts":"2025-11-27T10:00:00Z","ts":"soon"}"#;
+        assert!(write(twice, b"", &d).starts_with(r#"{"time":1764237600.000,"#));
+        let escaped = r#"{"t\u0073":"2025-11-27T10:00:00Z"}"#;
+        assert!(write(escaped, b"", &d).starts_with(r#"{"time":1764237600.000,"#));
+    }
+
+    /// What is not JSON goes as a JSON string; JSON that is not an object
+    /// goes as it is.
+    #[test]
+    fn events_that_are_not_objects() {
+        let write = |line: &[u8]| {
+            let mut out = Vec::new();
+            write_envelope(
+                &mut out,
+                line,
+                b"",
+                &Defaults::default(),
+                &mut Scanner::new(),
+            );
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(write(br#""text""#), r#"{"event":"text"}"#);
+        assert_eq!(write(b"[1,2]"), r#"{"event":[1,2]}"#);
+        assert_eq!(write(b"a b"), r#"{"event":"a b"}"#);
+        assert_eq!(write(br#"{"a":1"#), r#"{"event":"{\"a\":1"}"#);
+        assert_eq!(
+            write(b"{\"a\":\"\xff\"}"),
+            "{\"event\":\"{\\\"a\\\":\\\"\u{fffd}\\\"}\"}"
+        );
     }
 }
