@@ -126,6 +126,19 @@ pub fn scan_agrees_with_serde_json(line: &[u8]) {
         "fast path and full parser on {:?}",
         String::from_utf8_lossy(line)
     );
+    // Read as the first object of a stream (a HEC body): the same object
+    // as the text up to where it says the object ends; and a line that is
+    // one object reads the same either way.
+    let whole = scanner.scan(line).is_ok();
+    match scanner.scan_prefix(line).map(|(o, end)| (spans(o), end)) {
+        Ok((got, end)) => assert_eq!(
+            Ok(got),
+            reference.scan_reference(&line[..end]).map(spans),
+            "first object of {:?}",
+            String::from_utf8_lossy(line)
+        ),
+        Err(e) => assert!(!whole, "{e:?} for a whole object"),
+    }
     let ours = scanner.scan(line);
     let theirs = serde_json::from_slice::<Value>(line);
     if let Err(e) = &theirs {

@@ -14,7 +14,7 @@
 //!   object, so rules see its fields, and it is sent on as a string again;
 //! * `r`: a line from `/services/collector/raw`, sent on as a string.
 
-use rulebox_abi::json::{Object, ScanError, Scanner};
+use rulebox_abi::json::{Object, ScanError, Scanner, key_eq, unescape};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -39,24 +39,63 @@ pub struct Envelope<'a> {
     pub fields: Option<&'a RawValue>,
 }
 
-/// One envelope as received: the kept keys and the event. (Not
-/// `#[serde(flatten)]`: raw values cannot pass through serde's buffer.)
-#[derive(Deserialize)]
+/// The envelope keys an incoming envelope is read for: `event`, then the
+/// kept ones in the order the metadata writes them.
+const INCOMING_KEYS: [&str; 7] = [
+    "event",
+    "time",
+    "host",
+    "source",
+    "sourcetype",
+    "index",
+    "fields",
+];
+
+/// One envelope as received, read by the scanner: the event's and the
+/// kept keys' raw values (other keys are ignored).
 struct Incoming<'a> {
-    #[serde(borrow, default)]
-    event: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    time: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    host: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    source: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    sourcetype: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    index: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    fields: Option<&'a RawValue>,
+    event: Option<&'a [u8]>,
+    /// `time`, `host`, `source`, `sourcetype`, `index`, `fields`.
+    kept: [Option<&'a [u8]>; 6],
+}
+
+impl<'a> Incoming<'a> {
+    /// The keys of `envelope`; `None` when one of [`INCOMING_KEYS`] is
+    /// given twice (an envelope must say what it means once).
+    fn read(envelope: &Object<'_, 'a>) -> Option<Incoming<'a>> {
+        let mut values: [Option<&'a [u8]>; 7] = [None; 7];
+        let src = envelope.src();
+        for m in envelope.members() {
+            let key = src.get(m.key.range())?;
+            if let Some(k) = INCOMING_KEYS.iter().position(|name| key_eq(key, name)) {
+                if values[k].is_some() {
+                    return None;
+                }
+                values[k] = Some(src.get(m.value.range())?);
+            }
+        }
+        let [event, kept @ ..] = values;
+        Some(Incoming { event, kept })
+    }
+
+    /// The kept keys as a JSON object (`{}` when none), as the line's
+    /// metadata carries them.
+    fn write_kept(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        for (name, value) in INCOMING_KEYS[1..].iter().zip(&self.kept) {
+            let Some(value) = value else { continue };
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(value);
+        }
+        out.push(b'}');
+    }
 }
 
 /// Why a body was refused, with Splunk's code and text.
@@ -101,56 +140,47 @@ fn read_events(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
     let mut n = 0;
     let mut meta = Vec::with_capacity(128);
     let mut line = Vec::new();
-    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Incoming<'_>>();
+    let mut scanner = Scanner::new();
+    let mut at = 0;
     loop {
-        // Each envelope must be an object (serde would take an array too).
-        let next = body[stream.byte_offset()..]
-            .iter()
-            .find(|c| !c.is_ascii_whitespace());
-        match next {
+        // Each envelope must be an object.
+        let rest = &body[at..];
+        match rest.iter().find(|c| !c.is_ascii_whitespace()) {
             None => break,
             Some(b'{') => {}
             Some(_) => return Err(BodyError::InvalidFormat(n)),
         }
-        let Some(item) = stream.next() else { break };
-        let env = item.map_err(|_| BodyError::InvalidFormat(n))?;
+        let (envelope, end) = scanner
+            .scan_prefix(rest)
+            .map_err(|_| BodyError::InvalidFormat(n))?;
+        let env = Incoming::read(&envelope).ok_or(BodyError::InvalidFormat(n))?;
+        at += end;
         let event = match env.event {
-            None => return Err(BodyError::EventRequired(n)),
-            Some(e) if e.get() == "null" => return Err(BodyError::EventRequired(n)),
-            Some(e) => e.get(),
+            None | Some(b"null") => return Err(BodyError::EventRequired(n)),
+            Some(e) => e,
         };
-        let kind = if event.starts_with('"') {
-            let text: String =
-                serde_json::from_str(event).map_err(|_| BodyError::InvalidFormat(n))?;
+        let kind = if event.first() == Some(&b'"') {
+            let inner = &event[1..event.len() - 1];
+            let text = unescape(inner).ok_or(BodyError::InvalidFormat(n))?;
             if text.trim().is_empty() {
                 return Err(BodyError::EventBlank(n));
             }
+            line.clear();
             if is_json_object(text.as_bytes()) {
-                line.clear();
                 flatten_into(text.as_bytes(), &mut line);
                 b'j'
             } else {
-                line.clear();
-                line.extend_from_slice(event.as_bytes());
+                line.extend_from_slice(event);
                 b'v'
             }
         } else {
             line.clear();
-            flatten_into(event.as_bytes(), &mut line);
+            flatten_into(event, &mut line);
             b'v'
         };
         meta.clear();
         meta.push(kind);
-        // Serialising borrowed raw values cannot fail.
-        let kept = Envelope {
-            time: env.time,
-            host: env.host,
-            source: env.source,
-            sourcetype: env.sourcetype,
-            index: env.index,
-            fields: env.fields,
-        };
-        let _ = serde_json::to_writer(&mut meta, &kept);
+        env.write_kept(&mut meta);
         out.push_line(&line);
         out.set_last_meta(&meta);
         n += 1;
@@ -418,6 +448,23 @@ mod tests {
             Err(BodyError::EventRequired(0))
         );
         assert_eq!(events("  "), Err(BodyError::NoData));
+        // An envelope key given twice is refused; one written with an
+        // escape is the same key; other keys are ignored.
+        assert_eq!(
+            events(r#"{"event":1}{"event":2,"host":"a","event":3}"#),
+            Err(BodyError::InvalidFormat(1))
+        );
+        assert_eq!(
+            events(r#"{"\u0065vent":{"a":1},"h\u006fst":"x","other":[1],"index":null}"#),
+            Ok(vec![(
+                r#"{"a":1}"#.into(),
+                r#"v{"host":"x","index":null}"#.into()
+            )])
+        );
+        assert_eq!(
+            events(r#"{"event":"\ud800"}"#),
+            Err(BodyError::InvalidFormat(0))
+        );
         let (status, body) = BodyError::InvalidFormat(3).response();
         assert_eq!(status, 400);
         assert_eq!(

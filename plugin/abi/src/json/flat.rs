@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 
 use super::parser::Parser;
 use super::plain::plain_end;
-use super::{MAX_DEPTH, Member, Span};
+use super::{MAX_DEPTH, Member, ScanError, Span};
 
 /// `i` moved past JSON whitespace.
 #[inline(always)]
@@ -182,10 +182,24 @@ fn container_end(b: &[u8], mut i: usize, depth: usize) -> Option<usize> {
     }
 }
 
-/// Reads `src` as a JSON object whose keys hold no escape and no non-ASCII
-/// byte, appending its members to `members` (which it expects empty) and
-/// returning the offset of its closing `}`. `None`: not such an object, or
-/// not valid (`members` then holds anything; the caller scans again).
+/// The end of the object or array that starts at `i` (not whitespace), as
+/// the top-level value of a text: by [`container_end`], or the full parser
+/// when it is not sure (which then gives the reason).
+pub(super) fn top_value_end(b: &[u8], i: usize) -> Result<usize, ScanError> {
+    if let Some(end) = container_end(b, i, 0) {
+        return Ok(end);
+    }
+    let mut p = Parser::at(b, i);
+    p.value(0)?;
+    Ok(p.i)
+}
+
+/// Reads the JSON object at the start of `src` (after whitespace), whose
+/// keys hold no escape and no non-ASCII byte, appending its members to
+/// `members` (which it expects empty) and returning the offset of its
+/// closing `}`; what follows is the caller's to check. `None`: not such an
+/// object, or not valid (`members` then holds anything; the caller scans
+/// again).
 pub(super) fn scan_flat(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
     let mut i = ws(b, 0);
     if b.get(i) != Some(&b'{') {
@@ -226,5 +240,11 @@ pub(super) fn scan_flat(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
             }
         }
     }
-    (ws(b, close + 1) == b.len()).then_some(close)
+    Some(close)
+}
+
+/// Whether nothing but whitespace follows offset `i` of `b`.
+#[inline]
+pub(super) fn only_ws_from(b: &[u8], i: usize) -> bool {
+    ws(b, i) == b.len()
 }

@@ -7,7 +7,7 @@
 
 use alloc::vec::Vec;
 
-use super::flat::scan_flat;
+use super::flat::{only_ws_from, scan_flat, top_value_end};
 use super::parser::Parser;
 use super::plan::NO_GROUP;
 use super::swar::{bytes_eq, key_hash};
@@ -54,6 +54,41 @@ impl Scanner {
         self.group = NO_GROUP;
         self.slots.clear();
         Ok(self.object(src))
+    }
+
+    /// The JSON object at the start of `src` (whitespace before it
+    /// allowed) and the offset right after it, where more may follow: for
+    /// a stream of objects one after another, such as a Splunk HEC request
+    /// body. Spans are offsets in `src`. `NotObject`: `src` starts with
+    /// something else.
+    pub fn scan_prefix<'s, 'a>(
+        &'s mut self,
+        src: &'a [u8],
+    ) -> Result<(Object<'s, 'a>, usize), ScanError> {
+        let start = src
+            .iter()
+            .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+            .unwrap_or(src.len());
+        if src.get(start) != Some(&b'{') {
+            return Err(ScanError::NotObject);
+        }
+        self.members.clear();
+        self.key_escaped.clear();
+        self.escaped_keys = false;
+        if let Some(close) = scan_flat(src, &mut self.members) {
+            // The fast path read it: its members are the object's.
+            let src = src.get(..close + 1).unwrap_or_default();
+            self.key_escaped.resize(self.members.len(), false);
+            self.close = close;
+            self.has_members = !self.members.is_empty();
+            self.index(src);
+            self.group = NO_GROUP;
+            self.slots.clear();
+            return Ok((self.object(src), close + 1));
+        }
+        let end = top_value_end(src, start)?;
+        let object = self.scan(src.get(..end).unwrap_or_default())?;
+        Ok((object, end))
     }
 
     /// [`Scanner::scan`], then `plan` applied: which group the object
@@ -116,7 +151,8 @@ impl Scanner {
         self.members.clear();
         self.key_escaped.clear();
         self.escaped_keys = false;
-        let close = match scan_flat(src, &mut self.members) {
+        let fast = scan_flat(src, &mut self.members).filter(|&c| only_ws_from(src, c + 1));
+        let close = match fast {
             Some(close) => {
                 self.key_escaped.resize(self.members.len(), false);
                 close
@@ -552,6 +588,31 @@ mod tests {
             }
         }
         assert!(valid > 20_000, "{valid} valid events");
+    }
+
+    #[test]
+    fn objects_one_after_another() {
+        let s = br#" {"a":1,"b":{"c":[{}]}}{"x":"}"}  {"y":"\u0041"}
+[1]"#;
+        let mut sc = Scanner::new();
+        let mut at = 0;
+        let mut got = Vec::new();
+        while let Ok((o, end)) = sc.scan_prefix(&s[at..]) {
+            let keys: Vec<String> = o
+                .members()
+                .iter()
+                .map(|m| String::from_utf8(s[at..][m.key.range()].to_vec()).unwrap())
+                .collect();
+            got.push(keys.join(","));
+            at += end;
+        }
+        assert_eq!(got, ["a,b", "x", "y"]);
+        assert_eq!(sc.scan_prefix(&s[at..]).unwrap_err(), ScanError::NotObject);
+        assert_eq!(
+            sc.scan_prefix(b"{\"a\":}{}").unwrap_err(),
+            ScanError::Malformed
+        );
+        assert_eq!(sc.scan_prefix(b"   ").unwrap_err(), ScanError::NotObject);
     }
 
     #[test]
