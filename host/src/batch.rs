@@ -85,6 +85,12 @@ impl Batch {
         self.count == 0
     }
 
+    /// Room for at least `bytes` more bytes of lines, so that lines
+    /// appended one by one do not grow the buffer step by step.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.data.reserve(bytes);
+    }
+
     /// (bytes, lines) now held, for [`Batch::truncate_bytes`].
     pub fn len_bytes(&self) -> (usize, usize) {
         (self.data.len(), self.count)
@@ -275,9 +281,15 @@ impl LineSplitter {
 
     fn cut(&self, complete: Vec<u8>, out: &mut Vec<Batch>) {
         let mut ends = memchr::memchr_iter(b'\n', &complete);
-        let Some(cut) = ends.nth(self.max_events - 1) else {
-            let total = memchr::memchr_iter(b'\n', &complete).count();
-            out.push(Batch::from_lines(complete, total));
+        // The end of the first full batch, counting lines as it goes: when
+        // there is none, the count is the batch's (one pass, not two).
+        let mut seen = 0;
+        let first = ends.by_ref().find(|_| {
+            seen += 1;
+            seen == self.max_events
+        });
+        let Some(cut) = first else {
+            out.push(Batch::from_lines(complete, seen));
             return;
         };
         out.push(Batch::from_lines(

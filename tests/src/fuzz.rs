@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rule_t1071_002::T1071;
 use rulebox_abi::frame::index::{IndexRequest, index_batch};
-use rulebox_abi::json::Scanner;
+use rulebox_abi::json::{ScanError, Scanner};
 use rulebox_abi::{EventResult, FrameOutputs, InitFrame, Outcome, Reads, Refused, ResultFrame};
 use rulebox_plugin::Runner;
 
@@ -81,9 +81,11 @@ impl FrameOutputs for Discard {
     fn refused(&mut self, _: Refused) {}
 }
 
-/// One event, read by every preset.
+/// One event, read by every preset, and the scanner's verdict checked
+/// against serde_json's.
 pub fn event_reader(data: &[u8]) {
     let line: Vec<u8> = data.iter().copied().filter(|&c| c != b'\n').collect();
+    scan_agrees_with_serde_json(&line);
     let mut batch = line.clone();
     batch.push(b'\n');
     PRESETS.with(|p| {
@@ -100,6 +102,83 @@ pub fn event_reader(data: &[u8]) {
             );
         }
     });
+}
+
+/// The host's scanner (SSE2 on x86_64) on one line: its fast path answers
+/// as its full parser alone does; and against serde_json, the same verdict
+/// (an object, valid JSON but not an object, not JSON), and for an object
+/// the same members, each value span a whole JSON value equal to
+/// serde_json's (the last of a repeated key, as serde_json keeps).
+/// Where the two differ by design nothing is compared: nesting past either
+/// side's limit, a lone surrogate in a `\u` escape (valid JSON grammar;
+/// serde_json refuses it as text), a number beyond `f64`.
+pub fn scan_agrees_with_serde_json(line: &[u8]) {
+    use serde_json::Value;
+    let spans = |o: rulebox_abi::json::Object<'_, '_>| {
+        let m: Vec<_> = o.members().iter().map(|m| (m.key, m.value)).collect();
+        (m, o.close)
+    };
+    // The scanner's fast path against its full parser alone.
+    let (mut scanner, mut reference) = (Scanner::new(), Scanner::new());
+    assert_eq!(
+        scanner.scan(line).map(spans),
+        reference.scan_reference(line).map(spans),
+        "fast path and full parser on {:?}",
+        String::from_utf8_lossy(line)
+    );
+    // Read as the first object of a stream (a HEC body): the same object
+    // as the text up to where it says the object ends; and a line that is
+    // one object reads the same either way.
+    let whole = scanner.scan(line).is_ok();
+    match scanner.scan_prefix(line).map(|(o, end)| (spans(o), end)) {
+        Ok((got, end)) => assert_eq!(
+            Ok(got),
+            reference.scan_reference(&line[..end]).map(spans),
+            "first object of {:?}",
+            String::from_utf8_lossy(line)
+        ),
+        Err(e) => assert!(!whole, "{e:?} for a whole object"),
+    }
+    let ours = scanner.scan(line);
+    let theirs = serde_json::from_slice::<Value>(line);
+    if let Err(e) = &theirs {
+        let msg = e.to_string();
+        if [
+            "recursion limit",
+            "surrogate",
+            "hex escape",
+            "number out of range",
+        ]
+        .iter()
+        .any(|m| msg.contains(m))
+        {
+            return;
+        }
+    }
+    let map = match (ours, theirs) {
+        (Err(ScanError::TooDeep), _) | (Err(ScanError::Malformed), Err(_)) => return,
+        (Err(ScanError::NotObject), Ok(v)) if !v.is_object() => return,
+        (Ok(object), Ok(Value::Object(map))) => (object, map),
+        (ours, theirs) => panic!(
+            "scanner {:?}, serde_json {:?} on {:?}",
+            ours.map(|o| o.members().len()),
+            theirs,
+            String::from_utf8_lossy(line)
+        ),
+    };
+    let (object, map) = map;
+    let mut last = std::collections::BTreeMap::new();
+    for m in object.members() {
+        let quoted = &line[m.key.start as usize - 1..m.key.end as usize + 1];
+        let key: String = serde_json::from_slice(quoted).expect("a key span is a JSON string");
+        let value: Value =
+            serde_json::from_slice(&line[m.value.range()]).expect("a value span is JSON");
+        last.insert(key, value);
+    }
+    assert_eq!(last.len(), map.len(), "{:?}", String::from_utf8_lossy(line));
+    for (k, v) in &map {
+        assert_eq!(last.get(k), Some(v), "{:?}", String::from_utf8_lossy(line));
+    }
 }
 
 /// The plugin API's decoding on both sides: the host's reading of result

@@ -213,13 +213,13 @@ pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 }
 
 /// Removes the `,"t1071":{...}` the rule adds, to recover the original.
+/// A line cut inside the label (the last line a killed run wrote) comes
+/// back as it is.
 pub fn unsplice(line: &[u8]) -> Vec<u8> {
     let key = b",\"t1071\":{";
-    match line.windows(key.len()).rposition(|w| w == key) {
-        Some(at) => {
-            let end = line[at..].iter().position(|&c| c == b'}').unwrap() + at + 1;
-            [&line[..at], &line[end..]].concat()
-        }
+    let at = line.windows(key.len()).rposition(|w| w == key);
+    match at.and_then(|at| Some((at, line[at..].iter().position(|&c| c == b'}')? + at + 1))) {
+        Some((at, end)) => [&line[..at], &line[end..]].concat(),
         None => line.to_vec(),
     }
 }

@@ -14,6 +14,7 @@
 //!   object, so rules see its fields, and it is sent on as a string again;
 //! * `r`: a line from `/services/collector/raw`, sent on as a string.
 
+use rulebox_abi::json::{Object, ScanError, Scanner, key_eq, unescape};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -38,24 +39,63 @@ pub struct Envelope<'a> {
     pub fields: Option<&'a RawValue>,
 }
 
-/// One envelope as received: the kept keys and the event. (Not
-/// `#[serde(flatten)]`: raw values cannot pass through serde's buffer.)
-#[derive(Deserialize)]
+/// The envelope keys an incoming envelope is read for: `event`, then the
+/// kept ones in the order the metadata writes them.
+const INCOMING_KEYS: [&str; 7] = [
+    "event",
+    "time",
+    "host",
+    "source",
+    "sourcetype",
+    "index",
+    "fields",
+];
+
+/// One envelope as received, read by the scanner: the event's and the
+/// kept keys' raw values (other keys are ignored).
 struct Incoming<'a> {
-    #[serde(borrow, default)]
-    event: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    time: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    host: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    source: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    sourcetype: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    index: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    fields: Option<&'a RawValue>,
+    event: Option<&'a [u8]>,
+    /// `time`, `host`, `source`, `sourcetype`, `index`, `fields`.
+    kept: [Option<&'a [u8]>; 6],
+}
+
+impl<'a> Incoming<'a> {
+    /// The keys of `envelope`; `None` when one of [`INCOMING_KEYS`] is
+    /// given twice (an envelope must say what it means once).
+    fn read(envelope: &Object<'_, 'a>) -> Option<Incoming<'a>> {
+        let mut values: [Option<&'a [u8]>; 7] = [None; 7];
+        let src = envelope.src();
+        for m in envelope.members() {
+            let key = src.get(m.key.range())?;
+            if let Some(k) = INCOMING_KEYS.iter().position(|name| key_eq(key, name)) {
+                if values[k].is_some() {
+                    return None;
+                }
+                values[k] = Some(src.get(m.value.range())?);
+            }
+        }
+        let [event, kept @ ..] = values;
+        Some(Incoming { event, kept })
+    }
+
+    /// The kept keys as a JSON object (`{}` when none), as the line's
+    /// metadata carries them.
+    fn write_kept(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        for (name, value) in INCOMING_KEYS[1..].iter().zip(&self.kept) {
+            let Some(value) = value else { continue };
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(value);
+        }
+        out.push(b'}');
+    }
 }
 
 /// Why a body was refused, with Splunk's code and text.
@@ -100,56 +140,47 @@ fn read_events(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
     let mut n = 0;
     let mut meta = Vec::with_capacity(128);
     let mut line = Vec::new();
-    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Incoming<'_>>();
+    let mut scanner = Scanner::new();
+    let mut at = 0;
     loop {
-        // Each envelope must be an object (serde would take an array too).
-        let next = body[stream.byte_offset()..]
-            .iter()
-            .find(|c| !c.is_ascii_whitespace());
-        match next {
+        // Each envelope must be an object.
+        let rest = &body[at..];
+        match rest.iter().find(|c| !c.is_ascii_whitespace()) {
             None => break,
             Some(b'{') => {}
             Some(_) => return Err(BodyError::InvalidFormat(n)),
         }
-        let Some(item) = stream.next() else { break };
-        let env = item.map_err(|_| BodyError::InvalidFormat(n))?;
+        let (envelope, end) = scanner
+            .scan_prefix(rest)
+            .map_err(|_| BodyError::InvalidFormat(n))?;
+        let env = Incoming::read(&envelope).ok_or(BodyError::InvalidFormat(n))?;
+        at += end;
         let event = match env.event {
-            None => return Err(BodyError::EventRequired(n)),
-            Some(e) if e.get() == "null" => return Err(BodyError::EventRequired(n)),
-            Some(e) => e.get(),
+            None | Some(b"null") => return Err(BodyError::EventRequired(n)),
+            Some(e) => e,
         };
-        let kind = if event.starts_with('"') {
-            let text: String =
-                serde_json::from_str(event).map_err(|_| BodyError::InvalidFormat(n))?;
+        let kind = if event.first() == Some(&b'"') {
+            let inner = &event[1..event.len() - 1];
+            let text = unescape(inner).ok_or(BodyError::InvalidFormat(n))?;
             if text.trim().is_empty() {
                 return Err(BodyError::EventBlank(n));
             }
+            line.clear();
             if is_json_object(text.as_bytes()) {
-                line.clear();
                 flatten_into(text.as_bytes(), &mut line);
                 b'j'
             } else {
-                line.clear();
-                line.extend_from_slice(event.as_bytes());
+                line.extend_from_slice(event);
                 b'v'
             }
         } else {
             line.clear();
-            flatten_into(event.as_bytes(), &mut line);
+            flatten_into(event, &mut line);
             b'v'
         };
         meta.clear();
         meta.push(kind);
-        // Serialising borrowed raw values cannot fail.
-        let kept = Envelope {
-            time: env.time,
-            host: env.host,
-            source: env.source,
-            sourcetype: env.sourcetype,
-            index: env.index,
-            fields: env.fields,
-        };
-        let _ = serde_json::to_writer(&mut meta, &kept);
+        env.write_kept(&mut meta);
         out.push_line(&line);
         out.set_last_meta(&meta);
         n += 1;
@@ -238,44 +269,27 @@ pub struct Defaults {
     pub time_from_event: bool,
 }
 
-/// The top-level fields an event's time is read from, first found wins:
-/// an alert's `last_seen`, then the schema presets' time fields.
-#[derive(Deserialize, Default)]
-struct EventTimes<'a> {
-    #[serde(borrow, default)]
-    last_seen: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "_time")]
-    cim: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "@timestamp")]
-    ecs: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    timestamp: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    ts: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    time: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    starttime: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "UtcTime")]
-    sysmon: Option<&'a RawValue>,
-}
+/// The top-level keys an event's time is read from, first found wins: an
+/// alert's `last_seen`, then the schema presets' time fields (`_time`,
+/// `@timestamp`, ...). A key given twice counts once, its first time.
+const TIME_KEYS: [&str; 8] = [
+    "last_seen",
+    "_time",
+    "@timestamp",
+    "timestamp",
+    "ts",
+    "time",
+    "starttime",
+    "UtcTime",
+];
 
-/// The event's own time, Unix seconds: the first of [`EventTimes`]'s
-/// fields that reads as a time (a number, or text; see
+/// The event's own time, Unix seconds: the first of [`TIME_KEYS`] whose
+/// value reads as a time (a number, or text; see
 /// [`crate::codecs::timestamp`]).
-fn event_time(t: &EventTimes<'_>) -> Option<f64> {
-    let all = [
-        t.last_seen,
-        t.cim,
-        t.ecs,
-        t.timestamp,
-        t.ts,
-        t.time,
-        t.starttime,
-        t.sysmon,
-    ];
-    all.into_iter().flatten().find_map(|raw| {
-        let text = raw.get();
+fn event_time(event: &Object<'_, '_>) -> Option<f64> {
+    TIME_KEYS.iter().find_map(|key| {
+        let m = event.member(key)?;
+        let text = std::str::from_utf8(event.src().get(m.value.range())?).ok()?;
         match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
             Some(inner) => timestamp::from_text(inner),
             None => timestamp::from_number(text.parse().ok()?),
@@ -285,7 +299,14 @@ fn event_time(t: &EventTimes<'_>) -> Option<f64> {
 
 /// Appends the envelope of one event: its own metadata (from a HEC
 /// source), the sink's defaults for the keys it lacks, and the event.
-pub fn write_envelope(out: &mut Vec<u8>, line: &[u8], meta: &[u8], d: &Defaults) {
+/// `scanner` reads the event (keep one per batch: it is reused).
+pub fn write_envelope(
+    out: &mut Vec<u8>,
+    line: &[u8],
+    meta: &[u8],
+    d: &Defaults,
+    scanner: &mut Scanner,
+) {
     let (kind, env_json) = match meta.split_first() {
         Some((&k, rest)) if matches!(k, b'v' | b'j' | b'r') => (k, rest),
         _ => (b'v', &b""[..]),
@@ -302,14 +323,16 @@ pub fn write_envelope(out: &mut Vec<u8>, line: &[u8], meta: &[u8], d: &Defaults)
         out.extend_from_slice(k.as_bytes());
         out.extend_from_slice(b"\":");
     };
-    // An object event is read once: to know it is one, and for its time.
-    let object = match kind {
+    // An event is scanned once (the project's scanner, no value built):
+    // to know whether it is JSON, an object, and for its time.
+    let scan = match kind {
         b'j' | b'r' => None,
-        _ => serde_json::from_slice::<EventTimes<'_>>(line).ok(),
+        _ => Some(scanner.scan(line)),
     };
-    let own_time = match (env.time, &object) {
+    let object = scan.as_ref().and_then(|r| r.as_ref().ok());
+    let own_time = match (env.time, object) {
         (Some(_), _) => None,
-        (None, Some(times)) if d.time_from_event => event_time(times),
+        (None, Some(event)) if d.time_from_event => event_time(event),
         _ => None,
     };
     if let Some(t) = env.time {
@@ -342,10 +365,8 @@ pub fn write_envelope(out: &mut Vec<u8>, line: &[u8], meta: &[u8], d: &Defaults)
         out.extend_from_slice(f.get().as_bytes());
     }
     key(out, "event");
-    let as_string = match kind {
-        b'j' | b'r' => true,
-        _ => object.is_none() && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err(),
-    };
+    // Valid JSON goes as it is; anything else as a JSON string.
+    let as_string = !matches!(scan, Some(Ok(_) | Err(ScanError::NotObject)));
     if as_string {
         let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(line));
     } else {
@@ -427,6 +448,23 @@ mod tests {
             Err(BodyError::EventRequired(0))
         );
         assert_eq!(events("  "), Err(BodyError::NoData));
+        // An envelope key given twice is refused; one written with an
+        // escape is the same key; other keys are ignored.
+        assert_eq!(
+            events(r#"{"event":1}{"event":2,"host":"a","event":3}"#),
+            Err(BodyError::InvalidFormat(1))
+        );
+        assert_eq!(
+            events(r#"{"\u0065vent":{"a":1},"h\u006fst":"x","other":[1],"index":null}"#),
+            Ok(vec![(
+                r#"{"a":1}"#.into(),
+                r#"v{"host":"x","index":null}"#.into()
+            )])
+        );
+        assert_eq!(
+            events(r#"{"event":"\ud800"}"#),
+            Err(BodyError::InvalidFormat(0))
+        );
         let (status, body) = BodyError::InvalidFormat(3).response();
         assert_eq!(status, 400);
         assert_eq!(
@@ -447,7 +485,13 @@ mod tests {
         assert_eq!(b.count(), 2);
         assert_eq!(b.meta(1), br#"r{"index":"net","sourcetype":"fw:asa"}"#);
         let mut out = Vec::new();
-        write_envelope(&mut out, b"a b", b.meta(0), &Defaults::default());
+        write_envelope(
+            &mut out,
+            b"a b",
+            b.meta(0),
+            &Defaults::default(),
+            &mut Scanner::new(),
+        );
         assert_eq!(
             out,
             br#"{"sourcetype":"fw:asa","index":"net","event":"a b"}"#
@@ -472,7 +516,13 @@ mod tests {
         let out: Vec<String> = (0..4)
             .map(|i| {
                 let mut o = Vec::new();
-                write_envelope(&mut o, b.iter().nth(i).unwrap(), b.meta(i), &d);
+                write_envelope(
+                    &mut o,
+                    b.iter().nth(i).unwrap(),
+                    b.meta(i),
+                    &d,
+                    &mut Scanner::new(),
+                );
                 String::from_utf8(o).unwrap()
             })
             .collect();
@@ -499,7 +549,7 @@ mod tests {
         };
         let write = |line: &str, meta: &[u8], d: &Defaults| {
             let mut out = Vec::new();
-            write_envelope(&mut out, line.as_bytes(), meta, d);
+            write_envelope(&mut out, line.as_bytes(), meta, d, &mut Scanner::new());
             String::from_utf8(out).unwrap()
         };
         let alert = r#"{"alert_id":"x","last_seen":"2025-11-27T10:00:00.250Z","_time":1}"#;
@@ -513,5 +563,36 @@ mod tests {
         assert!(own.starts_with(r#"{"time":5,"event""#), "{own}");
         assert!(write(r#"{"ts":"soon"}"#, b"", &d).starts_with(r#"{"event""#));
         assert!(write(ecs, b"", &Defaults::default()).starts_with(r#"{"event""#));
+        // A key given twice: its first value; a key written with an escape
+        // is the same key.
+        let twice = r#"{"ts":"2025-11-27T10:00:00Z","ts":"soon"}"#;
+        assert!(write(twice, b"", &d).starts_with(r#"{"time":1764237600.000,"#));
+        let escaped = r#"{"t\u0073":"2025-11-27T10:00:00Z"}"#;
+        assert!(write(escaped, b"", &d).starts_with(r#"{"time":1764237600.000,"#));
+    }
+
+    /// What is not JSON goes as a JSON string; JSON that is not an object
+    /// goes as it is.
+    #[test]
+    fn events_that_are_not_objects() {
+        let write = |line: &[u8]| {
+            let mut out = Vec::new();
+            write_envelope(
+                &mut out,
+                line,
+                b"",
+                &Defaults::default(),
+                &mut Scanner::new(),
+            );
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(write(br#""text""#), r#"{"event":"text"}"#);
+        assert_eq!(write(b"[1,2]"), r#"{"event":[1,2]}"#);
+        assert_eq!(write(b"a b"), r#"{"event":"a b"}"#);
+        assert_eq!(write(br#"{"a":1"#), r#"{"event":"{\"a\":1"}"#);
+        assert_eq!(
+            write(b"{\"a\":\"\xff\"}"),
+            "{\"event\":\"{\\\"a\\\":\\\"\u{fffd}\\\"}\"}"
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use rulebox_abi::json::Scanner;
 use serde::Deserialize;
 
 use super::buffer::BufferConfig;
@@ -128,8 +129,9 @@ struct Envelopes(hec::Defaults);
 
 impl Encode for Envelopes {
     fn encode(&self, b: &Batch, body: &mut Vec<u8>) {
+        let mut scanner = Scanner::new();
         for (i, l) in b.iter().enumerate() {
-            hec::write_envelope(body, l, b.meta(i), &self.0);
+            hec::write_envelope(body, l, b.meta(i), &self.0, &mut scanner);
             body.push(b'\n');
         }
     }

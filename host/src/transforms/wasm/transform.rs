@@ -361,6 +361,11 @@ impl WasmTransform {
 
     fn process_counted(&mut self, input: &Batch, now_ms: i64, out: &mut Outputs) {
         inc(&self.stats.events_in, input.count() as u64);
+        // Most events leave on the default output, about as long as they
+        // came (an edit is a splice): room for them all, and an eighth
+        // more, up front rather than by doubling as lines are appended.
+        let len = input.bytes().len();
+        out.default.reserve(len + len / 8);
         let n_guest = self.screen(input);
         if n_guest == 0 {
             self.unprocessed_all(input, out, None);

@@ -11,15 +11,19 @@
 //! from spans rather than bytes.
 //!
 //! By concern: `parser` validates and skips values; `scanner` reads an
-//! event's members into a [`Scanner`]; `object` looks fields up in the
+//! event's members into a [`Scanner`], first by the fast path in `flat`
+//! (the full parser when it is not sure); `object` looks fields up in the
 //! [`Object`] it answers; `value` reads one raw [`Value`]; `escape` reads
 //! and writes JSON strings; `plan` holds what a rule declares it reads
 //! ([`Path`], [`PathPlan`], [`KeySet`]); `swar` the eight-bytes-at-a-time
-//! byte work they share. This file holds the types they all speak.
+//! byte work they share, `plain` the string scan's inner loop (SSE2 on
+//! x86_64). This file holds the types they all speak.
 
 mod escape;
+mod flat;
 mod object;
 mod parser;
+mod plain;
 mod plan;
 mod scanner;
 mod swar;

@@ -3,7 +3,8 @@
 //! (UTF-8 checked inside strings as they are read), without building
 //! anything. The scanner and the value readers drive it.
 
-use super::swar::{HIGH, ONES, zero_bytes};
+use super::flat::number_end;
+use super::plain::plain_end;
 use super::{MAX_DEPTH, ScanError, Span};
 
 /// A position in `b`; every method reads from `i` on and leaves `i` after
@@ -51,104 +52,66 @@ impl<'a> Parser<'a> {
     }
 
     /// A string; returns the span between the quotes.
+    #[inline]
     pub(super) fn string(&mut self) -> Result<Span, ScanError> {
         self.expect(b'"')?;
         let start = self.i;
         loop {
-            // Fast path over plain ASCII: eight bytes at a time while none
-            // of them is a quote, a backslash, a control character or
-            // non-ASCII (SWAR).
-            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
-                let v = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-                let special = zero_bytes(v ^ (ONES * b'"' as u64))
-                    | zero_bytes(v ^ (ONES * b'\\' as u64))
-                    | (v.wrapping_sub(ONES * 0x20) & !v & HIGH)
-                    | (v & HIGH);
-                if special != 0 {
-                    // The lowest flagged byte is exact in each term, so it is
-                    // the first special byte: go straight to it.
-                    self.i += (special.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                self.i += 8;
-            }
-            while let Some(&c) = self.b.get(self.i) {
-                if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
-                    break;
-                }
+            // Straight to the next byte that is not plain ASCII.
+            self.i = plain_end(self.b, self.i);
+            if self.peek() == Some(b'"') {
                 self.i += 1;
+                return Ok(Span::of(start, self.i - 1));
             }
-            match self.next() {
-                Some(b'"') => return Ok(Span::of(start, self.i - 1)),
-                Some(lead @ 0x80..) => {
-                    // One UTF-8 sequence; std decides overlongs, surrogates
-                    // and the upper bound.
-                    let len = match lead {
-                        0xC2..=0xDF => 2,
-                        0xE0..=0xEF => 3,
-                        0xF0..=0xF4 => 4,
-                        _ => return Err(ScanError::Malformed),
-                    };
-                    let at = self.i - 1;
-                    let seq = self.b.get(at..at + len).ok_or(ScanError::Malformed)?;
-                    if core::str::from_utf8(seq).is_err() {
-                        return Err(ScanError::Malformed);
-                    }
-                    self.i = at + len;
+            self.string_special()?;
+        }
+    }
+
+    /// The byte at `i` inside a string is not plain ASCII and not its
+    /// closing quote: checks and passes an escape or a UTF-8 sequence.
+    /// Out of line, so that the common string (plain, then a quote) keeps
+    /// a small, inlined loop.
+    #[cold]
+    #[inline(never)]
+    fn string_special(&mut self) -> Result<(), ScanError> {
+        match self.next() {
+            Some(lead @ 0x80..) => {
+                // One UTF-8 sequence; std decides overlongs, surrogates
+                // and the upper bound.
+                let len = match lead {
+                    0xC2..=0xDF => 2,
+                    0xE0..=0xEF => 3,
+                    0xF0..=0xF4 => 4,
+                    _ => return Err(ScanError::Malformed),
+                };
+                let at = self.i - 1;
+                let seq = self.b.get(at..at + len).ok_or(ScanError::Malformed)?;
+                if core::str::from_utf8(seq).is_err() {
+                    return Err(ScanError::Malformed);
                 }
-                Some(b'\\') => {
-                    self.escapes += 1;
-                    match self.next() {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
-                        Some(b'u') => {
-                            let h = self.b.get(self.i..self.i + 4).ok_or(ScanError::Malformed)?;
-                            if !h.iter().all(u8::is_ascii_hexdigit) {
-                                return Err(ScanError::Malformed);
-                            }
-                            self.i += 4;
+                self.i = at + len;
+            }
+            Some(b'\\') => {
+                self.escapes += 1;
+                match self.next() {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
+                    Some(b'u') => {
+                        let h = self.b.get(self.i..self.i + 4).ok_or(ScanError::Malformed)?;
+                        if !h.iter().all(u8::is_ascii_hexdigit) {
+                            return Err(ScanError::Malformed);
                         }
-                        _ => return Err(ScanError::Malformed),
+                        self.i += 4;
                     }
+                    _ => return Err(ScanError::Malformed),
                 }
-                _ => return Err(ScanError::Malformed),
-            }
-        }
-    }
-
-    fn digits(&mut self) -> usize {
-        let s = self.i;
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.i += 1;
-        }
-        self.i - s
-    }
-
-    fn number(&mut self) -> Result<(), ScanError> {
-        if self.peek() == Some(b'-') {
-            self.i += 1;
-        }
-        match self.peek() {
-            Some(b'0') => self.i += 1,
-            Some(b'1'..=b'9') => {
-                self.digits();
             }
             _ => return Err(ScanError::Malformed),
         }
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            if self.digits() == 0 {
-                return Err(ScanError::Malformed);
-            }
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.i += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.i += 1;
-            }
-            if self.digits() == 0 {
-                return Err(ScanError::Malformed);
-            }
-        }
+        Ok(())
+    }
+
+    fn number(&mut self) -> Result<(), ScanError> {
+        self.i = number_end(self.b, self.i).ok_or(ScanError::Malformed)?;
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 
 use alloc::vec::Vec;
 
+use super::flat::{only_ws_from, scan_flat, top_value_end};
 use super::parser::Parser;
 use super::plan::NO_GROUP;
 use super::swar::{bytes_eq, key_hash};
@@ -53,6 +54,41 @@ impl Scanner {
         self.group = NO_GROUP;
         self.slots.clear();
         Ok(self.object(src))
+    }
+
+    /// The JSON object at the start of `src` (whitespace before it
+    /// allowed) and the offset right after it, where more may follow: for
+    /// a stream of objects one after another, such as a Splunk HEC request
+    /// body. Spans are offsets in `src`. `NotObject`: `src` starts with
+    /// something else.
+    pub fn scan_prefix<'s, 'a>(
+        &'s mut self,
+        src: &'a [u8],
+    ) -> Result<(Object<'s, 'a>, usize), ScanError> {
+        let start = src
+            .iter()
+            .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+            .unwrap_or(src.len());
+        if src.get(start) != Some(&b'{') {
+            return Err(ScanError::NotObject);
+        }
+        self.members.clear();
+        self.key_escaped.clear();
+        self.escaped_keys = false;
+        if let Some(close) = scan_flat(src, &mut self.members) {
+            // The fast path read it: its members are the object's.
+            let src = src.get(..close + 1).unwrap_or_default();
+            self.key_escaped.resize(self.members.len(), false);
+            self.close = close;
+            self.has_members = !self.members.is_empty();
+            self.index(src);
+            self.group = NO_GROUP;
+            self.slots.clear();
+            return Ok((self.object(src), close + 1));
+        }
+        let end = top_value_end(src, start)?;
+        let object = self.scan(src.get(..end).unwrap_or_default())?;
+        Ok((object, end))
     }
 
     /// [`Scanner::scan`], then `plan` applied: which group the object
@@ -115,6 +151,50 @@ impl Scanner {
         self.members.clear();
         self.key_escaped.clear();
         self.escaped_keys = false;
+        let fast = scan_flat(src, &mut self.members).filter(|&c| only_ws_from(src, c + 1));
+        let close = match fast {
+            Some(close) => {
+                self.key_escaped.resize(self.members.len(), false);
+                close
+            }
+            None => {
+                self.members.clear();
+                self.parse_members(src)?
+            }
+        };
+        self.close = close;
+        self.has_members = !self.members.is_empty();
+        if with_index {
+            self.index(src);
+        } else {
+            self.hashes.clear();
+            self.table.clear();
+        }
+        Ok(())
+    }
+
+    /// [`Scanner::scan`] by the full parser alone, without the fast path
+    /// ([`flat`](super::flat)): the reference the fast path is tested
+    /// against (the scanner's tests, the fuzz target `event_reader`).
+    #[doc(hidden)]
+    pub fn scan_reference<'s, 'a>(
+        &'s mut self,
+        src: &'a [u8],
+    ) -> Result<Object<'s, 'a>, ScanError> {
+        self.members.clear();
+        self.key_escaped.clear();
+        self.escaped_keys = false;
+        self.close = self.parse_members(src)?;
+        self.has_members = !self.members.is_empty();
+        self.index(src);
+        self.group = NO_GROUP;
+        self.slots.clear();
+        Ok(self.object(src))
+    }
+
+    /// Reads `src` with the full parser into `members` and `key_escaped`
+    /// (both empty); returns the offset of the closing `}`.
+    fn parse_members(&mut self, src: &[u8]) -> Result<usize, ScanError> {
         let mut p = Parser::at(src, 0);
         p.ws();
         if p.peek() != Some(b'{') {
@@ -165,15 +245,7 @@ impl Scanner {
         if p.i != src.len() {
             return Err(ScanError::Malformed);
         }
-        self.close = close;
-        self.has_members = !self.members.is_empty();
-        if with_index {
-            self.index(src);
-        } else {
-            self.hashes.clear();
-            self.table.clear();
-        }
-        Ok(())
+        Ok(close)
     }
 }
 
@@ -409,6 +481,138 @@ mod tests {
             sc.scan(b"{\"k\":\"\xe6\x97").unwrap_err(),
             ScanError::Malformed
         );
+    }
+
+    /// A random JSON value (depth-limited) from pieces that exercise both
+    /// paths: escapes and non-ASCII in keys and strings, every number form,
+    /// literals, whitespace, nesting.
+    fn random_value(seed: &mut u64, depth: u32, out: &mut Vec<u8>) {
+        let mut next = || {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed
+        };
+        const STRINGS: [&str; 8] = [
+            r#""a""#,
+            r#""dest_ip""#,
+            r#""""#,
+            r#""a\"b""#,
+            r#""\u00e9x""#,
+            "\"é日\"",
+            r#""abcdefghijklmnopqrstuvwxyz0123456789""#,
+            r#""a.b""#,
+        ];
+        const SCALARS: [&str; 9] = [
+            "0", "-1", "12.5", "1e9", "-0.25E-3", "true", "false", "null", "203",
+        ];
+        const WS: [&str; 4] = ["", "", " ", " \t\r\n "];
+        let r = next();
+        let ws = |k: u64| WS[(k % 4) as usize].as_bytes();
+        match r % 8 {
+            0 | 1 if depth < 5 => {
+                let object = r % 2 == 0;
+                out.push(if object { b'{' } else { b'[' });
+                let n = (r >> 8) % 5;
+                for k in 0..n {
+                    out.extend_from_slice(ws(r >> (12 + k)));
+                    if object {
+                        out.extend_from_slice(STRINGS[((r >> (20 + k)) % 8) as usize].as_bytes());
+                        out.extend_from_slice(ws(r >> (30 + k)));
+                        out.push(b':');
+                    }
+                    random_value(seed, depth + 1, out);
+                    if k + 1 < n {
+                        out.push(b',');
+                    }
+                }
+                out.extend_from_slice(ws(r >> 40));
+                out.push(if object { b'}' } else { b']' });
+            }
+            2..=4 => out.extend_from_slice(STRINGS[((r >> 8) % 8) as usize].as_bytes()),
+            _ => out.extend_from_slice(SCALARS[((r >> 8) % 9) as usize].as_bytes()),
+        }
+    }
+
+    /// The fast path answers as the full parser does (verdict, members,
+    /// spans, closing brace, escaped keys) on random objects, half of them
+    /// with one byte changed, removed or added.
+    #[test]
+    fn the_fast_path_answers_as_the_full_parser() {
+        let mut seed = 0x0123_4567_89ab_cdefu64;
+        let (mut fast, mut full) = (Scanner::new(), Scanner::new());
+        let mut valid = 0;
+        for round in 0..60_000u64 {
+            let mut ev = b"{".to_vec();
+            let n = round % 7;
+            for k in 0..n {
+                random_value(&mut seed, 0, &mut Vec::new()); // vary the stream
+                let key = [r#""k""#, r#""dest_port""#, r#""a\"k""#, "\"é\"", r#""""#];
+                ev.extend_from_slice(key[((seed >> 5) % 5) as usize].as_bytes());
+                ev.push(b':');
+                random_value(&mut seed, 1, &mut ev);
+                if k + 1 < n {
+                    ev.push(b',');
+                }
+            }
+            ev.push(b'}');
+            if round % 2 == 1 && !ev.is_empty() {
+                let at = (seed >> 17) as usize % ev.len();
+                let bytes = b"{}[]:,\"\\ 0a-e.\x01\xff";
+                let byte = bytes[(seed >> 40) as usize % bytes.len()];
+                match (seed >> 50) % 3 {
+                    0 => ev[at] = byte,
+                    1 => {
+                        ev.remove(at);
+                    }
+                    _ => ev.insert(at, byte),
+                }
+            }
+            let a = fast.scan(&ev).map(|o| (o.members().to_vec(), o.close));
+            let b = full
+                .scan_reference(&ev)
+                .map(|o| (o.members().to_vec(), o.close));
+            let text = alloc::format!("{:?}", String::from_utf8_lossy(&ev));
+            match (a, b) {
+                (Ok((ma, ca)), Ok((mb, cb))) => {
+                    valid += 1;
+                    assert_eq!(ca, cb, "{text}");
+                    assert_eq!(ma.len(), mb.len(), "{text}");
+                    for (x, y) in ma.iter().zip(&mb) {
+                        assert_eq!((x.key, x.value), (y.key, y.value), "{text}");
+                    }
+                    assert_eq!(fast.escaped_keys, full.escaped_keys, "{text}");
+                    assert_eq!(fast.key_escaped, full.key_escaped, "{text}");
+                }
+                (a, b) => assert_eq!(a.err(), b.err(), "{text}"),
+            }
+        }
+        assert!(valid > 20_000, "{valid} valid events");
+    }
+
+    #[test]
+    fn objects_one_after_another() {
+        let s = br#" {"a":1,"b":{"c":[{}]}}{"x":"}"}  {"y":"\u0041"}
+[1]"#;
+        let mut sc = Scanner::new();
+        let mut at = 0;
+        let mut got = Vec::new();
+        while let Ok((o, end)) = sc.scan_prefix(&s[at..]) {
+            let keys: Vec<String> = o
+                .members()
+                .iter()
+                .map(|m| String::from_utf8(s[at..][m.key.range()].to_vec()).unwrap())
+                .collect();
+            got.push(keys.join(","));
+            at += end;
+        }
+        assert_eq!(got, ["a,b", "x", "y"]);
+        assert_eq!(sc.scan_prefix(&s[at..]).unwrap_err(), ScanError::NotObject);
+        assert_eq!(
+            sc.scan_prefix(b"{\"a\":}{}").unwrap_err(),
+            ScanError::Malformed
+        );
+        assert_eq!(sc.scan_prefix(b"   ").unwrap_err(), ScanError::NotObject);
     }
 
     #[test]

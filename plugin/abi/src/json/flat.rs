@@ -1,0 +1,250 @@
+//! The scanner's fast path: an event's top-level members read in tight
+//! loops over local offsets, nested objects and arrays without recursion,
+//! for the common event (top-level keys with no escape and no non-ASCII
+//! byte). It answers only when it is sure; anything else (such a key, an
+//! error, nesting past [`MAX_DEPTH`]) is left to the full parser
+//! ([`Scanner::scan_inner`](super::Scanner) then scans the event again
+//! from the start), which gives the verdict and the reason.
+//!
+//! So when it answers, it answers what the full parser would: the same
+//! members with the same spans and the same closing brace. The scanner's
+//! tests and the fuzz target `event_reader` compare the two on every
+//! input ([`Scanner::scan_reference`](super::Scanner::scan_reference)).
+
+use alloc::vec::Vec;
+
+use super::parser::Parser;
+use super::plain::plain_end;
+use super::{MAX_DEPTH, Member, ScanError, Span};
+
+/// `i` moved past JSON whitespace.
+#[inline(always)]
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// `i` moved past ASCII digits; and how many there were.
+#[inline(always)]
+fn digits(b: &[u8], mut i: usize) -> (usize, usize) {
+    let start = i;
+    while let Some(b'0'..=b'9') = b.get(i) {
+        i += 1;
+    }
+    (i, i - start)
+}
+
+/// The end of the JSON number that starts at `i`, if one does (the
+/// grammar's: an optional minus, no leading zero, digits after a point and
+/// in an exponent). The full parser reads numbers with it too.
+#[inline(always)]
+pub(super) fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i = digits(b, i + 1).0,
+        _ => return None,
+    }
+    if b.get(i) == Some(&b'.') {
+        let (end, n) = digits(b, i + 1);
+        if n == 0 {
+            return None;
+        }
+        i = end;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        let (end, n) = digits(b, i);
+        if n == 0 {
+            return None;
+        }
+        i = end;
+    }
+    Some(i)
+}
+
+/// The end of the string whose opening quote is at `i`.
+#[inline(always)]
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let end = plain_end(b, i + 1);
+    if b.get(end) == Some(&b'"') {
+        Some(end + 1)
+    } else {
+        slow_string_end(b, i)
+    }
+}
+
+/// [`string_end`] of a string with an escape or a non-ASCII byte: the full
+/// parser's string reader, from the opening quote.
+#[inline(never)]
+fn slow_string_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut p = Parser::at(b, i);
+    p.string().ok()?;
+    Some(p.i)
+}
+
+/// The end of the string, number or literal that starts at `i`.
+#[inline(always)]
+fn scalar_end(b: &[u8], i: usize) -> Option<usize> {
+    let lit = |l: &[u8]| (b.get(i..i + l.len()) == Some(l)).then_some(i + l.len());
+    match *b.get(i)? {
+        b'"' => string_end(b, i),
+        b'-' | b'0'..=b'9' => number_end(b, i),
+        b't' => lit(b"true"),
+        b'f' => lit(b"false"),
+        b'n' => lit(b"null"),
+        _ => None,
+    }
+}
+
+/// Past a nested object's key at `i`, its colon and the whitespace
+/// around: the start of the member's value.
+#[inline(always)]
+fn past_key(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let i = ws(b, string_end(b, i)?);
+    (b.get(i) == Some(&b':')).then(|| ws(b, i + 1))
+}
+
+/// The end of the member value that starts at `i` (not whitespace):
+/// strings, numbers and literals inline, objects and arrays by
+/// [`container_end`].
+#[inline(always)]
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'{' | b'[' => container_end(b, i, 1),
+        _ => scalar_end(b, i),
+    }
+}
+
+/// The end of the value that starts at `i` (not whitespace), nested
+/// `depth` levels down (the scanner's members are at depth 1). Objects and
+/// arrays are read without recursion: a bit per open level says which of
+/// the two it is. Deeper than [`MAX_DEPTH`] is left to the full parser.
+#[inline(never)]
+fn container_end(b: &[u8], mut i: usize, depth: usize) -> Option<usize> {
+    let mut objects: u128 = 0;
+    let mut open = 0usize;
+    'value: loop {
+        match *b.get(i)? {
+            c @ (b'{' | b'[') => {
+                if depth + open >= MAX_DEPTH {
+                    return None;
+                }
+                let object = c == b'{';
+                i = ws(b, i + 1);
+                if b.get(i) == Some(&if object { b'}' } else { b']' }) {
+                    i += 1; // an empty one: a whole value
+                } else {
+                    objects = (objects << 1) | object as u128;
+                    open += 1;
+                    if object {
+                        i = past_key(b, i)?;
+                    }
+                    continue 'value;
+                }
+            }
+            _ => i = scalar_end(b, i)?,
+        }
+        // A value ended at `i`: the next element, or the end of the
+        // containers it closes.
+        loop {
+            if open == 0 {
+                return Some(i);
+            }
+            i = ws(b, i);
+            let object = objects & 1 == 1;
+            match b.get(i) {
+                Some(b',') => {
+                    i = ws(b, i + 1);
+                    if object {
+                        i = past_key(b, i)?;
+                    }
+                    continue 'value;
+                }
+                Some(&c) if c == if object { b'}' } else { b']' } => {
+                    objects >>= 1;
+                    open -= 1;
+                    i += 1;
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// The end of the object or array that starts at `i` (not whitespace), as
+/// the top-level value of a text: by [`container_end`], or the full parser
+/// when it is not sure (which then gives the reason).
+pub(super) fn top_value_end(b: &[u8], i: usize) -> Result<usize, ScanError> {
+    if let Some(end) = container_end(b, i, 0) {
+        return Ok(end);
+    }
+    let mut p = Parser::at(b, i);
+    p.value(0)?;
+    Ok(p.i)
+}
+
+/// Reads the JSON object at the start of `src` (after whitespace), whose
+/// keys hold no escape and no non-ASCII byte, appending its members to
+/// `members` (which it expects empty) and returning the offset of its
+/// closing `}`; what follows is the caller's to check. `None`: not such an
+/// object, or not valid (`members` then holds anything; the caller scans
+/// again).
+pub(super) fn scan_flat(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
+    let mut i = ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = ws(b, i + 1);
+    let close;
+    if b.get(i) == Some(&b'}') {
+        close = i;
+    } else {
+        loop {
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let key_start = i + 1;
+            let key_end = plain_end(b, key_start);
+            if b.get(key_end) != Some(&b'"') {
+                return None;
+            }
+            i = ws(b, key_end + 1);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            let value_start = ws(b, i + 1);
+            i = value_end(b, value_start)?;
+            members.push(Member {
+                key: Span::of(key_start, key_end),
+                value: Span::of(value_start, i),
+            });
+            i = ws(b, i);
+            match b.get(i) {
+                Some(b',') => i = ws(b, i + 1),
+                Some(b'}') => {
+                    close = i;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    Some(close)
+}
+
+/// Whether nothing but whitespace follows offset `i` of `b`.
+#[inline]
+pub(super) fn only_ws_from(b: &[u8], i: usize) -> bool {
+    ws(b, i) == b.len()
+}
