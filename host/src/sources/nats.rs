@@ -272,13 +272,12 @@ async fn shared(
         .get_or_create_consumer(&name, config)
         .await
         .map_err(|e| format!("consumer {name} on stream {}: {e}", cfg.stream))?;
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(cfg.batch_max_events.clamp(1, 1000))
-        .max_bytes_per_batch(PULL_BYTES)
-        .messages()
-        .await
-        .map_err(|e| format!("consumer {name}: {e}"))?;
+    let open = || async {
+        let pull = consumer.stream().max_messages_per_batch(cfg.batch_max_events.clamp(1, 1000));
+        let pull = pull.max_bytes_per_batch(PULL_BYTES).messages().await;
+        pull.map_err(|e| format!("consumer {name}: {e}"))
+    };
+    let mut messages = open().await?;
     let mut idle = Idle::new(cfg.idle_end_secs);
     loop {
         let Some(permit) = room(cx).await else { break };
@@ -286,6 +285,16 @@ async fn shared(
         let first = match next(&mut messages, stopping, &mut idle, &cx.id).await {
             Next::Message(m) => *m,
             Next::Stop => break,
+            Next::Broken => {
+                // A pull that no longer delivers (a server restart it did
+                // not recover from): a new one, from the durable's state.
+                tracing::warn!(source = %cx.id, "the pull from the consumer broke off; pulling anew");
+                match open().await {
+                    Ok(m) => messages = m,
+                    Err(e) => tracing::warn!(source = %cx.id, error = %e, "cannot pull yet"),
+                }
+                continue;
+            }
             Next::Idle if drained(&consumer).await => break,
             Next::Idle => {
                 idle.busy();
@@ -409,8 +418,10 @@ enum Next {
     Message(Box<jetstream::Message>),
     /// Nothing for `idle_end_secs`.
     Idle,
-    /// Shutdown, or the stream ended.
+    /// Shutdown.
     Stop,
+    /// The stream of messages ended, or keeps failing.
+    Broken,
 }
 
 /// The next message, waiting while none comes; `stopping` says when to
@@ -420,6 +431,7 @@ where
     S: futures_util::Stream<Item = Result<jetstream::Message, E>> + Unpin,
     E: std::fmt::Display,
 {
+    let mut failures = 0;
     loop {
         if stopping() {
             return Next::Stop;
@@ -434,9 +446,13 @@ where
             }
             Ok(Some(Err(e))) => {
                 tracing::warn!(reader = %id, error = %e, "reading the stream; going on");
+                failures += 1;
+                if failures >= 10 {
+                    return Next::Broken;
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Ok(None) => return Next::Stop,
+            Ok(None) => return Next::Broken,
             Err(_) => {}
         }
     }
@@ -609,26 +625,12 @@ impl Owner<'_> {
         let store: Arc<dyn crate::partition::Store> = self.store.clone();
         let part = Part::new(p, from, state, store);
         let subject = self.parts.subject.replace("{}", &p.to_string());
-        let config = pull::OrderedConfig {
-            filter_subject: subject.clone(),
-            deliver_policy: match from {
-                0 => DeliverPolicy::All,
-                s => DeliverPolicy::ByStartSequence { start_sequence: s + 1 },
-            },
-            ..Default::default()
-        };
-        let consumer = self
-            .stream
-            .create_consumer(config)
-            .await
-            .map_err(|e| format!("reading {subject}: {e}"))?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| format!("reading {subject}: {e}"))?;
+        let messages = ordered(&self.stream, &subject, from).await?;
         self.held.push(part.clone());
         let reader = PartReader {
             part,
+            stream: self.stream.clone(),
+            subject,
             max: self.cfg.batch_max_events,
             idle: Idle::new(self.cfg.idle_end_secs),
             tx: self.cx.tx.clone(),
@@ -643,6 +645,8 @@ impl Owner<'_> {
 /// Reads one partition into batches that carry its [`Part`].
 struct PartReader {
     part: Arc<Part>,
+    stream: jetstream::stream::Stream,
+    subject: String,
     max: usize,
     idle: Idle,
     tx: crate::channel::Tx,
@@ -653,12 +657,28 @@ struct PartReader {
 impl PartReader {
     /// Whether it ended for being idle.
     async fn run(mut self, mut messages: pull::Ordered) -> bool {
-        let mut n = 0u64;
+        let (mut n, mut last) = (0u64, self.part.delivered());
+        // The partition announced before any message: its restored windows
+        // are the transform's to flush or save even if nothing more comes.
+        let mut hello = Batch::default();
+        hello.part = Some(self.part.clone());
+        if self.tx.send(Arc::new(hello)).await.is_err() {
+            return false;
+        }
         loop {
-            let Some(first) = self.next(&mut messages).await else {
-                return self.idle.ended();
+            let first = match self.next(&mut messages).await {
+                Next::Message(m) => *m,
+                Next::Broken => {
+                    // Read on from the last message taken, with a new consumer.
+                    tracing::warn!(partition = self.part.id(), "the partition's reading broke off; reading anew");
+                    match ordered(&self.stream, &self.subject, last).await {
+                        Ok(m) => messages = m,
+                        Err(e) => tracing::warn!(partition = self.part.id(), error = %e, "cannot read it yet"),
+                    }
+                    continue;
+                }
+                Next::Idle | Next::Stop => return self.idle.ended(),
             };
-            let mut last = 0;
             let mut b = gather(first, &mut messages, self.max, |msg, b| {
                 last = msg.info().map_or(last, |i| i.stream_sequence);
                 push_lines(b, &msg.payload);
@@ -673,16 +693,32 @@ impl PartReader {
         }
     }
 
-    async fn next(&mut self, messages: &mut pull::Ordered) -> Option<jetstream::Message> {
+    async fn next(&mut self, messages: &mut pull::Ordered) -> Next {
         let (stop, shutdown, part) = (&self.cx_stop, &self.shutdown, &self.part);
         let stopping = || {
             let gone = part.is_lost() || part.is_handing_over();
             stop.load(Ordering::Relaxed) || *shutdown.borrow() || gone
         };
         let id = format!("partition {}", part.id());
-        match next(messages, stopping, &mut self.idle, &id).await {
-            Next::Message(m) => Some(*m),
-            Next::Idle | Next::Stop => None,
-        }
+        next(messages, stopping, &mut self.idle, &id).await
     }
+}
+
+/// An ordered consumer of `subject`, from the message after sequence
+/// `after` (0: from the first).
+async fn ordered(
+    stream: &jetstream::stream::Stream,
+    subject: &str,
+    after: u64,
+) -> Result<pull::Ordered, String> {
+    let config = pull::OrderedConfig {
+        filter_subject: subject.to_string(),
+        deliver_policy: match after {
+            0 => DeliverPolicy::All,
+            s => DeliverPolicy::ByStartSequence { start_sequence: s + 1 },
+        },
+        ..Default::default()
+    };
+    let consumer = (stream.create_consumer(config).await).map_err(|e| format!("reading {subject}: {e}"))?;
+    consumer.messages().await.map_err(|e| format!("reading {subject}: {e}"))
 }

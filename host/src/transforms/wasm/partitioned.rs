@@ -112,6 +112,10 @@ impl Partitioned {
             return;
         }
         let Some(slot) = self.slot(part) else { return };
+        if b.is_empty() {
+            // The source announcing the partition: its instance now exists.
+            return;
+        }
         process_batch(&mut slot.t, b, now_ms(), outs);
         let end = b.acks.iter().filter_map(|a| a.position());
         let end = end.filter(|(pr, _)| Arc::ptr_eq(pr, part.progress()));
