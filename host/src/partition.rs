@@ -8,8 +8,10 @@
 //! The order that makes a move safe:
 //! 1. the source takes a partition, reads its saved state and the stream
 //!    sequence it covers from the [`Store`], and reads the partition from
-//!    the message after it; the first batch hands the state to the
-//!    transform ([`Part::take_restore`]);
+//!    the message after it; its first batch, an empty one sent at once,
+//!    hands the state to the transform ([`Part::take_restore`]), so a
+//!    partition that gets no new message still has its windows flushed or
+//!    saved;
 //! 2. each batch's [`Ack`](crate::durable::Ack) has the stream sequence of
 //!    its last message as its end, so [`Part::delivered`] is the sequence
 //!    up to which every output is written or delivered;

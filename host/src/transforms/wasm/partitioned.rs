@@ -1,7 +1,8 @@
 //! The driver of a transform whose input is partitioned
 //! ([`crate::partition`]): one plugin instance per partition, made when the
-//! partition's first batch arrives (restored from the state that batch's
-//! [`Part`] hands over), dropped when the source loses the partition.
+//! partition's first batch arrives (the empty one its reader sends as it
+//! starts; restored from the state that batch's [`Part`] hands over),
+//! dropped when the source loses the partition.
 //! Every checkpoint interval each instance's state is taken with the stream
 //! sequence it covers and saved once everything it produced is out; at the
 //! end each instance runs its final flush (the input ended) or not (a
