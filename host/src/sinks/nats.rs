@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
-use rulebox_abi::json::Scanner;
+use rulebox_abi::json::{Object, Scanner};
 use serde::Deserialize;
 
 use super::buffer::BufferConfig;
@@ -147,7 +147,7 @@ impl Sink for NatsConfig {
         let encode = Template::parse(&self.subject).and_then(|subject| {
             let msg_id = self.msg_id.as_deref().map(Template::parse).transpose()?;
             let lines_per_message = self.lines_per_message.max(1);
-            Ok(Frames { subject, msg_id, lines_per_message })
+            Ok(Frames::new(subject, msg_id, lines_per_message))
         });
         let batching = Batching {
             batch_max_events: self.batch_max_events,
@@ -203,12 +203,17 @@ impl Template {
         Ok(Template(pieces))
     }
 
-    /// The template filled from `line` (a line that is not a JSON object
-    /// has no fields: each is empty).
-    fn render(&self, line: &[u8], scanner: &mut Scanner, subject: bool, out: &mut String) {
-        let obj = scanner.scan(line).ok();
+    /// Whether it reads the line's fields (a constant subject needs no scan).
+    fn reads_fields(&self) -> bool {
+        self.0.iter().any(|p| !matches!(p, Piece::Text(_)))
+    }
+
+    /// The template filled from the line `obj` is the scan of (`None`
+    /// when the line was not scanned or is not a JSON object: each field
+    /// is then empty).
+    fn render(&self, obj: Option<&Object<'_, '_>>, subject: bool, out: &mut String) {
         let value = |path: &str| -> Vec<u8> {
-            let v = obj.as_ref().and_then(|o| o.get(path));
+            let v = obj.and_then(|o| o.get(path));
             v.map(|v| match v.as_str() {
                 Some(s) => s.into_owned().into_bytes(),
                 None => v.as_number_text().map_or_else(|| v.raw.to_vec(), |n| n.as_bytes().to_vec()),
@@ -273,21 +278,29 @@ struct Frames {
     subject: Template,
     msg_id: Option<Template>,
     lines_per_message: usize,
+    /// Whether either template reads the line's fields.
+    reads_fields: bool,
+}
+
+impl Frames {
+    fn new(subject: Template, msg_id: Option<Template>, lines_per_message: usize) -> Frames {
+        let reads_fields = subject.reads_fields() || msg_id.as_ref().is_some_and(Template::reads_fields);
+        Frames {
+            subject,
+            msg_id,
+            lines_per_message,
+            reads_fields,
+        }
+    }
+
+    fn none() -> Frames {
+        Frames::new(Template(vec![Piece::Text("_".into())]), None, 1)
+    }
 }
 
 /// The most payload bytes lines are packed into (below the server's
 /// default `max_payload`, 1 MiB); a longer line goes alone.
 const PACK_BYTES: usize = 900 << 10;
-
-impl Frames {
-    fn none() -> Frames {
-        Frames {
-            subject: Template(vec![Piece::Text("_".into())]),
-            msg_id: None,
-            lines_per_message: 1,
-        }
-    }
-}
 
 /// Lines being packed into one message.
 struct Pack {
@@ -302,11 +315,14 @@ impl Encode for Frames {
         let (mut s, mut id) = (String::new(), String::new());
         let mut open: Option<Pack> = None;
         for line in b.bytes().split(|&c| c == b'\n').take(b.count()) {
+            // One scan of the line for both templates, none when neither
+            // reads a field.
+            let obj = if self.reads_fields { scanner.scan(line).ok() } else { None };
             s.clear();
-            self.subject.render(line, &mut scanner, true, &mut s);
+            self.subject.render(obj.as_ref(), true, &mut s);
             id.clear();
             if let Some(t) = &self.msg_id {
-                t.render(line, &mut scanner, false, &mut id);
+                t.render(obj.as_ref(), false, &mut id);
             }
             let packs = id.is_empty() && self.lines_per_message > 1;
             if let Some(p) = open.as_mut().filter(|p| {
@@ -493,7 +509,9 @@ mod tests {
 
     fn render(t: &str, line: &str, subject: bool) -> String {
         let mut s = String::new();
-        Template::parse(t).unwrap().render(line.as_bytes(), &mut Scanner::new(), subject, &mut s);
+        let mut scanner = Scanner::new();
+        let obj = scanner.scan(line.as_bytes()).ok();
+        Template::parse(t).unwrap().render(obj.as_ref(), subject, &mut s);
         s
     }
 
@@ -506,6 +524,8 @@ mod tests {
         let want = partition_of(8, &[b"10.0.0.5", b"203.0.113.9", b"445"]);
         assert_eq!(p, format!("obs.{want}"));
         assert_eq!(render("obs.{missing}", "not json", true), "obs._");
+        assert!(!Template::parse("rulebox.enriched").unwrap().reads_fields());
+        assert!(Template::parse("a.{partition(2, x)}").unwrap().reads_fields());
         for bad in ["obs.{", "{partition(0, a)}", "{partition(4)}", "{a b}", ""] {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
@@ -530,11 +550,7 @@ mod tests {
         let mut b = Batch::default();
         b.push_line(br#"{"k":"v"}"#);
         b.push_line(b"plain");
-        let f = Frames {
-            subject: Template::parse("s.{k}").unwrap(),
-            msg_id: Some(Template::parse("id-{k}").unwrap()),
-            lines_per_message: 1,
-        };
+        let f = Frames::new(Template::parse("s.{k}").unwrap(), Some(Template::parse("id-{k}").unwrap()), 1);
         let mut body = Vec::new();
         f.encode(&b, &mut body);
         let body = Bytes::from(body);
@@ -552,11 +568,7 @@ mod tests {
         for l in [r#"{"k":"a","n":1}"#, r#"{"k":"a","n":2}"#, r#"{"k":"b","n":3}"#, r#"{"k":"a","n":4}"#, r#"{"k":"a","n":5}"#, r#"{"k":"a","n":6}"#] {
             b.push_line(l.as_bytes());
         }
-        let f = Frames {
-            subject: Template::parse("s.{k}").unwrap(),
-            msg_id: None,
-            lines_per_message: 2,
-        };
+        let f = Frames::new(Template::parse("s.{k}").unwrap(), None, 2);
         let mut body = Vec::new();
         f.encode(&b, &mut body);
         let got: Vec<(String, String)> = frames(&Bytes::from(body))
