@@ -13,6 +13,8 @@
 pub mod partitions;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectErrorKind, ConnectOptions, Event};
@@ -51,6 +53,32 @@ pub struct Connection<'a> {
 
 pub fn default_connect_timeout() -> u64 {
     5
+}
+
+/// How many times an open client lost its server. A publisher that sees
+/// the count move while it awaits acks knows they will not come (the
+/// server cannot answer over a connection that is gone) and tries again
+/// at once instead of waiting out the timeout.
+#[derive(Debug, Clone, Default)]
+pub struct Disconnects(Arc<AtomicU64>);
+
+impl Disconnects {
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Returns once the count differs from `seen` (checked every 20 ms).
+    pub async fn since(&self, seen: u64) {
+        while self.count() == seen {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// An open client and its [`Disconnects`].
+pub struct Link {
+    pub client: Client,
+    pub disconnects: Disconnects,
 }
 
 /// Why a connection could not be opened.
@@ -98,7 +126,12 @@ impl Connection<'_> {
 
     /// The client options: credentials revealed, TLS read (relative to
     /// `paths`), events logged under `id`.
-    async fn options(&self, id: &str, paths: &Paths) -> Result<ConnectOptions, String> {
+    async fn options(
+        &self,
+        id: &str,
+        paths: &Paths,
+        disconnects: &Disconnects,
+    ) -> Result<ConnectOptions, String> {
         let mut o = ConnectOptions::new()
             .name(format!("rulebox {id}"))
             .connection_timeout(Duration::from_secs(self.connect_timeout_secs.max(1)))
@@ -124,8 +157,12 @@ impl Connection<'_> {
             o = o.require_tls(true).tls_client_config((*config).clone());
         }
         let id = id.to_string();
+        let disconnects = disconnects.clone();
         Ok(o.event_callback(move |e| {
             let id = id.clone();
+            if matches!(e, Event::Disconnected) {
+                disconnects.0.fetch_add(1, Ordering::Relaxed);
+            }
             async move { log_event(&id, e) }
         }))
     }
@@ -137,20 +174,24 @@ impl Connection<'_> {
         id: &str,
         paths: &Paths,
         stopping: impl Fn() -> bool,
-    ) -> Result<Client, ConnectFailure> {
+    ) -> Result<Link, ConnectFailure> {
         let mut wait = Duration::from_millis(100);
         let mut last_log: Option<Instant> = None;
+        let disconnects = Disconnects::default();
         loop {
             let o = self
-                .options(id, paths)
+                .options(id, paths, &disconnects)
                 .await
                 .map_err(ConnectFailure::Refused)?;
             let e = match o.connect(self.url).await {
-                Ok(c) => {
+                Ok(client) => {
                     if last_log.is_some() {
                         tracing::info!(component = %id, url = %self.url, "connected to the NATS server");
                     }
-                    return Ok(c);
+                    return Ok(Link {
+                        client,
+                        disconnects,
+                    });
                 }
                 Err(e) => e,
             };

@@ -24,6 +24,8 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use rulebox_abi::json::{Object, Scanner};
 use serde::Deserialize;
 
@@ -33,7 +35,7 @@ use super::delivery::{self, Batching, Encode, Failure, Retry, Target};
 use super::network;
 use crate::batch::Batch;
 use crate::config::{Paths, Problem};
-use crate::nats::{Auth, ConnectFailure, Connection, subject_token};
+use crate::nats::{Auth, ConnectFailure, Connection, Disconnects, subject_token};
 use crate::tls::ClientTls;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -384,29 +386,36 @@ struct NatsTarget {
     id: String,
     paths: Paths,
     stats: Arc<SinkStats>,
-    js: Option<jetstream::Context>,
+    /// The open context, and its connection's [`Disconnects`].
+    js: Option<(jetstream::Context, Disconnects)>,
     /// The body under way, and which of its frames the stream has.
     done: Option<(Bytes, Vec<bool>)>,
 }
 
 impl NatsTarget {
-    async fn context(&mut self) -> Result<jetstream::Context, Failure> {
-        if let Some(js) = &self.js {
-            return Ok(js.clone());
+    async fn context(&mut self) -> Result<(jetstream::Context, Disconnects), Failure> {
+        if let Some(open) = &self.js {
+            return Ok(open.clone());
         }
         let conn = self.cfg.connection();
         // One try: the delivery's back-off paces the next.
-        let client = conn.open(&self.id, &self.paths, || true).await.map_err(|e| match e {
+        let link = conn.open(&self.id, &self.paths, || true).await.map_err(|e| match e {
             ConnectFailure::Refused(e) => Failure::Retry(e),
             ConnectFailure::ShutDown => Failure::Retry(format!("cannot reach the NATS server at {}", self.cfg.url)),
         })?;
-        let mut js = jetstream::new(client);
+        let mut js = jetstream::new(link.client);
         js.set_timeout(Duration::from_secs(self.cfg.request_timeout_secs.max(1)));
         if let Some(spec) = &self.cfg.create_stream {
-            ensure_stream(&js, spec).await.map_err(Failure::Retry)?;
+            // A client opened on a server going down loses its requests.
+            tokio::select! {
+                made = ensure_stream(&js, spec) => made.map_err(Failure::Retry)?,
+                _ = link.disconnects.since(0) => {
+                    return Err(Failure::Retry("the connection dropped while the stream was looked up".into()));
+                }
+            }
         }
-        self.js = Some(js.clone());
-        Ok(js)
+        self.js = Some((js, link.disconnects));
+        Ok(self.js.clone().expect("just set"))
     }
 }
 
@@ -440,7 +449,8 @@ impl Target for NatsTarget {
         if !same {
             self.done = Some((body.clone(), vec![false; frames.len()]));
         }
-        let js = self.context().await?;
+        let (js, disconnects) = self.context().await?;
+        let seen = disconnects.count();
         let mut acks = Vec::with_capacity(frames.len());
         let done = self.done.as_ref().map(|(_, d)| d.clone()).unwrap_or_default();
         for (i, (subject, id, line)) in frames.into_iter().enumerate() {
@@ -459,19 +469,37 @@ impl Target for NatsTarget {
                 Err(e) => return Err(self.lost_connection(format!("publishing to {subject}: {e}"))),
             }
         }
-        self.settle(acks).await
+        self.settle(acks, disconnects.since(seen)).await
     }
 }
 
 impl NatsTarget {
-    /// Awaits the stream's acks, noting which frames it has.
+    /// Awaits the stream's acks all at once (each within the request
+    /// timeout), noting which frames it has; gives up on the rest at once
+    /// when the connection drops (`lost`): their acks cannot come.
     async fn settle(
         &mut self,
         acks: Vec<(usize, String, jetstream::context::PublishAckFuture)>,
+        lost: impl Future<Output = ()>,
     ) -> Result<(), Failure> {
+        let mut pending: FuturesUnordered<_> = acks
+            .into_iter()
+            .map(|(i, subject, f)| async move { (i, subject, f.await) })
+            .collect();
         let mut first_error = None;
-        for (i, subject, f) in acks {
-            match f.await {
+        let mut lost = std::pin::pin!(lost);
+        loop {
+            let (i, subject, result) = tokio::select! {
+                next = pending.next() => match next {
+                    Some(n) => n,
+                    None => break,
+                },
+                _ = &mut lost => {
+                    first_error.get_or_insert_with(|| "the connection dropped before the stream acknowledged".to_string());
+                    break;
+                }
+            };
+            match result {
                 Ok(ack) => {
                     if ack.duplicate {
                         self.stats.duplicates.fetch_add(1, Ordering::Relaxed);

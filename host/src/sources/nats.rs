@@ -194,7 +194,7 @@ async fn run(cfg: NatsConfig, cx: SourceContext) {
     let stop = cx.stop.clone();
     let stopping = move || stop.load(Ordering::Relaxed);
     let client = match cfg.connection().open(&cx.id, &cx.paths, &stopping).await {
-        Ok(c) => c,
+        Ok(link) => link.client,
         Err(ConnectFailure::Refused(e)) => return fail(&cx, &e),
         Err(ConnectFailure::ShutDown) => return,
     };

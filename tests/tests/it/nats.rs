@@ -108,15 +108,22 @@ fn spawn(cfg: &Path, extra: &[&str], log: &Path) -> Running {
     Running(child)
 }
 
-/// Waits (at most `limit`) for every process to exit; their statuses.
-fn wait_all(procs: &mut [&mut Running], limit: Duration) -> Vec<std::process::ExitStatus> {
+/// Waits (at most `limit`) for every process to exit; their statuses. On
+/// timeout it fails with the end of each process's log (`logs`, in order).
+fn wait_all(
+    procs: &mut [&mut Running],
+    logs: &[&Path],
+    limit: Duration,
+) -> Vec<std::process::ExitStatus> {
     let start = Instant::now();
     let mut out = vec![None; procs.len()];
     while out.iter().any(|s| s.is_none()) {
-        assert!(
-            start.elapsed() < limit,
-            "processes did not end within {limit:?}"
-        );
+        if start.elapsed() >= limit {
+            panic!(
+                "processes did not end within {limit:?}:\n{}",
+                logs.iter().map(|l| log_tail(l)).collect::<String>()
+            );
+        }
         for (i, p) in procs.iter_mut().enumerate() {
             if out[i].is_none() {
                 out[i] = p.0.try_wait().unwrap();
@@ -127,9 +134,17 @@ fn wait_all(procs: &mut [&mut Running], limit: Duration) -> Vec<std::process::Ex
     out.into_iter().map(Option::unwrap).collect()
 }
 
+/// The last lines of a log, headed by its name.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+    format!("--- {} (last 60 lines)\n{tail}\n", log.display())
+}
+
 fn run_to_end(cfg: &Path, log: &Path) -> String {
     let mut p = spawn(cfg, &[], log);
-    let st = wait_all(&mut [&mut p], Duration::from_secs(240));
+    let st = wait_all(&mut [&mut p], &[log], Duration::from_secs(240));
     let text = std::fs::read_to_string(log).unwrap();
     assert!(st[0].success(), "{} failed:\n{text}", cfg.display());
     text
@@ -384,13 +399,15 @@ fn scale_out(name: &str, count: usize, leaves: Leaves) {
     let mut a3 = spawn(&aggregate, &["--data-dir", &dd("a3")], &s.path("a3.log"));
     let feed2 = s.write("feed2.toml", feed_config(&s.path("f2"), &url, &half2));
     run_to_end(&feed2, &s.path("feed2.log"));
+    let paths = ["c1", "c2", "a2", "a3"].map(|n| s.path(&format!("{n}.log")));
     let st = wait_all(
         &mut [&mut c1, &mut c2, &mut a2, &mut a3],
+        &paths.each_ref().map(PathBuf::as_path),
         Duration::from_secs(240),
     );
-    let logs: Vec<String> = ["c1", "c2", "a2", "a3"]
+    let logs: Vec<String> = paths
         .iter()
-        .map(|n| std::fs::read_to_string(s.path(&format!("{n}.log"))).unwrap())
+        .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
     for (st, log) in st.iter().zip(&logs) {
         assert!(st.success(), "a process failed:\n{log}");
@@ -502,7 +519,7 @@ fn malformed_messages_leave_untouched_and_are_counted() {
         &s.path("feed.log"),
     );
     let mut c = classify_once(&s, &nats.url(), 3, "c");
-    let st = wait_all(&mut [&mut c], Duration::from_secs(60));
+    let st = wait_all(&mut [&mut c], &[&s.path("c.log")], Duration::from_secs(60));
     let log = std::fs::read_to_string(s.path("c.log")).unwrap();
     assert!(st[0].success(), "{log}");
     assert_eq!(
@@ -542,7 +559,7 @@ fn an_unreachable_server_at_the_start_is_waited_for() {
         &s.write("feed.toml", feed_config(&s.path("f"), &nats.url(), &events)),
         &s.path("feed.log"),
     );
-    let st = wait_all(&mut [&mut c], Duration::from_secs(90));
+    let st = wait_all(&mut [&mut c], &[&log], Duration::from_secs(90));
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(st[0].success(), "{text}");
     assert_eq!(
@@ -577,7 +594,7 @@ fn a_server_restarted_mid_run_loses_nothing() {
     nats.stop();
     std::thread::sleep(Duration::from_millis(500));
     nats.restart();
-    let st = wait_all(&mut [&mut c], Duration::from_secs(240));
+    let st = wait_all(&mut [&mut c], &[&log, &nats.log], Duration::from_secs(240));
     let out = std::fs::read_to_string(&log).unwrap();
     assert!(st[0].success(), "{out}");
     assert!(
@@ -731,7 +748,11 @@ fn statically_assigned_partitions_give_the_alerts_of_one_process() {
         &["--data-dir", s.path("b").to_str().unwrap()],
         &s.path("b.log"),
     );
-    let st = wait_all(&mut [&mut c, &mut pa, &mut pb], Duration::from_secs(240));
+    let st = wait_all(
+        &mut [&mut c, &mut pa, &mut pb],
+        &[&s.path("c.log"), &s.path("a.log"), &s.path("b.log")],
+        Duration::from_secs(240),
+    );
     for (st, n) in st.iter().zip(["c", "a", "b"]) {
         let log = std::fs::read_to_string(s.path(&format!("{n}.log"))).unwrap();
         assert!(st.success(), "{log}");
@@ -772,7 +793,11 @@ fn a_classify_process_stopped_with_sigterm_acks_what_it_delivered() {
     assert!(st.success(), "{text}");
     let read = rulebox_tests::counter_on(&text, "source done", "events").unwrap();
     let mut second = classify_once(&s, &url, 5, "c2");
-    let st = wait_all(&mut [&mut second], Duration::from_secs(120));
+    let st = wait_all(
+        &mut [&mut second],
+        &[&s.path("c2.log")],
+        Duration::from_secs(120),
+    );
     assert!(st[0].success());
     let extra = assert_every_event_left(&std::fs::read(&events).unwrap(), &enriched(&s.0, &url));
     eprintln!("the first process read {read} of 60000 events before SIGTERM");
