@@ -4,6 +4,7 @@
 //! from guest memory, bounds-checked.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rulebox_abi::frame::index;
@@ -32,6 +33,53 @@ fn classify(e: wasmtime::Error, deadline: Duration) -> PluginError {
     }
 }
 
+/// Makes objects indexes for one plugin's request apart from its
+/// instance ([`Instance::indexer`]), so a batch can be scanned while the
+/// plugin runs the one before. The work is [`index::index_batch`]'s, with
+/// the same budget.
+pub struct Indexer {
+    request: Arc<index::IndexRequest>,
+    scanner: json::Scanner,
+}
+
+impl Indexer {
+    pub fn new(request: Arc<index::IndexRequest>) -> Indexer {
+        Indexer {
+            request,
+            scanner: json::Scanner::new(),
+        }
+    }
+
+    /// The index of `batch` (`count` events, each followed by `\n`).
+    pub fn index(&mut self, batch: &[u8], count: usize) -> Indexed {
+        let mut index = Vec::with_capacity(batch.len() / 4);
+        let made = index::index_batch(&mut self.scanner, &self.request, batch, count, &mut index);
+        Indexed {
+            request: self.request.clone(),
+            index: made.map(|_| index).map_err(|_| ()),
+        }
+    }
+}
+
+/// An objects index made by an [`Indexer`]: the request it followed, and
+/// the index (Err: the plan went over its budget).
+pub struct Indexed {
+    request: Arc<index::IndexRequest>,
+    index: Result<Vec<u8>, ()>,
+}
+
+impl Indexed {
+    /// The index (None: the plan went over its budget).
+    pub fn index(&self) -> Option<&[u8]> {
+        self.index.as_deref().ok()
+    }
+    /// Whether it follows `request` (an instance made anew after a failure
+    /// may have asked for another).
+    fn follows(&self, request: &Arc<index::IndexRequest>) -> bool {
+        Arc::ptr_eq(&self.request, request) || *self.request == **request
+    }
+}
+
 /// A live plugin instance.
 pub struct Instance {
     store: Store<HostState>,
@@ -43,7 +91,7 @@ pub struct Instance {
     /// The plugin reads events as objects: batches go with an objects index.
     reads_objects: bool,
     /// What it asked the index to hold (members, paths resolved).
-    index_request: index::IndexRequest,
+    index_request: Arc<index::IndexRequest>,
     /// Scans events natively for such a plugin, into `index`.
     scanner: json::Scanner,
     index: Vec<u8>,
@@ -117,7 +165,7 @@ impl Instance {
             store,
             memory,
             reads_objects: false,
-            index_request: index::IndexRequest::default(),
+            index_request: Arc::default(),
             scanner: json::Scanner::new(),
             index: Vec::new(),
             outputs: Vec::new(),
@@ -177,7 +225,7 @@ impl Instance {
         }
         check_output_names(&outputs).map_err(contract)?;
         self.reads_objects = reads.is_some();
-        self.index_request = reads.unwrap_or_default();
+        self.index_request = Arc::new(reads.unwrap_or_default());
         self.outputs = outputs;
         self.parallel = parallel;
         Ok(())
@@ -240,33 +288,62 @@ impl Instance {
         Ok(f)
     }
 
+    /// For a plugin that reads objects, an [`Indexer`] that makes its
+    /// objects indexes apart from the instance (on another thread).
+    pub fn indexer(&self) -> Option<Indexer> {
+        (self.reads_objects && self.process_objects.is_some())
+            .then(|| Indexer::new(self.index_request.clone()))
+    }
+
+    /// The objects index of `batch`: `ahead`'s when it followed this
+    /// instance's request, else made here. Err: over the plan's budget.
+    fn index_of(
+        &mut self,
+        batch: &[u8],
+        count: usize,
+        ahead: Option<Indexed>,
+    ) -> Result<Vec<u8>, PluginError> {
+        let mut index = match ahead {
+            Some(a) if a.follows(&self.index_request) => {
+                return a.index.map_err(|()| PluginError::PlanBudget(batch.len()));
+            }
+            _ => std::mem::take(&mut self.index),
+        };
+        index.clear();
+        let indexed = index::index_batch(
+            &mut self.scanner,
+            &self.index_request,
+            batch,
+            count,
+            &mut index,
+        );
+        match indexed {
+            Ok(_) => Ok(index),
+            Err(_) => {
+                self.index = index;
+                Err(PluginError::PlanBudget(batch.len()))
+            }
+        }
+    }
+
     /// Runs a batch (`count` events, each followed by `\n`) and hands the
     /// result frame, still in guest memory, to `apply`. Copying the batch
-    /// in (`reserve`) and the call share one deadline.
+    /// in (`reserve`) and the call share one deadline. A plugin that reads
+    /// objects gets the batch's objects index with it: `ahead`'s, or made
+    /// here.
     pub fn process<R>(
         &mut self,
         batch: &[u8],
         count: usize,
         now_ms: i64,
+        ahead: Option<Indexed>,
         apply: impl FnOnce(ResultFrame<'_>) -> R,
     ) -> Result<R, PluginError> {
         let packed = match (self.reads_objects, self.process_objects.clone()) {
             (true, Some(f)) => {
-                // Scanned here, natively and outside the deadline: the guest
+                // Scanned natively and outside the deadline: the guest
                 // starts from the members' spans.
-                let mut index = std::mem::take(&mut self.index);
-                index.clear();
-                let indexed = index::index_batch(
-                    &mut self.scanner,
-                    &self.index_request,
-                    batch,
-                    count,
-                    &mut index,
-                );
-                if indexed.is_err() {
-                    self.index = index;
-                    return Err(PluginError::PlanBudget(batch.len()));
-                }
+                let index = self.index_of(batch, count, ahead)?;
                 let put = self.put_parts(batch, &index);
                 let (index_len, ptr) = (index.len(), put);
                 self.index = index;

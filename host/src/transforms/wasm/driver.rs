@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::ahead::Input;
 use super::clock::now_ms;
 use super::state::{Checkpoints, finish_transform};
 use super::transform::{Outputs, WasmTransform};
 use crate::batch::Batch;
 use crate::channel::{Rx, Tx, send_all};
+use crate::sandbox::Indexed;
 
 /// Where a transform's outputs go.
 pub struct TransformRoutes {
@@ -38,12 +40,13 @@ pub struct Periods {
 pub async fn transform_loop(
     mut t: WasmTransform,
     periods: Periods,
-    mut rx: Rx,
+    rx: Rx,
     routes: TransformRoutes,
     shutdown: watch::Receiver<bool>,
     state_file: Option<PathBuf>,
     state_errors: Arc<AtomicU64>,
 ) -> Option<String> {
+    let mut input = Input::new(t.id(), rx, t.ahead());
     let period = periods.tick;
     let mut checkpoints = Checkpoints::new(periods.checkpoint);
     let mut outs = t.new_outputs();
@@ -61,9 +64,9 @@ pub async fn transform_loop(
     loop {
         tokio::select! {
             biased;
-            m = rx.recv() => match m {
-                Some(b) => tokio::task::block_in_place(|| {
-                    process_batch(&mut t, &b, now_ms(), &mut outs);
+            m = input.recv() => match m {
+                Some((b, index)) => tokio::task::block_in_place(|| {
+                    process_batch(&mut t, &b, now_ms(), &mut outs, index);
                     checkpoints.seen(&b);
                 }),
                 None => break,
@@ -93,8 +96,15 @@ pub async fn transform_loop(
 
 /// One batch through `t` into `outs`, with the batch's acks (and its
 /// replay mark: what a replayed batch becomes is not written either).
-pub fn process_batch(t: &mut WasmTransform, b: &Batch, now_ms: i64, outs: &mut Outputs) {
-    t.process(b, now_ms, outs);
+/// `index`: the batch's objects index, made ahead.
+pub fn process_batch(
+    t: &mut WasmTransform,
+    b: &Batch,
+    now_ms: i64,
+    outs: &mut Outputs,
+    index: Option<Indexed>,
+) {
+    t.process_ahead(b, now_ms, outs, index);
     // The events now travel in the outputs (a plugin may route some to a
     // named output): so do their acks. Outputs left empty release theirs in
     // send_outputs.

@@ -1,9 +1,11 @@
 //! The wasm transform: a sandboxed plugin run as a state machine
 //! ([`WasmTransform`], in `transform`), driven by an async loop
-//! (`driver`), or by worker threads when `workers > 1` (`parallel`), with
-//! its state kept across restarts (`state`). This file holds its
+//! (`driver`, which scans each batch's objects ahead on a thread of its
+//! own: `ahead`), or by worker threads when `workers > 1` (`parallel`),
+//! with its state kept across restarts (`state`). This file holds its
 //! configuration, the checks of it, and the build of a [`Stage`].
 
+mod ahead;
 mod call_stats;
 mod clock;
 mod driver;

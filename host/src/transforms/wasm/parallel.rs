@@ -147,7 +147,7 @@ fn work(
     let mut outs = t.new_outputs();
     while let Some(job) = jobs.blocking_recv() {
         match job {
-            Job::Batch(b, now) => process_batch(&mut t, &b, now, &mut outs),
+            Job::Batch(b, now) => process_batch(&mut t, &b, now, &mut outs, None),
             Job::Tick(now) => t.tick(now, &mut outs),
             Job::End { shutting_down } => finish_transform(
                 &mut t,

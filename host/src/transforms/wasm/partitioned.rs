@@ -95,7 +95,7 @@ pub async fn partitioned_loop(
 impl Partitioned {
     fn batch(&mut self, b: &Batch, outs: &mut Outputs) {
         let Some(part) = &b.part else {
-            process_batch(&mut self.base, b, now_ms(), outs);
+            process_batch(&mut self.base, b, now_ms(), outs, None);
             return;
         };
         if part.is_lost() {
@@ -117,7 +117,7 @@ impl Partitioned {
             // The source announcing the partition: its instance now exists.
             return;
         }
-        process_batch(&mut slot.t, b, now_ms(), outs);
+        process_batch(&mut slot.t, b, now_ms(), outs, None);
         let end = b.acks.iter().filter_map(|a| a.position());
         let end = end.filter(|(pr, _)| Arc::ptr_eq(pr, part.progress()));
         if let Some(seq) = end.map(|(_, e)| e).max() {

@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 use rulebox_abi::{Action, EventResult, FrameOutputs, Outcome, Reason, Refused, ResultFrame};
 use serde::Deserialize;
 
+use super::ahead::Ahead;
 use super::call_stats::{CallTimes, FailureReasons};
 use crate::batch::{Batch, lines};
-use crate::sandbox::{Instance, Plugin, PluginError};
+use crate::sandbox::{Indexed, Instance, Plugin, PluginError};
 
 /// What happens to events the plugin could not process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -350,23 +351,48 @@ impl WasmTransform {
 
     /// Runs one batch through the plugin into `out` (which is not cleared).
     pub fn process(&mut self, input: &Batch, now_ms: i64, out: &mut Outputs) {
+        self.process_ahead(input, now_ms, out, None);
+    }
+
+    /// [`WasmTransform::process`] with the batch's objects index made ahead
+    /// ([`Ahead::prepare`]: only for a batch the screen passes whole).
+    pub fn process_ahead(
+        &mut self,
+        input: &Batch,
+        now_ms: i64,
+        out: &mut Outputs,
+        ahead: Option<Indexed>,
+    ) {
         let before = out.bytes();
         inc(&self.stats.bytes_in, input.bytes().len() as u64);
-        self.process_counted(input, now_ms, out);
+        self.process_counted(input, now_ms, out, ahead);
         inc(
             &self.stats.bytes_out,
             out.bytes().saturating_sub(before) as u64,
         );
     }
 
-    fn process_counted(&mut self, input: &Batch, now_ms: i64, out: &mut Outputs) {
+    fn process_counted(
+        &mut self,
+        input: &Batch,
+        now_ms: i64,
+        out: &mut Outputs,
+        ahead: Option<Indexed>,
+    ) {
         inc(&self.stats.events_in, input.count() as u64);
         // Most events leave on the default output, about as long as they
         // came (an edit is a splice): room for them all, and an eighth
         // more, up front rather than by doubling as lines are appended.
         let len = input.bytes().len();
         out.default.reserve(len + len / 8);
-        let n_guest = self.screen(input);
+        let n_guest = match ahead {
+            // Indexed ahead only when the screen would let every line by.
+            Some(_) => {
+                self.skips.clear();
+                input.count()
+            }
+            None => self.screen(input),
+        };
         if n_guest == 0 {
             self.unprocessed_all(input, out, None);
             return;
@@ -399,7 +425,7 @@ impl WasmTransform {
         );
         let marks = out.marks();
         let started = Instant::now();
-        let res = instance.process(guest, n_guest, now_ms, |frame| {
+        let res = instance.process(guest, n_guest, now_ms, ahead, |frame| {
             if frame.n_events() != n_guest {
                 return Err(format!(
                     "{} event results for {} events",
@@ -458,6 +484,16 @@ impl WasmTransform {
             error: &error,
         };
         self.unprocessed_all(input, out, Some(why));
+    }
+
+    /// What makes this transform's objects indexes ahead, on another
+    /// thread (None: its plugin reads bytes, or there is no instance).
+    pub fn ahead(&self) -> Option<Ahead> {
+        let indexer = self.instance.as_ref()?.indexer()?;
+        Some(Ahead {
+            indexer,
+            max_line_bytes: self.opts.max_line_bytes,
+        })
     }
 
     /// Sorts out lines the plugin must not see; fills `skips` and

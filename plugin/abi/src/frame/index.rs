@@ -72,7 +72,7 @@ fn put_u32s<const N: usize>(out: &mut Vec<u8>, words: &[u32; N]) {
 
 /// What a plugin asked for in its objects index: which members to list,
 /// and the [`PathPlan`] to resolve.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexRequest {
     /// `None`: every member is listed.
     listed: Option<Vec<String>>,

@@ -161,7 +161,7 @@ impl Path {
 /// The top-level keys a rule reads, as the host matches them against each
 /// event's raw keys when it builds an
 /// [objects index](crate::frame::index).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeySet {
     keys: Vec<String>,
     /// Per key: listed in the index (not only used to resolve a plan).
