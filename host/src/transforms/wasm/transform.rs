@@ -409,6 +409,19 @@ impl WasmTransform {
             );
             return;
         }
+        self.call_plugin(input, n_guest, now_ms, out, ahead);
+    }
+
+    /// The plugin's call on a screened batch (`n_guest` lines go to it),
+    /// its frame applied into `out`; a failure goes by the policy.
+    fn call_plugin(
+        &mut self,
+        input: &Batch,
+        n_guest: usize,
+        now_ms: i64,
+        out: &mut Outputs,
+        ahead: Option<Indexed>,
+    ) {
         let Some(instance) = self.instance.as_mut() else {
             return;
         };
