@@ -604,6 +604,57 @@ fn a_server_restarted_mid_run_loses_nothing() {
     assert_every_event_left(&text, &enriched(&s.0, &url));
 }
 
+/// A server that dies while a sink has a body of many messages out (frozen
+/// first with SIGSTOP, so their acks are surely pending, then killed): the
+/// acks cannot come, and the body is sent again as soon as the connection
+/// is seen to drop, or at worst after one `request_timeout_secs`, not one
+/// per message (hundreds of messages × 2 s would hold the run for minutes).
+#[test]
+fn acks_lost_with_the_server_cost_one_timeout_per_body_at_most() {
+    let s = Scratch::new("nats-frozen");
+    let mut nats = Nats::start(&s.0, "");
+    let url = nats.url();
+    let events = generate(&s.0, 100_000, 6);
+    let text = std::fs::read(&events).unwrap();
+    run_to_end(
+        &s.write("feed.toml", feed_config(&s.path("f"), &url, &events)),
+        &s.path("feed.log"),
+    );
+    let cfg = classify_config(&url, 8).replace(
+        "lines_per_message = 100",
+        "lines_per_message = 1\nrequest_timeout_secs = 2",
+    );
+    let cfg = s.write("c.toml", cfg);
+    let log = s.path("c.log");
+    let mut c = spawn(&cfg, &["--data-dir", s.path("c").to_str().unwrap()], &log);
+    wait_for("the first events", Duration::from_secs(30), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("connected to the NATS server component=observations")
+    });
+    let mut server = nats.server.take().unwrap();
+    let pid = server.0.id().to_string();
+    let stopped = Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    assert!(stopped.success());
+    std::thread::sleep(Duration::from_secs(1));
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    nats.restart();
+    let started = Instant::now();
+    let st = wait_all(&mut [&mut c], &[&log, &nats.log], Duration::from_secs(90));
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(st[0].success(), "{out}");
+    assert!(
+        out.contains("delivery failed; keeping the events and retrying"),
+        "the server's death did not reach the sinks:\n{out}"
+    );
+    eprintln!(
+        "the classify process ended {:?} after the restart",
+        started.elapsed()
+    );
+    assert_every_event_left(&text, &enriched(&s.0, &url));
+}
+
 #[test]
 fn refused_credentials_are_a_clear_error_and_the_right_ones_work() {
     let s = Scratch::new("nats-auth");
