@@ -374,10 +374,17 @@ async fn settle(
         Ok(Ok(())) => AckKind::Ack,
         _ => AckKind::Nak(None),
     };
+    // One line for a batch, however many of its acks fail (a connection
+    // that is gone fails them all).
+    let (mut failed, mut first) = (0usize, None);
     for a in ackers {
         if let Err(e) = a.ack_with(kind).await {
-            tracing::warn!(error = %e, "cannot ack a message; it will be delivered again");
+            failed += 1;
+            first.get_or_insert(e);
         }
+    }
+    if let Some(e) = first {
+        tracing::warn!(error = %e, messages = failed, "cannot ack messages; they will be delivered again");
     }
 }
 
