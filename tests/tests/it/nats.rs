@@ -497,6 +497,32 @@ fn classify_once(s: &Scratch, url: &str, idle: u64, name: &str) -> Running {
     )
 }
 
+/// A server with `count` generated events (`seed`) fed into its raw
+/// stream: the server, and the events' bytes.
+fn fed_server(s: &Scratch, count: usize, seed: u64) -> (Nats, Vec<u8>) {
+    let nats = Nats::start(&s.0, "");
+    let events = generate(&s.0, count, seed);
+    run_to_end(
+        &s.write("feed.toml", feed_config(&s.path("f"), &nats.url(), &events)),
+        &s.path("feed.log"),
+    );
+    (nats, std::fs::read(&events).unwrap())
+}
+
+/// Waits until a classify process logs its observations sink's first
+/// connection: it is publishing.
+fn wait_publishing(log: &Path) {
+    wait_for(
+        "the first observations out",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .contains("connected to the NATS server component=observations")
+        },
+    );
+}
+
 #[test]
 fn malformed_messages_leave_untouched_and_are_counted() {
     let s = Scratch::new("nats-malformed");
@@ -576,21 +602,11 @@ fn an_unreachable_server_at_the_start_is_waited_for() {
 #[test]
 fn a_server_restarted_mid_run_loses_nothing() {
     let s = Scratch::new("nats-restart");
-    let mut nats = Nats::start(&s.0, "");
+    let (mut nats, text) = fed_server(&s, 100_000, 5);
     let url = nats.url();
-    let events = generate(&s.0, 100_000, 5);
-    let text = std::fs::read(&events).unwrap();
-    run_to_end(
-        &s.write("feed.toml", feed_config(&s.path("f"), &url, &events)),
-        &s.path("feed.log"),
-    );
     let mut c = classify_once(&s, &url, 12, "c");
     let log = s.path("c.log");
-    wait_for("the first events", Duration::from_secs(30), || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("connected to the NATS server component=observations")
-    });
+    wait_publishing(&log);
     nats.stop();
     std::thread::sleep(Duration::from_millis(500));
     nats.restart();
@@ -612,14 +628,8 @@ fn a_server_restarted_mid_run_loses_nothing() {
 #[test]
 fn acks_lost_with_the_server_cost_one_timeout_per_body_at_most() {
     let s = Scratch::new("nats-frozen");
-    let mut nats = Nats::start(&s.0, "");
+    let (mut nats, text) = fed_server(&s, 100_000, 6);
     let url = nats.url();
-    let events = generate(&s.0, 100_000, 6);
-    let text = std::fs::read(&events).unwrap();
-    run_to_end(
-        &s.write("feed.toml", feed_config(&s.path("f"), &url, &events)),
-        &s.path("feed.log"),
-    );
     let cfg = classify_config(&url, 8).replace(
         "lines_per_message = 100",
         "lines_per_message = 1\nrequest_timeout_secs = 2",
@@ -627,11 +637,7 @@ fn acks_lost_with_the_server_cost_one_timeout_per_body_at_most() {
     let cfg = s.write("c.toml", cfg);
     let log = s.path("c.log");
     let mut c = spawn(&cfg, &["--data-dir", s.path("c").to_str().unwrap()], &log);
-    wait_for("the first events", Duration::from_secs(30), || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("connected to the NATS server component=observations")
-    });
+    wait_publishing(&log);
     let mut server = nats.server.take().unwrap();
     let pid = server.0.id().to_string();
     let stopped = Command::new("kill").args(["-STOP", &pid]).status().unwrap();
@@ -830,15 +836,7 @@ fn a_classify_process_stopped_with_sigterm_acks_what_it_delivered() {
     // No idle end: it runs until SIGTERM, which comes while it reads.
     let mut first = classify_once(&s, &url, 0, "c1");
     let log = s.path("c1.log");
-    wait_for(
-        "the first observations out",
-        Duration::from_secs(30),
-        || {
-            std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("connected to the NATS server component=observations")
-        },
-    );
+    wait_publishing(&log);
     let st = rulebox_tests::terminate(&mut first.0);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(st.success(), "{text}");
