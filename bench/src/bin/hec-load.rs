@@ -2,10 +2,13 @@
 //! source → the T1071.002 rule (.wasm, production sandbox) → rulebox HEC
 //! sink → a HEC receiver, all on loopback. A request is answered only
 //! once its events reached the receiver, so the clients' wall time covers
-//! the whole path. Medians of `--runs` per client count; Markdown table to
+//! the whole path. Medians of `--runs` per client count, with the CPU the
+//! rulebox process spent per million events (its own threads only: the
+//! clients and the receiver run in this process); Markdown table to
 //! target/bench/hec.md.
 //!
 //! usage: hec-load [--events N] [--runs R] [--clients 1,32] [--batch B]
+//!                 [--rulebox PATH]   (default target/release/rulebox)
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,6 +21,7 @@ fn main() {
     let mut runs = 3usize;
     let mut clients = vec![1usize, 32];
     let mut batch = 500usize;
+    let mut rulebox = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -29,6 +33,7 @@ fn main() {
             "--events" => events = val().parse().unwrap_or_else(|_| usage("bad --events")),
             "--runs" => runs = val().parse().unwrap_or_else(|_| usage("bad --runs")),
             "--batch" => batch = val().parse().unwrap_or_else(|_| usage("bad --batch")),
+            "--rulebox" => rulebox = Some(PathBuf::from(val())),
             "--clients" => {
                 clients = val()
                     .split(',')
@@ -42,7 +47,7 @@ fn main() {
         .parent()
         .expect("workspace")
         .to_path_buf();
-    let bin = root.join("target/release/rulebox");
+    let bin = rulebox.unwrap_or_else(|| root.join("target/release/rulebox"));
     let wasm = root.join("target/wasm32-wasip1/wasm/rule_t1071_002.wasm");
     for p in [&bin, &wasm] {
         if !p.exists() {
@@ -61,22 +66,38 @@ fn main() {
             .map(String::into_bytes)
             .collect();
     let mean = lines.iter().map(Vec::len).sum::<usize>() / lines.len().max(1);
-    let mut rows = Vec::new();
-    for &c in &clients {
-        let mut times = Vec::new();
-        for r in 0..runs {
-            let t = one_run(&bin, &wasm, &work, &lines, c, batch);
+    // The file path on the same events, for the ratio; and its first run,
+    // untimed, compiles the module into the data directory's cache, so
+    // no timed run pays for that.
+    let file = work.join("events.ndjson");
+    std::fs::write(&file, lines.join(&b'\n')).expect("write events");
+    file_run(&bin, &wasm, &work, &file);
+    // Rounds interleaved (the file path, then each client count), so a
+    // slower stretch of a shared machine touches every row alike.
+    let mut rows: Vec<Row> = std::iter::once("file (`rulebox run`)".to_string())
+        .chain(clients.iter().map(|c| format!("HEC, {c} client(s)")))
+        .map(|name| Row {
+            name,
+            times: Vec::new(),
+            cpus: Vec::new(),
+        })
+        .collect();
+    for r in 0..runs {
+        for (i, row) in rows.iter_mut().enumerate() {
+            let (t, cpu) = match i {
+                0 => file_run(&bin, &wasm, &work, &file),
+                _ => one_run(&bin, &wasm, &work, &lines, clients[i - 1], batch),
+            };
+            let cpu_per_m = cpu / lines.len() as f64 * 1e6;
             eprintln!(
-                "hec-load: {c} client(s), run {}: {:.3} s ({:.0} events/s)",
+                "hec-load: {}, run {}: {t:.3} s ({:.0} events/s), rulebox CPU {cpu_per_m:.2} s per million events",
+                row.name,
                 r + 1,
-                t,
-                lines.len() as f64 / t
+                lines.len() as f64 / t,
             );
-            times.push(t);
+            row.times.push(t);
+            row.cpus.push(cpu_per_m);
         }
-        times.sort_by(f64::total_cmp);
-        let median = times[times.len() / 2];
-        rows.push((c, median, times));
     }
     let commit = Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -86,14 +107,19 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let mut md = format!(
-        "# HEC path throughput ({commit})\n\n{} events per run ({mean} B mean event), {batch} events per request, gzip; HEC clients → rulebox splunk_hec source → T1071.002 .wasm (100 ms deadline, 64 MiB) → rulebox splunk_hec sink (gzip) → receiver; loopback.\n\n| clients | median s | events/s | runs (s) |\n|---:|---:|---:|---|\n",
+        "# HEC path throughput ({commit})\n\n{} events per run ({mean} B mean event), {batch} events per request, gzip; HEC clients → rulebox splunk_hec source → T1071.002 .wasm (100 ms deadline, 64 MiB) → rulebox splunk_hec sink (gzip) → receiver; loopback. The file path: the same events from a file, the same rule, to a file. Medians of {runs} interleaved rounds; CPU is the rulebox process's alone.\n\n| path | median s | events/s | of the file path | rulebox CPU s per million events | runs (s) |\n|---|---:|---:|---:|---:|---|\n",
         lines.len()
     );
-    for (c, median, times) in rows {
+    let file_median = median(&rows[0].times);
+    for row in &rows {
+        let t = median(&row.times);
         md.push_str(&format!(
-            "| {c} | {median:.3} | {:.0} | {} |\n",
-            lines.len() as f64 / median,
-            times
+            "| {} | {t:.3} | {:.0} | {:.2} | {:.2} | {} |\n",
+            row.name,
+            lines.len() as f64 / t,
+            file_median / t,
+            median(&row.cpus),
+            row.times
                 .iter()
                 .map(|t| format!("{t:.3}"))
                 .collect::<Vec<_>>()
@@ -106,9 +132,22 @@ fn main() {
     eprintln!("hec-load: written to {}", out.display());
 }
 
+/// One row of the table: a path's times and CPU per million events.
+struct Row {
+    name: String,
+    times: Vec<f64>,
+    cpus: Vec<f64>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "hec-load: {msg}\nusage: hec-load [--events N] [--runs R] [--clients 1,32] [--batch B]"
+        "hec-load: {msg}\nusage: hec-load [--events N] [--runs R] [--clients 1,32] [--batch B] [--rulebox PATH]"
     );
     std::process::exit(2)
 }
@@ -120,7 +159,9 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// Seconds for every event to go from the clients to the receiver.
+/// Seconds for every event to go from the clients to the receiver, and
+/// the CPU seconds the rulebox process spent meanwhile (from its start:
+/// its listening, the module's load).
 fn one_run(
     bin: &Path,
     wasm: &Path,
@@ -128,7 +169,7 @@ fn one_run(
     lines: &[Vec<u8>],
     clients: usize,
     batch: usize,
-) -> f64 {
+) -> (f64, f64) {
     let receiver = Receiver::start_with("bench-down", 0, false);
     let port = free_port();
     let cfg = format!(
@@ -188,9 +229,81 @@ token = "bench-down"
         receiver.count(),
         lines.len()
     );
+    let cpu = cpu_seconds(child.id());
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
-    secs
+    (secs, cpu)
+}
+
+/// `rulebox run` over `file` with the HEC runs' rule, to a file: its
+/// seconds from start to exit, and its CPU seconds.
+fn file_run(bin: &Path, wasm: &Path, work: &Path, file: &Path) -> (f64, f64) {
+    let cfg = format!(
+        r#"data_dir = "{data}"
+[sources.file]
+type = "file"
+path = "{file}"
+[transforms.rule]
+type = "wasm"
+inputs = ["file"]
+module = "{wasm}"
+persist_state = false
+[transforms.rule.config]
+schema = "auto"
+[sinks.out]
+type = "file"
+append = false
+inputs = ["rule", "rule.alerts"]
+path = "{out}"
+"#,
+        data = work.join("data").display(),
+        file = file.display(),
+        wasm = wasm.display(),
+        out = work.join("file-out.ndjson").display(),
+    );
+    let cfg_path = work.join("file.toml");
+    std::fs::write(&cfg_path, cfg).expect("config");
+    let before = children_cpu_seconds();
+    let t = Instant::now();
+    let status = Command::new(bin)
+        .args(["run", "--config", cfg_path.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(work.join("rulebox-file.log")).expect("log"))
+        .status()
+        .expect("run rulebox");
+    let secs = t.elapsed().as_secs_f64();
+    assert!(
+        status.success(),
+        "rulebox run failed: see {}",
+        work.join("rulebox-file.log").display()
+    );
+    (secs, children_cpu_seconds() - before)
+}
+
+/// User and system CPU seconds of the children this process waited for
+/// (`/proc/self/stat`, fields 16 and 17).
+fn children_cpu_seconds() -> f64 {
+    stat_ticks("self", 13) / 100.0
+}
+
+/// User and system CPU seconds of process `pid`, every thread, so far
+/// (`/proc/PID/stat`, fields 14 and 15, in clock ticks of 1/100 s: the
+/// value Linux gives `USER_HZ` on every architecture it runs on).
+fn cpu_seconds(pid: u32) -> f64 {
+    stat_ticks(&pid.to_string(), 11) / 100.0
+}
+
+/// The sum of two clock-tick fields of `/proc/PROC/stat`, `skip` fields
+/// after the command name (which, in parentheses, may hold spaces).
+fn stat_ticks(proc: &str, skip: usize) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{proc}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    rest.split_whitespace()
+        .skip(skip)
+        .take(2)
+        .filter_map(|t| t.parse::<f64>().ok())
+        .sum()
 }
