@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use rule_t1071_002::T1071;
-use rulebox_abi::frame::index::{IndexRequest, index_batch};
+use rulebox_abi::frame::index::{IndexRequest, index_batch_checked};
 use rulebox_abi::json::{ScanError, Scanner};
 use rulebox_abi::{EventResult, FrameOutputs, InitFrame, Outcome, Reads, Refused, ResultFrame};
 use rulebox_plugin::Runner;
@@ -93,7 +93,14 @@ pub fn event_reader(data: &[u8]) {
             let frame = scans.process(&batch, 1, NOW_MS).to_vec();
             check_frame(&frame, &batch, 1);
             let mut index = Vec::new();
-            index_batch(&mut Scanner::new(), request, &batch, 1, &mut index).unwrap();
+            let made =
+                index_batch_checked(&mut Scanner::new(), request, &batch, 1, &mut index).unwrap();
+            // The host skips its UTF-8 check of a batch the scan read
+            // whole as JSON text: that must be UTF-8.
+            assert!(
+                !made.valid_text || std::str::from_utf8(&batch).is_ok(),
+                "valid JSON text by the scan but not UTF-8: {batch:?}"
+            );
             let from_index = indexed.process_objects(&batch, &index, 1, NOW_MS);
             assert_eq!(
                 from_index,

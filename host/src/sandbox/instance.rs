@@ -53,9 +53,11 @@ impl Indexer {
     /// The index of `batch` (`count` events, each followed by `\n`).
     pub fn index(&mut self, batch: &[u8], count: usize) -> Indexed {
         let mut index = Vec::with_capacity(batch.len() / 4);
-        let made = index::index_batch(&mut self.scanner, &self.request, batch, count, &mut index);
+        let made =
+            index::index_batch_checked(&mut self.scanner, &self.request, batch, count, &mut index);
         Indexed {
             request: self.request.clone(),
+            valid_text: made.is_ok_and(|m| m.valid_text),
             index: made.map(|_| index).map_err(|_| ()),
         }
     }
@@ -66,12 +68,21 @@ impl Indexer {
 pub struct Indexed {
     request: Arc<index::IndexRequest>,
     index: Result<Vec<u8>, ()>,
+    /// The scan read every event of the batch as valid JSON text, so the
+    /// batch is valid UTF-8 ([`index::Indexing::valid_text`]).
+    valid_text: bool,
 }
 
 impl Indexed {
     /// The index (None: the plan went over its budget).
     pub fn index(&self) -> Option<&[u8]> {
         self.index.as_deref().ok()
+    }
+
+    /// Whether the scan showed the batch to be valid UTF-8 (false: it may
+    /// or may not be).
+    pub fn valid_utf8(&self) -> bool {
+        self.valid_text
     }
     /// Whether it follows `request` (an instance made anew after a failure
     /// may have asked for another).

@@ -126,6 +126,19 @@ pub const PLAN_WORK_PER_BYTE: u64 = 64;
 /// The work every batch may spend whatever its size.
 pub const PLAN_WORK_FLOOR: u64 = 1 << 20;
 
+/// What [`index_batch_checked`] found besides the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Indexing {
+    /// The plan's work spent.
+    pub work: u64,
+    /// Every byte of the batch is in an event the scan read as valid
+    /// JSON text, or is a line's `\n`. JSON text is UTF-8 and the scan
+    /// checks that as it goes, so such a batch is valid UTF-8 with no
+    /// second look (an event found malformed or nested too deep proves
+    /// nothing about its bytes).
+    pub valid_text: bool,
+}
+
 /// Scans each of the `count` events of `batch` (each followed by `\n`, or
 /// ending the batch) with `scanner` and appends the [objects
 /// index](EVENT_ENTRY_LEN) that `request` asks for to `out`. The path
@@ -139,10 +152,23 @@ pub fn index_batch(
     count: usize,
     out: &mut Vec<u8>,
 ) -> Result<u64, OverBudget> {
+    index_batch_checked(scanner, request, batch, count, out).map(|i| i.work)
+}
+
+/// [`index_batch`], and whether the scan showed the whole batch to be
+/// valid JSON text ([`Indexing::valid_text`]).
+pub fn index_batch_checked(
+    scanner: &mut Scanner,
+    request: &IndexRequest,
+    batch: &[u8],
+    count: usize,
+    out: &mut Vec<u8>,
+) -> Result<Indexing, OverBudget> {
     let mut work =
         Work::within(PLAN_WORK_PER_BYTE.saturating_mul(batch.len() as u64) + PLAN_WORK_FLOOR);
     let probes = request.plan.as_ref().map_or(0, PathPlan::probes);
     let mut start = 0;
+    let mut invalid = 0;
     for _ in 0..count {
         let rest = batch.get(start..).unwrap_or_default();
         let len = find_byte(rest, b'\n').unwrap_or(rest.len());
@@ -175,14 +201,20 @@ pub fn index_batch(
                 }
                 (flags, scanner.close as u32, n)
             }
-            Err(e) => (status_code(e), 0, 0),
+            Err(e) => {
+                invalid += matches!(e, ScanError::Malformed | ScanError::TooDeep) as usize;
+                (status_code(e), 0, 0)
+            }
         };
         out[entry + 8..entry + 12].copy_from_slice(&status.to_le_bytes());
         out[entry + 12..entry + 16].copy_from_slice(&close.to_le_bytes());
         out[entry + 16..entry + 20].copy_from_slice(&n.to_le_bytes());
         start += len + 1;
     }
-    Ok(work.spent)
+    Ok(Indexing {
+        work: work.spent,
+        valid_text: invalid == 0 && start >= batch.len(),
+    })
 }
 
 impl Scanner {
@@ -571,6 +603,48 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// `valid_text` only when every event is valid JSON text (objects or
+    /// not) and every byte belongs to one; never for a batch that is not
+    /// UTF-8.
+    #[test]
+    fn valid_text_only_for_a_batch_read_whole_as_json() {
+        let checked = |batch: &[u8], count: usize| {
+            let mut index = Vec::new();
+            let r = index_batch_checked(
+                &mut Scanner::new(),
+                &IndexRequest::new(Some(&["a"]), None),
+                batch,
+                count,
+                &mut index,
+            );
+            r.unwrap().valid_text
+        };
+        let deep = format!("{}{}\n", "[".repeat(200), "]".repeat(200));
+        let cases: &[(&[u8], usize, bool)] = &[
+            (b"{\"a\":\"\xc3\xa9\"}\n{\"b\":[1,{}]}\n", 2, true),
+            (b"{\"a\":1}\n123\n\"text\"\n", 3, true),
+            (b"{\"a\":1}", 1, true), // the last line without its newline
+            (b"{\"a\":1}\nnot json\n", 2, false),
+            (b"{\"a\":\"\xff\"}\n", 1, false),
+            (b"\xc3\n", 1, false),
+            (b"{\"a\":1}\n\n", 2, false), // an empty line is not JSON
+            (deep.as_bytes(), 1, false),
+            // Fewer events than lines: the bytes past them were not read.
+            (b"{\"a\":1}\n\xff\n", 1, false),
+        ];
+        for &(batch, count, want) in cases {
+            assert_eq!(
+                checked(batch, count),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(batch)
+            );
+            if want {
+                assert!(core::str::from_utf8(batch).is_ok());
             }
         }
     }
