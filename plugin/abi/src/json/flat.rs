@@ -303,7 +303,7 @@ mod tests {
                 .map(|_| {
                     s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
                     let r = (s >> 33) as usize;
-                    if r % 5 == 0 {
+                    if r.is_multiple_of(5) {
                         others[(r / 5) % others.len()]
                     } else {
                         b'0' + (r % 10) as u8
