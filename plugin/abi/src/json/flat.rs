@@ -14,7 +14,7 @@
 use alloc::vec::Vec;
 
 use super::parser::Parser;
-use super::plain::plain_end;
+use super::plain::{plain_end, plain_end_and_next};
 use super::swar::{HIGH, ONES};
 use super::{MAX_DEPTH, Member, ScanError, Span};
 
@@ -232,7 +232,9 @@ pub(super) fn scan_flat(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
                 return None;
             }
             let key_start = i + 1;
-            let key_end = plain_end(b, key_start);
+            // The key's end, and often from the same bytes the end of
+            // a string value right after its colon.
+            let (key_end, next) = plain_end_and_next(b, key_start);
             // Compact JSON has the colon right after the key's quote: one
             // check of both bytes; else whitespace may come between.
             let value_start = if b.get(key_end..key_end + 2) == Some(b"\":") {
@@ -240,7 +242,16 @@ pub(super) fn scan_flat(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
             } else {
                 past_colon(b, key_end)?
             };
-            i = value_end(b, value_start)?;
+            i = match next {
+                Some(end)
+                    if value_start == key_end + 2
+                        && b.get(value_start) == Some(&b'"')
+                        && b.get(end) == Some(&b'"') =>
+                {
+                    end + 1
+                }
+                _ => value_end(b, value_start)?,
+            };
             members.push(Member {
                 key: Span::of(key_start, key_end),
                 value: Span::of(value_start, i),
