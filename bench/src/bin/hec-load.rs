@@ -132,6 +132,20 @@ fn main() {
     eprintln!("hec-load: written to {}", out.display());
 }
 
+/// The rule's transform, the same on both paths, reading `input`.
+fn rule_toml(wasm: &Path, input: &str) -> String {
+    format!(
+        r#"[transforms.rule]
+type = "wasm"
+inputs = ["{input}"]
+module = "{}"
+persist_state = false
+[transforms.rule.config]
+schema = "auto""#,
+        wasm.display()
+    )
+}
+
 /// One row of the table: a path's times and CPU per million events.
 struct Row {
     name: String,
@@ -178,13 +192,7 @@ fn one_run(
 type = "splunk_hec"
 address = "127.0.0.1:{port}"
 tokens = ["bench-up"]
-[transforms.rule]
-type = "wasm"
-inputs = ["hec"]
-module = "{wasm}"
-persist_state = false
-[transforms.rule.config]
-schema = "auto"
+{rule}
 [sinks.down]
 type = "splunk_hec"
 inputs = ["rule", "rule.alerts"]
@@ -192,7 +200,7 @@ endpoint = "http://{recv}"
 token = "bench-down"
 "#,
         data = work.join("data").display(),
-        wasm = wasm.display(),
+        rule = rule_toml(wasm, "hec"),
         recv = receiver.address,
     );
     let cfg_path: PathBuf = work.join("hec.toml");
@@ -245,13 +253,7 @@ fn file_run(bin: &Path, wasm: &Path, work: &Path, file: &Path) -> (f64, f64) {
 [sources.file]
 type = "file"
 path = "{file}"
-[transforms.rule]
-type = "wasm"
-inputs = ["file"]
-module = "{wasm}"
-persist_state = false
-[transforms.rule.config]
-schema = "auto"
+{rule}
 [sinks.out]
 type = "file"
 append = false
@@ -260,7 +262,7 @@ path = "{out}"
 "#,
         data = work.join("data").display(),
         file = file.display(),
-        wasm = wasm.display(),
+        rule = rule_toml(wasm, "file"),
         out = work.join("file-out.ndjson").display(),
     );
     let cfg_path = work.join("file.toml");

@@ -294,6 +294,7 @@ pub(super) fn only_ws_from(b: &[u8], i: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_bytes::{bytes, step};
     use super::*;
 
     /// From every offset of strings of digits and other bytes (the bytes
@@ -305,22 +306,14 @@ mod tests {
         ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..5000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let len = (seed % 40) as usize;
-            let mut s = seed;
-            let b: Vec<u8> = (0..len)
-                .map(|_| {
-                    s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-                    let r = (s >> 33) as usize;
-                    if r.is_multiple_of(5) {
-                        others[(r / 5) % others.len()]
-                    } else {
-                        b'0' + (r % 10) as u8
-                    }
-                })
-                .collect();
+            let seed = step(&mut seed);
+            let b = bytes(seed, (seed % 40) as usize, |r| {
+                if r.is_multiple_of(5) {
+                    others[(r / 5) as usize % others.len()]
+                } else {
+                    b'0' + (r % 10) as u8
+                }
+            });
             for i in 0..=b.len() {
                 let end = (i..b.len())
                     .find(|&k| !b[k].is_ascii_digit())

@@ -36,6 +36,32 @@ pub use scanner::Scanner;
 pub use swar::find_byte;
 pub use value::{Value, key_eq};
 
+/// Pseudo-random inputs for the byte-scanning tests.
+#[cfg(test)]
+pub(crate) mod test_bytes {
+    use alloc::vec::Vec;
+
+    /// `seed` moved one step of a xorshift sequence; the new value.
+    pub fn step(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    /// `len` bytes, each `pick` of the next number of an LCG started at
+    /// `seed` (its upper 31 bits).
+    pub fn bytes(seed: u64, len: usize, mut pick: impl FnMut(u64) -> u8) -> Vec<u8> {
+        let mut s = seed;
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                pick(s >> 33)
+            })
+            .collect()
+    }
+}
+
 // For the objects index, which writes and rebuilds a scanner's state.
 pub(crate) use plan::{ABSENT, NO_GROUP};
 pub(crate) use swar::key_hash;

@@ -149,6 +149,7 @@ mod sse2 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_bytes::{bytes, step};
     use super::*;
 
     fn reference(b: &[u8], i: usize) -> usize {
@@ -164,23 +165,15 @@ mod tests {
         let plain = [b'a', b' ', 0x20, 0x7f, b'~', b'!', b'#', b'[', b']'];
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..4000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let len = (seed % 71) as usize;
+            let seed = step(&mut seed);
             let density = (seed >> 8) % 40 + 1;
-            let mut s = seed;
-            let b: alloc::vec::Vec<u8> = (0..len)
-                .map(|_| {
-                    s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-                    let r = s >> 33;
-                    if r.is_multiple_of(density) {
-                        specials[(r / 64) as usize % specials.len()]
-                    } else {
-                        plain[(r / 64) as usize % plain.len()]
-                    }
-                })
-                .collect();
+            let b = bytes(seed, (seed % 71) as usize, |r| {
+                if r.is_multiple_of(density) {
+                    specials[(r / 64) as usize % specials.len()]
+                } else {
+                    plain[(r / 64) as usize % plain.len()]
+                }
+            });
             for i in 0..=b.len() {
                 let want = reference(&b, i);
                 assert_eq!(plain_end_swar(&b, i), want, "{b:?} from {i}");
