@@ -53,13 +53,23 @@ impl Indexer {
     /// The index of `batch` (`count` events, each followed by `\n`).
     pub fn index(&mut self, batch: &[u8], count: usize) -> Indexed {
         let mut index = Vec::with_capacity(batch.len() / 4);
-        let made =
-            index::index_batch_checked(&mut self.scanner, &self.request, batch, count, &mut index);
+        let made = self.index_into(batch, count, &mut index);
         Indexed {
             request: self.request.clone(),
             valid_text: made.is_ok_and(|m| m.valid_text),
             index: made.map(|_| index).map_err(|_| ()),
         }
+    }
+
+    /// The index of `batch` appended to `out` (Err: over the plan's
+    /// budget, `out` incomplete).
+    fn index_into(
+        &mut self,
+        batch: &[u8],
+        count: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<index::Indexing, json::OverBudget> {
+        index::index_batch_checked(&mut self.scanner, &self.request, batch, count, out)
     }
 }
 
@@ -84,6 +94,7 @@ impl Indexed {
     pub fn valid_utf8(&self) -> bool {
         self.valid_text
     }
+
     /// Whether it follows `request` (an instance made anew after a failure
     /// may have asked for another).
     fn follows(&self, request: &Arc<index::IndexRequest>) -> bool {
@@ -101,10 +112,9 @@ pub struct Instance {
     process_objects: Option<ProcessObjects>,
     /// The plugin reads events as objects: batches go with an objects index.
     reads_objects: bool,
-    /// What it asked the index to hold (members, paths resolved).
-    index_request: Arc<index::IndexRequest>,
-    /// Scans events natively for such a plugin, into `index`.
-    scanner: json::Scanner,
+    /// Scans events natively for such a plugin, into `index`, as its
+    /// request asks (members, paths resolved).
+    indexer: Indexer,
     index: Vec<u8>,
     tick: TypedFunc<i64, i64>,
     flush: TypedFunc<i64, i64>,
@@ -176,8 +186,7 @@ impl Instance {
             store,
             memory,
             reads_objects: false,
-            index_request: Arc::default(),
-            scanner: json::Scanner::new(),
+            indexer: Indexer::new(Arc::default()),
             index: Vec::new(),
             outputs: Vec::new(),
             parallel: false,
@@ -236,7 +245,7 @@ impl Instance {
         }
         check_output_names(&outputs).map_err(contract)?;
         self.reads_objects = reads.is_some();
-        self.index_request = Arc::new(reads.unwrap_or_default());
+        self.indexer = Indexer::new(Arc::new(reads.unwrap_or_default()));
         self.outputs = outputs;
         self.parallel = parallel;
         Ok(())
@@ -303,7 +312,7 @@ impl Instance {
     /// objects indexes apart from the instance (on another thread).
     pub fn indexer(&self) -> Option<Indexer> {
         (self.reads_objects && self.process_objects.is_some())
-            .then(|| Indexer::new(self.index_request.clone()))
+            .then(|| Indexer::new(self.indexer.request.clone()))
     }
 
     /// The objects index of `batch`: `ahead`'s when it followed this
@@ -315,20 +324,13 @@ impl Instance {
         ahead: Option<Indexed>,
     ) -> Result<Vec<u8>, PluginError> {
         let mut index = match ahead {
-            Some(a) if a.follows(&self.index_request) => {
+            Some(a) if a.follows(&self.indexer.request) => {
                 return a.index.map_err(|()| PluginError::PlanBudget(batch.len()));
             }
             _ => std::mem::take(&mut self.index),
         };
         index.clear();
-        let indexed = index::index_batch(
-            &mut self.scanner,
-            &self.index_request,
-            batch,
-            count,
-            &mut index,
-        );
-        match indexed {
+        match self.indexer.index_into(batch, count, &mut index) {
             Ok(_) => Ok(index),
             Err(_) => {
                 self.index = index;
