@@ -1,6 +1,7 @@
 //! Micro-benchmarks (criterion): the rule's event reader per preset, IP
-//! classification, an aggregation update, and one sandboxed plugin call per
-//! batch size. Run: `cargo bench -p rulebox-bench --bench micro` (after
+//! classification, an aggregation update, one sandboxed plugin call per
+//! batch size, and the Splunk HEC codec (a request body read into events,
+//! events written back out as envelopes). Run: `cargo bench -p rulebox-bench --bench micro` (after
 //! `scripts/bench.sh` or `scripts/sample.sh` built the `.wasm`).
 
 use std::net::IpAddr;
@@ -199,9 +200,49 @@ fn plugin_call(c: &mut Criterion) {
     g.finish();
 }
 
+/// The HEC codec on one request of 500 envelopes of the sample's events
+/// (as `hec-load` sends them): reading the body into a batch, and writing
+/// each event back out as an envelope (the sink's encoding).
+fn hec_codec(c: &mut Criterion) {
+    use rulebox::batch::Batch;
+    use rulebox::codecs::hec::{Defaults, read_event_body, write_envelope};
+    let events: Vec<Vec<u8>> = rulebox_bench::sample(600, 5, 1_763_683_200_000)
+        .into_iter()
+        // Shippers send JSON objects; the sample's broken lines are left out.
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| v.is_object()))
+        .take(500)
+        .map(String::into_bytes)
+        .collect();
+    let body = rulebox_bench::hec::envelope_body(&events, "fw:traffic");
+    let mut g = c.benchmark_group("hec");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function("read-body", |b| {
+        b.iter(|| {
+            let mut batch = Batch::default();
+            read_event_body(&body, &mut batch).expect("a valid body");
+            batch
+        })
+    });
+    let mut batch = Batch::default();
+    read_event_body(&body, &mut batch).expect("a valid body");
+    let defaults = Defaults::default();
+    let mut scanner = Scanner::new();
+    let mut out = Vec::new();
+    g.bench_function("write-envelopes", |b| {
+        b.iter(|| {
+            out.clear();
+            for (i, line) in batch.iter().enumerate() {
+                write_envelope(&mut out, line, batch.meta(i), &defaults, &mut scanner);
+            }
+            out.len()
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = micro;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(2));
-    targets = reader, classify, aggregate, plugin_call
+    targets = reader, classify, aggregate, plugin_call, hec_codec
 }
 criterion_main!(micro);

@@ -30,6 +30,26 @@ fn gunzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// An `/event` request body as a shipper sends it: each event in an
+/// envelope with a `time`, `host` and `sourcetype`, one envelope a line.
+pub fn envelope_body(events: &[Vec<u8>], sourcetype: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        body.extend_from_slice(
+            format!(
+                r#"{{"time":{}.{:03},"host":"shipper-{}","sourcetype":"{sourcetype}","event":"#,
+                1_700_000_000 + i,
+                i % 1000,
+                i % 7,
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(e);
+        body.extend_from_slice(b"}\n");
+    }
+    body
+}
+
 /// What a receiver has seen.
 #[derive(Debug, Default)]
 pub struct Received {
@@ -235,21 +255,7 @@ pub fn send(address: &str, events: &[Vec<u8>], o: &ClientOpts) -> Arc<Sent> {
     for chunk in events.chunks(per.max(1)) {
         let mut bodies = Vec::new();
         for batch in chunk.chunks(o.batch.max(1)) {
-            let mut body = Vec::new();
-            for (i, e) in batch.iter().enumerate() {
-                body.extend_from_slice(
-                    format!(
-                        r#"{{"time":{}.{:03},"host":"shipper-{}","sourcetype":"{}","event":"#,
-                        1_700_000_000 + i,
-                        i % 1000,
-                        i % 7,
-                        o.sourcetype
-                    )
-                    .as_bytes(),
-                );
-                body.extend_from_slice(e);
-                body.extend_from_slice(b"}\n");
-            }
+            let body = envelope_body(batch, &o.sourcetype);
             bodies.push(Bytes::from(if o.gzip { gzip(&body) } else { body }));
         }
         work.push(bodies);

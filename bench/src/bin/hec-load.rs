@@ -7,8 +7,14 @@
 //! clients and the receiver run in this process); Markdown table to
 //! target/bench/hec.md.
 //!
+//! Both legs (clients → rulebox, rulebox → receiver) are gzip or both
+//! uncompressed (`--gzip on,off`: a row for each). gzip is what Splunk's
+//! own forwarders and many HEC libraries send; Vector's and Fluent Bit's
+//! HEC outputs send uncompressed unless told otherwise.
+//!
 //! usage: hec-load [--events N] [--runs R] [--clients 1,32] [--batch B]
-//!                 [--rulebox PATH]   (default target/release/rulebox)
+//!                 [--gzip on,off] [--rulebox PATH]
+//!                 (--rulebox: default target/release/rulebox)
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,6 +27,7 @@ fn main() {
     let mut runs = 3usize;
     let mut clients = vec![1usize, 32];
     let mut batch = 500usize;
+    let mut gzips = vec![true, false];
     let mut rulebox = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -38,6 +45,16 @@ fn main() {
                 clients = val()
                     .split(',')
                     .map(|c| c.parse().unwrap_or_else(|_| usage("bad --clients")))
+                    .collect()
+            }
+            "--gzip" => {
+                gzips = val()
+                    .split(',')
+                    .map(|g| match g {
+                        "on" => true,
+                        "off" => false,
+                        _ => usage("bad --gzip (on, off or on,off)"),
+                    })
                     .collect()
             }
             other => usage(&format!("unknown argument {other}")),
@@ -74,8 +91,15 @@ fn main() {
     file_run(&bin, &wasm, &work, &file);
     // Rounds interleaved (the file path, then each client count), so a
     // slower stretch of a shared machine touches every row alike.
+    let hec_runs: Vec<(usize, bool)> = clients
+        .iter()
+        .flat_map(|&c| gzips.iter().map(move |&g| (c, g)))
+        .collect();
     let mut rows: Vec<Row> = std::iter::once("file (`rulebox run`)".to_string())
-        .chain(clients.iter().map(|c| format!("HEC, {c} client(s)")))
+        .chain(hec_runs.iter().map(|&(c, g)| {
+            let legs = if g { "gzip" } else { "uncompressed" };
+            format!("HEC, {c} client(s), {legs}")
+        }))
         .map(|name| Row {
             name,
             times: Vec::new(),
@@ -86,7 +110,10 @@ fn main() {
         for (i, row) in rows.iter_mut().enumerate() {
             let (t, cpu) = match i {
                 0 => file_run(&bin, &wasm, &work, &file),
-                _ => one_run(&bin, &wasm, &work, &lines, clients[i - 1], batch),
+                _ => {
+                    let (clients, gzip) = hec_runs[i - 1];
+                    one_run(&bin, &wasm, &work, &lines, clients, gzip, batch)
+                }
             };
             let cpu_per_m = cpu / lines.len() as f64 * 1e6;
             eprintln!(
@@ -107,7 +134,7 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let mut md = format!(
-        "# HEC path throughput ({commit})\n\n{} events per run ({mean} B mean event), {batch} events per request, gzip; HEC clients → rulebox splunk_hec source → T1071.002 .wasm (100 ms deadline, 64 MiB) → rulebox splunk_hec sink (gzip) → receiver; loopback. The file path: the same events from a file, the same rule, to a file. Medians of {runs} interleaved rounds; CPU is the rulebox process's alone.\n\n| path | median s | events/s | of the file path | rulebox CPU s per million events | runs (s) |\n|---|---:|---:|---:|---:|---|\n",
+        "# HEC path throughput ({commit})\n\n{} events per run ({mean} B mean event), {batch} events per request; HEC clients → rulebox splunk_hec source → T1071.002 .wasm (100 ms deadline, 64 MiB) → rulebox splunk_hec sink → receiver, both legs gzip or both uncompressed; loopback. The file path: the same events from a file, the same rule, to a file. Medians of {runs} interleaved rounds; CPU is the rulebox process's alone.\n\n| path | median s | events/s | of the file path | rulebox CPU s per million events | runs (s) |\n|---|---:|---:|---:|---:|---|\n",
         lines.len()
     );
     let file_median = median(&rows[0].times);
@@ -161,7 +188,7 @@ fn median(v: &[f64]) -> f64 {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "hec-load: {msg}\nusage: hec-load [--events N] [--runs R] [--clients 1,32] [--batch B] [--rulebox PATH]"
+        "hec-load: {msg}\nusage: hec-load [--events N] [--runs R] [--clients 1,32] [--batch B] [--gzip on,off] [--rulebox PATH]"
     );
     std::process::exit(2)
 }
@@ -182,6 +209,7 @@ fn one_run(
     work: &Path,
     lines: &[Vec<u8>],
     clients: usize,
+    gzip: bool,
     batch: usize,
 ) -> (f64, f64) {
     let receiver = Receiver::start_with("bench-down", 0, false);
@@ -198,6 +226,7 @@ type = "splunk_hec"
 inputs = ["rule", "rule.alerts"]
 endpoint = "http://{recv}"
 token = "bench-down"
+gzip = {gzip}
 "#,
         data = work.join("data").display(),
         rule = rule_toml(wasm, "hec"),
@@ -224,7 +253,7 @@ token = "bench-down"
     let opts = ClientOpts {
         token: "bench-up".into(),
         batch,
-        gzip: true,
+        gzip,
         clients,
         sourcetype: "fw:traffic".into(),
     };
