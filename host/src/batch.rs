@@ -175,6 +175,15 @@ impl Batch {
         self.meta_follow();
     }
 
+    /// Appends one line that `write` appends to the batch's bytes itself
+    /// (no copy in between); it must write no `\n`.
+    pub fn push_line_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        write(&mut self.data);
+        self.data.push(b'\n');
+        self.count += 1;
+        self.meta_follow();
+    }
+
     /// Appends one line made of `parts`.
     pub fn push_parts(&mut self, parts: &[&[u8]]) {
         for p in parts {

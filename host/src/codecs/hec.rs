@@ -15,29 +15,10 @@
 //! * `r`: a line from `/services/collector/raw`, sent on as a string.
 
 use rulebox_abi::json::{Object, ScanError, Scanner, key_eq, unescape};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::json_text::{flatten_into, is_json_object};
 use super::timestamp;
 use crate::batch::Batch;
-
-/// The envelope keys kept with each event.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Envelope<'a> {
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub time: Option<&'a RawValue>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<&'a RawValue>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<&'a RawValue>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub sourcetype: Option<&'a RawValue>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<&'a RawValue>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub fields: Option<&'a RawValue>,
-}
 
 /// The envelope keys an incoming envelope is read for: `event`, then the
 /// kept ones in the order the metadata writes them.
@@ -139,7 +120,6 @@ pub fn read_event_body(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
 fn read_events(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
     let mut n = 0;
     let mut meta = Vec::with_capacity(128);
-    let mut line = Vec::new();
     let mut scanner = Scanner::new();
     let mut at = 0;
     loop {
@@ -165,23 +145,21 @@ fn read_events(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
             if text.trim().is_empty() {
                 return Err(BodyError::EventBlank(n));
             }
-            line.clear();
             if is_json_object(text.as_bytes()) {
-                flatten_into(text.as_bytes(), &mut line);
+                out.push_line_with(|data| flatten_into(text.as_bytes(), data));
                 b'j'
             } else {
-                line.extend_from_slice(event);
+                // A string literal as sent: its newlines are escaped.
+                out.push_line(event);
                 b'v'
             }
         } else {
-            line.clear();
-            flatten_into(event, &mut line);
+            out.push_line_with(|data| flatten_into(event, data));
             b'v'
         };
         meta.clear();
         meta.push(kind);
         env.write_kept(&mut meta);
-        out.push_line(&line);
         out.set_last_meta(&meta);
         n += 1;
     }
@@ -299,7 +277,8 @@ fn event_time(event: &Object<'_, '_>) -> Option<f64> {
 
 /// Appends the envelope of one event: its own metadata (from a HEC
 /// source), the sink's defaults for the keys it lacks, and the event.
-/// `scanner` reads the event (keep one per batch: it is reused).
+/// `scanner` reads the metadata, then the event (keep one per batch: it
+/// is reused).
 pub fn write_envelope(
     out: &mut Vec<u8>,
     line: &[u8],
@@ -311,7 +290,15 @@ pub fn write_envelope(
         Some((&k, rest)) if matches!(k, b'v' | b'j' | b'r') => (k, rest),
         _ => (b'v', &b""[..]),
     };
-    let env: Envelope<'_> = serde_json::from_slice(env_json).unwrap_or_default();
+    // The metadata is an object a HEC source wrote ([`Incoming::write_kept`])
+    // or a raw request's; anything else, or a key given twice, counts as
+    // none, and so does a key whose value is `null`.
+    let [time, host, source, sourcetype, index, fields] = scanner
+        .scan(env_json)
+        .ok()
+        .and_then(|envelope| Incoming::read(&envelope))
+        .map(|incoming| incoming.kept.map(|v| v.filter(|v| *v != b"null")))
+        .unwrap_or_default();
     out.push(b'{');
     let mut first = true;
     let mut key = |out: &mut Vec<u8>, k: &str| {
@@ -330,28 +317,28 @@ pub fn write_envelope(
         _ => Some(scanner.scan(line)),
     };
     let object = scan.as_ref().and_then(|r| r.as_ref().ok());
-    let own_time = match (env.time, object) {
+    let own_time = match (time, object) {
         (Some(_), _) => None,
         (None, Some(event)) if d.time_from_event => event_time(event),
         _ => None,
     };
-    if let Some(t) = env.time {
+    if let Some(t) = time {
         key(out, "time");
-        out.extend_from_slice(t.get().as_bytes());
+        out.extend_from_slice(t);
     } else if let Some(secs) = own_time {
         key(out, "time");
         timestamp::write_seconds(out, secs);
     }
     for (name, own, default) in [
-        ("host", env.host, &d.host),
-        ("source", env.source, &d.source),
-        ("sourcetype", env.sourcetype, &d.sourcetype),
-        ("index", env.index, &d.index),
+        ("host", host, &d.host),
+        ("source", source, &d.source),
+        ("sourcetype", sourcetype, &d.sourcetype),
+        ("index", index, &d.index),
     ] {
         match (own, default) {
             (Some(v), _) => {
                 key(out, name);
-                out.extend_from_slice(v.get().as_bytes());
+                out.extend_from_slice(v);
             }
             (None, Some(v)) => {
                 key(out, name);
@@ -360,9 +347,9 @@ pub fn write_envelope(
             (None, None) => {}
         }
     }
-    if let Some(f) = env.fields {
+    if let Some(f) = fields {
         key(out, "fields");
-        out.extend_from_slice(f.get().as_bytes());
+        out.extend_from_slice(f);
     }
     key(out, "event");
     // Valid JSON goes as it is; anything else as a JSON string.
@@ -569,6 +556,35 @@ mod tests {
         assert!(write(twice, b"", &d).starts_with(r#"{"time":1764237600.000,"#));
         let escaped = r#"{"t\u0073":"2025-11-27T10:00:00Z"}"#;
         assert!(write(escaped, b"", &d).starts_with(r#"{"time":1764237600.000,"#));
+    }
+
+    /// The metadata a HEC source kept, read back for the envelope: a key
+    /// whose value is `null` is as none (the sink's default applies), and
+    /// metadata that is not an object, or gives a key twice, counts as none.
+    #[test]
+    fn metadata_with_null_twice_or_broken_counts_as_none() {
+        let d = Defaults {
+            host: Some("rb".into()),
+            ..Defaults::default()
+        };
+        let write = |meta: &[u8]| {
+            let mut out = Vec::new();
+            write_envelope(&mut out, br#"{"a":1}"#, meta, &d, &mut Scanner::new());
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            write(br#"v { "host" : "h" , "index" : 3 }"#),
+            r#"{"host":"h","index":3,"event":{"a":1}}"#
+        );
+        assert_eq!(
+            write(br#"v{"host":null,"source":"s"}"#),
+            r#"{"host":"rb","source":"s","event":{"a":1}}"#
+        );
+        let none = r#"{"host":"rb","event":{"a":1}}"#;
+        assert_eq!(write(br#"v{"host":"h","host":"i"}"#), none);
+        assert_eq!(write(br#"v["h"]"#), none);
+        assert_eq!(write(br#"v{"host":"h""#), none);
+        assert_eq!(write(br#"x{"host":"h"}"#), none);
     }
 
     /// What is not JSON goes as a JSON string; JSON that is not an object

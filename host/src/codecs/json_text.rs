@@ -11,8 +11,13 @@ pub fn is_json_object(text: &[u8]) -> bool {
 /// only be whitespace between tokens (inside strings they are escaped), so
 /// the value is the same and fits on one line.
 pub fn flatten_into(text: &[u8], out: &mut Vec<u8>) {
-    out.extend(
-        text.iter()
-            .map(|&c| if c == b'\n' || c == b'\r' { b' ' } else { c }),
-    );
+    let start = out.len();
+    out.extend_from_slice(text);
+    // Most text has neither; the copy is then all there is to do.
+    let copy = &mut out[start..];
+    let mut at = 0;
+    while let Some(k) = memchr::memchr2(b'\n', b'\r', &copy[at..]) {
+        copy[at + k] = b' ';
+        at += k + 1;
+    }
 }
