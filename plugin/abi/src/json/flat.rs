@@ -143,6 +143,37 @@ fn value_end(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
+/// Where a nested object's member goes on from its key (the quote at
+/// `i`): the start of its value, or, for a compact string value the look at
+/// the key found whole, the end of that value.
+enum AfterKey {
+    Value(usize),
+    End(usize),
+}
+
+/// Past a nested object's key at `i` and its colon, as the scan's member
+/// loop reads a top-level one ([`scan_flat`]): compact JSON (`"key":`, a
+/// plain string value right after it) from one look at the key; anything
+/// else (an escape or non-ASCII byte in the key, whitespace before the
+/// colon) by [`past_key`].
+#[inline(always)]
+fn after_key(b: &[u8], i: usize) -> Option<AfterKey> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let (key_end, next) = plain_end_and_next(b, i + 1);
+    if b.get(key_end..key_end + 2) != Some(b"\":") {
+        return past_key(b, i).map(AfterKey::Value);
+    }
+    let value = key_end + 2;
+    match next {
+        Some(end) if b.get(value) == Some(&b'"') && b.get(end) == Some(&b'"') => {
+            Some(AfterKey::End(end + 1))
+        }
+        _ => Some(AfterKey::Value(ws(b, value))),
+    }
+}
+
 /// The end of the value that starts at `i` (not whitespace), nested
 /// `depth` levels down (the scanner's members are at depth 1). Objects and
 /// arrays are read without recursion: a bit per open level says which of
@@ -152,7 +183,8 @@ fn container_end(b: &[u8], mut i: usize, depth: usize) -> Option<usize> {
     let mut objects: u128 = 0;
     let mut open = 0usize;
     'value: loop {
-        match *b.get(i)? {
+        // `i` is at a value, or (`key`) at an object member's key.
+        let key = match *b.get(i)? {
             c @ (b'{' | b'[') => {
                 if depth + open >= MAX_DEPTH {
                     return None;
@@ -161,16 +193,29 @@ fn container_end(b: &[u8], mut i: usize, depth: usize) -> Option<usize> {
                 i = ws(b, i + 1);
                 if b.get(i) == Some(&if object { b'}' } else { b']' }) {
                     i += 1; // an empty one: a whole value
+                    None
                 } else {
                     objects = (objects << 1) | object as u128;
                     open += 1;
-                    if object {
-                        i = past_key(b, i)?;
+                    if !object {
+                        continue 'value;
                     }
-                    continue 'value;
+                    Some(i)
                 }
             }
-            _ => i = scalar_end(b, i)?,
+            _ => {
+                i = scalar_end(b, i)?;
+                None
+            }
+        };
+        if let Some(at) = key {
+            match after_key(b, at)? {
+                AfterKey::Value(v) => {
+                    i = v;
+                    continue 'value;
+                }
+                AfterKey::End(end) => i = end,
+            }
         }
         // A value ended at `i`: the next element, or the end of the
         // containers it closes.
@@ -178,22 +223,35 @@ fn container_end(b: &[u8], mut i: usize, depth: usize) -> Option<usize> {
             if open == 0 {
                 return Some(i);
             }
-            i = ws(b, i);
             let object = objects & 1 == 1;
-            match b.get(i) {
-                Some(b',') => {
-                    i = ws(b, i + 1);
-                    if object {
-                        i = past_key(b, i)?;
+            // Compact JSON has the next key right after a member's value.
+            let at = if object && b.get(i..i + 2) == Some(b",\"") {
+                i + 1
+            } else {
+                i = ws(b, i);
+                match b.get(i) {
+                    Some(b',') => {
+                        i = ws(b, i + 1);
+                        if !object {
+                            continue 'value;
+                        }
+                        i
                     }
+                    Some(&c) if c == if object { b'}' } else { b']' } => {
+                        objects >>= 1;
+                        open -= 1;
+                        i += 1;
+                        continue;
+                    }
+                    _ => return None,
+                }
+            };
+            match after_key(b, at)? {
+                AfterKey::Value(v) => {
+                    i = v;
                     continue 'value;
                 }
-                Some(&c) if c == if object { b'}' } else { b']' } => {
-                    objects >>= 1;
-                    open -= 1;
-                    i += 1;
-                }
-                _ => return None,
+                AfterKey::End(end) => i = end,
             }
         }
     }
