@@ -27,6 +27,12 @@ pub struct Batch {
     /// partitioned stream ([`crate::partition`]): the transform keeps an
     /// instance per partition.
     pub part: Option<Arc<Part>>,
+    /// Every line is JSON text the host vouches for: read whole as such
+    /// on its way here, or such text with members added that the host
+    /// checked ([`Batch::push_json_parts`]); any other line pushed clears
+    /// it. A sink that must send valid JSON may then skip reading the
+    /// lines again.
+    json: bool,
 }
 
 /// Opaque bytes per line (the HEC source keeps the envelope without its
@@ -56,6 +62,7 @@ impl Batch {
             acks: Vec::new(),
             replay: false,
             part: None,
+            json: false,
         }
     }
 
@@ -70,6 +77,7 @@ impl Batch {
             acks: Vec::new(),
             replay: false,
             part: None,
+            json: false,
         }
     }
 
@@ -109,6 +117,7 @@ impl Batch {
     pub fn clear(&mut self) {
         self.data.clear();
         self.count = 0;
+        self.json = false;
         self.meta = None;
         self.acks.clear();
         self.replay = false;
@@ -167,8 +176,15 @@ impl Batch {
         self.acks.iter().for_each(|a| a.fail_because(why));
     }
 
+    /// Whether every line is JSON text the host vouches for
+    /// ([`Batch::push_json_parts`]); false for an empty batch.
+    pub fn all_json(&self) -> bool {
+        self.json && self.count > 0
+    }
+
     /// Appends one line (which must not contain `\n`).
     pub fn push_line(&mut self, line: &[u8]) {
+        self.json = false;
         self.data.extend_from_slice(line);
         self.data.push(b'\n');
         self.count += 1;
@@ -178,6 +194,7 @@ impl Batch {
     /// Appends one line that `write` appends to the batch's bytes itself
     /// (no copy in between); it must write no `\n`.
     pub fn push_line_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.json = false;
         write(&mut self.data);
         self.data.push(b'\n');
         self.count += 1;
@@ -186,6 +203,18 @@ impl Batch {
 
     /// Appends one line made of `parts`.
     pub fn push_parts(&mut self, parts: &[&[u8]]) {
+        self.json = false;
+        self.append_parts(parts);
+    }
+
+    /// [`Batch::push_parts`] of a line the caller vouches is JSON text
+    /// (see [`Batch::all_json`]).
+    pub fn push_json_parts(&mut self, parts: &[&[u8]]) {
+        self.json = self.json || self.count == 0;
+        self.append_parts(parts);
+    }
+
+    fn append_parts(&mut self, parts: &[&[u8]]) {
         for p in parts {
             self.data.extend_from_slice(p);
         }
@@ -196,6 +225,7 @@ impl Batch {
 
     pub fn extend(&mut self, other: &Batch) {
         let before = self.count;
+        self.json = (self.json || before == 0) && (other.json || other.count == 0);
         self.data.extend_from_slice(&other.data);
         self.count += other.count;
         self.acks.extend(other.acks.iter().cloned());
@@ -402,5 +432,43 @@ mod tests {
     fn lines_iterates_without_newlines() {
         let v: Vec<&[u8]> = lines(b"a\n\nbc\n").collect();
         assert_eq!(v, [&b"a"[..], b"", b"bc"]);
+    }
+
+    /// A batch is all JSON only while every line pushed was vouched for;
+    /// one other line, here or from a batch it takes in, ends that.
+    #[test]
+    fn all_json_only_while_every_line_is_vouched_for() {
+        let mut b = Batch::default();
+        assert!(!b.all_json(), "an empty batch vouches for nothing");
+        b.push_json_parts(&[b"{\"a\":", b"1}"]);
+        b.push_json_parts(&[b"[2]"]);
+        assert!(b.all_json());
+        assert_eq!(b.bytes(), b"{\"a\":1}\n[2]\n");
+        let mut c = b.clone();
+        c.extend(&Batch::default());
+        assert!(c.all_json(), "an empty batch taken in changes nothing");
+        let mut other = Batch::default();
+        other.push_line(b"{\"b\":2}");
+        c.extend(&other);
+        assert!(!c.all_json(), "a line nobody vouched for");
+        let mut d = Batch::default();
+        d.extend(&b);
+        assert!(d.all_json(), "an empty batch takes the other's word");
+        d.push_json_parts(&[b"3"]);
+        assert!(d.all_json());
+        for push in [
+            |b: &mut Batch| b.push_line(b"x"),
+            |b: &mut Batch| b.push_parts(&[b"x"]),
+            |b: &mut Batch| b.push_line_with(|d| d.push(b'x')),
+        ] {
+            let mut e = b.clone();
+            push(&mut e);
+            assert!(!e.all_json());
+            e.push_json_parts(&[b"4"]);
+            assert!(!e.all_json(), "vouching for a later line does not undo it");
+            e.clear();
+            e.push_json_parts(&[b"5"]);
+            assert!(e.all_json(), "a cleared batch starts again");
+        }
     }
 }

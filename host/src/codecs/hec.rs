@@ -277,12 +277,15 @@ fn event_time(event: &Object<'_, '_>) -> Option<f64> {
 
 /// Appends the envelope of one event: its own metadata (from a HEC
 /// source), the sink's defaults for the keys it lacks, and the event.
-/// `scanner` reads the metadata, then the event (keep one per batch: it
-/// is reused).
+/// `json`: the host already read the line whole as valid JSON text
+/// ([`Batch::all_json`]), so it is read again only for its time, when
+/// that is wanted. `scanner` reads the metadata, then the event (keep one
+/// per batch: it is reused).
 pub fn write_envelope(
     out: &mut Vec<u8>,
     line: &[u8],
     meta: &[u8],
+    json: bool,
     d: &Defaults,
     scanner: &mut Scanner,
 ) {
@@ -311,11 +314,11 @@ pub fn write_envelope(
         out.extend_from_slice(b"\":");
     };
     // An event is scanned once (the project's scanner, no value built):
-    // to know whether it is JSON, an object, and for its time.
-    let scan = match kind {
-        b'j' | b'r' => None,
-        _ => Some(scanner.scan(line)),
-    };
+    // to know whether it is JSON, an object, and for its time; not at
+    // all when the host vouches for it and its time is not wanted.
+    let sent_as_string = matches!(kind, b'j' | b'r');
+    let wants_time = time.is_none() && d.time_from_event;
+    let scan = (!sent_as_string && (wants_time || !json)).then(|| scanner.scan(line));
     let object = scan.as_ref().and_then(|r| r.as_ref().ok());
     let own_time = match (time, object) {
         (Some(_), _) => None,
@@ -353,7 +356,8 @@ pub fn write_envelope(
     }
     key(out, "event");
     // Valid JSON goes as it is; anything else as a JSON string.
-    let as_string = !matches!(scan, Some(Ok(_) | Err(ScanError::NotObject)));
+    let valid = json || matches!(scan, Some(Ok(_) | Err(ScanError::NotObject)));
+    let as_string = sent_as_string || !valid;
     if as_string {
         let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(line));
     } else {
@@ -476,6 +480,7 @@ mod tests {
             &mut out,
             b"a b",
             b.meta(0),
+            false,
             &Defaults::default(),
             &mut Scanner::new(),
         );
@@ -507,6 +512,7 @@ mod tests {
                     &mut o,
                     b.iter().nth(i).unwrap(),
                     b.meta(i),
+                    false,
                     &d,
                     &mut Scanner::new(),
                 );
@@ -536,7 +542,14 @@ mod tests {
         };
         let write = |line: &str, meta: &[u8], d: &Defaults| {
             let mut out = Vec::new();
-            write_envelope(&mut out, line.as_bytes(), meta, d, &mut Scanner::new());
+            write_envelope(
+                &mut out,
+                line.as_bytes(),
+                meta,
+                false,
+                d,
+                &mut Scanner::new(),
+            );
             String::from_utf8(out).unwrap()
         };
         let alert = r#"{"alert_id":"x","last_seen":"2025-11-27T10:00:00.250Z","_time":1}"#;
@@ -569,7 +582,14 @@ mod tests {
         };
         let write = |meta: &[u8]| {
             let mut out = Vec::new();
-            write_envelope(&mut out, br#"{"a":1}"#, meta, &d, &mut Scanner::new());
+            write_envelope(
+                &mut out,
+                br#"{"a":1}"#,
+                meta,
+                false,
+                &d,
+                &mut Scanner::new(),
+            );
             String::from_utf8(out).unwrap()
         };
         assert_eq!(
@@ -587,6 +607,45 @@ mod tests {
         assert_eq!(write(br#"x{"host":"h"}"#), none);
     }
 
+    /// An event the host vouches for as JSON text is written as one it
+    /// reads itself would be: with or without a time of its own, wanted
+    /// or not, whatever its kind.
+    #[test]
+    fn a_vouched_for_event_is_written_as_a_read_one() {
+        let lines = [
+            r#"{"a":1,"_time":"2025-11-27T10:00:00Z"}"#,
+            r#"{"a":{"b":[1,"x"]},"ts":1764237600}"#,
+            " { } ",
+            "[1,2]",
+            r#""text""#,
+            "12.5",
+        ];
+        let metas: [&[u8]; 5] = [
+            b"",
+            br#"v{"time":5,"host":"h"}"#,
+            br#"v{"host":"h"}"#,
+            br#"j{"index":"x"}"#,
+            br#"r{"sourcetype":"s"}"#,
+        ];
+        for time_from_event in [false, true] {
+            let d = Defaults {
+                time_from_event,
+                ..Defaults::default()
+            };
+            for line in lines {
+                for meta in metas {
+                    let write = |json| {
+                        let mut out = Vec::new();
+                        let mut scanner = Scanner::new();
+                        write_envelope(&mut out, line.as_bytes(), meta, json, &d, &mut scanner);
+                        String::from_utf8(out).unwrap()
+                    };
+                    assert_eq!(write(true), write(false), "{line} {meta:?}");
+                }
+            }
+        }
+    }
+
     /// What is not JSON goes as a JSON string; JSON that is not an object
     /// goes as it is.
     #[test]
@@ -597,6 +656,7 @@ mod tests {
                 &mut out,
                 line,
                 b"",
+                false,
                 &Defaults::default(),
                 &mut Scanner::new(),
             );

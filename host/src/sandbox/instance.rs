@@ -316,22 +316,27 @@ impl Instance {
     }
 
     /// The objects index of `batch`: `ahead`'s when it followed this
-    /// instance's request, else made here. Err: over the plan's budget.
+    /// instance's request, else made here; and whether the scan read every
+    /// event as valid JSON text. Err: over the plan's budget.
     fn index_of(
         &mut self,
         batch: &[u8],
         count: usize,
         ahead: Option<Indexed>,
-    ) -> Result<Vec<u8>, PluginError> {
+    ) -> Result<(Vec<u8>, bool), PluginError> {
         let mut index = match ahead {
             Some(a) if a.follows(&self.indexer.request) => {
-                return a.index.map_err(|()| PluginError::PlanBudget(batch.len()));
+                let valid_text = a.valid_text;
+                return a
+                    .index
+                    .map(|index| (index, valid_text))
+                    .map_err(|()| PluginError::PlanBudget(batch.len()));
             }
             _ => std::mem::take(&mut self.index),
         };
         index.clear();
         match self.indexer.index_into(batch, count, &mut index) {
-            Ok(_) => Ok(index),
+            Ok(indexing) => Ok((index, indexing.valid_text)),
             Err(_) => {
                 self.index = index;
                 Err(PluginError::PlanBudget(batch.len()))
@@ -343,20 +348,23 @@ impl Instance {
     /// result frame, still in guest memory, to `apply`. Copying the batch
     /// in (`reserve`) and the call share one deadline. A plugin that reads
     /// objects gets the batch's objects index with it: `ahead`'s, or made
-    /// here.
+    /// here; `apply` is then told whether the host's scan read every event
+    /// as valid JSON text (always false for a plugin that reads bytes).
     pub fn process<R>(
         &mut self,
         batch: &[u8],
         count: usize,
         now_ms: i64,
         ahead: Option<Indexed>,
-        apply: impl FnOnce(ResultFrame<'_>) -> R,
+        apply: impl FnOnce(ResultFrame<'_>, bool) -> R,
     ) -> Result<R, PluginError> {
+        let mut valid_text = false;
         let packed = match (self.reads_objects, self.process_objects.clone()) {
             (true, Some(f)) => {
                 // Scanned natively and outside the deadline: the guest
                 // starts from the members' spans.
-                let index = self.index_of(batch, count, ahead)?;
+                let (index, valid) = self.index_of(batch, count, ahead)?;
+                valid_text = valid;
                 let put = self.put_parts(batch, &index);
                 let (index_len, ptr) = (index.len(), put);
                 self.index = index;
@@ -382,7 +390,7 @@ impl Instance {
             }
         }
         .map_err(|e| classify(e, self.deadline))?;
-        Ok(apply(self.frame(packed)?))
+        Ok(apply(self.frame(packed)?, valid_text))
     }
 
     /// The periodic tick; `apply` gets its records.

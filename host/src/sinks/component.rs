@@ -38,6 +38,13 @@ pub trait Sink {
         false
     }
 
+    /// Whether it reads each event to know it is valid JSON, which a
+    /// transform feeding it can spare it by vouching for its events
+    /// ([`Batch::all_json`]).
+    fn checks_json(&self) -> bool {
+        false
+    }
+
     /// Starts the sink's task; it ends once its input is closed and done.
     fn start(&self, cx: SinkContext) -> tokio::task::JoinHandle<()>;
 }

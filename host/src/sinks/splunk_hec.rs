@@ -92,6 +92,12 @@ impl Sink for SplunkHecConfig {
         &self.inputs
     }
 
+    /// An event goes in its envelope as JSON when it is JSON, else as a
+    /// string: each is read to know which.
+    fn checks_json(&self) -> bool {
+        true
+    }
+
     fn check(&self) -> Vec<Problem> {
         let target = self.target(None);
         let mut p: Vec<Problem> = target.err().map(Problem::whole).into_iter().collect();
@@ -130,8 +136,9 @@ struct Envelopes(hec::Defaults);
 impl Encode for Envelopes {
     fn encode(&self, b: &Batch, body: &mut Vec<u8>) {
         let mut scanner = Scanner::new();
+        let json = b.all_json();
         for (i, l) in b.iter().enumerate() {
-            hec::write_envelope(body, l, b.meta(i), &self.0, &mut scanner);
+            hec::write_envelope(body, l, b.meta(i), json, &self.0, &mut scanner);
             body.push(b'\n');
         }
     }

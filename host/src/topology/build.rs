@@ -59,6 +59,11 @@ pub fn build(loaded: Loaded, rt: &Runtime) -> Result<Built, ConfigErrors> {
         }
         Err(e) => errors.push(e),
     }
+    for id in read_by_json_checkers(&built.loaded) {
+        if let Some(stage) = built.transforms.get_mut(&id) {
+            stage.set_vouch_json(true);
+        }
+    }
     errors.extend(check_consumers(&built, &g));
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
@@ -135,6 +140,18 @@ fn build_transforms(
     stages
 }
 
+/// The components whose default output a sink reads that checks its
+/// events are JSON (a transform among them vouches for its events, so
+/// that the sink need not read them again).
+fn read_by_json_checkers(loaded: &Loaded) -> Vec<String> {
+    let sinks = loaded.config.sinks.values().map(|s| s.kind());
+    let inputs = sinks.filter(|s| s.checks_json()).flat_map(|s| s.inputs());
+    inputs
+        .filter(|i| split_input(i).1.is_none())
+        .cloned()
+        .collect()
+}
+
 /// Outputs nobody reads are warned about; a dead letter output must be
 /// read when `on_error = "dead_letter"` sends events there.
 fn check_consumers(built: &Built, g: &Graph<'_>) -> Vec<ConfigError> {
@@ -164,4 +181,44 @@ fn check_consumers(built: &Built, g: &Graph<'_>) -> Vec<ConfigError> {
         }
     }
     errors
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// A transform vouches for its events as JSON only when a sink that
+    /// checks them (the HEC sink) reads its default output.
+    #[test]
+    fn json_checking_sinks_name_the_outputs_they_read() {
+        let text = r#"
+[sources.in]
+type = "stdin"
+[transforms.a]
+type = "wasm"
+inputs = ["in"]
+module = "rule.wasm"
+[transforms.b]
+type = "wasm"
+inputs = ["in"]
+module = "rule.wasm"
+[transforms.c]
+type = "wasm"
+inputs = ["in"]
+module = "rule.wasm"
+[sinks.hec]
+type = "splunk_hec"
+inputs = ["a", "b.alerts", "in"]
+endpoint = "http://127.0.0.1:8088"
+token = "t"
+[sinks.file]
+type = "file"
+path = "out.ndjson"
+inputs = ["c"]
+"#;
+        let loaded = Loaded::parse(Path::new("/etc/rb/p.toml"), text.to_string()).unwrap();
+        assert_eq!(read_by_json_checkers(&loaded), ["a", "in"]);
+    }
 }

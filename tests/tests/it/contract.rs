@@ -390,3 +390,48 @@ fn the_sandboxed_rule_on_the_hosts_index_answers_like_the_rule_scanning_natively
         String::from_utf8_lossy(&want_alerts)
     );
 }
+
+/// With a sink downstream that checks its events are JSON (the HEC sink:
+/// `vouch_json`), the shipped rule's labelled events are vouched for as
+/// JSON, so that the sink need not read them again; a batch holding a
+/// line the host did not read as JSON is not, and without the option
+/// nothing is.
+#[test]
+fn the_shipped_rule_s_labelled_events_are_vouched_for_as_json() {
+    let day = 1_763_683_200_000;
+    let lines: Vec<String> = rulebox_bench::bench_events(600, 9, day)
+        .into_iter()
+        .chain(rulebox_bench::sample(600, 9, day))
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+        .collect();
+    let mut refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let load = || Arc::new(Plugin::load(runtime(), "t1071", &rule_wasm(), None, limits()).unwrap());
+    let vouching = Options {
+        vouch_json: true,
+        ..untagged()
+    };
+    let mut t = WasmTransform::new("t", load(), b"{}".to_vec(), vouching).unwrap();
+    let mut out = t.new_outputs();
+    t.process(&batch(&refs), 0, &mut out);
+    assert_eq!(out.default.count(), refs.len());
+    assert!(out.default.all_json());
+    let labelled = out
+        .default
+        .iter()
+        .filter(|l| l.windows(7).any(|w| w == b"\"t1071\""))
+        .count();
+    assert!(labelled > 500, "{labelled} events labelled");
+    for l in out.default.iter() {
+        serde_json::from_slice::<serde_json::Value>(l).expect("a vouched-for line is JSON");
+    }
+    refs.push(r#"{"dest_ip":"8.8.8.8","dest_port":445,"#);
+    let mut out = t.new_outputs();
+    t.process(&batch(&refs), 0, &mut out);
+    assert_eq!(out.default.count(), refs.len());
+    assert!(!out.default.all_json(), "a malformed line in the batch");
+    refs.pop();
+    let mut t = WasmTransform::new("t", load(), b"{}".to_vec(), untagged()).unwrap();
+    let mut out = t.new_outputs();
+    t.process(&batch(&refs), 0, &mut out);
+    assert!(!out.default.all_json(), "no sink asked for it");
+}

@@ -2,7 +2,8 @@
 //! ([`WasmTransform`], in `transform`), driven by an async loop
 //! (`driver`, which scans each batch's objects ahead on a thread of its
 //! own: `ahead`), or by worker threads when `workers > 1` (`parallel`),
-//! with its state kept across restarts (`state`). This file holds its
+//! with its state kept across restarts (`state`); `vouch` marks events
+//! that leave as JSON text the host read. This file holds its
 //! configuration, the checks of it, and the build of a [`Stage`].
 
 mod ahead;
@@ -13,6 +14,7 @@ mod parallel;
 mod partitioned;
 mod state;
 mod transform;
+mod vouch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -162,6 +164,7 @@ impl WasmTransformConfig {
             max_output_ratio: self.max_output_ratio.max(1),
             state_deadline: Duration::from_millis(self.state_deadline_ms),
             one_to_one: false,
+            vouch_json: false,
         }
     }
 
@@ -400,6 +403,11 @@ impl Stage {
     /// Answers mmexternal line for line (see [`Options::one_to_one`]).
     pub fn set_one_to_one(&mut self, on: bool) {
         self.t.set_one_to_one(on);
+    }
+
+    /// Marks events it can vouch for as JSON (see [`Options::vouch_json`]).
+    pub fn set_vouch_json(&mut self, on: bool) {
+        self.t.set_vouch_json(on);
     }
 
     /// Reads a partitioned source (see [`partitioned`]): one instance per

@@ -25,6 +25,7 @@ use serde::Deserialize;
 
 use super::ahead::Ahead;
 use super::call_stats::{CallTimes, FailureReasons};
+use super::vouch::JsonCheck;
 use crate::batch::{Batch, lines};
 use crate::sandbox::{Indexed, Instance, Plugin, PluginError};
 
@@ -71,6 +72,10 @@ pub struct Options {
     /// (an exec filter such as rsyslog's mmexternal answers each line): a
     /// plugin's drop or routing elsewhere passes the event on untouched.
     pub one_to_one: bool,
+    /// Events that leave as JSON text the host read whole are marked so
+    /// ([`Batch::all_json`]; see the `vouch` module): set when a sink that
+    /// checks its events are JSON reads the default output.
+    pub vouch_json: bool,
 }
 
 impl Default for Options {
@@ -88,6 +93,7 @@ impl Default for Options {
             max_output_ratio: 16,
             state_deadline: Duration::from_secs(5),
             one_to_one: false,
+            vouch_json: false,
         }
     }
 }
@@ -249,6 +255,8 @@ pub struct WasmTransform {
     guest_batch: Vec<u8>,
     /// Per line of the current batch when some are skipped.
     skips: Vec<Option<Skip>>,
+    /// Vouches for events as JSON ([`Options::vouch_json`]).
+    json_check: JsonCheck,
     pub stats: Arc<TransformStats>,
 }
 
@@ -282,6 +290,7 @@ impl WasmTransform {
             calls: 0,
             guest_batch: Vec::new(),
             skips: Vec::new(),
+            json_check: JsonCheck::default(),
             stats: Arc::default(),
         })
     }
@@ -306,6 +315,7 @@ impl WasmTransform {
             calls: 0,
             guest_batch: Vec::new(),
             skips: Vec::new(),
+            json_check: JsonCheck::default(),
             stats: self.stats.clone(),
         })
     }
@@ -326,6 +336,11 @@ impl WasmTransform {
     /// See [`Options::one_to_one`].
     pub fn set_one_to_one(&mut self, on: bool) {
         self.opts.one_to_one = on;
+    }
+
+    /// See [`Options::vouch_json`].
+    pub fn set_vouch_json(&mut self, on: bool) {
+        self.opts.vouch_json = on;
     }
 
     pub fn new_outputs(&self) -> Outputs {
@@ -431,6 +446,7 @@ impl WasmTransform {
             &self.guest_batch
         };
         let (stats, skips, opts, id) = (&self.stats, &self.skips, &self.opts, &self.id);
+        let check = &mut self.json_check;
         let cap = output_cap(
             self.plugin.limits().max_memory_bytes,
             guest.len(),
@@ -438,7 +454,7 @@ impl WasmTransform {
         );
         let marks = out.marks();
         let started = Instant::now();
-        let res = instance.process(guest, n_guest, now_ms, ahead, |frame| {
+        let res = instance.process(guest, n_guest, now_ms, ahead, |frame, valid_text| {
             if frame.n_events() != n_guest {
                 return Err(format!(
                     "{} event results for {} events",
@@ -447,6 +463,8 @@ impl WasmTransform {
                 ));
             }
             check_output_size(&frame, cap, opts.max_records_per_call)?;
+            // Every event the plugin saw was read as JSON text by the host.
+            let mut vouch = (opts.vouch_json && valid_text).then_some(check);
             let mut g = 0;
             for (k, line) in lines(input.bytes()).enumerate() {
                 match skips.get(k).copied().flatten() {
@@ -460,7 +478,9 @@ impl WasmTransform {
                     ),
                     None => {
                         let meta = input.meta(k);
-                        frame.apply_event(g, line, &mut Routing::new(meta, out, opts, stats));
+                        let mut routing = Routing::new(meta, out, opts, stats);
+                        routing.vouch = vouch.as_deref_mut().map(|c| (line, c));
+                        frame.apply_event(g, line, &mut routing);
                         g += 1;
                     }
                 }
@@ -944,6 +964,9 @@ struct Routing<'a> {
     out: &'a mut Outputs,
     opts: &'a Options,
     stats: &'a TransformStats,
+    /// The event's line, read as JSON text by the host, and the check
+    /// that vouches for what it becomes ([`Options::vouch_json`]).
+    vouch: Option<(&'a [u8], &'a mut JsonCheck)>,
 }
 
 impl<'a> Routing<'a> {
@@ -958,6 +981,7 @@ impl<'a> Routing<'a> {
             out,
             opts,
             stats,
+            vouch: None,
         }
     }
 }
@@ -991,7 +1015,15 @@ impl FrameOutputs for Routing<'_> {
             }
         };
         let Some(b) = out.get(target) else { return };
-        b.push_parts(outcome.parts());
+        let json = match &mut self.vouch {
+            Some((line, check)) => check.vouches(line, &outcome),
+            None => false,
+        };
+        if json {
+            b.push_json_parts(outcome.parts());
+        } else {
+            b.push_parts(outcome.parts());
+        }
         b.set_last_meta(meta);
         inc(&stats.events_out, 1);
     }

@@ -1,0 +1,137 @@
+//! Vouching for an event's output as JSON text, so that a sink which must
+//! send valid JSON (the Splunk HEC sink) need not read it whole again
+//! ([`Batch::all_json`](crate::batch::Batch::all_json)).
+//!
+//! The host's scan read every event of the batch as valid JSON text (its
+//! objects index says so; see [`Instance::process`]). An event passed on
+//! as it came is that text. An edited one is vouched for only when the
+//! edit adds members to an object: an insertion right at its closing
+//! brace, whose payload reads as members (a scan of the payload alone,
+//! inside a small object, a fraction of the event's bytes). Any other
+//! edit is not vouched for, and the sink reads that line as before.
+//!
+//! [`Instance::process`]: crate::sandbox::Instance::process
+
+use rulebox_abi::Outcome;
+use rulebox_abi::json::Scanner;
+
+/// The check, with the scanner and buffer it reuses.
+#[derive(Default)]
+pub struct JsonCheck {
+    scanner: Scanner,
+    scratch: Vec<u8>,
+}
+
+impl JsonCheck {
+    /// Whether `outcome` leaves as JSON text, for `line`, an event the
+    /// host's scan read as valid JSON text.
+    pub fn vouches(&mut self, line: &[u8], outcome: &Outcome<'_>) -> bool {
+        match outcome {
+            Outcome::Pass(_) => true,
+            Outcome::Edit([before, payload, after]) => {
+                self.adds_members(line, before, payload, after)
+            }
+            Outcome::Drop(_) => false,
+        }
+    }
+
+    /// Whether `before`, `payload`, `after` is `line` with members added
+    /// at its closing brace.
+    fn adds_members(&mut self, line: &[u8], before: &[u8], payload: &[u8], after: &[u8]) -> bool {
+        let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+        // Nothing of `line` replaced: its head and its tail.
+        let whole = before.len() + after.len() == line.len()
+            && before.as_ptr() == line.as_ptr()
+            && after.as_ptr_range().end == line.as_ptr_range().end;
+        // An object, its closing brace (valid JSON text ends with it and
+        // whitespace) where `after` starts.
+        let at_close = line.iter().find(|c| !ws(c)) == Some(&b'{')
+            && after
+                .split_first()
+                .is_some_and(|(&c, rest)| c == b'}' && rest.iter().all(ws));
+        if !(whole && at_close) {
+            return false;
+        }
+        // Right before the brace: the object's opening one when it has no
+        // member yet, else the end of its last member's value.
+        let empty = before.iter().rev().find(|c| !ws(c)) == Some(&b'{');
+        self.scratch.clear();
+        self.scratch
+            .extend_from_slice(if empty { b"{" } else { br#"{"":0"# });
+        self.scratch.extend_from_slice(payload);
+        self.scratch.push(b'}');
+        self.scanner.scan(&self.scratch).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `line` with `payload` put in at `at` (replacing `cut` bytes), as
+    /// the frame hands it over.
+    fn edit(check: &mut JsonCheck, line: &[u8], at: usize, cut: usize, payload: &[u8]) -> bool {
+        let outcome = Outcome::Edit([&line[..at], payload, &line[at + cut..]]);
+        check.vouches(line, &outcome)
+    }
+
+    #[test]
+    fn members_added_at_the_closing_brace_are_vouched_for() {
+        let mut c = JsonCheck::default();
+        let line = br#"{"a":1,"b":"x"}"#;
+        let close = line.len() - 1;
+        assert!(c.vouches(line, &Outcome::Pass(line)));
+        assert!(edit(
+            &mut c,
+            line,
+            close,
+            0,
+            br#","t":{"p":"ftp","n":[1,2]}"#
+        ));
+        assert!(edit(&mut c, line, close, 0, b""), "nothing added");
+        assert!(edit(&mut c, line, close, 0, br#" , "t" : 1 , "u":null "#));
+        let spaced = b" { \"a\" : 1 } \t";
+        assert!(edit(&mut c, spaced, 11, 0, br#","t":true"#));
+        let empty = b"{ }";
+        assert!(edit(&mut c, empty, 2, 0, br#""t":1"#));
+        assert!(edit(&mut c, empty, 2, 0, b" "));
+    }
+
+    #[test]
+    fn anything_else_is_not() {
+        let mut c = JsonCheck::default();
+        let line = br#"{"a":1,"b":"x"}"#;
+        let close = line.len() - 1;
+        for bad in [
+            &br#""t":1"#[..],      // no comma
+            br#",t:1"#,            // not a key
+            br#","t":1,"#,         // a trailing comma
+            br#","t":1}, {"u":2"#, // closes the object early
+            br#","t":"#,           // no value
+            b",\"t\":\"\xff\"",    // not UTF-8
+            br#","t":"a\q""#,      // a bad escape
+        ] {
+            assert!(!edit(&mut c, line, close, 0, bad), "{bad:?}");
+        }
+        assert!(
+            !edit(&mut c, b"{ }", 2, 0, br#","t":1"#),
+            "a comma first in an empty object"
+        );
+        assert!(
+            !edit(&mut c, line, 1, 0, br#""t":1,"#),
+            "not at the closing brace"
+        );
+        assert!(!edit(&mut c, line, 5, 1, b"2"), "a value replaced");
+        assert!(
+            !edit(&mut c, line, close, 1, br#","t":1}"#),
+            "the brace replaced"
+        );
+        let array = b"[1,2]";
+        assert!(!edit(&mut c, array, 4, 0, b",3"), "not an object");
+        assert!(!c.vouches(line, &Outcome::Drop(line)));
+        // Parts that are not `line`'s own head and tail.
+        let other = br#"{"a":1,"b":"x"}"#.to_vec();
+        let outcome = Outcome::Edit([&other[..close], b"", &line[close..]]);
+        assert!(!c.vouches(line, &outcome));
+    }
+}
