@@ -134,4 +134,69 @@ mod tests {
         let outcome = Outcome::Edit([&other[..close], b"", &line[close..]]);
         assert!(!c.vouches(line, &outcome));
     }
+
+    /// Random payloads made of JSON's pieces, put in at the closing brace
+    /// of objects with and without members: whatever the check vouches
+    /// for, serde_json reads as one JSON object; and what serde_json reads
+    /// so, from a payload that adds members (a comma first, or a key
+    /// first in an empty object), the check vouches for. (A payload that
+    /// extends the last value, such as digits after a number, may make
+    /// valid JSON too; the check need not vouch for it.)
+    #[test]
+    fn vouches_for_exactly_what_serde_json_reads_as_an_object() {
+        let pieces: [&[u8]; 18] = [
+            b",",
+            b"\"k\"",
+            b":",
+            b"1",
+            b"-2.5e3",
+            b"\"v\"",
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b" ",
+            b"null",
+            b"true",
+            b"\"\\\"\"",
+            b"\"\xff\"",
+            b"\"\\q\"",
+            b"\n",
+            b"\"\xc3\xa9\"",
+        ];
+        let lines: [&[u8]; 3] = [br#"{"a":1}"#, b" { } ", br#"{"a":{"b":[1,"}"]}} "#];
+        let mut c = JsonCheck::default();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let (mut vouched, mut refused) = (0, 0);
+        for round in 0..40_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut payload = Vec::new();
+            for k in 0..(seed % 9) {
+                payload.extend_from_slice(pieces[((seed >> (8 + 5 * k)) % 18) as usize]);
+            }
+            let line = lines[round % 3];
+            let close = line.iter().rposition(|&b| b == b'}').unwrap();
+            let got = edit(&mut c, line, close, 0, &payload);
+            let result = [&line[..close], &payload, &line[close..]].concat();
+            let want =
+                serde_json::from_slice::<serde_json::Value>(&result).is_ok_and(|v| v.is_object());
+            let text = String::from_utf8_lossy(&result);
+            assert!(!got || want, "vouched for, but not JSON: {text:?}");
+            let empty = line.iter().filter(|c| !c.is_ascii_whitespace()).count() == 2;
+            let first = payload.iter().find(|c| !c.is_ascii_whitespace());
+            let adds_members = first.is_none_or(|&c| c == if empty { b'"' } else { b',' });
+            assert!(got || !(want && adds_members), "refused members: {text:?}");
+            if got {
+                vouched += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        assert!(
+            vouched > 2_000 && refused > 2_000,
+            "{vouched} vouched, {refused} refused"
+        );
+    }
 }
