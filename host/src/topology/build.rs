@@ -193,21 +193,13 @@ mod tests {
     /// checks them (the HEC sink) reads its default output.
     #[test]
     fn json_checking_sinks_name_the_outputs_they_read() {
-        let text = r#"
-[sources.in]
-type = "stdin"
-[transforms.a]
-type = "wasm"
-inputs = ["in"]
-module = "rule.wasm"
-[transforms.b]
-type = "wasm"
-inputs = ["in"]
-module = "rule.wasm"
-[transforms.c]
-type = "wasm"
-inputs = ["in"]
-module = "rule.wasm"
+        let mut text = String::from("[sources.in]\ntype = \"stdin\"\n");
+        for t in ["a", "b", "c"] {
+            text += &format!(
+                "[transforms.{t}]\ntype = \"wasm\"\ninputs = [\"in\"]\nmodule = \"rule.wasm\"\n"
+            );
+        }
+        text += r#"
 [sinks.hec]
 type = "splunk_hec"
 inputs = ["a", "b.alerts", "in"]
@@ -218,7 +210,7 @@ type = "file"
 path = "out.ndjson"
 inputs = ["c"]
 "#;
-        let loaded = Loaded::parse(Path::new("/etc/rb/p.toml"), text.to_string()).unwrap();
+        let loaded = Loaded::parse(Path::new("/etc/rb/p.toml"), text).unwrap();
         assert_eq!(read_by_json_checkers(&loaded), ["a", "in"]);
     }
 }
