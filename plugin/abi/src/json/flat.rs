@@ -151,26 +151,37 @@ enum AfterKey {
     End(usize),
 }
 
-/// Past a nested object's key at `i` and its colon, as the scan's member
-/// loop reads a top-level one ([`scan_flat`]): compact JSON (`"key":`, a
-/// plain string value right after it) from one look at the key; anything
-/// else (an escape or non-ASCII byte in the key, whitespace before the
-/// colon) by [`past_key`].
+/// A member read compactly from its key's text at `key_start`: where the
+/// key's plain run ends (its closing quote, for a key with no escape and no
+/// non-ASCII byte) and, when `":` follows right there, the value's start
+/// and, if the same look at 32 bytes found it, the end of a plain string
+/// value right after the colon. The scan's member loops, top-level
+/// ([`scan_flat`]) and nested ([`after_key`]), both read keys by it.
+#[inline(always)]
+fn compact_member(b: &[u8], key_start: usize) -> (usize, Option<(usize, Option<usize>)>) {
+    let (key_end, next) = plain_end_and_next(b, key_start);
+    if b.get(key_end..key_end + 2) != Some(b"\":") {
+        return (key_end, None);
+    }
+    let value = key_end + 2;
+    let string_end = next
+        .filter(|&end| b.get(value) == Some(&b'"') && b.get(end) == Some(&b'"'))
+        .map(|end| end + 1);
+    (key_end, Some((ws(b, value), string_end)))
+}
+
+/// Past a nested object's key at `i` and its colon: compact JSON by
+/// [`compact_member`]; anything else (an escape or non-ASCII byte in the
+/// key, whitespace before the colon) by [`past_key`].
 #[inline(always)]
 fn after_key(b: &[u8], i: usize) -> Option<AfterKey> {
     if b.get(i) != Some(&b'"') {
         return None;
     }
-    let (key_end, next) = plain_end_and_next(b, i + 1);
-    if b.get(key_end..key_end + 2) != Some(b"\":") {
-        return past_key(b, i).map(AfterKey::Value);
-    }
-    let value = key_end + 2;
-    match next {
-        Some(end) if b.get(value) == Some(&b'"') && b.get(end) == Some(&b'"') => {
-            Some(AfterKey::End(end + 1))
-        }
-        _ => Some(AfterKey::Value(ws(b, value))),
+    match compact_member(b, i + 1).1 {
+        Some((_, Some(end))) => Some(AfterKey::End(end)),
+        Some((value, None)) => Some(AfterKey::Value(value)),
+        None => past_key(b, i).map(AfterKey::Value),
     }
 }
 
@@ -290,25 +301,17 @@ pub(super) fn scan_flat(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
                 return None;
             }
             let key_start = i + 1;
-            // The key's end, and often from the same bytes the end of
-            // a string value right after its colon.
-            let (key_end, next) = plain_end_and_next(b, key_start);
-            // Compact JSON has the colon right after the key's quote: one
-            // check of both bytes; else whitespace may come between.
-            let value_start = if b.get(key_end..key_end + 2) == Some(b"\":") {
-                ws(b, key_end + 2)
-            } else {
-                past_colon(b, key_end)?
+            // Compact JSON has the colon right after the key's quote, and
+            // the same look often finds a string value's end; else
+            // whitespace may come between.
+            let (key_end, compact) = compact_member(b, key_start);
+            let (value_start, string_end) = match compact {
+                Some(c) => c,
+                None => (past_colon(b, key_end)?, None),
             };
-            i = match next {
-                Some(end)
-                    if value_start == key_end + 2
-                        && b.get(value_start) == Some(&b'"')
-                        && b.get(end) == Some(&b'"') =>
-                {
-                    end + 1
-                }
-                _ => value_end(b, value_start)?,
+            i = match string_end {
+                Some(end) => end,
+                None => value_end(b, value_start)?,
             };
             members.push(Member {
                 key: Span::of(key_start, key_end),
