@@ -1015,11 +1015,8 @@ impl FrameOutputs for Routing<'_> {
             }
         };
         let Some(b) = out.get(target) else { return };
-        let json = match &mut self.vouch {
-            Some((line, check)) => check.vouches(line, &outcome),
-            None => false,
-        };
-        if json {
+        let vouched = (self.vouch.as_mut()).is_some_and(|(line, c)| c.vouches(line, &outcome));
+        if vouched {
             b.push_json_parts(outcome.parts());
         } else {
             b.push_parts(outcome.parts());
