@@ -23,13 +23,14 @@ use rulebox::topology::{self, Summary};
 /// the next batch faulted fresh zeroed pages in: about 46,000 page faults in
 /// a 1,000,000-event run, and a fifth more CPU per event on one core. Fixed
 /// thresholds keep blocks under 4 MiB in the heaps, trimmed above 8 MiB
-/// free. A `GLIBC_TUNABLES` in the environment is left to decide instead.
-/// See docs/performance.md, "The allocator".
+/// free. A `GLIBC_TUNABLES` that sets any of malloc's tunables is left to
+/// decide instead. See docs/performance.md, "The allocator".
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     const MMAP_THRESHOLD: libc::c_int = 4 << 20;
     const TRIM_THRESHOLD: libc::c_int = 8 << 20;
-    if std::env::var_os("GLIBC_TUNABLES").is_some() {
+    let tunables = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
+    if tunables.to_string_lossy().contains("glibc.malloc.") {
         return;
     }
     // SAFETY: mallopt only sets malloc's parameters, and main calls this
