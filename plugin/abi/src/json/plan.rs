@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::swar::{bytes_eq, key_hash};
-use super::{Budget, Object, OverBudget, Span};
+use super::{Budget, Object, OverBudget, Span, Value};
 
 /// Field paths a rule reads, in groups, one per shape of event it knows
 /// (a schema preset, say): for each event the first group one of whose
@@ -90,9 +90,16 @@ impl PathPlan {
     ) -> Result<u32, OverBudget> {
         spans.clear();
         let mut at = None;
+        // The `when` path found present: a group's paths often repeat it
+        // (its destination, say), and its value is not looked up twice.
+        let mut seen = None;
         for (i, g) in self.groups.iter().enumerate() {
-            if g.when.is_empty() || present(obj, &g.when, work)? {
+            if g.when.is_empty() {
                 at = Some(i);
+                break;
+            }
+            if let Some(found) = first_present(obj, &g.when, work)? {
+                (at, seen) = (Some(i), Some(found));
                 break;
             }
         }
@@ -102,7 +109,11 @@ impl PathPlan {
         let base = obj.src.as_ptr() as usize;
         spans.reserve(self.groups[at].paths.len());
         for p in &self.groups[at].paths {
-            spans.push(match obj.get_path_within(p, work)? {
+            let value = match seen {
+                Some((when, v)) if when.text == p.text => Some(v),
+                _ => obj.get_path_within(p, work)?,
+            };
+            spans.push(match value {
                 Some(v) => {
                     let start = v.raw.as_ptr() as usize - base;
                     Span::of(start, start + v.raw.len())
@@ -117,18 +128,18 @@ impl PathPlan {
     }
 }
 
-/// Whether any of `paths` is present in `obj`.
-fn present<B: Budget>(
-    obj: &Object<'_, '_>,
-    paths: &[Path],
+/// The first of `paths` present in `obj`, with its value.
+fn first_present<'p, 'a, B: Budget>(
+    obj: &Object<'_, 'a>,
+    paths: &'p [Path],
     work: &mut B,
-) -> Result<bool, OverBudget> {
+) -> Result<Option<(&'p Path, Value<'a>)>, OverBudget> {
     for p in paths {
-        if obj.get_path_within(p, work)?.is_some() {
-            return Ok(true);
+        if let Some(v) = obj.get_path_within(p, work)? {
+            return Ok(Some((p, v)));
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// A field path prepared once for [`Object::get_path`]: the hashes of the
@@ -256,6 +267,57 @@ impl KeySet {
                     return Some((hash, self.listed[j as usize - 1]));
                 }
                 _ => at = (at + 1) & mask,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PathPlan;
+    use crate::json::Scanner;
+
+    /// A plan's group and slots are what looking each path up gives, also
+    /// where a group's paths repeat the `when` path that chose it (whose
+    /// value is then not looked up again).
+    #[test]
+    fn slots_are_the_lookups_of_the_first_group_present() {
+        let groups: [(&[&str], &[&str]); 4] = [
+            (&["dest_ip"], &["dest_ip", "dest_port"]),
+            (
+                &["nope", "destination.ip"],
+                &["destination.port", "destination.ip", "nope"],
+            ),
+            (&["id.resp_h"], &["x", "id.resp_h", "id.resp_h"]),
+            (&[], &["a", "dest_ip"]),
+        ];
+        let mut plan = PathPlan::new();
+        for (when, paths) in &groups {
+            plan.add_group(when, paths);
+        }
+        let events: [(&str, Option<usize>); 7] = [
+            (r#"{"dest_ip":"1.2.3.4","dest_port":21}"#, Some(0)),
+            (r#"{"destination":{"port":445,"ip":"5.6.7.8"}}"#, Some(1)),
+            (
+                r#"{"destination.ip":"flat","destination":{"ip":"nested"}}"#,
+                Some(1),
+            ),
+            (r#"{"id":{"resp_h":"9.9.9.9"},"x":[1]}"#, Some(2)),
+            (
+                r#"{"id.resp_h":"8.8.8.8","id":{"resp_h":"not this"}}"#,
+                Some(2),
+            ),
+            (r#"{"a":true}"#, Some(3)),
+            (r#"{"destination":{"port":1},"dest_ip":null}"#, Some(0)),
+        ];
+        let (mut planned, mut plain) = (Scanner::new(), Scanner::new());
+        for (event, group) in events {
+            let o = planned.scan_planned(event.as_bytes(), &plan).unwrap();
+            assert_eq!(o.group(), group, "{event}");
+            let want = plain.scan(event.as_bytes()).unwrap();
+            let paths = groups[group.unwrap()].1;
+            for (i, p) in paths.iter().enumerate() {
+                assert_eq!(o.slot(i), want.get(p), "{event}: {p}");
             }
         }
     }
