@@ -94,7 +94,7 @@ fn main() {
         let text = format!(
             "data_dir = \"{d}/data\"\n[sources.in]\ntype = \"file\"\npath = \"{i}\"\n\
              [transforms.t]\ntype = \"wasm\"\ninputs = [\"in\"]\nmodule = \"{m}\"\n\
-             [sinks.events]\ntype = \"file\"\nappend = false\npath = \"{d}/{name}.out\"\ninputs = [\"t\"]\n",
+             [sinks.events]\ntype = \"file\"\nappend = false\npath = \"{d}/out/{name}.out\"\ninputs = [\"t\"]\n",
             d = dir.display(),
             i = input.display(),
             m = module.display(),
@@ -113,8 +113,8 @@ fn main() {
              config = {{ stage = \"classify\" }}\n\
              [transforms.aggregate]\ntype = \"wasm\"\ninputs = [\"classify.observations\"]\nmodule = \"{m}\"\n\
              config = {{ stage = \"aggregate\" }}\n\
-             [sinks.events]\ntype = \"file\"\nappend = false\npath = \"{d}/rulebox-2-workers.out\"\ninputs = [\"classify\", \"aggregate\"]\n\
-             [sinks.alerts]\ntype = \"file\"\nappend = false\npath = \"{d}/rulebox-2-workers.alerts\"\ninputs = [\"aggregate.alerts\"]\n",
+             [sinks.events]\ntype = \"file\"\nappend = false\npath = \"{d}/out/rulebox-2-workers.out\"\ninputs = [\"classify\", \"aggregate\"]\n\
+             [sinks.alerts]\ntype = \"file\"\nappend = false\npath = \"{d}/out/rulebox-2-workers.alerts\"\ninputs = [\"aggregate.alerts\"]\n",
             d = dir.display(),
             i = input.display(),
             m = wasm.display(),
@@ -125,13 +125,14 @@ fn main() {
     let rule_cfg = cfg("rulebox", &wasm, &input);
     let warm_cfg = cfg("warm-start", &wasm, &one);
     // Compile both modules into the cache before timing anything.
+    remove_outputs(&dir);
     for c in [&pass_cfg, &warm_cfg] {
         run_rulebox(&rulebox, c);
     }
     let me = std::env::current_exe().expect("own path");
     let input_s = input.to_string_lossy().into_owned();
     let wasm_s = wasm.to_string_lossy().into_owned();
-    let copy_s = dir.join("cat.out").to_string_lossy().into_owned();
+    let copy_s = dir.join("out/cat.out").to_string_lossy().into_owned();
     let raw_n = raw_events.unwrap_or(events);
     let raw_inputs = raw_inputs(&dir, raw_n);
     type Case<'a> = (&'a str, Box<dyn Fn() -> (f64, u64) + 'a>, usize);
@@ -278,24 +279,14 @@ fn main() {
     eprintln!("bench-suite: written to {}", out.display());
 }
 
-/// What the cases write into the bench directory (the configurations
-/// above, and `cat`'s copy).
-const OUTPUTS: [&str; 6] = [
-    "cat.out",
-    "passthrough.out",
-    "rulebox.out",
-    "rulebox-2-workers.out",
-    "rulebox-2-workers.alerts",
-    "warm-start.out",
-];
-
-/// Removes what earlier runs wrote, so that no case pays for truncating
-/// it: freeing the last run's hundreds of MB of tmpfs pages costs about a
-/// tenth of a pinned `rulebox run`, and is no work per event.
+/// Empties `dir/out`, where every case writes, so that no case pays for
+/// truncating what the run before wrote: freeing the last run's hundreds
+/// of MB of tmpfs pages costs about a tenth of a pinned `rulebox run`,
+/// and is no work per event.
 fn remove_outputs(dir: &Path) {
-    for name in OUTPUTS {
-        let _ = std::fs::remove_file(dir.join(name));
-    }
+    let out = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("create the outputs' directory");
 }
 
 /// Each raw format's input (`n` lines), generated once into `dir`.
