@@ -2,7 +2,8 @@
 //! benchmark, written the way shippers talk HEC: batches of concatenated
 //! envelopes, gzip, `Authorization: Splunk <token>`, retry with back-off on
 //! 5xx, 429 and connection errors; and a receiver that records what it got,
-//! with failures to inject (answer 500 to the first N requests).
+//! with failures to inject (answer 500 to the first N requests), a round
+//! trip to add (a receiver far away) and the requests it had open at once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,6 +63,36 @@ pub struct Received {
     pub unauthorised: AtomicU64,
     /// Envelopes accepted (also when they are not kept).
     pub count: AtomicU64,
+    /// Requests being answered now, and the most there were at once.
+    pub open: AtomicU64,
+    pub most_open: AtomicU64,
+}
+
+/// How a receiver answers.
+#[derive(Debug, Clone)]
+pub struct Answering {
+    /// Answer 500 to the first this many requests.
+    pub fail_first: u64,
+    /// Keep the envelopes (else only check and count them: a benchmark's
+    /// receiver must stay cheap).
+    pub keep: bool,
+    /// Answer each request no sooner than this after it came: the round
+    /// trip to an indexer far away.
+    pub delay: Duration,
+    /// Hold every request until this many were open at once (or 10 s
+    /// passed): a test sees how many a client sends side by side.
+    pub hold_until_open: u64,
+}
+
+impl Default for Answering {
+    fn default() -> Answering {
+        Answering {
+            fail_first: 0,
+            keep: true,
+            delay: Duration::ZERO,
+            hold_until_open: 0,
+        }
+    }
 }
 
 /// A HEC endpoint on loopback, on its own thread and runtime.
@@ -76,18 +107,21 @@ impl Receiver {
     /// Listens on a free loopback port; answers 500 to the first
     /// `fail_first` requests, then accepts (token checked).
     pub fn start(token: &str, fail_first: u64) -> Receiver {
-        Receiver::start_with(token, fail_first, true)
+        let how = Answering {
+            fail_first,
+            ..Answering::default()
+        };
+        Receiver::start_with(token, how)
     }
 
-    /// As [`Receiver::start`]; with `keep` false envelopes are checked and
-    /// counted but not kept (a benchmark's receiver must stay cheap).
-    pub fn start_with(token: &str, fail_first: u64, keep: bool) -> Receiver {
+    /// Listens on a free loopback port, answering as `how` says.
+    pub fn start_with(token: &str, how: Answering) -> Receiver {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
         listener.set_nonblocking(true).expect("nonblocking");
         let address = listener.local_addr().expect("addr").to_string();
         let got = Arc::new(Received::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (g, token) = (got.clone(), token.to_string());
+        let (g, token, how) = (got.clone(), token.to_string(), Arc::new(how));
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -103,13 +137,13 @@ impl Receiver {
                         a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
                         _ = &mut stop_rx => return,
                     };
-                    let (g, token) = (g.clone(), token.clone());
+                    let (g, token, how) = (g.clone(), token.clone(), how.clone());
                     tokio::spawn(async move {
                         let svc = hyper::service::service_fn(move |req| {
-                            let (g, token) = (g.clone(), token.clone());
+                            let (g, token, how) = (g.clone(), token.clone(), how.clone());
                             async move {
                                 Ok::<_, std::convert::Infallible>(
-                                    receive(req, &g, &token, fail_first, keep).await,
+                                    answered(req, &g, &token, &how).await,
                                 )
                             }
                         });
@@ -152,6 +186,28 @@ fn answer(status: u16, body: &'static str) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = StatusCode::from_u16(status).unwrap();
     r
+}
+
+/// [`receive`], counted as open meanwhile, and answered as `how` says.
+async fn answered(
+    req: Request<hyper::body::Incoming>,
+    got: &Received,
+    token: &str,
+    how: &Answering,
+) -> Response<Body> {
+    let came = tokio::time::Instant::now();
+    let open = got.open.fetch_add(1, Ordering::SeqCst) + 1;
+    got.most_open.fetch_max(open, Ordering::SeqCst);
+    let res = receive(req, got, token, how.fail_first, how.keep).await;
+    let held = came + Duration::from_secs(10);
+    while got.most_open.load(Ordering::SeqCst) < how.hold_until_open
+        && tokio::time::Instant::now() < held
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep_until(came + how.delay).await;
+    got.open.fetch_sub(1, Ordering::SeqCst);
+    res
 }
 
 async fn receive(

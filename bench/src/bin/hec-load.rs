@@ -12,15 +12,21 @@
 //! own forwarders and many HEC libraries send; Vector's and Fluent Bit's
 //! HEC outputs send uncompressed unless told otherwise.
 //!
+//! `--receiver-ms` makes the receiver answer each request no sooner than
+//! that many milliseconds after it came (an indexer far away), and
+//! `--concurrency` gives the sink's `request_concurrency` (a row for
+//! each; default: the sink's own default).
+//!
 //! usage: hec-load [--events N] [--runs R] [--clients 1,32] [--batch B]
-//!                 [--gzip on,off] [--rulebox PATH]
+//!                 [--gzip on,off] [--receiver-ms MS] [--concurrency 1,4]
+//!                 [--rulebox PATH]
 //!                 (--rulebox: default target/release/rulebox)
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rulebox_bench::hec::{ClientOpts, Receiver};
+use rulebox_bench::hec::{Answering, ClientOpts, Receiver};
 
 fn main() {
     let mut events = 200_000usize;
@@ -28,6 +34,8 @@ fn main() {
     let mut clients = vec![1usize, 32];
     let mut batch = 500usize;
     let mut gzips = vec![true, false];
+    let mut receiver_ms = 0u64;
+    let mut concurrency: Vec<Option<usize>> = vec![None];
     let mut rulebox = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -41,6 +49,15 @@ fn main() {
             "--runs" => runs = val().parse().unwrap_or_else(|_| usage("bad --runs")),
             "--batch" => batch = val().parse().unwrap_or_else(|_| usage("bad --batch")),
             "--rulebox" => rulebox = Some(PathBuf::from(val())),
+            "--receiver-ms" => {
+                receiver_ms = val().parse().unwrap_or_else(|_| usage("bad --receiver-ms"))
+            }
+            "--concurrency" => {
+                concurrency = val()
+                    .split(',')
+                    .map(|c| Some(c.parse().unwrap_or_else(|_| usage("bad --concurrency"))))
+                    .collect()
+            }
             "--clients" => {
                 clients = val()
                     .split(',')
@@ -91,15 +108,21 @@ fn main() {
     file_run(&bin, &wasm, &work, &file);
     // Rounds interleaved (the file path, then each client count), so a
     // slower stretch of a shared machine touches every row alike.
-    let hec_runs: Vec<(usize, bool)> = clients
+    let hec_runs: Vec<HecCase> = clients
         .iter()
-        .flat_map(|&c| gzips.iter().map(move |&g| (c, g)))
+        .flat_map(|&clients| gzips.iter().map(move |&gzip| (clients, gzip)))
+        .flat_map(|(clients, gzip)| {
+            concurrency.iter().map(move |&concurrency| HecCase {
+                clients,
+                gzip,
+                concurrency,
+                batch,
+                receiver_delay: Duration::from_millis(receiver_ms),
+            })
+        })
         .collect();
     let mut rows: Vec<Row> = std::iter::once("file (`rulebox run`)".to_string())
-        .chain(hec_runs.iter().map(|&(c, g)| {
-            let legs = if g { "gzip" } else { "uncompressed" };
-            format!("HEC, {c} client(s), {legs}")
-        }))
+        .chain(hec_runs.iter().map(HecCase::name))
         .map(|name| Row {
             name,
             times: Vec::new(),
@@ -110,10 +133,7 @@ fn main() {
         for (i, row) in rows.iter_mut().enumerate() {
             let (t, cpu) = match i {
                 0 => file_run(&bin, &wasm, &work, &file),
-                _ => {
-                    let (clients, gzip) = hec_runs[i - 1];
-                    one_run(&bin, &wasm, &work, &lines, clients, gzip, batch)
-                }
+                _ => one_run(&bin, &wasm, &work, &lines, &hec_runs[i - 1]),
             };
             let cpu_per_m = cpu / lines.len() as f64 * 1e6;
             eprintln!(
@@ -134,7 +154,7 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let mut md = format!(
-        "# HEC path throughput ({commit})\n\n{} events per run ({mean} B mean event), {batch} events per request; HEC clients → rulebox splunk_hec source → T1071.002 .wasm (100 ms deadline, 64 MiB) → rulebox splunk_hec sink → receiver, both legs gzip or both uncompressed; loopback. The file path: the same events from a file, the same rule, to a file. Medians of {runs} interleaved rounds; CPU is the rulebox process's alone.\n\n| path | median s | events/s | of the file path | rulebox CPU s per million events | runs (s) |\n|---|---:|---:|---:|---:|---|\n",
+        "# HEC path throughput ({commit})\n\n{} events per run ({mean} B mean event), {batch} events per request; HEC clients → rulebox splunk_hec source → T1071.002 .wasm (100 ms deadline, 64 MiB) → rulebox splunk_hec sink → receiver (answering each request {receiver_ms} ms after it came, at the soonest), both legs gzip or both uncompressed; loopback. The file path: the same events from a file, the same rule, to a file. Medians of {runs} interleaved rounds; CPU is the rulebox process's alone.\n\n| path | median s | events/s | of the file path | rulebox CPU s per million events | runs (s) |\n|---|---:|---:|---:|---:|---|\n",
         lines.len()
     );
     let file_median = median(&rows[0].times);
@@ -188,7 +208,7 @@ fn median(v: &[f64]) -> f64 {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "hec-load: {msg}\nusage: hec-load [--events N] [--runs R] [--clients 1,32] [--batch B] [--gzip on,off] [--rulebox PATH]"
+        "hec-load: {msg}\nusage: hec-load [--events N] [--runs R] [--clients 1,32] [--batch B] [--gzip on,off] [--receiver-ms MS] [--concurrency 1,4] [--rulebox PATH]"
     );
     std::process::exit(2)
 }
@@ -200,19 +220,38 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// One HEC row: how the clients send and how the sink delivers.
+struct HecCase {
+    clients: usize,
+    gzip: bool,
+    /// The sink's `request_concurrency` (`None`: its default).
+    concurrency: Option<usize>,
+    /// Events per client request.
+    batch: usize,
+    /// The receiver's answer, no sooner than this after a request came.
+    receiver_delay: Duration,
+}
+
+impl HecCase {
+    fn name(&self) -> String {
+        let legs = if self.gzip { "gzip" } else { "uncompressed" };
+        let conc = self
+            .concurrency
+            .map_or(String::new(), |c| format!(", request_concurrency {c}"));
+        format!("HEC, {} client(s), {legs}{conc}", self.clients)
+    }
+}
+
 /// Seconds for every event to go from the clients to the receiver, and
 /// the CPU seconds the rulebox process spent meanwhile (from its start:
 /// its listening, the module's load).
-fn one_run(
-    bin: &Path,
-    wasm: &Path,
-    work: &Path,
-    lines: &[Vec<u8>],
-    clients: usize,
-    gzip: bool,
-    batch: usize,
-) -> (f64, f64) {
-    let receiver = Receiver::start_with("bench-down", 0, false);
+fn one_run(bin: &Path, wasm: &Path, work: &Path, lines: &[Vec<u8>], case: &HecCase) -> (f64, f64) {
+    let how = Answering {
+        keep: false,
+        delay: case.receiver_delay,
+        ..Answering::default()
+    };
+    let receiver = Receiver::start_with("bench-down", how);
     let port = free_port();
     let cfg = format!(
         r#"data_dir = "{data}"
@@ -227,10 +266,15 @@ inputs = ["rule", "rule.alerts"]
 endpoint = "http://{recv}"
 token = "bench-down"
 gzip = {gzip}
+{concurrency}
 "#,
         data = work.join("data").display(),
         rule = rule_toml(wasm, "hec"),
         recv = receiver.address,
+        gzip = case.gzip,
+        concurrency = case
+            .concurrency
+            .map_or(String::new(), |c| format!("request_concurrency = {c}")),
     );
     let cfg_path: PathBuf = work.join("hec.toml");
     std::fs::write(&cfg_path, cfg).expect("config");
@@ -252,9 +296,9 @@ gzip = {gzip}
     }
     let opts = ClientOpts {
         token: "bench-up".into(),
-        batch,
-        gzip,
-        clients,
+        batch: case.batch,
+        gzip: case.gzip,
+        clients: case.clients,
         sourcetype: "fw:traffic".into(),
     };
     let t = Instant::now();

@@ -6,12 +6,19 @@
 //! failed. At shutdown, what is not delivered within
 //! `retry.shutdown_grace_secs` is spooled (`spool`) and delivered at the
 //! next start, before anything new.
+//!
+//! A sink whose target can open more connections (the HTTP ones) has up
+//! to `request_concurrency` bodies in flight, each on a connection of its
+//! own: a receiver far away answers one body while the next ones travel.
+//! Each body keeps its events' order; bodies may arrive out of order.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -21,6 +28,7 @@ use super::spool::{Kept, Spool};
 use crate::batch::Batch;
 use crate::channel::Rx;
 use crate::codecs::gzip::gzip;
+use crate::config::Problem;
 use crate::shutdown::shutdown_requested;
 
 /// A failed delivery, and whether trying again may help.
@@ -36,6 +44,24 @@ pub trait Target: Send + 'static {
         &mut self,
         body: &Bytes,
     ) -> impl std::future::Future<Output = Result<(), Failure>> + Send;
+
+    /// Another connection to the same place, for a body in flight beside
+    /// this one's; `None` (the default): one body at a time.
+    fn another(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
+}
+
+/// `first` and up to `n - 1` more connections like it, as many as the
+/// target gives.
+pub(super) fn connections<T: Target>(first: T, n: usize) -> Vec<T> {
+    let more: Vec<T> = (1..n).map_while(|_| first.another()).collect();
+    let mut all = vec![first];
+    all.extend(more);
+    all
 }
 
 /// How a sink writes its events into a body.
@@ -98,6 +124,23 @@ pub fn default_sink_batch_bytes() -> usize {
 pub fn default_request_timeout() -> u64 {
     30
 }
+pub fn default_request_concurrency() -> usize {
+    4
+}
+
+/// The most bodies a sink may have in flight: each holds a connection and
+/// a body of up to `batch_max_bytes` (and its gzip).
+pub const MAX_REQUEST_CONCURRENCY: usize = 64;
+
+/// The check of a sink's `request_concurrency`.
+pub fn check_concurrency(n: usize) -> Option<Problem> {
+    (!(1..=MAX_REQUEST_CONCURRENCY).contains(&n)).then(|| {
+        Problem::at(
+            "request_concurrency",
+            format!("from 1 to {MAX_REQUEST_CONCURRENCY} (got {n})"),
+        )
+    })
+}
 
 /// How a network sink batches and retries.
 #[derive(Debug, Clone)]
@@ -107,6 +150,8 @@ pub struct Batching {
     pub retry: Retry,
     pub gzip: bool,
     pub buffer: BufferConfig,
+    /// Bodies in flight at once (each on a connection of its own).
+    pub concurrency: usize,
 }
 
 /// A running network sink.
@@ -137,45 +182,84 @@ enum GaveUp {
 
 impl Delivery {
     /// Delivers what the last run spooled, then batches until the input
-    /// ends (a memory buffer); see the module docs.
-    pub(super) async fn run(self, mut rx: Rx, mut target: impl Target, encoding: impl Encode) {
+    /// ends (a memory buffer), with up to `request_concurrency` bodies in
+    /// flight, each on a connection of its own; see the module docs.
+    pub(super) async fn run<T: Target>(self, mut rx: Rx, mut target: T, encoding: impl Encode) {
         self.unspool(&mut target).await;
-        let mut body = Vec::new();
-        while let Some(first) = rx.recv().await {
+        let mut idle = connections(target, self.batching.concurrency);
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        let mut flying = FuturesUnordered::new();
+        loop {
+            if idle.is_empty() {
+                let Some((t, body)) = flying.next().await else {
+                    break;
+                };
+                idle.push(t);
+                bodies.push(body);
+                continue;
+            }
+            let first = tokio::select! {
+                biased;
+                Some((t, body)) = flying.next(), if !flying.is_empty() => {
+                    idle.push(t);
+                    bodies.push(body);
+                    continue;
+                }
+                first = rx.recv() => first,
+            };
+            let Some(first) = first else { break };
             let held = self.gather(first, &mut rx);
             let events: usize = held.iter().map(|b| b.count()).sum();
             if events == 0 {
                 continue;
             }
+            let mut body = bodies.pop().unwrap_or_default();
             body.clear();
             for b in &held {
                 encoding.encode(b, &mut body);
             }
-            let payload = self.payload(&body);
-            let failed = match self.deliver(&mut target, &payload, events).await {
-                Ok(()) => {
-                    let s = &self.stats;
-                    s.events.fetch_add(events as u64, Ordering::Relaxed);
-                    s.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
-                    None
-                }
-                Err(GaveUp::Shutdown(msg)) => self.keep(&body, events, &msg).err(),
-                Err(GaveUp::Failed(msg)) => Some(msg),
-            };
-            if let Some(msg) = failed {
-                tracing::error!(sink = %self.id, error = %msg, events, "events not delivered: counted as write errors");
-                // For a waiting client: the answer, without where it came from.
-                let why = msg.split_once(": ").map_or(msg.as_str(), |(_, r)| r);
-                let why = format!("sink {} could not deliver them: {why}", self.id);
-                for b in &held {
-                    b.fail_acks_because(&why);
-                }
-                let errors = &self.stats.write_errors;
-                errors.fetch_add(events as u64, Ordering::Relaxed);
-            }
-            // Dropping `held` lets go of the acks: the events are done
-            // (delivered, or kept in the spool).
+            let target = idle.pop().expect("an idle connection");
+            flying.push(self.send(target, body, held, events));
         }
+        while flying.next().await.is_some() {}
+    }
+
+    /// Delivers one body of `events` events from `held`, and what became
+    /// of them: counted as delivered, spooled at a shutdown, or failed
+    /// (their acks say why). Gives back the connection and the buffer.
+    async fn send<T: Target>(
+        &self,
+        mut target: T,
+        body: Vec<u8>,
+        held: Vec<Arc<Batch>>,
+        events: usize,
+    ) -> (T, Vec<u8>) {
+        let payload = self.payload(&body);
+        let failed = match self.deliver(&mut target, &payload, events).await {
+            Ok(()) => {
+                let s = &self.stats;
+                s.events.fetch_add(events as u64, Ordering::Relaxed);
+                s.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+                None
+            }
+            Err(GaveUp::Shutdown(msg)) => self.keep(&body, events, &msg).err(),
+            Err(GaveUp::Failed(msg)) => Some(msg),
+        };
+        if let Some(msg) = failed {
+            tracing::error!(sink = %self.id, error = %msg, events, "events not delivered: counted as write errors");
+            // For a waiting client: the answer, without where it came from.
+            let why = msg.split_once(": ").map_or(msg.as_str(), |(_, r)| r);
+            let why = format!("sink {} could not deliver them: {why}", self.id);
+            for b in &held {
+                b.fail_acks_because(&why);
+            }
+            let errors = &self.stats.write_errors;
+            errors.fetch_add(events as u64, Ordering::Relaxed);
+        }
+        // Dropping `held` lets go of the acks: the events are done
+        // (delivered, or kept in the spool).
+        drop(held);
+        (target, body)
     }
 
     /// The body as delivered (gzipped when configured).

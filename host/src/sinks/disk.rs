@@ -2,14 +2,18 @@
 //! the sink's spool folder before its events count as out, so a HEC or
 //! http source answers as soon as they are durably queued, and a file
 //! source's checkpoint moves on; a drainer delivers the queued bodies
-//! oldest first, across restarts.
+//! oldest first (up to `request_concurrency` at once), across restarts.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::buffer::{Level, WhenFull};
-use super::delivery::{Delivery, Encode, Sent, Target};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use super::delivery::{Delivery, Encode, Sent, Target, connections};
 use super::spool::Kept;
 use crate::channel::Rx;
 use crate::shutdown::shutdown_requested;
@@ -26,7 +30,7 @@ pub(super) async fn run(d: Delivery, rx: Rx, target: impl Target, encoding: impl
     tokio::join!(
         async {
             intake(&d, rx, encoding, &level).await;
-            ended.store(true, Ordering::Relaxed);
+            ended.store(true, Ordering::Release);
             level.queued.notify_one();
         },
         drain(&d, target, &level, &ended, last_run),
@@ -107,20 +111,39 @@ async fn wait_for_room(d: &Delivery, level: &Level, n: u64, max: u64) {
     }
 }
 
-/// Delivers queued bodies, oldest first, until the intake ended and the
-/// queue is empty, or the shutdown's grace ran out.
-async fn drain(
+/// Delivers queued bodies, oldest first (up to `request_concurrency` at
+/// once), until the intake ended and the queue is empty, or the
+/// shutdown's grace ran out (what is in flight then is let finish: it is
+/// bounded by the same grace).
+async fn drain<T: Target>(
     d: &Delivery,
-    mut target: impl Target,
+    target: T,
     level: &Level,
     ended: &AtomicBool,
     last_run: Vec<Kept>,
 ) {
     let from_last_run: HashSet<_> = last_run.into_iter().map(|k| k.path).collect();
+    let mut idle = connections(target, d.batching.concurrency);
+    let mut sending: HashSet<PathBuf> = HashSet::new();
+    let mut flying = FuturesUnordered::new();
+    let mut stopping = false;
     loop {
-        let pending = d.spool.pending();
-        if pending.is_empty() {
-            if ended.load(Ordering::Relaxed) {
+        // Read before the queue is: once the intake ended, an empty queue
+        // stays empty.
+        let intake_done = ended.load(Ordering::Acquire);
+        if !stopping && !idle.is_empty() {
+            let mut queue = d.spool.pending();
+            queue.retain(|k| !sending.contains(&k.path));
+            queue.truncate(idle.len());
+            for kept in queue {
+                let target = idle.pop().expect("an idle connection");
+                sending.insert(kept.path.clone());
+                let old = from_last_run.contains(&kept.path);
+                flying.push(send_one(d, target, kept, old));
+            }
+        }
+        if flying.is_empty() {
+            if stopping || intake_done {
                 return;
             }
             tokio::select! {
@@ -129,13 +152,29 @@ async fn drain(
             }
             continue;
         }
-        for kept in pending {
-            let size = file_len(&kept.path);
-            let old = from_last_run.contains(&kept.path);
-            match d.send_kept(&mut target, &kept, old).await {
-                Sent::Shutdown => return,
-                Sent::Delivered | Sent::Refused => level.take(size),
+        tokio::select! {
+            Some((target, path, size, sent)) = flying.next() => {
+                sending.remove(&path);
+                idle.push(target);
+                match sent {
+                    Sent::Shutdown => stopping = true,
+                    Sent::Delivered | Sent::Refused => level.take(size),
+                }
             }
+            _ = level.queued.notified(), if !stopping && !idle.is_empty() => {}
         }
     }
+}
+
+/// One queued body delivered on `target`: the connection back, the
+/// body's file, its size and what became of it.
+async fn send_one<T: Target>(
+    d: &Delivery,
+    mut target: T,
+    kept: Kept,
+    from_last_run: bool,
+) -> (T, PathBuf, u64, Sent) {
+    let size = file_len(&kept.path);
+    let sent = d.send_kept(&mut target, &kept, from_last_run).await;
+    (target, kept.path, size, sent)
 }

@@ -33,6 +33,9 @@ pub struct HttpConfig {
     pub batch_max_bytes: usize,
     #[serde(default = "delivery::default_request_timeout")]
     pub request_timeout_secs: u64,
+    /// Bodies in flight at once, each on a connection of its own.
+    #[serde(default = "delivery::default_request_concurrency")]
+    pub request_concurrency: usize,
     #[serde(default)]
     pub retry: Retry,
     /// `memory` (default) or `disk` (`[sinks.<id>.buffer]`).
@@ -62,6 +65,7 @@ impl Sink for HttpConfig {
         let target = self.target(None);
         let mut p: Vec<Problem> = target.err().map(Problem::whole).into_iter().collect();
         p.extend(self.buffer.check());
+        p.extend(delivery::check_concurrency(self.request_concurrency));
         p
     }
 
@@ -76,6 +80,7 @@ impl Sink for HttpConfig {
             retry: self.retry.clone(),
             gzip: self.gzip,
             buffer: self.buffer.clone(),
+            concurrency: self.request_concurrency,
         };
         let target = self.target(Some(&cx.paths));
         let target = target.and_then(|t| t.with_tls(self.tls.as_ref(), &cx.paths));

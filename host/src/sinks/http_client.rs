@@ -191,6 +191,19 @@ impl Target for HttpTarget {
     async fn deliver(&mut self, body: &Bytes) -> Result<(), Failure> {
         self.post(body).await
     }
+
+    fn another(&self) -> Option<Self> {
+        Some(HttpTarget {
+            authority: self.authority.clone(),
+            host: self.host.clone(),
+            https: self.https,
+            tls: self.tls.clone(),
+            path: self.path.clone(),
+            headers: self.headers.clone(),
+            timeout: self.timeout,
+            sender: None,
+        })
+    }
 }
 
 /// An HTTP/1.1 connection over `io`, its driver spawned.

@@ -157,6 +157,7 @@ impl Sink for NatsConfig {
             retry: self.retry.clone(),
             gzip: false,
             buffer: self.buffer.clone(),
+            concurrency: 1,
         };
         let target = NatsTarget {
             cfg: self.clone(),

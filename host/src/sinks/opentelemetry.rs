@@ -56,6 +56,9 @@ pub struct OpentelemetryConfig {
     pub batch_max_bytes: usize,
     #[serde(default = "delivery::default_request_timeout")]
     pub request_timeout_secs: u64,
+    /// Bodies in flight at once, each on a connection of its own.
+    #[serde(default = "delivery::default_request_concurrency")]
+    pub request_concurrency: usize,
     #[serde(default)]
     pub retry: Retry,
     /// `memory` (default) or `disk` (`[sinks.<id>.buffer]`).
@@ -98,6 +101,7 @@ impl Sink for OpentelemetryConfig {
         let target = self.target(None);
         let mut p: Vec<Problem> = target.err().map(Problem::whole).into_iter().collect();
         p.extend(self.buffer.check());
+        p.extend(delivery::check_concurrency(self.request_concurrency));
         p
     }
 
@@ -112,6 +116,7 @@ impl Sink for OpentelemetryConfig {
             retry: self.retry.clone(),
             gzip: self.gzip,
             buffer: self.buffer.clone(),
+            concurrency: self.request_concurrency,
         };
         let records = Records {
             encoding: self.encoding(),

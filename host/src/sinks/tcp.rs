@@ -71,6 +71,7 @@ impl Sink for TcpConfig {
             retry: self.retry.clone(),
             gzip: false,
             buffer: self.buffer.clone(),
+            concurrency: 1,
         };
         network::start(cx, target, Lines, batching)
     }

@@ -550,3 +550,73 @@ fn hec_envelopes_carry_the_events_own_time_and_the_syslog_header() {
     assert_eq!(last_seen, "2025-11-27T10:00:00.000Z", "{alert}");
     assert_eq!(alert["time"].as_f64(), Some(1_764_237_600.0), "{alert}");
 }
+
+/// A HEC sink has up to `request_concurrency` bodies in flight, each on a
+/// connection of its own, with a memory buffer and with a disk one; with
+/// 1, one at a time. The receiver holds every request until that many
+/// were open at once (else 10 s each: a sink that sends fewer would take
+/// minutes and fail). Every event arrives once either way.
+#[test]
+fn a_hec_sink_keeps_request_concurrency_bodies_in_flight() {
+    use std::sync::atomic::Ordering;
+    for (concurrency, buffer) in [(4u64, "memory"), (3, "disk"), (1, "memory")] {
+        let dir = Scratch::new(&format!("hec-concurrency-{concurrency}"));
+        let input: String = (0..3000).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+        let input = dir.write("in.ndjson", input);
+        let how = rulebox_bench::hec::Answering {
+            hold_until_open: concurrency,
+            // One at a time is checked with a round trip that would let
+            // bodies overlap if the sink sent them side by side.
+            delay: Duration::from_millis(if concurrency == 1 { 20 } else { 0 }),
+            ..Default::default()
+        };
+        let receiver = Receiver::start_with("t", how);
+        let cfg = format!(
+            "data_dir = \"{data}\"\n[sources.in]\ntype = \"file\"\npath = \"{input}\"\nbatch_max_events = 100\n[sinks.splunk]\ntype = \"splunk_hec\"\ninputs = [\"in\"]\nendpoint = \"http://{recv}\"\ntoken = \"t\"\ngzip = false\nbatch_max_events = 100\nrequest_concurrency = {concurrency}\nbuffer = {{ type = \"{buffer}\" }}\n",
+            data = dir.path("data").display(),
+            input = input.display(),
+            recv = receiver.address,
+        );
+        let cfg = dir.write("p.toml", cfg);
+        let out = rulebox_tests::rulebox(&["run", "--config", cfg.to_str().unwrap()], None);
+        let log = stderr(&out);
+        assert!(out.status.success(), "{log}");
+        let most = receiver.got.most_open.load(Ordering::SeqCst);
+        assert_eq!(most, concurrency, "{buffer} buffer: {log}");
+        let mut got: Vec<u64> = receiver
+            .envelopes()
+            .iter()
+            .map(|e| e["event"]["i"].as_u64().unwrap())
+            .collect();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            (0..3000).collect::<Vec<u64>>(),
+            "{buffer} buffer: {log}"
+        );
+    }
+}
+
+#[test]
+fn request_concurrency_out_of_range_is_refused_at_its_line() {
+    let dir = Scratch::new("hec-concurrency-check");
+    for (n, ok) in [(0, false), (1, true), (64, true), (65, false)] {
+        let cfg = format!(
+            "[sources.in]\ntype = \"stdin\"\n[sinks.web]\ntype = \"http\"\ninputs = [\"in\"]\nuri = \"http://127.0.0.1:9/ingest\"\nrequest_concurrency = {n}\n"
+        );
+        let p = dir.write("p.toml", &cfg);
+        let out = rulebox_tests::rulebox(&["validate", "--config", p.to_str().unwrap()], None);
+        let err = stderr(&out);
+        if ok {
+            assert_eq!(out.status.code(), Some(0), "{n}: {err}");
+        } else {
+            assert_eq!(out.status.code(), Some(2), "{n}: {err}");
+            let line = cfg.lines().position(|l| l.starts_with("request_")).unwrap() + 1;
+            let want = format!(
+                "{}:{line}: sinks.web.request_concurrency: from 1 to 64 (got {n})",
+                p.display()
+            );
+            assert!(err.contains(&want), "{n}: {err}");
+        }
+    }
+}
