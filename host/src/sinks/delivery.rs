@@ -168,8 +168,10 @@ pub(super) enum Sent {
     Delivered,
     /// Left in the spool: the shutdown's grace ran out.
     Shutdown,
-    /// Refused for good (set aside), or unreadable (left in place).
+    /// Refused for good (set aside).
     Refused,
+    /// Not readable: left in place, and not tried again in this run.
+    Unreadable,
 }
 
 /// Why a body was not delivered.
@@ -309,7 +311,7 @@ impl Delivery {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(sink = %self.id, file = %kept.path.display(), error = %e, "cannot read a spooled body; left in place");
-                return Sent::Refused;
+                return Sent::Unreadable;
             }
         };
         let payload = self.payload(&body);

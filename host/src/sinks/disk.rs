@@ -124,7 +124,10 @@ async fn drain<T: Target>(
 ) {
     let from_last_run: HashSet<_> = last_run.into_iter().map(|k| k.path).collect();
     let mut idle = connections(target, d.batching.concurrency);
+    // Bodies on their way, and those that could not be read (left in
+    // place, tried again at the next start, not in a loop now).
     let mut sending: HashSet<PathBuf> = HashSet::new();
+    let mut unreadable: HashSet<PathBuf> = HashSet::new();
     let mut flying = FuturesUnordered::new();
     let mut stopping = false;
     loop {
@@ -133,7 +136,7 @@ async fn drain<T: Target>(
         let intake_done = ended.load(Ordering::Acquire);
         if !stopping && !idle.is_empty() {
             let mut queue = d.spool.pending();
-            queue.retain(|k| !sending.contains(&k.path));
+            queue.retain(|k| !sending.contains(&k.path) && !unreadable.contains(&k.path));
             queue.truncate(idle.len());
             for kept in queue {
                 let target = idle.pop().expect("an idle connection");
@@ -159,6 +162,10 @@ async fn drain<T: Target>(
                 match sent {
                     Sent::Shutdown => stopping = true,
                     Sent::Delivered | Sent::Refused => level.take(size),
+                    Sent::Unreadable => {
+                        unreadable.insert(path);
+                        level.take(size);
+                    }
                 }
             }
             _ = level.queued.notified(), if !stopping && !idle.is_empty() => {}

@@ -50,14 +50,19 @@ impl Spool {
     }
 
     /// The bodies kept, oldest first. A file whose name is not one of
-    /// ours (a leftover temporary file, say) is left alone.
+    /// ours (a leftover temporary file, say), and anything not a plain
+    /// file (a folder, a link), is left alone.
     pub fn pending(&self) -> Vec<Kept> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
         let mut kept: Vec<Kept> = entries
             .filter_map(|e| {
-                let path = e.ok()?.path();
+                let e = e.ok()?;
+                if !e.file_type().ok()?.is_file() {
+                    return None;
+                }
+                let path = e.path();
                 let events = events_in_name(&path)?;
                 Some(Kept { path, events })
             })
@@ -91,6 +96,8 @@ mod tests {
         spool.keep(b"b\nc\n", 2).unwrap();
         std::fs::write(spool.dir().join("note.txt"), "x").unwrap();
         std::fs::write(spool.dir().join("1-2.body"), "x").unwrap();
+        let folder = spool.dir().join("00000000000000000000-0000000000-1.body");
+        std::fs::create_dir(&folder).unwrap();
         let kept = spool.pending();
         let got: Vec<(Vec<u8>, usize)> = kept
             .iter()

@@ -594,3 +594,32 @@ fn the_t1048_rule_keeps_its_byte_sums_across_a_restart() {
     assert_eq!(a[0]["connection_count"], 2);
     assert_eq!(a[0]["bytes_sent"], 1_070_000_001u64);
 }
+
+/// A folder in a disk buffer's spool named like a queued body is left
+/// alone: it used to be read, fail, and be tried again at once, a loop
+/// that never yielded, so the sink spun a core and the run ignored
+/// SIGTERM. The run now delivers its events and ends.
+#[test]
+fn a_stranger_in_the_spool_named_like_a_body_is_left_alone() {
+    let dir = Scratch::new("spool-stranger");
+    let receiver = rulebox_bench::hec::Receiver::start("t", 0);
+    let stranger = dir.path("data/spool/out/00000000000000000001-0000000001-5.body");
+    std::fs::create_dir_all(&stranger).unwrap();
+    let input: String = (0..10).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+    let input = dir.write("in.ndjson", input);
+    let cfg = format!(
+        "data_dir = \"{data}\"\n[sources.in]\ntype = \"file\"\npath = \"{input}\"\n[sinks.out]\ntype = \"splunk_hec\"\ninputs = [\"in\"]\nendpoint = \"http://{recv}\"\ntoken = \"t\"\nbuffer = {{ type = \"disk\" }}\n",
+        data = dir.path("data").display(),
+        input = input.display(),
+        recv = receiver.address,
+    );
+    let cfg = dir.write("p.toml", cfg);
+    let mut run = rulebox_tests::spawn_run(&cfg, &dir.path("log"));
+    let log = || std::fs::read_to_string(dir.path("log")).unwrap_or_default();
+    wait_for("the run to end", Duration::from_secs(30), || {
+        run.0.try_wait().unwrap().is_some()
+    });
+    assert_eq!(run.0.wait().unwrap().code(), Some(0), "{}", log());
+    assert_eq!(receiver.count(), 10, "{}", log());
+    assert!(stranger.is_dir(), "left in place");
+}
