@@ -17,9 +17,14 @@
 //! `--concurrency` gives the sink's `request_concurrency` (a row for
 //! each; default: the sink's own default).
 //!
+//! `--pinned` runs rulebox on CPU 0 (`taskset -c 0`, the file path too)
+//! and this process, its clients and receiver, on CPU 1: on a two-core
+//! machine the load no longer takes rulebox's CPU, so the two paths
+//! compare per core.
+//!
 //! usage: hec-load [--events N] [--runs R] [--clients 1,32] [--batch B]
 //!                 [--gzip on,off] [--receiver-ms MS] [--concurrency 1,4]
-//!                 [--rulebox PATH]
+//!                 [--pinned] [--rulebox PATH]
 //!                 (--rulebox: default target/release/rulebox)
 
 use std::path::{Path, PathBuf};
@@ -35,6 +40,7 @@ fn main() {
     let mut batch = 500usize;
     let mut gzips = vec![true, false];
     let mut receiver_ms = 0u64;
+    let mut pinned = false;
     let mut concurrency: Vec<Option<usize>> = vec![None];
     let mut rulebox = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +55,7 @@ fn main() {
             "--runs" => runs = val().parse().unwrap_or_else(|_| usage("bad --runs")),
             "--batch" => batch = val().parse().unwrap_or_else(|_| usage("bad --batch")),
             "--rulebox" => rulebox = Some(PathBuf::from(val())),
+            "--pinned" => pinned = true,
             "--receiver-ms" => {
                 receiver_ms = val().parse().unwrap_or_else(|_| usage("bad --receiver-ms"))
             }
@@ -76,6 +83,9 @@ fn main() {
             }
             other => usage(&format!("unknown argument {other}")),
         }
+    }
+    if pinned {
+        pin_self_to_cpu_1();
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -105,7 +115,8 @@ fn main() {
     // no timed run pays for that.
     let file = work.join("events.ndjson");
     std::fs::write(&file, lines.join(&b'\n')).expect("write events");
-    file_run(&bin, &wasm, &work, &file);
+    let rb = Rulebox { bin, pinned };
+    file_run(&rb, &wasm, &work, &file);
     // Rounds interleaved (the file path, then each client count), so a
     // slower stretch of a shared machine touches every row alike.
     let hec_runs: Vec<HecCase> = clients
@@ -132,8 +143,8 @@ fn main() {
     for r in 0..runs {
         for (i, row) in rows.iter_mut().enumerate() {
             let (t, cpu) = match i {
-                0 => file_run(&bin, &wasm, &work, &file),
-                _ => one_run(&bin, &wasm, &work, &lines, &hec_runs[i - 1]),
+                0 => file_run(&rb, &wasm, &work, &file),
+                _ => one_run(&rb, &wasm, &work, &lines, &hec_runs[i - 1]),
             };
             let cpu_per_m = cpu / lines.len() as f64 * 1e6;
             eprintln!(
@@ -154,8 +165,13 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let mut md = format!(
-        "# HEC path throughput ({commit})\n\n{} events per run ({mean} B mean event), {batch} events per request; HEC clients → rulebox splunk_hec source → T1071.002 .wasm (100 ms deadline, 64 MiB) → rulebox splunk_hec sink → receiver (answering each request {receiver_ms} ms after it came, at the soonest), both legs gzip or both uncompressed; loopback. The file path: the same events from a file, the same rule, to a file. Medians of {runs} interleaved rounds; CPU is the rulebox process's alone.\n\n| path | median s | events/s | of the file path | rulebox CPU s per million events | runs (s) |\n|---|---:|---:|---:|---:|---|\n",
-        lines.len()
+        "# HEC path throughput ({commit})\n\n{} events per run ({mean} B mean event), {batch} events per request; HEC clients → rulebox splunk_hec source → T1071.002 .wasm (100 ms deadline, 64 MiB) → rulebox splunk_hec sink → receiver (answering each request {receiver_ms} ms after it came, at the soonest), both legs gzip or both uncompressed; loopback. The file path: the same events from a file, the same rule, to a file. {pinning}Medians of {runs} interleaved rounds; CPU is the rulebox process's alone.\n\n| path | median s | events/s | of the file path | rulebox CPU s per million events | runs (s) |\n|---|---:|---:|---:|---:|---|\n",
+        lines.len(),
+        pinning = if rb.pinned {
+            "rulebox pinned to CPU 0 (both paths), the clients and the receiver to CPU 1. "
+        } else {
+            ""
+        },
     );
     let file_median = median(&rows[0].times);
     for row in &rows {
@@ -208,7 +224,7 @@ fn median(v: &[f64]) -> f64 {
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "hec-load: {msg}\nusage: hec-load [--events N] [--runs R] [--clients 1,32] [--batch B] [--gzip on,off] [--receiver-ms MS] [--concurrency 1,4] [--rulebox PATH]"
+        "hec-load: {msg}\nusage: hec-load [--events N] [--runs R] [--clients 1,32] [--batch B] [--gzip on,off] [--receiver-ms MS] [--concurrency 1,4] [--pinned] [--rulebox PATH]"
     );
     std::process::exit(2)
 }
@@ -218,6 +234,41 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// The rulebox binary, and whether it runs pinned to CPU 0.
+struct Rulebox {
+    bin: PathBuf,
+    pinned: bool,
+}
+
+impl Rulebox {
+    fn command(&self) -> Command {
+        if !self.pinned {
+            return Command::new(&self.bin);
+        }
+        // taskset execs rulebox: the child's pid is rulebox's.
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0"]).arg(&self.bin);
+        c
+    }
+}
+
+/// Pins this process (and the threads it starts from now on: the
+/// clients' and the receiver's) to CPU 1, leaving CPU 0 to rulebox.
+fn pin_self_to_cpu_1() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        usage("--pinned needs two CPUs");
+    }
+    let ok = Command::new("taskset")
+        .args(["-p", "-c", "1", &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        usage("--pinned: taskset could not pin this process to CPU 1");
+    }
 }
 
 /// One HEC row: how the clients send and how the sink delivers.
@@ -245,7 +296,13 @@ impl HecCase {
 /// Seconds for every event to go from the clients to the receiver, and
 /// the CPU seconds the rulebox process spent meanwhile (from its start:
 /// its listening, the module's load).
-fn one_run(bin: &Path, wasm: &Path, work: &Path, lines: &[Vec<u8>], case: &HecCase) -> (f64, f64) {
+fn one_run(
+    rb: &Rulebox,
+    wasm: &Path,
+    work: &Path,
+    lines: &[Vec<u8>],
+    case: &HecCase,
+) -> (f64, f64) {
     let how = Answering {
         keep: false,
         delay: case.receiver_delay,
@@ -279,7 +336,8 @@ gzip = {gzip}
     let cfg_path: PathBuf = work.join("hec.toml");
     std::fs::write(&cfg_path, cfg).expect("config");
     let log = std::fs::File::create(work.join("rulebox.log")).expect("log");
-    let mut child = Command::new(bin)
+    let mut child = rb
+        .command()
         .args(["run", "--config", cfg_path.to_str().unwrap()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -320,7 +378,7 @@ gzip = {gzip}
 
 /// `rulebox run` over `file` with the HEC runs' rule, to a file: its
 /// seconds from start to exit, and its CPU seconds.
-fn file_run(bin: &Path, wasm: &Path, work: &Path, file: &Path) -> (f64, f64) {
+fn file_run(rb: &Rulebox, wasm: &Path, work: &Path, file: &Path) -> (f64, f64) {
     let cfg = format!(
         r#"data_dir = "{data}"
 [sources.file]
@@ -342,7 +400,8 @@ path = "{out}"
     std::fs::write(&cfg_path, cfg).expect("config");
     let before = children_cpu_seconds();
     let t = Instant::now();
-    let status = Command::new(bin)
+    let status = rb
+        .command()
         .args(["run", "--config", cfg_path.to_str().unwrap()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
