@@ -107,6 +107,27 @@ pub fn rulebox(args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().expect("wait for rulebox")
 }
 
+/// A pipeline config: `n` events `{"i":0}`, `{"i":1}`, ... in a file, read
+/// by a file source (`source_keys`: more of its TOML lines) into a
+/// `splunk_hec` sink `out` that posts to `receiver` with the token `t`
+/// (`sink_keys`: more of its lines).
+pub fn numbered_into_hec(
+    dir: &Scratch,
+    n: usize,
+    receiver: &str,
+    source_keys: &str,
+    sink_keys: &str,
+) -> PathBuf {
+    let input: String = (0..n).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+    let input = dir.write("in.ndjson", input);
+    let cfg = format!(
+        "data_dir = \"{data}\"\n[sources.in]\ntype = \"file\"\npath = \"{input}\"\n{source_keys}[sinks.out]\ntype = \"splunk_hec\"\ninputs = [\"in\"]\nendpoint = \"http://{receiver}\"\ntoken = \"t\"\n{sink_keys}",
+        data = dir.path("data").display(),
+        input = input.display(),
+    );
+    dir.write("p.toml", cfg)
+}
+
 /// A pipeline config: one file source, the T1071.002 rule with `rule_config`
 /// (TOML lines), events and alerts to files in `dir`.
 pub fn rule_pipeline(dir: &Path, input: &Path, rule_config: &str, extra_transform: &str) -> String {

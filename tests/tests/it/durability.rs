@@ -605,15 +605,8 @@ fn a_stranger_in_the_spool_named_like_a_body_is_left_alone() {
     let receiver = rulebox_bench::hec::Receiver::start("t", 0);
     let stranger = dir.path("data/spool/out/00000000000000000001-0000000001-5.body");
     std::fs::create_dir_all(&stranger).unwrap();
-    let input: String = (0..10).map(|i| format!("{{\"i\":{i}}}\n")).collect();
-    let input = dir.write("in.ndjson", input);
-    let cfg = format!(
-        "data_dir = \"{data}\"\n[sources.in]\ntype = \"file\"\npath = \"{input}\"\n[sinks.out]\ntype = \"splunk_hec\"\ninputs = [\"in\"]\nendpoint = \"http://{recv}\"\ntoken = \"t\"\nbuffer = {{ type = \"disk\" }}\n",
-        data = dir.path("data").display(),
-        input = input.display(),
-        recv = receiver.address,
-    );
-    let cfg = dir.write("p.toml", cfg);
+    let sink_keys = "buffer = { type = \"disk\" }\n";
+    let cfg = rulebox_tests::numbered_into_hec(&dir, 10, &receiver.address, "", sink_keys);
     let mut run = rulebox_tests::spawn_run(&cfg, &dir.path("log"));
     let log = || std::fs::read_to_string(dir.path("log")).unwrap_or_default();
     wait_for("the run to end", Duration::from_secs(30), || {

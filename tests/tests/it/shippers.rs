@@ -561,8 +561,6 @@ fn a_hec_sink_keeps_request_concurrency_bodies_in_flight() {
     use std::sync::atomic::Ordering;
     for (concurrency, buffer) in [(4u64, "memory"), (3, "disk"), (1, "memory")] {
         let dir = Scratch::new(&format!("hec-concurrency-{concurrency}"));
-        let input: String = (0..3000).map(|i| format!("{{\"i\":{i}}}\n")).collect();
-        let input = dir.write("in.ndjson", input);
         let how = rulebox_bench::hec::Answering {
             hold_until_open: concurrency,
             // One at a time is checked with a round trip that would let
@@ -571,13 +569,17 @@ fn a_hec_sink_keeps_request_concurrency_bodies_in_flight() {
             ..Default::default()
         };
         let receiver = Receiver::start_with("t", how);
-        let cfg = format!(
-            "data_dir = \"{data}\"\n[sources.in]\ntype = \"file\"\npath = \"{input}\"\nbatch_max_events = 100\n[sinks.splunk]\ntype = \"splunk_hec\"\ninputs = [\"in\"]\nendpoint = \"http://{recv}\"\ntoken = \"t\"\ngzip = false\nbatch_max_events = 100\nrequest_concurrency = {concurrency}\nbuffer = {{ type = \"{buffer}\" }}\n",
-            data = dir.path("data").display(),
-            input = input.display(),
-            recv = receiver.address,
+        let sink_keys = format!(
+            "gzip = false\nbatch_max_events = 100\nrequest_concurrency = {concurrency}\nbuffer = {{ type = \"{buffer}\" }}\n"
         );
-        let cfg = dir.write("p.toml", cfg);
+        let source_keys = "batch_max_events = 100\n";
+        let cfg = rulebox_tests::numbered_into_hec(
+            &dir,
+            3000,
+            &receiver.address,
+            source_keys,
+            &sink_keys,
+        );
         let out = rulebox_tests::rulebox(&["run", "--config", cfg.to_str().unwrap()], None);
         let log = stderr(&out);
         assert!(out.status.success(), "{log}");
