@@ -454,7 +454,7 @@ impl Room {
 /// it said).
 async fn deliver(ctx: &ListenCtx, events: Batch) -> Outcome {
     let (ack, done) = Ack::notify();
-    let mut batches = split(&events, ctx.batch_max_events);
+    let mut batches = split(events, ctx.batch_max_events);
     for b in &mut batches {
         b.acks.push(ack.clone());
     }

@@ -168,10 +168,11 @@ impl ListenCtx {
     }
 }
 
-/// Cuts a batch into batches of at most `max` lines, metadata kept.
-pub fn split(b: &Batch, max: usize) -> Vec<Batch> {
+/// Cuts a batch into batches of at most `max` lines, metadata kept; one
+/// that fits goes on as it is, not copied.
+pub fn split(b: Batch, max: usize) -> Vec<Batch> {
     if b.count() <= max {
-        return vec![b.clone()];
+        return vec![b];
     }
     let mut out = Vec::new();
     let mut cur = Batch::default();

@@ -130,7 +130,7 @@ async fn read_frames(
             read = Read::Partial;
         }
         if !batch.is_empty() {
-            out.extend(split(&batch, ctx.batch_max_events));
+            out.extend(split(batch, ctx.batch_max_events));
         }
         read
     })
