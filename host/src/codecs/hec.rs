@@ -32,6 +32,28 @@ const INCOMING_KEYS: [&str; 7] = [
     "fields",
 ];
 
+/// Which of [`INCOMING_KEYS`] the raw (possibly escaped) `key` is. A key
+/// without a backslash is its own text, so it is matched byte for byte in
+/// one comparison (most envelopes' keys are these); only one with an
+/// escape is unescaped to compare.
+fn incoming_key(key: &[u8]) -> Option<usize> {
+    let k = match key {
+        b"event" => 0,
+        b"time" => 1,
+        b"host" => 2,
+        b"source" => 3,
+        b"sourcetype" => 4,
+        b"index" => 5,
+        b"fields" => 6,
+        _ if key.contains(&b'\\') => {
+            return INCOMING_KEYS.iter().position(|name| key_eq(key, name));
+        }
+        _ => return None,
+    };
+    debug_assert_eq!(INCOMING_KEYS[k].as_bytes(), key);
+    Some(k)
+}
+
 /// One envelope as received, read by the scanner: the event's and the
 /// kept keys' raw values (other keys are ignored).
 struct Incoming<'a> {
@@ -48,7 +70,7 @@ impl<'a> Incoming<'a> {
         let src = envelope.src();
         for m in envelope.members() {
             let key = src.get(m.key.range())?;
-            if let Some(k) = INCOMING_KEYS.iter().position(|name| key_eq(key, name)) {
+            if let Some(k) = incoming_key(key) {
                 if values[k].is_some() {
                     return None;
                 }
@@ -451,6 +473,16 @@ mod tests {
                 r#"{"a":1}"#.into(),
                 r#"v{"host":"x","index":null}"#.into()
             )])
+        );
+        assert_eq!(
+            events(r#"{"event":1,"\u0065vent":2}"#),
+            Err(BodyError::InvalidFormat(0)),
+            "the same key, once plain and once escaped"
+        );
+        assert_eq!(
+            events(r#"{"Event":1,"events":2,"event":3}"#),
+            Ok(vec![("3".into(), "v{}".into())]),
+            "keys are matched exactly"
         );
         assert_eq!(
             events(r#"{"event":"\ud800"}"#),
