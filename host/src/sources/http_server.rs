@@ -303,7 +303,7 @@ impl<E: Endpoint> Server<E> {
         ctx: &ListenCtx,
         route: &E::Route,
         req: Request<Incoming>,
-    ) -> Result<(Vec<u8>, Room), Response<Body>> {
+    ) -> Result<(Bytes, Room), Response<Body>> {
         let max = self.opts.max_body_bytes;
         let too_large = || text_reply(413, &format!("Content too large: at most {max} bytes"));
         let declared = req
@@ -333,12 +333,14 @@ impl<E: Endpoint> Server<E> {
             tracing::warn!(source = %ctx.id, "request bodies in flight at their cap: answered 503");
             self.endpoint.answer(route, Done::Busy)
         };
-        let mut body = Vec::new();
+        // The frames as hyper hands them over, joined once at the end.
+        let mut frames: Vec<Bytes> = Vec::new();
+        let mut received = 0;
         let mut incoming = req.into_body();
         loop {
             let frame = match tokio::time::timeout_at(deadline, incoming.frame()).await {
                 Err(_) => {
-                    tracing::warn!(source = %ctx.id, received = body.len(), "request body not received within body_timeout_secs: answered 408");
+                    tracing::warn!(source = %ctx.id, received, "request body not received within body_timeout_secs: answered 408");
                     return Err(text_reply(408, "request body too slow"));
                 }
                 Ok(None) => break,
@@ -351,21 +353,23 @@ impl<E: Endpoint> Server<E> {
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            if body.len() + data.len() > max {
+            if received + data.len() > max {
                 return Err(too_large());
             }
             // The body, and the events it becomes (as many bytes again).
             let factor = if gzip { 1 } else { 2 };
-            if !room.grow((body.len() + data.len()) * factor).await {
+            if !room.grow((received + data.len()) * factor).await {
                 return Err(busy(ctx));
             }
-            body.extend_from_slice(&data);
+            received += data.len();
+            frames.push(data);
         }
+        let body = joined(frames, received);
         if !gzip {
             return Ok((body, room));
         }
         match self.inflate(&body, &mut room).await {
-            Ok(b) => Ok((b, room)),
+            Ok(b) => Ok((Bytes::from(b), room)),
             Err(Inflate::TooLarge) => Err(too_large()),
             Err(Inflate::Bad(e)) => Err(text_reply(400, &format!("bad gzip body: {e}"))),
             Err(Inflate::NoRoom) => Err(busy(ctx)),
@@ -399,6 +403,19 @@ impl<E: Endpoint> Server<E> {
     fn ack_deadline(&self) -> tokio::time::Instant {
         tokio::time::Instant::now() + self.opts.ack_timeout
     }
+}
+
+/// `frames` (of `len` bytes in all) as one body: a single frame as it
+/// is, more copied once into a buffer of the right size.
+fn joined(mut frames: Vec<Bytes>, len: usize) -> Bytes {
+    if frames.len() == 1 {
+        return frames.pop().unwrap_or_default();
+    }
+    let mut body = Vec::with_capacity(len);
+    for f in &frames {
+        body.extend_from_slice(f);
+    }
+    Bytes::from(body)
 }
 
 enum Inflate {
