@@ -12,6 +12,9 @@ use crate::durable::write_atomic;
 /// One sink's spool folder.
 pub struct Spool {
     dir: PathBuf,
+    /// Times the folder was listed ([`Spool::pending`]).
+    #[cfg(test)]
+    pub(super) listed: AtomicU64,
 }
 
 /// A body waiting in the spool.
@@ -27,6 +30,8 @@ impl Spool {
     pub fn new(data_dir: &Path, sink: &str) -> Spool {
         Spool {
             dir: data_dir.join("spool").join(sink),
+            #[cfg(test)]
+            listed: AtomicU64::new(0),
         }
     }
 
@@ -53,6 +58,8 @@ impl Spool {
     /// ours (a leftover temporary file, say), and anything not a plain
     /// file (a folder, a link), is left alone.
     pub fn pending(&self) -> Vec<Kept> {
+        #[cfg(test)]
+        self.listed.fetch_add(1, Ordering::Relaxed);
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
