@@ -7,6 +7,9 @@
 
 use std::sync::Arc;
 
+use rulebox_abi::frame::prescanned::Prescanned;
+use rulebox_abi::json::Member;
+
 use crate::durable::Ack;
 use crate::partition::Part;
 
@@ -18,6 +21,9 @@ pub struct Batch {
     count: usize,
     /// Per-line metadata, when any line has some.
     meta: Option<Box<Meta>>,
+    /// Per line, the members a source's scan found, when it kept any
+    /// (the HEC source's envelopes): the objects index starts from them.
+    scans: Option<Box<Prescanned>>,
     pub acks: Vec<Arc<Ack>>,
     /// Lines a file source reads again after a crash so that a plugin's
     /// restored state catches up: every sink had already written them (and
@@ -59,6 +65,7 @@ impl Batch {
             data: Vec::with_capacity(bytes),
             count: 0,
             meta: None,
+            scans: None,
             acks: Vec::new(),
             replay: false,
             part: None,
@@ -74,6 +81,7 @@ impl Batch {
             data,
             count,
             meta: None,
+            scans: None,
             acks: Vec::new(),
             replay: false,
             part: None,
@@ -112,6 +120,9 @@ impl Batch {
             let end = m.ends.last().copied().unwrap_or(0);
             m.data.truncate(end);
         }
+        if let Some(p) = &mut self.scans {
+            p.truncate(count);
+        }
     }
 
     pub fn clear(&mut self) {
@@ -119,6 +130,7 @@ impl Batch {
         self.count = 0;
         self.json = false;
         self.meta = None;
+        self.scans = None;
         self.acks.clear();
         self.replay = false;
         self.part = None;
@@ -159,11 +171,41 @@ impl Batch {
         }
     }
 
-    /// Keeps the metadata one entry per line after a push.
+    /// Keeps the metadata and the kept scans one entry per line after a
+    /// push.
     fn meta_follow(&mut self) {
         if let Some(m) = &mut self.meta {
             m.ends.push(m.data.len());
         }
+        if let Some(p) = &mut self.scans {
+            p.push_unscanned();
+        }
+    }
+
+    /// Keeps, for the last line pushed, what a scan of it found (its
+    /// `members` and closing brace `close`, offsets in the line, as
+    /// [`Opened`](rulebox_abi::json::Opened) gives them): call once per
+    /// line, right after pushing it, and only with the scan of exactly its
+    /// bytes (the objects index takes it for them).
+    pub fn set_last_scan(&mut self, members: &[Member], close: usize) {
+        let Some(last) = self.count.checked_sub(1) else {
+            return;
+        };
+        let room = self.data.capacity();
+        let scans = self.scans.get_or_insert_with(|| {
+            let mut p = Prescanned::unscanned(last + 1);
+            // A member every 32 bytes of the batch's room (a HEC request's
+            // batch has its body's): most requests' without regrowing.
+            p.reserve(room / 32);
+            Box::new(p)
+        });
+        scans.truncate(last);
+        scans.push(members, close);
+    }
+
+    /// What sources' scans found, per line, when any was kept.
+    pub fn scans(&self) -> Option<&Prescanned> {
+        self.scans.as_deref()
     }
 
     /// Marks the events as not delivered (see [`crate::durable`]).
@@ -245,6 +287,13 @@ impl Batch {
                 m.data.extend_from_slice(&o.data);
                 m.ends.extend(o.ends.iter().map(|e| e + base));
             }
+        }
+        match (&mut self.scans, &other.scans) {
+            (None, None) => {}
+            (Some(p), None) => p.extend(&Prescanned::unscanned(other.count)),
+            (mine, Some(o)) => mine
+                .get_or_insert_with(|| Box::new(Prescanned::unscanned(before)))
+                .extend(o),
         }
     }
 
@@ -353,6 +402,7 @@ impl LineSplitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rulebox_abi::json::Scanner;
 
     fn split(chunks: &[&[u8]], max: usize) -> Vec<(Vec<u8>, usize)> {
         let mut s = LineSplitter::new(max);
@@ -426,6 +476,62 @@ mod tests {
         assert_eq!(c.meta(4), b"");
         c.push_line(b"z");
         assert_eq!(c.meta(4), b"");
+    }
+
+    /// Kept scans stay one entry per line through pushes, extends and
+    /// truncation, each with its own line.
+    #[test]
+    fn kept_scans_stay_one_entry_per_line() {
+        let (mut scanner, mut inner) = (Scanner::new(), Vec::new());
+        let mut scanned = |line: &[u8]| {
+            let envelope = [&b"{\"event\":"[..], line, b"}"].concat();
+            let (_, _, opened) = scanner
+                .scan_prefix_opening(&envelope, b"event", &mut inner)
+                .unwrap();
+            (inner.clone(), opened.unwrap().close)
+        };
+        let (one, two) = (br#"{"a":1}"#, br#"{"bb":2,"c":[3]}"#);
+        let mut b = Batch::default();
+        b.push_line(b"plain");
+        assert!(b.scans().is_none());
+        b.push_line(one);
+        let (m, close) = scanned(one);
+        b.set_last_scan(&m, close);
+        b.push_line(b"x");
+        let mut c = Batch::default();
+        c.push_line(two);
+        let (m, close) = scanned(two);
+        c.set_last_scan(&m, close);
+        c.extend(&b);
+        b.extend(&c);
+        let lines: Vec<Vec<u8>> = b.iter().map(<[u8]>::to_vec).collect();
+        let kept = |b: &Batch, i: usize| b.scans().and_then(|p| p.get(i, &lines[i])).is_some();
+        assert_eq!(
+            (0..7).map(|i| kept(&b, i)).collect::<Vec<_>>(),
+            [false, true, false, true, false, true, false]
+        );
+        let (mut scanner, mut again) = (Scanner::new(), Batch::default());
+        for (i, line) in lines.iter().enumerate() {
+            if let Some((m, close)) = b.scans().and_then(|p| p.get(i, line)) {
+                let scan = scanner.scan(line).unwrap();
+                assert_eq!((m, close), (scan.members(), scan.close), "{i}");
+            }
+        }
+        let ends: Vec<usize> = lines
+            .iter()
+            .scan(0, |at, l| {
+                *at += l.len() + 1;
+                Some(*at)
+            })
+            .collect();
+        b.truncate_bytes(ends[3], 4);
+        assert_eq!(b.scans().map(|p| p.len()), Some(4));
+        b.push_line(b"y");
+        assert!(!kept(&b, 4) && kept(&b, 3));
+        again.extend(&b);
+        assert!(kept(&again, 3));
+        b.clear();
+        assert!(b.scans().is_none());
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use rule_t1071_002::T1071;
-use rulebox_abi::frame::index::{IndexRequest, index_batch_checked};
+use rulebox_abi::frame::index::{IndexRequest, index_batch_checked, index_batch_prescanned};
+use rulebox_abi::frame::prescanned::Prescanned;
 use rulebox_abi::json::{ScanError, Scanner};
 use rulebox_abi::{EventResult, FrameOutputs, InitFrame, Outcome, Reads, Refused, ResultFrame};
 use rulebox_plugin::Runner;
@@ -86,6 +87,7 @@ impl FrameOutputs for Discard {
 pub fn event_reader(data: &[u8]) {
     let line: Vec<u8> = data.iter().copied().filter(|&c| c != b'\n').collect();
     scan_agrees_with_serde_json(&line);
+    let pre = opened_in_an_envelope(&line);
     let mut batch = line.clone();
     batch.push(b'\n');
     PRESETS.with(|p| {
@@ -101,6 +103,23 @@ pub fn event_reader(data: &[u8]) {
                 !made.valid_text || std::str::from_utf8(&batch).is_ok(),
                 "valid JSON text by the scan but not UTF-8: {batch:?}"
             );
+            // The index made from the members a HEC source's scan kept
+            // is the index made by scanning.
+            let mut from_kept = Vec::new();
+            let kept = index_batch_prescanned(
+                &mut Scanner::new(),
+                request,
+                &batch,
+                1,
+                Some(&pre),
+                &mut from_kept,
+            )
+            .unwrap();
+            assert_eq!(
+                (from_kept, kept),
+                (index.clone(), made),
+                "index from a kept scan"
+            );
             let from_index = indexed.process_objects(&batch, &index, 1, NOW_MS);
             assert_eq!(
                 from_index,
@@ -109,6 +128,52 @@ pub fn event_reader(data: &[u8]) {
             );
         }
     });
+}
+
+/// `line` as a HEC envelope's `event`, read as the HEC source reads it
+/// (the event opened in the envelope's pass): the envelope is read as
+/// [`Scanner::scan_prefix`] reads it, and the event's members, when kept,
+/// are what [`Scanner::scan`] of the line finds. Returns what the source
+/// would keep for the line.
+fn opened_in_an_envelope(line: &[u8]) -> Prescanned {
+    let envelope = [br#"{"time":1,"event":"#, line, br#","host":"h"}"#].concat();
+    let spans = |o: rulebox_abi::json::Object<'_, '_>| (o.members().to_vec(), o.close);
+    let (mut scanner, mut inner) = (Scanner::new(), Vec::new());
+    let opening = scanner
+        .scan_prefix_opening(&envelope, b"event", &mut inner)
+        .map(|(o, end, opened)| (spans(o), end, opened));
+    let plain = scanner
+        .scan_prefix(&envelope)
+        .map(|(o, end)| (spans(o), end));
+    assert_eq!(
+        opening.clone().map(|(o, end, _)| (o, end)),
+        plain,
+        "an envelope read with its event opened, around {:?}",
+        String::from_utf8_lossy(line)
+    );
+    let mut pre = Prescanned::default();
+    match opening {
+        Ok(((members, _), _, Some(opened))) => {
+            // A member `event`'s value (the fuzzer may give it twice), and
+            // what a scan of that value alone finds.
+            let value = members
+                .iter()
+                .find(|m| m.value.start as usize == opened.start)
+                .map(|m| (&envelope[m.key.range()], &envelope[m.value.range()]));
+            let Some((b"event", value)) = value else {
+                panic!("opened {opened:?}, not an event: {value:?}");
+            };
+            assert_eq!(
+                scanner.scan(value).map(spans),
+                Ok((inner.clone(), opened.close)),
+                "the opened event against its own scan: {:?}",
+                String::from_utf8_lossy(line)
+            );
+            pre.push(&inner, opened.close);
+        }
+        _ => pre.push_unscanned(),
+    }
+    pre
 }
 
 /// The host's scanner (SSE2 on x86_64) on one line: its fast path answers

@@ -58,6 +58,8 @@ fn incoming_key(key: &[u8]) -> Option<usize> {
 /// kept keys' raw values (other keys are ignored).
 struct Incoming<'a> {
     event: Option<&'a [u8]>,
+    /// Where `event`'s value starts in the envelope's text.
+    event_start: usize,
     /// `time`, `host`, `source`, `sourcetype`, `index`, `fields`.
     kept: [Option<&'a [u8]>; 6],
 }
@@ -67,6 +69,7 @@ impl<'a> Incoming<'a> {
     /// given twice (an envelope must say what it means once).
     fn read(envelope: &Object<'_, 'a>) -> Option<Incoming<'a>> {
         let mut values: [Option<&'a [u8]>; 7] = [None; 7];
+        let mut event_start = 0;
         let src = envelope.src();
         for m in envelope.members() {
             let key = src.get(m.key.range())?;
@@ -75,10 +78,17 @@ impl<'a> Incoming<'a> {
                     return None;
                 }
                 values[k] = Some(src.get(m.value.range())?);
+                if k == 0 {
+                    event_start = m.value.start as usize;
+                }
             }
         }
         let [event, kept @ ..] = values;
-        Some(Incoming { event, kept })
+        Some(Incoming {
+            event,
+            event_start,
+            kept,
+        })
     }
 
     /// The kept keys as a JSON object (`{}` when none), as the line's
@@ -143,6 +153,9 @@ fn read_events(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
     let mut n = 0;
     let mut meta = Vec::with_capacity(128);
     let mut scanner = Scanner::new();
+    // An object `event`'s members, read with its envelope: kept with the
+    // line, so the objects index does not scan the event again.
+    let mut members = Vec::new();
     let mut at = 0;
     loop {
         // Each envelope must be an object.
@@ -152,8 +165,8 @@ fn read_events(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
             Some(b'{') => {}
             Some(_) => return Err(BodyError::InvalidFormat(n)),
         }
-        let (envelope, end) = scanner
-            .scan_prefix(rest)
+        let (envelope, end, opened) = scanner
+            .scan_prefix_opening(rest, b"event", &mut members)
             .map_err(|_| BodyError::InvalidFormat(n))?;
         let env = Incoming::read(&envelope).ok_or(BodyError::InvalidFormat(n))?;
         at += end;
@@ -177,6 +190,11 @@ fn read_events(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
             }
         } else {
             out.push_line_with(|data| flatten_into(event, data));
+            // The line is the event's bytes, newlines turned into spaces
+            // in place: the scan's spans hold for it.
+            if let Some(o) = opened.filter(|o| o.start == env.event_start) {
+                out.set_last_scan(&members, o.close);
+            }
             b'v'
         };
         meta.clear();
@@ -425,6 +443,39 @@ mod tests {
             got[1].1,
             r#"v{"host":"host_1.splunk.com","sourcetype":"manual","fields":{"severity":"INFO", "category":["foo","bar"]}}"#
         );
+    }
+
+    /// An object `event` keeps its members as the envelope's scan found
+    /// them, for the objects index: the line's own scan, newlines turned
+    /// into spaces included. Events given as strings, and objects the fast
+    /// path leaves to the full parser (a key with an escape), keep none;
+    /// a refused body keeps nothing.
+    #[test]
+    fn object_events_keep_their_scan_for_the_index() {
+        let body = concat!(
+            r#"{"time":1,"event":{"a":"x","b":{"c":[1,2]},"d":true},"host":"h"}"#,
+            r#"{"event":"plain text"}"#,
+            "{\"event\":{\"m\":1,\n\"n\":\r\n[2]}}",
+            r#"{"event":"{\"j\":1}"}"#,
+            r#"{"event":{"k\u0065y":1}}"#,
+            r#"{"event":{}}"#,
+        );
+        let mut b = Batch::default();
+        read_event_body(body.as_bytes(), &mut b).unwrap();
+        let pre = b.scans().expect("scans kept");
+        assert_eq!(pre.len(), 6);
+        let mut scanner = Scanner::new();
+        for (i, line) in b.iter().enumerate() {
+            let kept = pre.get(i, line).map(|(m, close)| (m.to_vec(), close));
+            if [0, 2, 5].contains(&i) {
+                let scan = scanner.scan(line).unwrap();
+                assert_eq!(kept, Some((scan.members().to_vec(), scan.close)), "{i}");
+            } else {
+                assert_eq!(kept, None, "{i}");
+            }
+        }
+        read_event_body(br#"{"event":{"z":1}}{"event":"#, &mut b).unwrap_err();
+        assert_eq!((b.count(), b.scans().map(|p| p.len())), (6, Some(6)));
     }
 
     #[test]

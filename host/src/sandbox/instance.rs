@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rulebox_abi::frame::index;
+use rulebox_abi::frame::prescanned::Prescanned;
 use rulebox_abi::{self as abi, FrameError, InitFrame, Reads, ResultFrame, json};
 use wasmtime::{Engine, InstancePre, Memory, Store, Trap, TypedFunc};
 
@@ -50,10 +51,12 @@ impl Indexer {
         }
     }
 
-    /// The index of `batch` (`count` events, each followed by `\n`).
-    pub fn index(&mut self, batch: &[u8], count: usize) -> Indexed {
+    /// The index of `batch` (`count` events, each followed by `\n`),
+    /// starting from the members a source's scan kept for its lines
+    /// (`pre`, [`Batch::scans`](crate::batch::Batch::scans)) where any.
+    pub fn index(&mut self, batch: &[u8], count: usize, pre: Option<&Prescanned>) -> Indexed {
         let mut index = Vec::with_capacity(batch.len() / 4);
-        let made = self.index_into(batch, count, &mut index);
+        let made = self.index_into(batch, count, pre, &mut index);
         Indexed {
             request: self.request.clone(),
             valid_text: made.is_ok_and(|m| m.valid_text),
@@ -67,9 +70,10 @@ impl Indexer {
         &mut self,
         batch: &[u8],
         count: usize,
+        pre: Option<&Prescanned>,
         out: &mut Vec<u8>,
     ) -> Result<index::Indexing, json::OverBudget> {
-        index::index_batch_checked(&mut self.scanner, &self.request, batch, count, out)
+        index::index_batch_prescanned(&mut self.scanner, &self.request, batch, count, pre, out)
     }
 }
 
@@ -323,6 +327,7 @@ impl Instance {
         batch: &[u8],
         count: usize,
         ahead: Option<Indexed>,
+        pre: Option<&Prescanned>,
     ) -> Result<(Vec<u8>, bool), PluginError> {
         let mut index = match ahead {
             Some(a) if a.follows(&self.indexer.request) => {
@@ -335,7 +340,7 @@ impl Instance {
             _ => std::mem::take(&mut self.index),
         };
         index.clear();
-        match self.indexer.index_into(batch, count, &mut index) {
+        match self.indexer.index_into(batch, count, pre, &mut index) {
             Ok(indexing) => Ok((index, indexing.valid_text)),
             Err(_) => {
                 self.index = index;
@@ -348,7 +353,8 @@ impl Instance {
     /// result frame, still in guest memory, to `apply`. Copying the batch
     /// in (`reserve`) and the call share one deadline. A plugin that reads
     /// objects gets the batch's objects index with it: `ahead`'s, or made
-    /// here; `apply` is then told whether the host's scan read every event
+    /// here (from the members a source's scan kept, `pre`, where it kept
+    /// any); `apply` is then told whether the host's scan read every event
     /// as valid JSON text (always false for a plugin that reads bytes).
     pub fn process<R>(
         &mut self,
@@ -356,6 +362,7 @@ impl Instance {
         count: usize,
         now_ms: i64,
         ahead: Option<Indexed>,
+        pre: Option<&Prescanned>,
         apply: impl FnOnce(ResultFrame<'_>, bool) -> R,
     ) -> Result<R, PluginError> {
         let mut valid_text = false;
@@ -363,7 +370,7 @@ impl Instance {
             (true, Some(f)) => {
                 // Scanned natively and outside the deadline: the guest
                 // starts from the members' spans.
-                let (index, valid) = self.index_of(batch, count, ahead)?;
+                let (index, valid) = self.index_of(batch, count, ahead, pre)?;
                 valid_text = valid;
                 let put = self.put_parts(batch, &index);
                 let (index_len, ptr) = (index.len(), put);

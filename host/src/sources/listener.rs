@@ -168,8 +168,8 @@ impl ListenCtx {
     }
 }
 
-/// Cuts a batch into batches of at most `max` lines, metadata kept; one
-/// that fits goes on as it is, not copied.
+/// Cuts a batch into batches of at most `max` lines, metadata and kept
+/// scans with them; one that fits goes on as it is, not copied.
 pub fn split(b: Batch, max: usize) -> Vec<Batch> {
     if b.count() <= max {
         return vec![b];
@@ -179,6 +179,9 @@ pub fn split(b: Batch, max: usize) -> Vec<Batch> {
     for (i, l) in b.iter().enumerate() {
         cur.push_line(l);
         cur.set_last_meta(b.meta(i));
+        if let Some((members, close)) = b.scans().and_then(|s| s.get(i, l)) {
+            cur.set_last_scan(members, close);
+        }
         if cur.count() == max {
             out.push(std::mem::take(&mut cur));
         }
@@ -355,6 +358,32 @@ pub fn tokens(cx: &SourceContext, list: &[Secret]) -> Result<Tokens, ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A HEC request's events cut in two: each line keeps its metadata and
+    /// the members its envelope's scan found.
+    #[test]
+    fn a_batch_cut_keeps_each_lines_metadata_and_scan() {
+        let body = br#"{"event":{"a":1},"host":"x"}{"event":"s"}{"event":{"b":[2]},"host":"y"}"#;
+        let mut whole = Batch::default();
+        crate::codecs::hec::read_event_body(body, &mut whole).unwrap();
+        let describe = |b: &Batch| -> Vec<(Vec<u8>, Vec<u8>, bool)> {
+            let lines = b.iter().enumerate();
+            lines
+                .map(|(i, l)| {
+                    let kept = b.scans().and_then(|p| p.get(i, l)).is_some();
+                    (l.to_vec(), b.meta(i).to_vec(), kept)
+                })
+                .collect()
+        };
+        let want = describe(&whole);
+        assert_eq!(
+            want.iter().map(|d| d.2).collect::<Vec<_>>(),
+            [true, false, true]
+        );
+        let parts = split(whole, 2);
+        assert_eq!(parts.iter().map(Batch::count).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(parts.iter().flat_map(describe).collect::<Vec<_>>(), want);
+    }
 
     #[test]
     fn a_listening_address_needs_a_host_and_a_port_that_fits() {

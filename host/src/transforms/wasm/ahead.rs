@@ -38,7 +38,7 @@ impl Ahead {
         if b.count() == 0 || bytes.len() > self.max_line_bytes {
             return None;
         }
-        let indexed = self.indexer.index(bytes, b.count());
+        let indexed = self.indexer.index(bytes, b.count(), b.scans());
         (indexed.valid_utf8() || std::str::from_utf8(bytes).is_ok()).then_some(indexed)
     }
 }
@@ -148,6 +148,25 @@ mod tests {
         let mut want = Vec::new();
         index_batch(&mut Scanner::new(), &request, b.bytes(), 3, &mut want).unwrap();
         assert_eq!(made.index(), Some(&want[..]));
+    }
+
+    /// A HEC request's batch, whose object events keep the members their
+    /// envelopes' scan found: the index made from them is the scan's.
+    #[test]
+    fn kept_scans_give_the_index_a_scan_gives() {
+        let body = concat!(
+            r#"{"event":{"src_ip":"10.0.0.5","dest_port":21,"x":[1,{"y":2}]}}"#,
+            r#"{"event":"text"}{"event":{"dest_port":"445","src_ip":null}}"#,
+        );
+        let mut b = Batch::default();
+        crate::codecs::hec::read_event_body(body.as_bytes(), &mut b).unwrap();
+        assert!(b.scans().is_some());
+        let made = ahead(1 << 20).prepare(&b).expect("indexed ahead");
+        let request = IndexRequest::new(Some(&["src_ip", "dest_port"]), None);
+        let mut want = Vec::new();
+        index_batch(&mut Scanner::new(), &request, b.bytes(), 3, &mut want).unwrap();
+        assert_eq!(made.index(), Some(&want[..]));
+        assert!(made.valid_utf8());
     }
 
     #[test]

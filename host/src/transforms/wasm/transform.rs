@@ -440,10 +440,11 @@ impl WasmTransform {
         let Some(instance) = self.instance.as_mut() else {
             return;
         };
-        let guest: &[u8] = if self.skips.is_empty() {
-            input.bytes()
+        // The members a source's scan kept describe the input's lines.
+        let (guest, pre): (&[u8], _) = if self.skips.is_empty() {
+            (input.bytes(), input.scans())
         } else {
-            &self.guest_batch
+            (&self.guest_batch, None)
         };
         let (stats, skips, opts, id) = (&self.stats, &self.skips, &self.opts, &self.id);
         let check = &mut self.json_check;
@@ -454,7 +455,7 @@ impl WasmTransform {
         );
         let marks = out.marks();
         let started = Instant::now();
-        let res = instance.process(guest, n_guest, now_ms, ahead, |frame, valid_text| {
+        let res = instance.process(guest, n_guest, now_ms, ahead, pre, |frame, valid_text| {
             if frame.n_events() != n_guest {
                 return Err(format!(
                     "{} event results for {} events",

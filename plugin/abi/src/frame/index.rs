@@ -41,6 +41,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::prescanned::Prescanned;
 use crate::ObjectReads;
 use crate::json::{
     ABSENT, Budget, KeySet, Member, NO_GROUP, Object, OverBudget, PathPlan, ScanError, Scanner,
@@ -164,18 +165,40 @@ pub fn index_batch_checked(
     count: usize,
     out: &mut Vec<u8>,
 ) -> Result<Indexing, OverBudget> {
+    index_batch_prescanned(scanner, request, batch, count, None, out)
+}
+
+/// [`index_batch_checked`], taking each event's members from `pre` where
+/// it holds an entry that fits the event instead of scanning it: the same
+/// index, the same budget (its entries are the scan's own answer for
+/// those bytes, see [`Prescanned`]).
+pub fn index_batch_prescanned(
+    scanner: &mut Scanner,
+    request: &IndexRequest,
+    batch: &[u8],
+    count: usize,
+    pre: Option<&Prescanned>,
+    out: &mut Vec<u8>,
+) -> Result<Indexing, OverBudget> {
     let mut work =
         Work::within(PLAN_WORK_PER_BYTE.saturating_mul(batch.len() as u64) + PLAN_WORK_FLOOR);
     let probes = request.plan.as_ref().map_or(0, PathPlan::probes);
     let mut start = 0;
     let mut invalid = 0;
-    for _ in 0..count {
+    for line in 0..count {
         let rest = batch.get(start..).unwrap_or_default();
         let len = find_byte(rest, b'\n').unwrap_or(rest.len());
         let event = &rest[..len];
         let entry = out.len();
         put_u32s(out, &[start as u32, len as u32, 0, 0, 0]);
-        let (status, close, n) = match scanner.scan_inner(event, false) {
+        let scanned = match pre.and_then(|p| p.get(line, event)) {
+            Some((members, close)) => {
+                scanner.take_scanned(members, close);
+                Ok(())
+            }
+            None => scanner.scan_inner(event, false),
+        };
+        let (status, close, n) = match scanned {
             Ok(()) => {
                 let mut flags = 0;
                 if scanner.escaped_keys {
@@ -395,6 +418,21 @@ mod tests {
         }
     }
 
+    /// What a HEC source keeps for `events`, each read as an envelope's
+    /// `event`.
+    fn kept_scans(events: &[&[u8]]) -> Prescanned {
+        let (mut scanner, mut inner) = (Scanner::new(), Vec::new());
+        let mut pre = Prescanned::default();
+        for e in events {
+            let envelope = [&b"{\"event\":"[..], e, b"}"].concat();
+            match scanner.scan_prefix_opening(&envelope, b"event", &mut inner) {
+                Ok((_, _, Some(opened))) if opened.start == 9 => pre.push(&inner, opened.close),
+                _ => pre.push_unscanned(),
+            }
+        }
+        pre
+    }
+
     #[test]
     fn an_objects_index_gives_what_a_scan_gives() {
         let events: &[&[u8]] = &[
@@ -449,6 +487,15 @@ mod tests {
                 (Scanner::new(), Scanner::new(), Scanner::new());
             let mut index = Vec::new();
             index_batch(&mut host, request, &batch, all.len(), &mut index).unwrap();
+            // From the members a HEC source's scan kept: the same index.
+            let pre = kept_scans(&all);
+            let followed = (0..all.len()).filter(|&i| pre.get(i, all[i]).is_some());
+            assert_eq!(followed.count(), 4);
+            let mut from_kept = Vec::new();
+            let n = all.len();
+            index_batch_prescanned(&mut host, request, &batch, n, Some(&pre), &mut from_kept)
+                .unwrap();
+            assert_eq!(from_kept, index);
             let mut r = IndexReader::new(&index);
             for e in &all {
                 let (src, got) = guest.load(&batch, &mut r, request.plan()).unwrap();

@@ -1,13 +1,15 @@
 //! The frames of the contract, as the crate docs lay them out: the result
 //! frame a call answers with (`result`: reading it, checked, and writing
 //! it), applying it to its batch (`apply`), the init frame (`init`) and the
-//! objects index the host hands over with a batch ([`index`]). This file
+//! objects index the host hands over with a batch ([`index`]), which may
+//! start from the members a source's scan already found ([`prescanned`]). This file
 //! holds what they share: the status word, the error of a frame that breaks
 //! its layout, and the packed pointer and length a call answers with.
 
 mod apply;
 pub mod index;
 mod init;
+pub mod prescanned;
 mod result;
 
 pub use apply::{Fault, FrameOutputs, Outcome, Refused};

@@ -132,13 +132,13 @@ fn past_key(b: &[u8], i: usize) -> Option<usize> {
     (b.get(i) == Some(&b':')).then(|| ws(b, i + 1))
 }
 
-/// The end of the member value that starts at `i` (not whitespace):
-/// strings, numbers and literals inline, objects and arrays by
-/// [`container_end`].
+/// The end of the member value that starts at `i` (not whitespace),
+/// nested `depth` levels down: strings, numbers and literals inline,
+/// objects and arrays by [`container_end`].
 #[inline(always)]
-fn value_end(b: &[u8], i: usize) -> Option<usize> {
+fn value_end(b: &[u8], i: usize, depth: usize) -> Option<usize> {
     match *b.get(i)? {
-        b'{' | b'[' => container_end(b, i, 1),
+        b'{' | b'[' => container_end(b, i, depth),
         _ => scalar_end(b, i),
     }
 }
@@ -287,6 +287,57 @@ pub(super) fn top_value_end(b: &[u8], i: usize) -> Result<usize, ScanError> {
 /// object, or not valid (`members` then holds anything; the caller scans
 /// again).
 pub(super) fn scan_flat(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
+    scan_members(b, 1, members, |_, _| Some(None))
+}
+
+/// Where [`scan_flat_opening`] found the object it opened: its start in
+/// the text scanned, and its closing `}` as an offset from that start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    pub start: usize,
+    pub close: usize,
+}
+
+/// [`scan_flat`] of an object (an envelope) one of whose members, the
+/// first with the raw key `key` whose value is an object, has that object
+/// read member by member too (into `inner`, as spans from that object's start) instead of
+/// only passed over: what [`scan_flat`] of that value alone would answer,
+/// read in the same pass. The envelope's answer is the same as
+/// [`scan_flat`]'s; the [`Opened`] is there when that value was an object
+/// and was read so.
+pub(super) fn scan_flat_opening(
+    b: &[u8],
+    members: &mut Vec<Member>,
+    key: &[u8],
+    inner: &mut Vec<Member>,
+) -> Option<(usize, Option<Opened>)> {
+    let mut opened = None;
+    let close = scan_members(b, 1, members, |k, start| {
+        if opened.is_some() || b.get(start) != Some(&b'{') || b.get(k) != Some(key) {
+            return Some(None);
+        }
+        inner.clear();
+        // Its members' values are one level further down than the
+        // envelope's: the same depth limit as when it is passed over.
+        let close = scan_members(b.get(start..)?, 2, inner, |_, _| Some(None))?;
+        opened = Some(Opened { start, close });
+        Some(Some(start + close + 1))
+    })?;
+    Some((close, opened))
+}
+
+/// [`scan_flat`]'s loop, for an object whose members' values are `depth`
+/// levels down. `open` is asked about each member whose value it would
+/// pass over (the key's span, the value's start): `Some(Some(end))` when
+/// it read that value itself, up to `end`; `Some(None)` to pass it over;
+/// `None` to give up.
+#[inline(always)]
+fn scan_members(
+    b: &[u8],
+    depth: usize,
+    members: &mut Vec<Member>,
+    mut open: impl FnMut(core::ops::Range<usize>, usize) -> Option<Option<usize>>,
+) -> Option<usize> {
     let mut i = ws(b, 0);
     if b.get(i) != Some(&b'{') {
         return None;
@@ -311,7 +362,10 @@ pub(super) fn scan_flat(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
             };
             i = match string_end {
                 Some(end) => end,
-                None => value_end(b, value_start)?,
+                None => match open(key_start..key_end, value_start)? {
+                    Some(end) => end,
+                    None => value_end(b, value_start, depth)?,
+                },
             };
             members.push(Member {
                 key: Span::of(key_start, key_end),

@@ -30,6 +30,7 @@ mod swar;
 mod value;
 
 pub use escape::{unescape, write_str};
+pub use flat::Opened;
 pub use object::Object;
 pub use plan::{KeySet, Path, PathGroup, PathPlan};
 pub use scanner::Scanner;
@@ -150,7 +151,7 @@ impl Span {
 
 /// One top-level member: the key's raw bytes (between the quotes, escapes
 /// untouched) and the value's span.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Member {
     pub key: Span,
     pub value: Span,

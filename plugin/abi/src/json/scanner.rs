@@ -7,7 +7,7 @@
 
 use alloc::vec::Vec;
 
-use super::flat::{only_ws_from, scan_flat, top_value_end};
+use super::flat::{Opened, only_ws_from, scan_flat, scan_flat_opening, top_value_end};
 use super::parser::Parser;
 use super::plan::NO_GROUP;
 use super::swar::{bytes_eq, key_hash};
@@ -65,6 +65,40 @@ impl Scanner {
         &'s mut self,
         src: &'a [u8],
     ) -> Result<(Object<'s, 'a>, usize), ScanError> {
+        self.scan_prefix_by(src, scan_flat)
+    }
+
+    /// [`Scanner::scan_prefix`] of an envelope whose member `key` (its raw
+    /// key; the first such member whose value is an object) has that
+    /// object read member by member in the same pass into `inner`, spans
+    /// from its start: what [`Scanner::scan`] of that value alone would find, which
+    /// a source that must read each event anyway can hand on (see
+    /// [`crate::frame::index::Prescanned`]). The envelope's answer is
+    /// [`Scanner::scan_prefix`]'s; the [`Opened`] is there only when the
+    /// value is an object that the fast path read (keys without escapes,
+    /// the common event), not for every valid one.
+    pub fn scan_prefix_opening<'s, 'a>(
+        &'s mut self,
+        src: &'a [u8],
+        key: &[u8],
+        inner: &mut Vec<Member>,
+    ) -> Result<(Object<'s, 'a>, usize, Option<Opened>), ScanError> {
+        let mut opened = None;
+        let (object, end) = self.scan_prefix_by(src, |b, members| {
+            let (close, o) = scan_flat_opening(b, members, key, inner)?;
+            opened = o;
+            Some(close)
+        })?;
+        Ok((object, end, opened))
+    }
+
+    /// [`Scanner::scan_prefix`] with `fast` as its fast path.
+    #[inline(always)]
+    fn scan_prefix_by<'s, 'a>(
+        &'s mut self,
+        src: &'a [u8],
+        fast: impl FnOnce(&[u8], &mut Vec<Member>) -> Option<usize>,
+    ) -> Result<(Object<'s, 'a>, usize), ScanError> {
         let start = src
             .iter()
             .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
@@ -75,7 +109,7 @@ impl Scanner {
         self.members.clear();
         self.key_escaped.clear();
         self.escaped_keys = false;
-        if let Some(close) = scan_flat(src, &mut self.members) {
+        if let Some(close) = fast(src, &mut self.members) {
             // The fast path read it: its members are the object's.
             let src = src.get(..close + 1).unwrap_or_default();
             self.key_escaped.resize(self.members.len(), false);
@@ -171,6 +205,22 @@ impl Scanner {
             self.table.clear();
         }
         Ok(())
+    }
+
+    /// Takes `members` and `close` as the object just scanned, as
+    /// [`Scanner::scan_inner`] without its index leaves them: what a scan
+    /// of the same bytes by the fast path found earlier (so no key holds
+    /// an escape; see [`crate::frame::index::Prescanned`]).
+    pub(crate) fn take_scanned(&mut self, members: &[Member], close: usize) {
+        self.members.clear();
+        self.members.extend_from_slice(members);
+        self.key_escaped.clear();
+        self.key_escaped.resize(members.len(), false);
+        self.escaped_keys = false;
+        self.close = close;
+        self.has_members = !members.is_empty();
+        self.hashes.clear();
+        self.table.clear();
     }
 
     /// [`Scanner::scan`] by the full parser alone, without the fast path
@@ -297,6 +347,7 @@ fn insert(table: &mut [u32], members: &[Member], src: &[u8], i: usize, hash: u32
 
 #[cfg(test)]
 mod tests {
+    use super::super::MAX_DEPTH;
     use super::*;
     use alloc::string::String;
 
@@ -622,5 +673,41 @@ mod tests {
         assert_eq!(sc.scan(s.as_bytes()).unwrap_err(), ScanError::TooDeep);
         let ok = format!("{{\"a\":{}{}}}", "[".repeat(100), "]".repeat(100));
         assert!(sc.scan(ok.as_bytes()).is_ok());
+    }
+
+    /// An envelope read with its event opened answers as read without,
+    /// at the depth limit too (the event's members sit one level lower in
+    /// the envelope than on their own line), and the event's members are
+    /// its own scan's.
+    #[test]
+    fn an_opened_event_is_read_as_its_envelope_and_as_itself() {
+        let spans = |o: Object<'_, '_>| (o.members().to_vec(), o.close);
+        let (mut sc, mut inner) = (Scanner::new(), Vec::new());
+        let mut refused = 0;
+        for n in (MAX_DEPTH - 4)..=(MAX_DEPTH + 1) {
+            let event = format!(r#"{{"k":1,"a":{}{}}}"#, "[".repeat(n), "]".repeat(n));
+            let envelope = format!(r#"{{"host":"h","event":{event},"time":2}}"#);
+            let opening = sc
+                .scan_prefix_opening(envelope.as_bytes(), b"event", &mut inner)
+                .map(|(o, end, opened)| (spans(o), end, opened));
+            let plain = sc
+                .scan_prefix(envelope.as_bytes())
+                .map(|(o, end)| (spans(o), end));
+            assert_eq!(opening.clone().map(|(o, end, _)| (o, end)), plain, "{n}");
+            let alone = sc.scan(event.as_bytes()).map(spans);
+            match opening {
+                Ok((_, _, Some(o))) => {
+                    assert_eq!(o.start, 20);
+                    assert_eq!(alone, Ok((inner.clone(), o.close)), "{n}");
+                }
+                Ok((_, _, None)) => panic!("not opened at {n}"),
+                Err(e) => {
+                    assert_eq!(e, ScanError::TooDeep, "{n}");
+                    assert!(n >= MAX_DEPTH - 1, "refused at {n}");
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!(refused, 3, "the limit is inside the range tried");
     }
 }
