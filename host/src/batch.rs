@@ -208,6 +208,16 @@ impl Batch {
         self.scans.as_deref()
     }
 
+    /// Lets what sources' scans kept go (the objects index scans).
+    pub fn forget_scans(&mut self) {
+        self.scans = None;
+    }
+
+    /// The memory [`Batch::scans`] holds (0: none kept).
+    pub fn kept_bytes(&self) -> usize {
+        self.scans.as_ref().map_or(0, |p| p.bytes())
+    }
+
     /// Marks the events as not delivered (see [`crate::durable`]).
     pub fn fail_acks(&self) {
         self.acks.iter().for_each(|a| a.fail());
@@ -530,8 +540,17 @@ mod tests {
         assert!(!kept(&b, 4) && kept(&b, 3));
         again.extend(&b);
         assert!(kept(&again, 3));
+        assert!(
+            b.kept_bytes() >= 4 * 16,
+            "four members kept: {}",
+            b.kept_bytes()
+        );
+        let mut forgot = b.clone();
+        forgot.forget_scans();
+        assert_eq!((forgot.scans(), forgot.kept_bytes()), (None, 0));
         b.clear();
         assert!(b.scans().is_none());
+        assert_eq!(b.kept_bytes(), 0);
     }
 
     #[test]

@@ -259,7 +259,7 @@ impl<E: Endpoint> Server<E> {
             return text_reply(405, "use POST");
         }
         // Room for the body is held until the request is answered.
-        let (body, _room) = match self.read_body(ctx, &route, req).await {
+        let (body, mut room) = match self.read_body(ctx, &route, req).await {
             Ok(b) => b,
             Err(answer) => return answer,
         };
@@ -277,6 +277,15 @@ impl<E: Endpoint> Server<E> {
         let n = events.count();
         if n == 0 {
             return self.endpoint.answer(&route, Done::Accepted(0));
+        }
+        // What the source's scan kept with the events takes room too, at
+        // most the body's size: more (events of many tiny members) is let
+        // go, and the objects index scans those events itself.
+        if events.kept_bytes() > body.len() {
+            events.forget_scans();
+        }
+        if !room.grow_by(events.kept_bytes()).await {
+            return self.busy(ctx, &route);
         }
         let delivered = tokio::time::timeout(self.opts.ack_timeout, deliver(ctx, events)).await;
         let done = match delivered {
@@ -329,10 +338,7 @@ impl<E: Endpoint> Server<E> {
         };
         let deadline = tokio::time::Instant::now() + self.opts.body_timeout;
         let mut room = Room::new(self.budget.clone(), deadline.min(self.ack_deadline()));
-        let busy = |ctx: &ListenCtx| {
-            tracing::warn!(source = %ctx.id, "request bodies in flight at their cap: answered 503");
-            self.endpoint.answer(route, Done::Busy)
-        };
+        let busy = |ctx: &ListenCtx| self.busy(ctx, route);
         // The frames as hyper hands them over, joined once at the end.
         let mut frames: Vec<Bytes> = Vec::new();
         let mut received = 0;
@@ -399,6 +405,12 @@ impl<E: Endpoint> Server<E> {
         }
     }
 
+    /// The answer when the bodies in flight hold all the room (503).
+    fn busy(&self, ctx: &ListenCtx, route: &E::Route) -> Response<Body> {
+        tracing::warn!(source = %ctx.id, "request bodies in flight at their cap: answered 503");
+        self.endpoint.answer(route, Done::Busy)
+    }
+
     /// How long a request may wait for room: its ack timeout from now.
     fn ack_deadline(&self) -> tokio::time::Instant {
         tokio::time::Instant::now() + self.opts.ack_timeout
@@ -442,6 +454,12 @@ impl Room {
             kib: 0,
             deadline,
         }
+    }
+
+    /// Holds room for `bytes` more than it holds; false as [`Room::grow`].
+    async fn grow_by(&mut self, bytes: usize) -> bool {
+        self.grow((self.kib as usize * 1024).saturating_add(bytes))
+            .await
     }
 
     /// Holds room for `bytes` in all; false when the budget has none left

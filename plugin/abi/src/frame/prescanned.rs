@@ -50,6 +50,12 @@ impl Prescanned {
         self.members.reserve(members);
     }
 
+    /// The memory it holds, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.members.capacity() * core::mem::size_of::<Member>()
+            + self.lines.capacity() * core::mem::size_of::<Line>()
+    }
+
     /// Lines described (scanned or not).
     pub fn len(&self) -> usize {
         self.lines.len()
