@@ -300,30 +300,43 @@ pub struct Opened {
 
 /// [`scan_flat`] of an object (an envelope) one of whose members, the
 /// first with the raw key `key` whose value is an object, has that object
-/// read member by member too (into `inner`, as spans from that object's start) instead of
-/// only passed over: what [`scan_flat`] of that value alone would answer,
-/// read in the same pass. The envelope's answer is the same as
-/// [`scan_flat`]'s; the [`Opened`] is there when that value was an object
-/// and was read so.
+/// read member by member too (into `inner`, as spans from that object's
+/// start) instead of only passed over: what [`scan_flat`] of that value
+/// alone would answer, read in the same pass. The envelope's answer is the
+/// same as [`scan_flat`]'s; the [`Opened`] is there when that value was an
+/// object the member loop reads (keys without escapes).
 pub(super) fn scan_flat_opening(
     b: &[u8],
     members: &mut Vec<Member>,
     key: &[u8],
     inner: &mut Vec<Member>,
 ) -> Option<(usize, Option<Opened>)> {
-    let mut opened = None;
+    let (mut tried, mut opened) = (false, None);
     let close = scan_members(b, 1, members, |k, start| {
-        if opened.is_some() || b.get(start) != Some(&b'{') || b.get(k) != Some(key) {
+        if tried || b.get(start) != Some(&b'{') || b.get(k) != Some(key) {
             return Some(None);
         }
+        tried = true;
         inner.clear();
         // Its members' values are one level further down than the
-        // envelope's: the same depth limit as when it is passed over.
-        let close = scan_members(b.get(start..)?, 2, inner, |_, _| Some(None))?;
+        // envelope's: the same depth limit as when it is passed over. One
+        // the member loop does not read (a key with an escape) is passed
+        // over, as `scan_flat` passes it, which gives the verdict.
+        let Some(close) = scan_nested_object(b.get(start..)?, inner) else {
+            return Some(None);
+        };
         opened = Some(Opened { start, close });
         Some(Some(start + close + 1))
     })?;
     Some((close, opened))
+}
+
+/// [`scan_flat`] of an object that is an envelope's member (its members'
+/// values two levels down); out of line, so that the envelope's loop
+/// around it stays small.
+#[inline(never)]
+fn scan_nested_object(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
+    scan_members(b, 2, members, |_, _| Some(None))
 }
 
 /// [`scan_flat`]'s loop, for an object whose members' values are `depth`
@@ -436,5 +449,32 @@ mod tests {
                 assert_eq!(digits(&b, i), (end, end - i), "{b:?} from {i}");
             }
         }
+    }
+
+    /// An envelope stays on the fast path when its event is one the member
+    /// loop leaves to the full parser (a key with an escape or a non-ASCII
+    /// byte): the event is passed over, not opened. A malformed event
+    /// still fails the envelope.
+    #[test]
+    fn an_event_not_opened_is_passed_over() {
+        let (mut members, mut inner) = (Vec::new(), Vec::new());
+        let mut read = |envelope: &str| {
+            members.clear();
+            scan_flat_opening(envelope.as_bytes(), &mut members, b"event", &mut inner)
+                .map(|(close, opened)| (close, opened.map(|o| o.start), members.len()))
+        };
+        let plain = r#"{"event":{"a":1},"time":2}"#;
+        assert_eq!(read(plain), Some((plain.len() - 1, Some(9), 2)));
+        for not_opened in [
+            r#"{"event":{"a\u0062":1},"time":2}"#,
+            "{\"event\":{\"\u{e9}t\u{e9}\":1},\"time\":2}",
+        ] {
+            let want = Some((not_opened.len() - 1, None, 2));
+            assert_eq!(read(not_opened), want, "{not_opened}");
+        }
+        // Only the first is opened.
+        let twice = r#"{"event":{"a":1},"event":{"b":2}}"#;
+        assert_eq!(read(twice), Some((twice.len() - 1, Some(9), 2)));
+        assert_eq!(read(r#"{"event":{"a":1,},"time":2}"#), None);
     }
 }
