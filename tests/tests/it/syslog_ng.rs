@@ -119,8 +119,11 @@ fn lines(path: &Path) -> Vec<String> {
 
 /// What rulebox makes of `events` read from the file itself, with the
 /// same (adapted) configuration but a `file` source: the events, sorted.
-fn through_a_file_source(config: &str, source: &str, events: &Path) -> Vec<String> {
-    let dir = Scratch::new(&format!("syslog-ng-ref-{source}"));
+/// `name` names its scratch folder: each test its own, as the tests run
+/// at once in one process (a shared folder let one test's reference run
+/// write into the other's).
+fn through_a_file_source(name: &str, config: &str, source: &str, events: &Path) -> Vec<String> {
+    let dir = Scratch::new(&format!("{name}-ref"));
     let text = adapt_rulebox(config, &dir);
     let at = text.find(&format!("[sources.{source}]")).unwrap();
     let end = at + text[at..].find("\n\n").unwrap();
@@ -193,7 +196,7 @@ fn syslog_ng_sends_syslog_to_rulebox_and_every_event_is_labelled() {
     );
     sng.stop();
     assert!(terminate(&mut rulebox.0).success(), "{}", diag());
-    let want = through_a_file_source(&bundled_rulebox, "syslog_ng", &events);
+    let want = through_a_file_source("syslog-ng-syslog", &bundled_rulebox, "syslog_ng", &events);
     check(lines(&out), &want, n, &diag);
 }
 
@@ -274,6 +277,6 @@ fn syslog_ng_runs_rulebox_as_its_program_and_every_event_is_labelled() {
             .status();
     }
     assert!(left.is_empty(), "rulebox outlived syslog-ng: {}", diag());
-    let want = through_a_file_source(&bundled_rulebox, "syslog_ng", &events);
+    let want = through_a_file_source("syslog-ng-program", &bundled_rulebox, "syslog_ng", &events);
     check(lines(&out), &want, n, &diag);
 }
