@@ -198,6 +198,13 @@ pub fn scan_agrees_with_serde_json(line: &[u8]) {
         "fast path and full parser on {:?}",
         String::from_utf8_lossy(line)
     );
+    // Members alone, without the key index: the same.
+    assert_eq!(
+        scanner.scan_members(line).map(<[_]>::to_vec),
+        reference.scan_reference(line).map(|o| o.members().to_vec()),
+        "members alone on {:?}",
+        String::from_utf8_lossy(line)
+    );
     // Read as the first object of a stream (a HEC body): the same object
     // as the text up to where it says the object ends; and a line that is
     // one object reads the same either way.

@@ -14,7 +14,7 @@
 //!   object, so rules see its fields, and it is sent on as a string again;
 //! * `r`: a line from `/services/collector/raw`, sent on as a string.
 
-use rulebox_abi::json::{Object, ScanError, Scanner, key_eq, unescape};
+use rulebox_abi::json::{Member, Object, ScanError, Scanner, key_eq, unescape};
 
 use super::json_text::{flatten_into, is_json_object};
 use super::timestamp;
@@ -65,13 +65,13 @@ struct Incoming<'a> {
 }
 
 impl<'a> Incoming<'a> {
-    /// The keys of `envelope`; `None` when one of [`INCOMING_KEYS`] is
-    /// given twice (an envelope must say what it means once).
-    fn read(envelope: &Object<'_, 'a>) -> Option<Incoming<'a>> {
+    /// The keys of an envelope, `members` of the object `src`; `None` when
+    /// one of [`INCOMING_KEYS`] is given twice (an envelope must say what
+    /// it means once).
+    fn read(src: &'a [u8], members: &[Member]) -> Option<Incoming<'a>> {
         let mut values: [Option<&'a [u8]>; 7] = [None; 7];
         let mut event_start = 0;
-        let src = envelope.src();
-        for m in envelope.members() {
+        for m in members {
             let key = src.get(m.key.range())?;
             if let Some(k) = incoming_key(key) {
                 if values[k].is_some() {
@@ -168,7 +168,8 @@ fn read_events(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
         let (envelope, end, opened) = scanner
             .scan_prefix_opening(rest, b"event", &mut members)
             .map_err(|_| BodyError::InvalidFormat(n))?;
-        let env = Incoming::read(&envelope).ok_or(BodyError::InvalidFormat(n))?;
+        let env = Incoming::read(envelope.src(), envelope.members())
+            .ok_or(BodyError::InvalidFormat(n))?;
         at += end;
         let event = match env.event {
             None | Some(b"null") => return Err(BodyError::EventRequired(n)),
@@ -337,9 +338,9 @@ pub fn write_envelope(
     // or a raw request's; anything else, or a key given twice, counts as
     // none, and so does a key whose value is `null`.
     let [time, host, source, sourcetype, index, fields] = scanner
-        .scan(env_json)
+        .scan_members(env_json)
         .ok()
-        .and_then(|envelope| Incoming::read(&envelope))
+        .and_then(|members| Incoming::read(env_json, members))
         .map(|incoming| incoming.kept.map(|v| v.filter(|v| *v != b"null")))
         .unwrap_or_default();
     out.push(b'{');

@@ -60,7 +60,7 @@ impl JsonCheck {
             .extend_from_slice(if empty { b"{" } else { br#"{"":0"# });
         self.scratch.extend_from_slice(payload);
         self.scratch.push(b'}');
-        self.scanner.scan(&self.scratch).is_ok()
+        self.scanner.scan_members(&self.scratch).is_ok()
     }
 }
 

@@ -56,6 +56,15 @@ impl Scanner {
         Ok(self.object(src))
     }
 
+    /// [`Scanner::scan`] without the key index an [`Object`]'s lookups
+    /// use: the same verdict, and for an object its members as spans in
+    /// `src`, for a caller that walks them (or only wants the verdict)
+    /// rather than looks keys up.
+    pub fn scan_members(&mut self, src: &[u8]) -> Result<&[Member], ScanError> {
+        self.scan_inner(src, false)?;
+        Ok(&self.members)
+    }
+
     /// The JSON object at the start of `src` (whitespace before it
     /// allowed) and the offset right after it, where more may follow: for
     /// a stream of objects one after another, such as a Splunk HEC request
@@ -709,5 +718,23 @@ mod tests {
             }
         }
         assert_eq!(refused, 3, "the limit is inside the range tried");
+    }
+
+    /// Members without the key index: what `scan` finds, verdict and all.
+    #[test]
+    fn members_alone_are_the_scans() {
+        let (mut sc, mut alone) = (Scanner::new(), Scanner::new());
+        for text in [
+            r#"{"a":1,"b":{"c":[1,2]},"d":"x\"y","e":null,"f":true,"g":-1.5e3}"#,
+            r#" { "k\u0065y" : 1 , "key":2 } "#,
+            "{}",
+            "[1]",
+            r#"{"a":1,"#,
+            "",
+        ] {
+            let want = sc.scan(text.as_bytes()).map(|o| o.members().to_vec());
+            let got = alone.scan_members(text.as_bytes()).map(<[Member]>::to_vec);
+            assert_eq!(got, want, "{text}");
+        }
     }
 }
