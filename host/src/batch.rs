@@ -300,7 +300,7 @@ impl Batch {
         }
         match (&mut self.scans, &other.scans) {
             (None, None) => {}
-            (Some(p), None) => p.extend(&Prescanned::unscanned(other.count)),
+            (Some(p), None) => (0..other.count).for_each(|_| p.push_unscanned()),
             (mine, Some(o)) => mine
                 .get_or_insert_with(|| Box::new(Prescanned::unscanned(before)))
                 .extend(o),
@@ -540,6 +540,13 @@ mod tests {
         assert!(!kept(&b, 4) && kept(&b, 3));
         again.extend(&b);
         assert!(kept(&again, 3));
+        // Lines without scans joined after lines with: one entry each.
+        let mut plain = Batch::default();
+        plain.push_line(b"p");
+        plain.push_line(b"q");
+        b.extend(&plain);
+        assert_eq!(b.scans().map(|p| p.len()), Some(7));
+        assert!(kept(&b, 3));
         assert!(
             b.kept_bytes() >= 4 * 16,
             "four members kept: {}",
