@@ -44,8 +44,8 @@ use alloc::vec::Vec;
 use super::prescanned::Prescanned;
 use crate::ObjectReads;
 use crate::json::{
-    ABSENT, Budget, KeySet, Member, NO_GROUP, Object, OverBudget, PathPlan, ScanError, Scanner,
-    Span, Work, find_byte, key_hash,
+    ABSENT, Budget, KeySet, Member, NO_GROUP, Object, OverBudget, PathPlan, PlanKeys, ScanError,
+    Scanner, Span, Work, find_byte, key_hash,
 };
 
 /// The bytes of one event's entry (see the module docs for its layout).
@@ -80,6 +80,9 @@ pub struct IndexRequest {
     plan: Option<PathPlan>,
     /// The keys to keep while scanning (listed ones marked); `None`: all.
     keep: Option<KeySet>,
+    /// With `keep`, the plan's keys as ids in it: kept members are
+    /// recorded by id, and the plan finds its keys there.
+    plan_keys: Option<PlanKeys>,
 }
 
 impl IndexRequest {
@@ -91,7 +94,16 @@ impl IndexRequest {
         let keep = listed
             .as_ref()
             .map(|l| KeySet::marked(l, plan.iter().flat_map(PathPlan::keys)));
-        IndexRequest { listed, plan, keep }
+        let plan_keys = plan
+            .as_ref()
+            .zip(keep.as_ref())
+            .and_then(|(plan, keep)| PlanKeys::new(plan, keep));
+        IndexRequest {
+            listed,
+            plan,
+            keep,
+            plan_keys,
+        }
     }
 
     /// What an init frame asked for.
@@ -209,13 +221,14 @@ pub fn index_batch_prescanned(
                 }
                 let n = scanner.keep_and_list(event, request, out);
                 if let Some(plan) = &request.plan {
+                    let keyed = request.plan_keys.as_ref();
                     if scanner.escaped_keys {
                         scanner.table.clear(); // lookups compare keys
-                    } else {
+                    } else if keyed.is_none() {
                         scanner.fill_table(event);
                     }
                     work.spend(probes)?;
-                    scanner.resolve_within(event, plan, &mut work)?;
+                    scanner.resolve_within(event, plan, keyed, &mut work)?;
                     put_u32s(out, &[scanner.group]);
                     out.reserve(scanner.slots.len() * 8);
                     for s in &scanner.slots {
@@ -245,19 +258,29 @@ impl Scanner {
     /// needs, appends the listed ones to `out`; returns how many it listed.
     /// Inlined into `index_batch`, its one caller, on the host's hot path
     /// (which it no longer was by itself once this file was split off).
+    /// With a [`KeySet`], each kept member's id is recorded in `firsts`.
     #[inline]
     fn keep_and_list(&mut self, event: &[u8], request: &IndexRequest, out: &mut Vec<u8>) -> u32 {
         let mut n = 0u32;
         let mut kept = 0;
         self.hashes.clear();
+        self.forget_ids(request.keep.as_ref().map_or(0, |k| k.keys().len()));
         out.reserve(self.members.len() * MEMBER_ENTRY_LEN);
         for i in 0..self.members.len() {
             let (m, escaped) = (self.members[i], self.key_escaped[i]);
             let key = &event[m.key.range()];
             let (hash, listed) = match &request.keep {
                 // Escaped keys are kept: the host does not unescape to compare.
-                Some(keep) if !escaped => match keep.hash_if_contains(key) {
-                    Some(found) => found,
+                Some(keep) if !escaped => match keep.find(key) {
+                    Some(found) => {
+                        let first = &mut self.firsts[found.id as usize];
+                        if *first == 0 {
+                            *first = kept as u32 + 1;
+                            self.kept_ids.push(found.id);
+                            self.present |= PlanKeys::bit(found.id);
+                        }
+                        (found.hash, found.listed)
+                    }
                     None => continue,
                 },
                 _ => (key_hash(key), true),
@@ -275,6 +298,19 @@ impl Scanner {
         }
         self.members.truncate(kept);
         n
+    }
+
+    /// Clears the ids the last object recorded, and makes room for `keys`.
+    #[inline]
+    fn forget_ids(&mut self, keys: usize) {
+        for &id in &self.kept_ids {
+            self.firsts[id as usize] = 0;
+        }
+        self.kept_ids.clear();
+        self.present = 0;
+        if self.firsts.len() < keys {
+            self.firsts.resize(keys, 0);
+        }
     }
 }
 
@@ -558,6 +594,88 @@ mod tests {
         only.add_group(&["a"], &["a"]);
         assert_eq!(sc.scan_planned(br#"{"q":1}"#, &only).unwrap().group(), None);
         assert_eq!(sc.scan(br#"{"a":1}"#).unwrap().group(), None, "no plan");
+    }
+
+    /// A plan resolved by key ids (a rule that declared its keys) answers
+    /// as one resolved through the object's key index: repeated keys,
+    /// dotted keys beside nested objects, two paths under one nested
+    /// object, escaped keys, and more keys than the id filter has bits.
+    #[test]
+    fn a_plan_resolved_by_key_ids_answers_as_lookups_do() {
+        let keys = ["a", "x", "x.y", "b", "b.c", "e\\u0073c", "esc", "n", "n.m"];
+        let values = [
+            "1",
+            "\"s\"",
+            "{\"y\":2,\"c\":[1],\"m\":{\"q\":3}}",
+            "{\"c\":{\"d\":4},\"y\":null}",
+            "{ \"y\" : 5 , \"m\":\"t\" }",
+            "{\"\\u0079\":6}",
+            "{}",
+        ];
+        let mut plan = PathPlan::new();
+        plan.add_group(&["x.y", "n.m.q"], &["x.y", "x.c", "a", "missing"]);
+        plan.add_group(&["b.c.d", "esc"], &["b.c", "b.y", "esc", "x"]);
+        plan.add_group(&[], &["a", "n.m", "n.m.q"]);
+        // Enough other declared keys that the plan's ids pass 64.
+        let filler: Vec<String> = (0..70).map(|i| format!("k{i}")).collect();
+        let listed: Vec<&str> = filler.iter().map(String::as_str).chain(["a"]).collect();
+        let request = IndexRequest::new(Some(&listed), Some(plan.clone()));
+        assert!(request.plan_keys.is_some());
+        let mut seed = 0x5851_f42d_4c95_7f2du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 33) as usize % n
+        };
+        let (mut host, mut guest, mut direct) = (Scanner::new(), Scanner::new(), Scanner::new());
+        for _ in 0..3000 {
+            let mut members = Vec::new();
+            for _ in 0..next(7) {
+                let key = match next(4) {
+                    0 => format!("k{}", next(70)),
+                    _ => keys[next(keys.len())].to_string(),
+                };
+                members.push(format!("\"{key}\":{}", values[next(values.len())]));
+            }
+            let event = format!("{{{}}}", members.join(","));
+            let batch = format!("{event}\n{event}\n");
+            let mut index = Vec::new();
+            index_batch(&mut host, &request, batch.as_bytes(), 2, &mut index).unwrap();
+            let mut r = IndexReader::new(&index);
+            let want = direct.scan_planned(event.as_bytes(), &plan).unwrap();
+            let want: Vec<_> = (0..4).map(|i| want.slot(i).map(|v| v.raw)).collect();
+            let want_group = direct
+                .scan_planned(event.as_bytes(), &plan)
+                .unwrap()
+                .group();
+            for _ in 0..2 {
+                let (_, got) = guest.load(batch.as_bytes(), &mut r, Some(&plan)).unwrap();
+                let got = got.unwrap();
+                let slots: Vec<_> = (0..4).map(|i| got.slot(i).map(|v| v.raw)).collect();
+                assert_eq!((got.group(), slots), (want_group, want.clone()), "{event}");
+            }
+        }
+        // A nested object's members are kept only for its own event: the
+        // same bytes rewritten in place with its members in another order.
+        let mut batch = br#"{"x":{"y":"1","c":2}}"#.to_vec();
+        for (next, y) in [
+            (&br#"{"x":{"c":2,"y":"1"}}"#[..], "\"1\""),
+            (&batch.clone(), "\"1\""),
+        ] {
+            let mut index = Vec::new();
+            index_batch(&mut host, &request, &batch, 1, &mut index).unwrap();
+            let (_, got) = guest
+                .load(&batch, &mut IndexReader::new(&index), Some(&plan))
+                .unwrap();
+            let got = got.unwrap();
+            assert_eq!(
+                (got.group(), got.slot(0).map(|v| v.raw)),
+                (Some(0), Some(y.as_bytes()))
+            );
+            assert_eq!(got.slot(1).map(|v| v.raw), Some(&b"2"[..]));
+            batch.copy_from_slice(next);
+        }
     }
 
     #[test]

@@ -339,6 +339,13 @@ fn scan_nested_object(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
     scan_members(b, 2, members, |_, _| Some(None))
 }
 
+/// The members of `b`, an object value nested in an event already read
+/// as valid JSON, by [`scan_flat`]'s loop; `None` where that loop leaves
+/// the object to the full parser (a key with an escape, say).
+pub(super) fn nested_members(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
+    scan_nested_object(b, members)
+}
+
 /// [`scan_flat`]'s loop, for an object whose members' values are `depth`
 /// levels down. `open` is asked about each member whose value it would
 /// pass over (the key's span, the value's start): `Some(Some(end))` when

@@ -64,7 +64,7 @@ pub(crate) mod test_bytes {
 }
 
 // For the objects index, which writes and rebuilds a scanner's state.
-pub(crate) use plan::{ABSENT, NO_GROUP};
+pub(crate) use plan::{ABSENT, NO_GROUP, PlanKeys};
 pub(crate) use swar::key_hash;
 
 /// Nesting deeper than this is an error, not a stack overflow.

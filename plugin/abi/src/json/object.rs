@@ -6,6 +6,7 @@
 
 use super::plan::{ABSENT, NO_GROUP};
 use super::swar::{bytes_eq, key_hash};
+use super::value::Nested;
 use super::{Budget, Member, OverBudget, Path, Span, Unlimited, Value, key_eq};
 
 /// A scanned event: a valid JSON object with its top-level members.
@@ -142,7 +143,7 @@ impl<'s, 'a> Object<'s, 'a> {
             .match_indices('.')
             .map(|(dot, _)| (dot, key_hash(&path.as_bytes()[..dot])));
         let hash = key_hash(path.as_bytes());
-        self.resolve(path, hash, heads, &mut Unlimited)
+        self.resolve(path, hash, heads, &mut ByHash, &mut Unlimited)
             .ok()
             .flatten()
     }
@@ -159,16 +160,42 @@ impl<'s, 'a> Object<'s, 'a> {
         path: &Path,
         work: &mut B,
     ) -> Result<Option<Value<'a>>, OverBudget> {
-        self.resolve(&path.text, path.hash, path.heads.iter().copied(), work)
+        let heads = path.heads.iter().copied();
+        self.resolve(&path.text, path.hash, heads, &mut ByHash, work)
     }
 
-    /// `path` (hash `hash`) as a key, then split at each of `heads` (a dot's
-    /// offset and the hash of the part before it).
-    fn resolve<B: Budget>(
+    /// [`Object::get_path_within`] with the top-level keys found by their
+    /// ids in `firsts` (`ids`: the path's own, then its part before each
+    /// dot; see [`KeyedObject`](super::plan::KeyedObject)), and a nested
+    /// object's members kept in `nested` for the next path under it.
+    pub(super) fn get_path_keyed<B: Budget>(
+        &self,
+        path: &Path,
+        ids: &[u32],
+        firsts: &[u32],
+        nested: &mut Nested,
+        work: &mut B,
+    ) -> Result<Option<Value<'a>>, OverBudget> {
+        let (&own, heads) = ids.split_first().unwrap_or((&u32::MAX, &[]));
+        let heads = path
+            .heads
+            .iter()
+            .zip(heads)
+            .map(|(&(dot, _), &id)| (dot, id));
+        let mut by_id = ById { firsts, nested };
+        self.resolve(&path.text, own, heads, &mut by_id, work)
+    }
+
+    /// `path` as a key (`own`: how `finder` knows it), then split at each
+    /// of `heads` (a dot's offset, and how `finder` knows the part before
+    /// it), left to right.
+    #[inline(always)]
+    fn resolve<B: Budget, F: Finder>(
         &self,
         path: &str,
-        hash: u32,
-        heads: impl Iterator<Item = (usize, u32)>,
+        own: F::Key,
+        heads: impl Iterator<Item = (usize, F::Key)>,
+        finder: &mut F,
         work: &mut B,
     ) -> Result<Option<Value<'a>>, OverBudget> {
         let value = |m: Member| Value {
@@ -176,17 +203,101 @@ impl<'s, 'a> Object<'s, 'a> {
         };
         // A probe of the key index is paid per event (the plan's
         // `PathPlan::probes`); a pass over the members, here.
-        if let Some(m) = self.find(path, hash, work)? {
+        if let Some(m) = finder.find(self, path, own, work)? {
             return Ok(Some(value(m)));
         }
-        for (dot, hash) in heads {
-            if let Some(m) = self.find(&path[..dot], hash, work)?
-                && let Some(found) = value(m).get_within(&path[dot + 1..], work)?
+        for (dot, head) in heads {
+            if let Some(m) = finder.find(self, &path[..dot], head, work)?
+                && let Some(found) = finder.within(value(m), &path[dot + 1..], work)?
             {
                 return Ok(Some(found));
             }
         }
         Ok(None)
+    }
+}
+
+/// How [`Object::resolve`] finds the member with a top-level key, and a
+/// path inside its value.
+trait Finder {
+    type Key;
+
+    fn find<B: Budget>(
+        &mut self,
+        obj: &Object<'_, '_>,
+        key: &str,
+        k: Self::Key,
+        work: &mut B,
+    ) -> Result<Option<Member>, OverBudget>;
+
+    fn within<'a, B: Budget>(
+        &mut self,
+        value: Value<'a>,
+        path: &str,
+        work: &mut B,
+    ) -> Result<Option<Value<'a>>, OverBudget>;
+}
+
+/// By the key's hash, in the object's key index.
+struct ByHash;
+
+impl Finder for ByHash {
+    type Key = u32;
+
+    #[inline(always)]
+    fn find<B: Budget>(
+        &mut self,
+        obj: &Object<'_, '_>,
+        key: &str,
+        hash: u32,
+        work: &mut B,
+    ) -> Result<Option<Member>, OverBudget> {
+        obj.find(key, hash, work)
+    }
+
+    #[inline(always)]
+    fn within<'a, B: Budget>(
+        &mut self,
+        value: Value<'a>,
+        path: &str,
+        work: &mut B,
+    ) -> Result<Option<Value<'a>>, OverBudget> {
+        value.get_within(path, work)
+    }
+}
+
+/// By the key's id, in the first members recorded per id (see
+/// [`Object::get_path_keyed`]).
+struct ById<'f> {
+    firsts: &'f [u32],
+    nested: &'f mut Nested,
+}
+
+impl Finder for ById<'_> {
+    type Key = u32;
+
+    #[inline(always)]
+    fn find<B: Budget>(
+        &mut self,
+        obj: &Object<'_, '_>,
+        _: &str,
+        id: u32,
+        _: &mut B,
+    ) -> Result<Option<Member>, OverBudget> {
+        Ok(match self.firsts.get(id as usize) {
+            Some(&f) if f != 0 => obj.members.get(f as usize - 1).copied(),
+            _ => None,
+        })
+    }
+
+    #[inline(always)]
+    fn within<'a, B: Budget>(
+        &mut self,
+        value: Value<'a>,
+        path: &str,
+        work: &mut B,
+    ) -> Result<Option<Value<'a>>, OverBudget> {
+        value.get_within_kept(path, self.nested, work)
     }
 }
 

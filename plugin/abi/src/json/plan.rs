@@ -7,6 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::swar::{bytes_eq, key_hash};
+use super::value::Nested;
 use super::{Budget, Object, OverBudget, Span, Value};
 
 /// Field paths a rule reads, in groups, one per shape of event it knows
@@ -82,40 +83,70 @@ impl PathPlan {
 
     /// The group that applies to `obj`, and into `spans` the value span of
     /// each of its paths (`ABSENT` ends when not present), within `work`.
+    /// With `keyed`, top-level keys are found by their [`PlanKeys`] ids
+    /// instead of the object's key index (the same members: see
+    /// [`KeyedObject`]).
     pub(super) fn resolve<B: Budget>(
         &self,
         obj: &Object<'_, '_>,
+        keyed: Option<KeyedObject<'_>>,
         spans: &mut Vec<Span>,
         work: &mut B,
+    ) -> Result<u32, OverBudget> {
+        match keyed {
+            Some(k) => self.resolve_by(obj, spans, work, |n, p, work| {
+                // None of the path's keys is in the object: no lookup.
+                if k.present & k.keys.masks[n] == 0 {
+                    return Ok(None);
+                }
+                obj.get_path_keyed(p, &k.keys.ids[n], k.firsts, k.nested, work)
+            }),
+            None => self.resolve_by(obj, spans, work, |_, p, work| obj.get_path_within(p, work)),
+        }
+    }
+
+    /// [`PathPlan::resolve`] with `get` looking up path `n` of the plan
+    /// (every group's `when` paths, then its `paths`, in order; the
+    /// numbering of [`PlanKeys`]).
+    #[inline(always)]
+    fn resolve_by<'a, B: Budget>(
+        &self,
+        obj: &Object<'_, 'a>,
+        spans: &mut Vec<Span>,
+        work: &mut B,
+        mut get: impl FnMut(usize, &Path, &mut B) -> Result<Option<Value<'a>>, OverBudget>,
     ) -> Result<u32, OverBudget> {
         spans.clear();
         let mut at = None;
         // The `when` path found present: a group's paths often repeat it
         // (its destination, say), and its value is not looked up twice.
         let mut seen = None;
+        let mut base = 0;
         for (i, g) in self.groups.iter().enumerate() {
             if g.when.is_empty() {
-                at = Some(i);
+                at = Some((i, base));
                 break;
             }
-            if let Some(found) = first_present(obj, &g.when, work)? {
-                (at, seen) = (Some(i), Some(found));
+            if let Some(found) = first_present(&g.when, base, work, &mut get)? {
+                (at, seen) = (Some((i, base)), Some(found));
                 break;
             }
+            base += g.when.len() + g.paths.len();
         }
-        let Some(at) = at else {
+        let Some((at, base)) = at else {
             return Ok(NO_GROUP);
         };
-        let base = obj.src.as_ptr() as usize;
-        spans.reserve(self.groups[at].paths.len());
-        for p in &self.groups[at].paths {
+        let group = &self.groups[at];
+        let src = obj.src.as_ptr() as usize;
+        spans.reserve(group.paths.len());
+        for (k, p) in group.paths.iter().enumerate() {
             let value = match seen {
                 Some((when, v)) if when.text == p.text => Some(v),
-                _ => obj.get_path_within(p, work)?,
+                _ => get(base + group.when.len() + k, p, work)?,
             };
             spans.push(match value {
                 Some(v) => {
-                    let start = v.raw.as_ptr() as usize - base;
+                    let start = v.raw.as_ptr() as usize - src;
                     Span::of(start, start + v.raw.len())
                 }
                 None => Span {
@@ -128,18 +159,74 @@ impl PathPlan {
     }
 }
 
-/// The first of `paths` present in `obj`, with its value.
+/// The first of `paths` (numbered from `base`) that `get` finds, with its
+/// value.
 fn first_present<'p, 'a, B: Budget>(
-    obj: &Object<'_, 'a>,
     paths: &'p [Path],
+    base: usize,
     work: &mut B,
+    mut get: impl FnMut(usize, &Path, &mut B) -> Result<Option<Value<'a>>, OverBudget>,
 ) -> Result<Option<(&'p Path, Value<'a>)>, OverBudget> {
-    for p in paths {
-        if let Some(v) = obj.get_path_within(p, work)? {
+    for (i, p) in paths.iter().enumerate() {
+        if let Some(v) = get(base + i, p, work)? {
             return Ok(Some((p, v)));
         }
     }
     Ok(None)
+}
+
+/// A [`PathPlan`]'s top-level keys as ids in a [`KeySet`] that holds them
+/// all: per path of the plan, in [`PathPlan::probes`] order, the id of the
+/// path as a key and of its part before each dot. A scan that keeps the
+/// set's keys records each id's first member ([`KeyedObject`]), and
+/// resolving the plan then reads those instead of probing a key index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PlanKeys {
+    ids: Vec<Vec<u32>>,
+    /// Per path, the [`PlanKeys::bit`]s of its ids.
+    masks: Vec<u64>,
+}
+
+impl PlanKeys {
+    /// The ids of `plan`'s keys in `set`; `None` if one is not there.
+    pub(crate) fn new(plan: &PathPlan, set: &KeySet) -> Option<PlanKeys> {
+        let ids: Vec<Vec<u32>> = plan
+            .groups
+            .iter()
+            .flat_map(|g| g.when.iter().chain(&g.paths))
+            .map(|p| {
+                KeySet::path_keys(p.as_str())
+                    .map(|k| set.id_of(k))
+                    .collect::<Option<Vec<u32>>>()
+            })
+            .collect::<Option<_>>()?;
+        let masks = ids
+            .iter()
+            .map(|ids| ids.iter().fold(0, |m, &id| m | PlanKeys::bit(id)))
+            .collect();
+        Some(PlanKeys { ids, masks })
+    }
+
+    /// A bit for key `id` in a 64-bit filter of the keys an object has
+    /// (ids 64 apart share one: the filter only says a key may be there).
+    #[inline]
+    pub(crate) fn bit(id: u32) -> u64 {
+        1 << (id % 64)
+    }
+}
+
+/// An object's members by [`KeySet`] id: `firsts[id]` is one more than the
+/// index, among the object's members, of the first member with that key
+/// (0: none); `present` holds the [`PlanKeys::bit`] of every id it has.
+/// Only for objects none of whose keys holds an escape: then a key's
+/// first member by id is the one its key index finds. `nested` keeps the
+/// members of the nested object read last, forgotten before each object.
+#[derive(Debug)]
+pub(crate) struct KeyedObject<'k> {
+    pub(crate) keys: &'k PlanKeys,
+    pub(crate) firsts: &'k [u32],
+    pub(crate) present: u64,
+    pub(crate) nested: &'k mut Nested,
 }
 
 /// A field path prepared once for [`Object::get_path`]: the hashes of the
@@ -248,11 +335,15 @@ impl KeySet {
         (k.len() % 32, 1 << (k.first().copied().unwrap_or(0) % 64))
     }
 
-    /// The [`key_hash`] of the raw (unescaped) key `k` and whether it is
-    /// listed, when `k` is in the set; most keys that are not fail the
-    /// filter before being hashed.
+    /// The id of key `k` (its position in [`KeySet::keys`]), if in the set.
+    pub(crate) fn id_of(&self, k: &str) -> Option<u32> {
+        self.find(k.as_bytes()).map(|found| found.id)
+    }
+
+    /// What the set knows of the raw (unescaped) key `k`, when `k` is in
+    /// it; most keys that are not fail the filter before being hashed.
     #[inline]
-    pub(crate) fn hash_if_contains(&self, k: &[u8]) -> Option<(u32, bool)> {
+    pub(crate) fn find(&self, k: &[u8]) -> Option<KeyFound> {
         let (slot, bit) = KeySet::filter_bit(k);
         if self.filter[slot] & bit == 0 {
             return None;
@@ -264,12 +355,27 @@ impl KeySet {
             match self.table[at] {
                 0 => return None,
                 j if bytes_eq(self.keys[j as usize - 1].as_bytes(), k) => {
-                    return Some((hash, self.listed[j as usize - 1]));
+                    return Some(KeyFound {
+                        hash,
+                        listed: self.listed[j as usize - 1],
+                        id: j - 1,
+                    });
                 }
                 _ => at = (at + 1) & mask,
             }
         }
     }
+}
+
+/// A key of a [`KeySet`] found ([`KeySet::find`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyFound {
+    /// The [`key_hash`] of the key.
+    pub(crate) hash: u32,
+    /// Listed in the objects index (not only used to resolve a plan).
+    pub(crate) listed: bool,
+    /// Its position in [`KeySet::keys`].
+    pub(crate) id: u32,
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@ use alloc::vec::Vec;
 
 use super::flat::{Opened, only_ws_from, scan_flat, scan_flat_opening, top_value_end};
 use super::parser::Parser;
-use super::plan::NO_GROUP;
+use super::plan::{KeyedObject, NO_GROUP, PlanKeys};
 use super::swar::{bytes_eq, key_hash};
+use super::value::Nested;
 use super::{Budget, Member, Object, OverBudget, PathPlan, ScanError, Span, Unlimited};
 
 /// Reusable scanner state; keep one per rule instance.
@@ -34,6 +35,14 @@ pub struct Scanner {
     /// the value span of each of its paths.
     pub(crate) group: u32,
     pub(crate) slots: Vec<Span>,
+    /// The host's objects index, for a rule that declared its keys: per
+    /// id of its [`KeySet`](super::KeySet), one more than the index of the
+    /// first kept member with that key (0: none), and the ids set for the
+    /// object last kept (see [`KeyedObject`]).
+    pub(crate) firsts: Vec<u32>,
+    pub(crate) kept_ids: Vec<u32>,
+    pub(crate) present: u64,
+    pub(crate) nested: Nested,
 }
 
 /// Up to this many members a lookup compares the members' key hashes in
@@ -149,21 +158,33 @@ impl Scanner {
     /// Applies `plan` to the object just scanned.
     pub(crate) fn resolve(&mut self, src: &[u8], plan: &PathPlan) {
         // Without a limit nothing is over it.
-        let _ = self.resolve_within(src, plan, &mut Unlimited);
+        let _ = self.resolve_within(src, plan, None, &mut Unlimited);
     }
 
     /// [`Scanner::resolve`] within a [`Budget`] (the host's); over it,
-    /// no group applies.
+    /// no group applies. With `keys`, the plan's keys are found by their
+    /// ids in `firsts` (the caller recorded them as it kept the members)
+    /// unless a key holds an escape.
     pub(crate) fn resolve_within<B: Budget>(
         &mut self,
         src: &[u8],
         plan: &PathPlan,
+        keys: Option<&PlanKeys>,
         work: &mut B,
     ) -> Result<(), OverBudget> {
         let mut slots = core::mem::take(&mut self.slots);
+        let mut nested = core::mem::take(&mut self.nested);
+        nested.forget();
         self.group = NO_GROUP;
-        let got = plan.resolve(&self.object(src), &mut slots, work);
+        let keyed = keys.filter(|_| !self.escaped_keys).map(|keys| KeyedObject {
+            keys,
+            firsts: &self.firsts,
+            present: self.present,
+            nested: &mut nested,
+        });
+        let got = plan.resolve(&self.object(src), keyed, &mut slots, work);
         self.slots = slots;
+        self.nested = nested;
         if got.is_err() {
             self.slots.clear();
         }

@@ -6,8 +6,9 @@
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
+use super::flat::nested_members;
 use super::parser::Parser;
-use super::{Budget, OverBudget, Span, Unlimited, find_byte, unescape};
+use super::{Budget, Member, OverBudget, Span, Unlimited, find_byte, unescape};
 
 /// A raw JSON value inside an already validated event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +106,33 @@ impl<'a> Value<'a> {
         lookup(self.raw, self.members(), path, work)
     }
 
+    /// [`Value::get_within`], with the object's members read once for
+    /// every lookup in it that uses `kept` (the host's plan resolution,
+    /// which often reads two paths under one object). The same answer and
+    /// the same work spent.
+    pub(super) fn get_within_kept<B: Budget>(
+        &self,
+        path: &str,
+        kept: &mut Nested,
+        work: &mut B,
+    ) -> Result<Option<Value<'a>>, OverBudget> {
+        if !self.is_object() {
+            return Ok(None);
+        }
+        work.spend(self.raw.len())?;
+        let at = Some((self.raw.as_ptr() as usize, self.raw.len()));
+        if kept.at != at {
+            kept.members.clear();
+            kept.read = nested_members(self.raw, &mut kept.members).is_some();
+            kept.at = at;
+        }
+        if !kept.read {
+            return lookup(self.raw, self.members(), path, work);
+        }
+        let members = kept.members.iter().map(|m| (m.key, m.value));
+        lookup(self.raw, members, path, work)
+    }
+
     /// The first member of an object value named exactly `key` (not split
     /// at dots).
     pub fn member(&self, key: &str) -> Option<Value<'a>> {
@@ -129,6 +157,23 @@ impl<'a> Value<'a> {
             p: Parser::at(self.raw, 1),
             done: false,
         }
+    }
+}
+
+/// The members of the object value last read by [`Value::get_within_kept`]
+/// (where it lies, as an address, and whether the fast path read it).
+/// The address names the object only while its event's bytes stay where
+/// they are: [`Nested::forget`] before each event.
+#[derive(Debug, Default)]
+pub(crate) struct Nested {
+    at: Option<(usize, usize)>,
+    members: Vec<Member>,
+    read: bool,
+}
+
+impl Nested {
+    pub(crate) fn forget(&mut self) {
+        self.at = None;
     }
 }
 
