@@ -55,13 +55,45 @@ impl Indexer {
     /// starting from the members a source's scan kept for its lines
     /// (`pre`, [`Batch::scans`](crate::batch::Batch::scans)) where any.
     pub fn index(&mut self, batch: &[u8], count: usize, pre: Option<&Prescanned>) -> Indexed {
-        let mut index = Vec::with_capacity(batch.len() / 4);
+        self.index_in(Vec::with_capacity(batch.len() / 4), batch, count, pre)
+    }
+
+    /// [`Indexer::index`] into `index` (emptied first).
+    fn index_in(
+        &mut self,
+        mut index: Vec<u8>,
+        batch: &[u8],
+        count: usize,
+        pre: Option<&Prescanned>,
+    ) -> Indexed {
+        index.clear();
         let made = self.index_into(batch, count, pre, &mut index);
         Indexed {
             request: self.request.clone(),
             valid_text: made.is_ok_and(|m| m.valid_text),
             index: made.map(|_| index).map_err(|_| ()),
         }
+    }
+
+    /// The index of a batch, into `index`, when a transform's screen
+    /// would let all of it by (no line over `max_line_bytes`, all of it
+    /// UTF-8); None otherwise, and for no events. The scan checks UTF-8 as
+    /// it reads, so a batch whose every event it read as JSON text needs
+    /// no check of its own; only one with a malformed line is checked
+    /// whole.
+    pub fn index_screened(
+        &mut self,
+        index: Vec<u8>,
+        batch: &[u8],
+        count: usize,
+        pre: Option<&Prescanned>,
+        max_line_bytes: usize,
+    ) -> Option<Indexed> {
+        if count == 0 || batch.len() > max_line_bytes {
+            return None;
+        }
+        let indexed = self.index_in(index, batch, count, pre);
+        (indexed.valid_text || std::str::from_utf8(batch).is_ok()).then_some(indexed)
     }
 
     /// The index of `batch` appended to `out` (Err: over the plan's
@@ -317,6 +349,25 @@ impl Instance {
     pub fn indexer(&self) -> Option<Indexer> {
         (self.reads_objects && self.process_objects.is_some())
             .then(|| Indexer::new(self.indexer.request.clone()))
+    }
+
+    /// [`Indexer::index_screened`] by this instance's own indexer, for a
+    /// batch not indexed ahead: a transform that has it skips its screen
+    /// (None: the plugin reads bytes, or the screen must look at the
+    /// batch line by line).
+    pub fn index_screened(
+        &mut self,
+        batch: &[u8],
+        count: usize,
+        pre: Option<&Prescanned>,
+        max_line_bytes: usize,
+    ) -> Option<Indexed> {
+        if !(self.reads_objects && self.process_objects.is_some()) {
+            return None;
+        }
+        let index = std::mem::take(&mut self.index);
+        self.indexer
+            .index_screened(index, batch, count, pre, max_line_bytes)
     }
 
     /// The objects index of `batch`: `ahead`'s when it followed this

@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rulebox_tests::{
-    Scratch, rule_pipeline, rule_wasm, rulebox, rulebox_bin, stderr, summary_counter, terminate,
-    unsplice, wait_for,
+    Scratch, counter_on, rule_pipeline, rule_wasm, rulebox, rulebox_bin, stderr, summary_counter,
+    terminate, unsplice, wait_for,
 };
 use serde_json::Value;
 
@@ -490,12 +490,22 @@ fn deeply_nested_json_and_bad_bytes_are_counted_not_fatal() {
 
 /// `workers = 2` on the rule's `classify` stage, feeding one `aggregate`
 /// stage, gives exactly what one instance of the whole rule gives: the same
-/// enriched events in the same order, and the same alerts.
+/// enriched events in the same order, and the same alerts. Lines that are
+/// not UTF-8 among them are counted alike (two workers index each batch
+/// before screening it; one worker indexes it ahead, on a thread).
 #[test]
 fn parallel_classify_then_aggregate_gives_what_one_instance_gives() {
     let dir = Scratch::new("parallel");
     let lines = rulebox_bench::sample(12_000, 3, 1_763_683_200_000);
-    let input = dir.write("in.ndjson", lines.join("\n") + "\n");
+    let mut input = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i % 3000 == 1000 {
+            input.extend_from_slice(b"{\"x\":\"\xc3\x28\"}\n");
+        }
+        input.extend_from_slice(line.as_bytes());
+        input.push(b'\n');
+    }
+    let input = dir.write("in.ndjson", input);
     let one = dir.write(
         "one.toml",
         rule_pipeline(&dir.0, &input, "", "").replacen(
@@ -506,6 +516,7 @@ fn parallel_classify_then_aggregate_gives_what_one_instance_gives() {
     );
     let out = rulebox(&["run", "--config", one.to_str().unwrap()], None);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(summary_counter(&stderr(&out), "invalid_utf8"), Some(4));
     let want_events = std::fs::read(dir.path("events.out")).unwrap();
     let want_alerts = std::fs::read(dir.path("alerts.out")).unwrap();
     assert!(want_alerts.len() > 1000, "the sample makes alerts");
@@ -548,7 +559,13 @@ inputs = ["aggregate.alerts"]
     );
     let split = dir.write("split.toml", split);
     let out = rulebox(&["run", "--config", split.to_str().unwrap()], None);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let classify = err
+        .lines()
+        .find(|l| l.contains("transform done") && l.contains("classify"))
+        .unwrap_or_default();
+    assert_eq!(counter_on(classify, "", "invalid_utf8"), Some(4), "{err}");
     let got_events = std::fs::read(dir.path("split-events.out")).unwrap();
     assert!(
         got_events == want_events,

@@ -29,17 +29,13 @@ pub struct Ahead {
 
 impl Ahead {
     /// The index of `b`, when the screen would let all of it by; None
-    /// otherwise (the transform screens and indexes it). The scan checks
-    /// UTF-8 as it reads, so a batch whose every event it read as JSON
-    /// needs no check of its own; only one with a malformed line is
-    /// checked whole.
+    /// otherwise (the transform screens and indexes it). See
+    /// [`Indexer::index_screened`].
     pub fn prepare(&mut self, b: &Batch) -> Option<Indexed> {
-        let bytes = b.bytes();
-        if b.count() == 0 || bytes.len() > self.max_line_bytes {
-            return None;
-        }
-        let indexed = self.indexer.index(bytes, b.count(), b.scans());
-        (indexed.valid_utf8() || std::str::from_utf8(bytes).is_ok()).then_some(indexed)
+        let index = Vec::with_capacity(b.bytes().len() / 4);
+        let max = self.max_line_bytes;
+        self.indexer
+            .index_screened(index, b.bytes(), b.count(), b.scans(), max)
     }
 }
 

@@ -400,8 +400,15 @@ impl WasmTransform {
         // more, up front rather than by doubling as lines are appended.
         let len = input.bytes().len();
         out.default.reserve(len + len / 8);
+        // Not indexed ahead: indexed first here, which for most batches
+        // makes the screen's own UTF-8 pass needless.
+        let ahead = ahead.or_else(|| {
+            let max = self.opts.max_line_bytes;
+            let (bytes, count, pre) = (input.bytes(), input.count(), input.scans());
+            (self.instance.as_mut()?).index_screened(bytes, count, pre, max)
+        });
         let n_guest = match ahead {
-            // Indexed ahead only when the screen would let every line by.
+            // Indexed only when the screen would let every line by.
             Some(_) => {
                 self.skips.clear();
                 input.count()
