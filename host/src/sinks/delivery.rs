@@ -236,7 +236,12 @@ impl Delivery {
         held: Vec<Arc<Batch>>,
         events: usize,
     ) -> (T, Vec<u8>) {
-        let payload = self.payload(&body);
+        // Uncompressed, the body itself is the payload (no copy); it comes
+        // back for the next body once the request has let go of it.
+        let (payload, gzipped) = match self.batching.gzip {
+            true => (Bytes::from(gzip(&body)), Some(body)),
+            false => (Bytes::from(body), None),
+        };
         let failed = match self.deliver(&mut target, &payload, events).await {
             Ok(()) => {
                 let s = &self.stats;
@@ -244,7 +249,10 @@ impl Delivery {
                 s.bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
                 None
             }
-            Err(GaveUp::Shutdown(msg)) => self.keep(&body, events, &msg).err(),
+            Err(GaveUp::Shutdown(msg)) => {
+                let body = gzipped.as_deref().unwrap_or(&payload);
+                self.keep(body, events, &msg).err()
+            }
             Err(GaveUp::Failed(msg)) => Some(msg),
         };
         if let Some(msg) = failed {
@@ -261,15 +269,20 @@ impl Delivery {
         // Dropping `held` lets go of the acks: the events are done
         // (delivered, or kept in the spool).
         drop(held);
+        let body = gzipped.unwrap_or_else(|| {
+            // Unique unless a request still holds the payload: then a new
+            // buffer for the next body.
+            payload.try_into_mut().map(Vec::from).unwrap_or_default()
+        });
         (target, body)
     }
 
     /// The body as delivered (gzipped when configured).
-    pub(super) fn payload(&self, body: &[u8]) -> Bytes {
+    pub(super) fn payload(&self, body: Vec<u8>) -> Bytes {
         Bytes::from(if self.batching.gzip {
-            gzip(body)
+            gzip(&body)
         } else {
-            body.to_vec()
+            body
         })
     }
 
@@ -314,7 +327,7 @@ impl Delivery {
                 return Sent::Unreadable;
             }
         };
-        let payload = self.payload(&body);
+        let payload = self.payload(body);
         let (s, n) = (&self.stats, kept.events as u64);
         match self.deliver(target, &payload, kept.events).await {
             Ok(()) => {
