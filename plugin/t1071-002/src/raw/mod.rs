@@ -307,7 +307,7 @@ mod tests {
             b"\xff",
         ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
-        for n in 0..20_000 {
+        for n in 0..20_000u32 {
             let mut line = Vec::new();
             while line.len() < 300 {
                 seed ^= seed << 13;
@@ -318,7 +318,7 @@ mod tests {
                     k if k < 4 => line.extend_from_slice(pieces[(seed >> 20) as usize % 12]),
                     _ => line.extend(core::iter::repeat_n(b'a', (seed >> 30) as usize % 40)),
                 }
-                if n % 3 == 0 && seed % 5 == 0 {
+                if n.is_multiple_of(3) && seed.is_multiple_of(5) {
                     break;
                 }
             }
