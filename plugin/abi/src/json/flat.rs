@@ -331,19 +331,13 @@ pub(super) fn scan_flat_opening(
     Some((close, opened))
 }
 
-/// [`scan_flat`] of an object that is an envelope's member (its members'
-/// values two levels down); out of line, so that the envelope's loop
-/// around it stays small.
-#[inline(never)]
-fn scan_nested_object(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
-    scan_members(b, 2, members, |_, _| Some(None))
-}
-
-/// The members of `b`, an object value nested in an event already read
-/// as valid JSON, by [`scan_flat`]'s loop; `None` where that loop leaves
+/// [`scan_flat`] of an object that is an envelope's member, or an event's
+/// (its members' values two levels down); out of line, so that the
+/// envelope's loop around it stays small. `None` where that loop leaves
 /// the object to the full parser (a key with an escape, say).
-pub(super) fn nested_members(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
-    scan_nested_object(b, members)
+#[inline(never)]
+pub(super) fn scan_nested_object(b: &[u8], members: &mut Vec<Member>) -> Option<usize> {
+    scan_members(b, 2, members, |_, _| Some(None))
 }
 
 /// [`scan_flat`]'s loop, for an object whose members' values are `depth`

@@ -6,7 +6,7 @@
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
-use super::flat::nested_members;
+use super::flat::scan_nested_object;
 use super::parser::Parser;
 use super::{Budget, Member, OverBudget, Span, Unlimited, find_byte, unescape};
 
@@ -123,7 +123,7 @@ impl<'a> Value<'a> {
         let at = Some((self.raw.as_ptr() as usize, self.raw.len()));
         if kept.at != at {
             kept.members.clear();
-            kept.read = nested_members(self.raw, &mut kept.members).is_some();
+            kept.read = scan_nested_object(self.raw, &mut kept.members).is_some();
             kept.at = at;
         }
         if !kept.read {

@@ -189,17 +189,19 @@ fn format_of(f: RawFormat) -> Option<Format> {
     })
 }
 
+/// Each format's marker in a line (PAN-OS's is its log type between commas).
+const MARKERS: [(&[u8], Format); 5] = [
+    (b"%ASA-", Format::Asa),
+    (b"%FTD-", Format::Asa),
+    (b"CEF:", Format::Cef),
+    (b"LEEF:", Format::Leef),
+    (b",TRAFFIC,", Format::PanOs),
+];
+
 /// The format marker that comes first in the line's first 256 bytes (a
 /// syslog header in front, at most), and where it starts: one pass over
 /// the bytes, a marker tried only where its first byte stands.
 fn marker(line: &[u8]) -> Option<(Format, usize)> {
-    const MARKERS: [(&[u8], Format); 5] = [
-        (b"%ASA-", Format::Asa),
-        (b"%FTD-", Format::Asa),
-        (b"CEF:", Format::Cef),
-        (b"LEEF:", Format::Leef),
-        (b",TRAFFIC,", Format::PanOs),
-    ];
     // The markers' first bytes as bits above `%` (`,` `C` `L` are within
     // 64 of it): one subtraction and one shift a byte, where a `match`
     // compiles to a jump table a byte in wasm.
@@ -280,15 +282,8 @@ mod tests {
     #[test]
     fn markers_are_found_where_they_first_stand() {
         let reference = |line: &[u8]| {
-            let pats: [(&[u8], Format); 5] = [
-                (b"%ASA-", Format::Asa),
-                (b"%FTD-", Format::Asa),
-                (b"CEF:", Format::Cef),
-                (b"LEEF:", Format::Leef),
-                (b",TRAFFIC,", Format::PanOs),
-            ];
             (0..line.len().min(256)).find_map(|i| {
-                let found = pats.iter().find(|(m, _)| line[i..].starts_with(m));
+                let found = MARKERS.iter().find(|(m, _)| line[i..].starts_with(m));
                 found.map(|&(_, f)| (f, i))
             })
         };
