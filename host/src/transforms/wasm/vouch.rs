@@ -10,16 +10,32 @@
 //! inside a small object, a fraction of the event's bytes). Any other
 //! edit is not vouched for, and the sink reads that line as before.
 //!
+//! A rule adds much the same members to most events (a label of a few
+//! words, in a handful of variants), so the check remembers the last
+//! [`REMEMBERED`] payloads it vouched for, each of at most
+//! [`REMEMBERED_BYTES`]: the same bytes at the same kind of brace are
+//! vouched for again by a comparison, not a scan. The verdict is a
+//! function of those two alone.
+//!
 //! [`Instance::process`]: crate::sandbox::Instance::process
 
 use rulebox_abi::Outcome;
 use rulebox_abi::json::Scanner;
+
+/// How many payloads the check remembers having vouched for.
+const REMEMBERED: usize = 4;
+/// The longest payload it remembers.
+const REMEMBERED_BYTES: usize = 256;
 
 /// The check, with the scanner and buffer it reuses.
 #[derive(Default)]
 pub struct JsonCheck {
     scanner: Scanner,
     scratch: Vec<u8>,
+    /// Payloads vouched for, each inside the small object it was read in
+    /// (so with its kind of brace); the oldest replaced first.
+    remembered: [Vec<u8>; REMEMBERED],
+    next: usize,
 }
 
 impl JsonCheck {
@@ -55,12 +71,27 @@ impl JsonCheck {
         // Right before the brace: the object's opening one when it has no
         // member yet, else the end of its last member's value.
         let empty = before.iter().rev().find(|c| !ws(c)) == Some(&b'{');
+        let head: &[u8] = if empty { b"{" } else { br#"{"":0"# };
+        let holds = |s: &Vec<u8>| {
+            s.len() == head.len() + payload.len() + 1
+                && s.starts_with(head)
+                && &s[head.len()..s.len() - 1] == payload
+        };
+        if self.remembered.iter().any(holds) {
+            return true;
+        }
         self.scratch.clear();
-        self.scratch
-            .extend_from_slice(if empty { b"{" } else { br#"{"":0"# });
+        self.scratch.extend_from_slice(head);
         self.scratch.extend_from_slice(payload);
         self.scratch.push(b'}');
-        self.scanner.scan_members(&self.scratch).is_ok()
+        let vouched = self.scanner.scan_members(&self.scratch).is_ok();
+        if vouched && payload.len() <= REMEMBERED_BYTES {
+            let slot = &mut self.remembered[self.next];
+            slot.clear();
+            slot.extend_from_slice(&self.scratch);
+            self.next = (self.next + 1) % REMEMBERED;
+        }
+        vouched
     }
 }
 
@@ -133,6 +164,44 @@ mod tests {
         let other = br#"{"a":1,"b":"x"}"#.to_vec();
         let outcome = Outcome::Edit([&other[..close], b"", &line[close..]]);
         assert!(!c.vouches(line, &outcome));
+    }
+
+    /// A payload remembered is vouched for again only at the same kind of
+    /// brace, and only as the same bytes; one refused is not remembered.
+    #[test]
+    fn payloads_are_remembered_with_their_brace() {
+        let mut c = JsonCheck::default();
+        let line = br#"{"a":1}"#;
+        let labels = [br#","t":{"x":true}"#, br#","t":{"x":null}"#];
+        for _ in 0..2 {
+            for label in labels {
+                assert!(edit(&mut c, line, 6, 0, label));
+            }
+        }
+        let label = labels[0];
+        assert!(
+            !edit(&mut c, b"{ }", 2, 0, label),
+            "a comma first in an empty object"
+        );
+        assert!(edit(&mut c, b"{}", 1, 0, &label[1..]));
+        assert!(
+            !edit(&mut c, line, 6, 0, &label[1..]),
+            "no comma after a member"
+        );
+        assert!(edit(&mut c, line, 6, 0, label));
+        assert!(
+            !edit(&mut c, line, 6, 0, &label[..label.len() - 1]),
+            "a prefix"
+        );
+        let longer = [label, &b"}"[..]].concat();
+        assert!(!edit(&mut c, line, 6, 0, &longer), "longer");
+        assert!(!edit(&mut c, line, 6, 0, &longer), "again");
+        // A long payload is checked each time.
+        let long = format!(r#","t":"{}""#, "x".repeat(REMEMBERED_BYTES));
+        for _ in 0..2 {
+            assert!(edit(&mut c, line, 6, 0, long.as_bytes()));
+        }
+        assert!(c.remembered.iter().all(|s| s.len() <= REMEMBERED_BYTES + 6));
     }
 
     /// Random payloads made of JSON's pieces, put in at the closing brace
