@@ -54,6 +54,39 @@ fn incoming_key(key: &[u8]) -> Option<usize> {
     Some(k)
 }
 
+/// The kept keys of metadata in the form [`Incoming::write_kept`] writes
+/// it: compact, each key once and in [`INCOMING_KEYS`]' order. What
+/// `Incoming::read` reads from a scan of such an object, without the
+/// scan's member list; `None` for any other text (the caller scans it).
+fn read_kept(meta: &[u8]) -> Option<[Option<&[u8]>; 6]> {
+    let mut kept = [None; 6];
+    let mut next = 0;
+    let mut i = 1;
+    if meta.first() != Some(&b'{') {
+        return None;
+    }
+    if meta == b"{}" {
+        return Some(kept);
+    }
+    loop {
+        let k = (next..6).find(|&k| {
+            let name = INCOMING_KEYS[k + 1].as_bytes();
+            meta.get(i) == Some(&b'"')
+                && meta.get(i + 1..i + 1 + name.len()) == Some(name)
+                && meta.get(i + 1 + name.len()..i + 3 + name.len()) == Some(b"\":")
+        })?;
+        let start = i + 3 + INCOMING_KEYS[k + 1].len();
+        let end = rulebox_abi::json::skip_value(meta, start)?;
+        kept[k] = Some(&meta[start..end]);
+        next = k + 1;
+        match meta.get(end) {
+            Some(b',') => i = end + 1,
+            Some(b'}') if end + 1 == meta.len() => return Some(kept),
+            _ => return None,
+        }
+    }
+}
+
 /// One envelope as received, read by the scanner: the event's and the
 /// kept keys' raw values (other keys are ignored).
 struct Incoming<'a> {
@@ -337,11 +370,12 @@ pub fn write_envelope(
     // The metadata is an object a HEC source wrote ([`Incoming::write_kept`])
     // or a raw request's; anything else, or a key given twice, counts as
     // none, and so does a key whose value is `null`.
-    let [time, host, source, sourcetype, index, fields] = scanner
-        .scan_members(env_json)
-        .ok()
-        .and_then(|members| Incoming::read(env_json, members))
-        .map(|incoming| incoming.kept.map(|v| v.filter(|v| *v != b"null")))
+    let [time, host, source, sourcetype, index, fields] = read_kept(env_json)
+        .or_else(|| {
+            let members = scanner.scan_members(env_json).ok()?;
+            Incoming::read(env_json, members).map(|incoming| incoming.kept)
+        })
+        .map(|kept| kept.map(|v| v.filter(|v| *v != b"null")))
         .unwrap_or_default();
     out.push(b'{');
     let mut first = true;
@@ -689,6 +723,98 @@ mod tests {
         assert_eq!(write(br#"v["h"]"#), none);
         assert_eq!(write(br#"v{"host":"h""#), none);
         assert_eq!(write(br#"x{"host":"h"}"#), none);
+    }
+
+    /// The reader of metadata in the source's own form reads what a scan
+    /// and `Incoming::read` read, or passes: on random objects made of the
+    /// kept keys and others, in any order, some twice, with whitespace,
+    /// broken values and cut short. It reads every envelope's metadata a
+    /// source writes.
+    #[test]
+    fn kept_metadata_is_read_as_a_scan_reads_it() {
+        let keys = [
+            "\"time\"",
+            "\"host\"",
+            "\"source\"",
+            "\"sourcetype\"",
+            "\"index\"",
+            "\"fields\"",
+            "\"event\"",
+            "\"other\"",
+            "\"ho\\u0073t\"",
+            "\"hos\"",
+        ];
+        let values = [
+            "1",
+            "-2.5e3",
+            "\"h\"",
+            "\"a\\\"b\"",
+            "null",
+            "true",
+            "{\"k\":[1,{}]}",
+            "[]",
+            "\"\u{e9}\"",
+            "01",
+            "\"\\q\"",
+            "tru",
+            "{\"k\":}",
+            "\"\u{1}\"",
+        ];
+        let scanned = |m: &[u8]| {
+            let mut sc = Scanner::new();
+            let members = sc.scan_members(m).ok()?;
+            Incoming::read(m, members).map(|i| i.kept.map(|v| v.map(<[u8]>::to_vec)))
+        };
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut step = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut fast, mut slow) = (0, 0);
+        for _ in 0..30_000 {
+            let mut m = String::from("{");
+            for n in 0..step() % 5 {
+                if n > 0 {
+                    m.push_str(if step() % 16 == 0 { " , " } else { "," });
+                }
+                m.push_str(keys[(step() % 10) as usize]);
+                m.push(':');
+                m.push_str(values[(step() % 14) as usize]);
+            }
+            m.push('}');
+            if step() % 16 == 0 {
+                m.push_str([" ", "x", "}"][(step() % 3) as usize]);
+            }
+            let mut m = m.into_bytes();
+            if step() % 8 == 0 {
+                let cut = (step() as usize) % (m.len() + 1);
+                m.truncate(cut);
+            }
+            let want = scanned(&m);
+            match read_kept(&m) {
+                Some(got) => {
+                    fast += 1;
+                    assert_eq!(Some(got.map(|v| v.map(<[u8]>::to_vec))), want, "{m:?}");
+                }
+                None => slow += 1,
+            }
+        }
+        assert!(fast > 2_000 && slow > 2_000, "{fast} read, {slow} passed");
+        // What a source keeps is read without a scan.
+        let mut b = Batch::default();
+        let body = r#"{"time":1.5,"host":"h","source":"s","sourcetype":"t","index":"i","fields":{"f":[1]},"event":{"a":1}}{"event":"x"}{"event":{},"host":null}"#;
+        read_event_body(body.as_bytes(), &mut b).unwrap();
+        for i in 0..b.count() {
+            let meta = &b.meta(i)[1..];
+            assert_eq!(
+                read_kept(meta).map(|k| k.map(|v| v.map(<[u8]>::to_vec))),
+                scanned(meta),
+                "{meta:?}"
+            );
+            assert!(read_kept(meta).is_some(), "{meta:?}");
+        }
     }
 
     /// An event the host vouches for as JSON text is written as one it

@@ -143,6 +143,15 @@ fn value_end(b: &[u8], i: usize, depth: usize) -> Option<usize> {
     }
 }
 
+/// The end of the JSON value that starts at `b[i]` (no whitespace is
+/// passed over first), when one does: checked as the scan checks a
+/// member's value, objects and arrays to [`MAX_DEPTH`]. `None` as well
+/// where the fast path would leave the value to the full parser (deeper
+/// nesting), so a caller that gets `None` falls back to a scan.
+pub fn skip_value(b: &[u8], i: usize) -> Option<usize> {
+    value_end(b, i, 1)
+}
+
 /// Where a nested object's member goes on from its key (the quote at
 /// `i`): the start of its value, or, for a compact string value the look at
 /// the key found whole, the end of that value.

@@ -30,7 +30,7 @@ mod swar;
 mod value;
 
 pub use escape::{unescape, write_str};
-pub use flat::Opened;
+pub use flat::{Opened, skip_value};
 pub use object::Object;
 pub use plan::{KeySet, Path, PathGroup, PathPlan};
 pub use scanner::Scanner;
