@@ -69,11 +69,11 @@ fn read_kept(meta: &[u8]) -> Option<[Option<&[u8]>; 6]> {
         return Some(kept);
     }
     loop {
+        // `"name":`, a name after the last one read.
+        let key = meta.get(i + 1..).filter(|_| meta[i] == b'"')?;
         let k = (next..6).find(|&k| {
             let name = INCOMING_KEYS[k + 1].as_bytes();
-            meta.get(i) == Some(&b'"')
-                && meta.get(i + 1..i + 1 + name.len()) == Some(name)
-                && meta.get(i + 1 + name.len()..i + 3 + name.len()) == Some(b"\":")
+            key.starts_with(name) && key.get(name.len()..name.len() + 2) == Some(b"\":")
         })?;
         let start = i + 3 + INCOMING_KEYS[k + 1].len();
         let end = rulebox_abi::json::skip_value(meta, start)?;

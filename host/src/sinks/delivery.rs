@@ -238,10 +238,7 @@ impl Delivery {
     ) -> (T, Vec<u8>) {
         // Uncompressed, the body itself is the payload (no copy); it comes
         // back for the next body once the request has let go of it.
-        let (payload, gzipped) = match self.batching.gzip {
-            true => (Bytes::from(gzip(&body)), Some(body)),
-            false => (Bytes::from(body), None),
-        };
+        let (payload, gzipped) = self.payload(body);
         let failed = match self.deliver(&mut target, &payload, events).await {
             Ok(()) => {
                 let s = &self.stats;
@@ -277,13 +274,14 @@ impl Delivery {
         (target, body)
     }
 
-    /// The body as delivered (gzipped when configured).
-    pub(super) fn payload(&self, body: Vec<u8>) -> Bytes {
-        Bytes::from(if self.batching.gzip {
-            gzip(&body)
+    /// The body as delivered: gzipped when configured, with the body
+    /// itself given back; else the body itself, not copied.
+    pub(super) fn payload(&self, body: Vec<u8>) -> (Bytes, Option<Vec<u8>>) {
+        if self.batching.gzip {
+            (Bytes::from(gzip(&body)), Some(body))
         } else {
-            body
-        })
+            (Bytes::from(body), None)
+        }
     }
 
     /// Spools a body the shutdown's grace left undelivered.
@@ -327,7 +325,7 @@ impl Delivery {
                 return Sent::Unreadable;
             }
         };
-        let payload = self.payload(body);
+        let (payload, _) = self.payload(body);
         let (s, n) = (&self.stats, kept.events as u64);
         match self.deliver(target, &payload, kept.events).await {
             Ok(()) => {
