@@ -20,27 +20,45 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
 /// leading zero, each ≤ 255), read without the general parser; anything
 /// else is left to `std` (which answers the same for these).
 pub(crate) fn parse_dotted_quad(b: &[u8]) -> Option<u32> {
-    let (mut addr, mut part, mut digits, mut dots) = (0u32, 0u32, 0u32, 0u32);
-    for &c in b {
-        match c {
-            b'0'..=b'9' => {
-                if digits == 1 && part == 0 {
-                    return None; // a leading zero
-                }
-                part = part * 10 + (c - b'0') as u32;
-                digits += 1;
-                if part > 255 {
-                    return None;
-                }
+    // Part by part, each a bounded look at three bytes: few values live
+    // at once, so the loop stays in registers once compiled to wasm (a
+    // byte-at-a-time loop over four counters spilled them to the stack).
+    let (mut addr, mut i) = (0u32, 0usize);
+    for k in 0..4 {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
             }
-            b'.' if digits > 0 && dots < 3 => {
-                addr = addr << 8 | part;
-                (part, digits, dots) = (0, 0, dots + 1);
-            }
-            _ => return None,
+            i += 1;
         }
+        let (part, len) = octet(b, i)?;
+        addr = addr << 8 | part;
+        i += len;
     }
-    (dots == 3 && digits > 0).then_some(addr << 8 | part)
+    (i == b.len()).then_some(addr)
+}
+
+/// The part of a dotted quad at `i`: its value and length (1–3 digits, no
+/// leading zero, at most 255). A fourth digit is left for the caller, which
+/// then finds no dot.
+#[inline(always)]
+fn octet(b: &[u8], i: usize) -> Option<(u32, usize)> {
+    let digit = |k: usize| {
+        let d = b.get(i + k)?.wrapping_sub(b'0');
+        (d < 10).then_some(u32::from(d))
+    };
+    let first = digit(0)?;
+    let Some(second) = digit(1) else {
+        return Some((first, 1));
+    };
+    if first == 0 {
+        return None; // a leading zero
+    }
+    let Some(third) = digit(2) else {
+        return Some((first * 10 + second, 2));
+    };
+    let v = first * 100 + second * 10 + third;
+    (v <= 255).then_some((v, 3))
 }
 
 /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) judged as its IPv4 address.
