@@ -48,7 +48,7 @@ mod tests;
 #[doc(hidden)]
 pub use export::__export;
 pub use hostcalls::log;
-pub use output::{Emitter, EventOut, OutputId};
+pub use output::{Emitter, EventOut, FieldKey, OutputId};
 pub use rule::Rule;
 pub use rulebox_abi::manifest::Manifest;
 pub use runner::Runner;

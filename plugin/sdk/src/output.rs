@@ -38,6 +38,30 @@ fn offset_in(whole: &[u8], part: &[u8]) -> Option<usize> {
     (start.checked_add(part.len())? <= whole.len()).then_some(start)
 }
 
+/// A top-level key a rule sets on many events ([`EventOut::set_key`]):
+/// the hash its lookup needs and its JSON text (`"key":`), made once.
+#[derive(Debug, Clone)]
+pub struct FieldKey {
+    path: json::Path,
+    member: Vec<u8>,
+}
+
+impl FieldKey {
+    pub fn new(key: &str) -> FieldKey {
+        let mut member = Vec::with_capacity(key.len() + 3);
+        json::write_str(&mut member, key);
+        member.push(b':');
+        FieldKey {
+            path: json::Path::new(key),
+            member,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.path.as_str()
+    }
+}
+
 /// What the rule says about one event.
 pub struct EventOut<'w> {
     pub(crate) w: &'w mut ResultFrameWriter,
@@ -68,16 +92,45 @@ impl EventOut<'_> {
     /// Sets top-level field `key` of the scanned object to the JSON value
     /// `write` writes: the value of an existing member is replaced in place,
     /// otherwise `"key":value` is inserted before the closing brace. The rest
-    /// of the event keeps its original bytes.
+    /// of the event keeps its original bytes. A rule that sets the same key
+    /// on every event makes a [`FieldKey`] once and calls
+    /// [`EventOut::set_key`].
     pub fn set_field(&mut self, obj: &Object<'_, '_>, key: &str, write: impl FnOnce(&mut Vec<u8>)) {
-        match obj.member(key) {
+        let name = |buf: &mut Vec<u8>| {
+            json::write_str(buf, key);
+            buf.push(b':');
+        };
+        self.set(obj, obj.member(key), name, write);
+    }
+
+    /// [`EventOut::set_field`] with a key made ahead: its lookup hash and
+    /// its JSON text are not made again for each event.
+    pub fn set_key(
+        &mut self,
+        obj: &Object<'_, '_>,
+        key: &FieldKey,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let name = |buf: &mut Vec<u8>| buf.extend_from_slice(&key.member);
+        self.set(obj, obj.member_at(&key.path), name, write);
+    }
+
+    /// Replaces the value of `found`, a member of `obj`, or inserts `name`
+    /// (`"key":`) and the value before `obj`'s closing brace.
+    fn set(
+        &mut self,
+        obj: &Object<'_, '_>,
+        found: Option<json::Member>,
+        name: impl FnOnce(&mut Vec<u8>),
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        match found {
             Some(m) => self.edit_with(m.value.start as usize, m.value.end as usize, write),
             None => self.edit_with(obj.close, obj.close, |buf| {
                 if !obj.is_empty() {
                     buf.push(b',');
                 }
-                json::write_str(buf, key);
-                buf.push(b':');
+                name(buf);
                 write(buf);
             }),
         }

@@ -7,7 +7,7 @@ use crate::abi::{
     EventResult, FrameOutputs, InitFrame, Outcome, Reads, Reason, Refused, ResultFrame,
 };
 use crate::json::{self, Object, ScanError, Scanner};
-use crate::{Emitter, EventOut, Rule, Runner};
+use crate::{Emitter, EventOut, FieldKey, Rule, Runner};
 
 /// Tags every object with `"seen":true`, emits one record per tick.
 struct Tagger {
@@ -323,4 +323,67 @@ fn sets_a_member_of_a_nested_object() {
             "case {i}"
         );
     }
+}
+
+/// A key that needs escaping, set by [`EventOut::set_field`] or, configured
+/// `made`, through a [`FieldKey`] made once.
+const KEY: &str = "se\"en\\t";
+
+struct KeySetter {
+    made: Option<FieldKey>,
+    scanner: Scanner,
+}
+
+impl Rule for KeySetter {
+    fn new(config: &[u8]) -> Result<Self, String> {
+        Ok(KeySetter {
+            made: (config == b"made").then(|| FieldKey::new(KEY)),
+            scanner: Scanner::new(),
+        })
+    }
+    fn on_event(&mut self, event: &[u8], _now: i64, out: &mut EventOut<'_>) {
+        let Ok(obj) = self.scanner.scan(event) else {
+            return;
+        };
+        let one = |b: &mut Vec<u8>| b.push(b'1');
+        match &self.made {
+            Some(key) => out.set_key(&obj, key, one),
+            None => out.set_field(&obj, KEY, one),
+        }
+    }
+}
+
+#[test]
+fn a_key_made_ahead_sets_what_set_field_sets() {
+    let events: [&[u8]; 7] = [
+        b"{}",
+        b"{ }",
+        b"{\"a\":1}",
+        br#"{"se\"en\\t":0,"b":2}"#,
+        br#"{"a":{"se\"en\\t":1} , "b":[] }"#,
+        br#"{"se\u0022en\\t":5}"#,
+        b"[1]",
+    ];
+    let mut batch = Vec::new();
+    for e in events {
+        batch.extend_from_slice(e);
+        batch.push(b'\n');
+    }
+    let run = |config: &[u8]| {
+        let mut runner = Runner::<KeySetter>::new();
+        runner.init(config);
+        let frame = runner.process(&batch, events.len(), 0).to_vec();
+        let mut spliced = Spliced::default();
+        ResultFrame::parse(&frame)
+            .unwrap()
+            .apply(&batch, &mut spliced);
+        spliced.0
+    };
+    let (by_name, made) = (run(b"{}"), run(b"made"));
+    assert_eq!(made, by_name);
+    assert_eq!(made[0], br#"{"se\"en\\t":1}"#);
+    assert_eq!(made[2], br#"{"a":1,"se\"en\\t":1}"#);
+    assert_eq!(made[3], br#"{"se\"en\\t":1,"b":2}"#);
+    assert_eq!(made[6], b"[1]");
+    assert_eq!(FieldKey::new(KEY).as_str(), KEY);
 }

@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use rulebox_plugin::abi::LogLevel;
 use rulebox_plugin::abi::MAX_PATH_DOTS;
 use rulebox_plugin::json::{KeySet, Object, PathPlan, ScanError, Scanner, write_str};
-use rulebox_plugin::{Emitter, EventOut, OutputId, Rule};
+use rulebox_plugin::{Emitter, EventOut, FieldKey, OutputId, Rule};
 
 use aggregate::{Aggregator, Observation, Settings, Stats};
 use config::{Config, PresetName, Stage};
@@ -68,7 +68,8 @@ pub struct T1071 {
     /// Port -> protocol index + 1 (0: not watched).
     ports: Box<[u8]>,
     labels: Vec<String>,
-    enrich_key: String,
+    /// Where the label goes (made once: set on every event).
+    enrich_key: FieldKey,
     /// The raw formats' readers (spec §6) and the label's names in them.
     raw: Readers,
     raw_names: Names,
@@ -175,7 +176,7 @@ impl T1071 {
             labels,
             raw: Readers::new(&cfg.raw_formats),
             raw_names: Names::new(&cfg.enrich_key),
-            enrich_key: cfg.enrich_key,
+            enrich_key: FieldKey::new(&cfg.enrich_key),
             agg,
             scanner: Scanner::new(),
             details: Scanner::new(),
@@ -229,7 +230,7 @@ impl T1071 {
         }
         let j = self.judge(Reading::Line, obj.group()?, &obj, event, now_ms, alert)?;
         if let Some(out) = out {
-            out.set_field(&obj, &self.enrich_key, |b| self.write_label(b, &j));
+            out.set_key(&obj, &self.enrich_key, |b| self.write_label(b, &j));
         }
         Some(j)
     }
@@ -250,7 +251,9 @@ impl T1071 {
         if inner.is_object() {
             let j = self.judge(Reading::Line, obj.group()?, obj, event, now_ms, alert)?;
             if let Some(out) = out {
-                out.set_member(event, inner, &self.enrich_key, |b| self.write_label(b, &j));
+                out.set_member(event, inner, self.enrich_key.as_str(), |b| {
+                    self.write_label(b, &j)
+                });
             }
             return Some(j);
         }
@@ -270,7 +273,7 @@ impl T1071 {
         }
         let j = j?;
         if let Some(out) = out {
-            out.set_field(obj, &self.enrich_key, |b| self.write_label(b, &j));
+            out.set_key(obj, &self.enrich_key, |b| self.write_label(b, &j));
         }
         Some(j)
     }
@@ -665,7 +668,7 @@ impl Rule for T1071 {
         Some(if self.stage == Stage::Aggregate {
             OBSERVATION_FIELDS.iter().map(|s| s.to_string()).collect()
         } else {
-            let mut keys = vec![self.enrich_key.clone()];
+            let mut keys = vec![self.enrich_key.as_str().to_string()];
             if let Some(w) = &self.wrapped {
                 keys.extend(KeySet::path_keys(&w.path).map(str::to_string));
             }
