@@ -543,11 +543,20 @@ fn as_text<'a>(v: &Value<'a>) -> Option<Cow<'a, str>> {
 }
 
 /// A non-negative integer from a number or numeric string (`"21"`, `21.0`).
+#[inline]
 pub fn as_u64(v: &Value<'_>) -> Option<u64> {
-    // The common case, a plain number of a few digits, without `str::parse`.
-    if let Some(n) = plain_digits(v.raw) {
-        return Some(n);
+    // The common case, a plain number of a few digits, without `str::parse`
+    // (and, inline, without a call).
+    match plain_digits(v.raw) {
+        Some(n) => Some(n),
+        None => as_u64_parsed(v),
     }
+}
+
+/// [`as_u64`] of anything but plain digits: a number in other forms, or
+/// text holding one.
+#[inline(never)]
+fn as_u64_parsed(v: &Value<'_>) -> Option<u64> {
     let s = v.as_str();
     let t = match &s {
         Some(s) => s.trim(),
