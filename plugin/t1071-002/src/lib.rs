@@ -495,6 +495,21 @@ impl T1071 {
 
     /// The label object (spec §2, Enrichment).
     fn write_label(&self, b: &mut Vec<u8>, j: &Judgement) {
+        // Most events: no protocol, not allowlisted, not counted. Their
+        // label is one of three texts, written at once.
+        if j.proto == 0 && j.allowlisted.is_none() && !j.counted {
+            b.extend_from_slice(match j.external {
+                Some(true) => br#"{"external":true,"counted":false}"#,
+                Some(false) => br#"{"external":false,"counted":false}"#,
+                None => br#"{"counted":false}"#,
+            });
+            return;
+        }
+        self.write_label_parts(b, j);
+    }
+
+    /// [`T1071::write_label`] member by member.
+    fn write_label_parts(&self, b: &mut Vec<u8>, j: &Judgement) {
         b.push(b'{');
         if let Some(l) = self.label(j) {
             b.extend_from_slice(b"\"protocol\":");

@@ -942,3 +942,23 @@ fn the_manifest_is_json_and_its_schema_names_every_key() {
         schema_keys(&props["allowlist"]["items"])
     );
 }
+
+/// The labels written at once are those written member by member.
+#[test]
+fn the_common_labels_are_written_as_the_others() {
+    let rule = T1071::new(b"{}").unwrap();
+    for external in [Some(true), Some(false), None] {
+        let j = Judgement {
+            preset: 0,
+            format: None,
+            proto: 0,
+            external,
+            counted: false,
+            allowlisted: None,
+        };
+        let (mut fast, mut parts) = (Vec::new(), Vec::new());
+        rule.write_label(&mut fast, &j);
+        rule.write_label_parts(&mut parts, &j);
+        assert_eq!(fast, parts, "{external:?}");
+    }
+}

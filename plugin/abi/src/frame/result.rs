@@ -245,13 +245,20 @@ impl ResultFrameWriter {
         self.n_records = 0;
     }
 
+    /// Appends one event's result: made on the stack and written at once
+    /// (one capacity check, not seven; this runs for every event).
     pub fn push_event(&mut self, r: EventResult) {
-        self.events.push(r.action as u8);
-        self.events.push(r.reason as u8);
-        self.events.extend_from_slice(&r.output.to_le_bytes());
-        for v in [r.start, r.end, r.payload_off, r.payload_len] {
-            self.events.extend_from_slice(&v.to_le_bytes());
+        let mut e = [0u8; EVENT_RESULT_LEN];
+        e[0] = r.action as u8;
+        e[1] = r.reason as u8;
+        e[2..4].copy_from_slice(&r.output.to_le_bytes());
+        for (k, v) in [r.start, r.end, r.payload_off, r.payload_len]
+            .into_iter()
+            .enumerate()
+        {
+            e[4 + 4 * k..8 + 4 * k].copy_from_slice(&v.to_le_bytes());
         }
+        self.events.extend_from_slice(&e);
         self.n_events += 1;
     }
 
