@@ -136,9 +136,38 @@ impl Batch {
         self.part = None;
     }
 
-    /// Whether any line carries metadata.
+    /// Whether the batch keeps metadata: a line has some, or room for some
+    /// was reserved ([`Batch::reserve_meta`]).
     pub fn has_meta(&self) -> bool {
         self.meta.is_some()
+    }
+
+    /// Bytes of metadata held, all lines together.
+    pub fn meta_len(&self) -> usize {
+        self.meta.as_ref().map_or(0, |m| m.data.len())
+    }
+
+    /// Room for `bytes` more bytes of metadata over `lines` more lines
+    /// (nothing when `bytes` is 0): a batch made from one that carries
+    /// metadata gets room for it at once, not by doubling line by line.
+    pub fn reserve_meta(&mut self, bytes: usize, lines: usize) {
+        if bytes > 0 {
+            let meta = self.meta_mut();
+            meta.data.reserve(bytes);
+            meta.ends.reserve(lines);
+        }
+    }
+
+    /// The metadata, made (an empty entry for each line so far) if there
+    /// was none.
+    fn meta_mut(&mut self) -> &mut Meta {
+        let count = self.count;
+        self.meta.get_or_insert_with(|| {
+            Box::new(Meta {
+                data: Vec::new(),
+                ends: vec![0; count],
+            })
+        })
     }
 
     /// Line `i`'s metadata (empty when it has none).
@@ -158,13 +187,7 @@ impl Batch {
         if m.is_empty() || self.count == 0 {
             return;
         }
-        let count = self.count;
-        let meta = self.meta.get_or_insert_with(|| {
-            Box::new(Meta {
-                data: Vec::new(),
-                ends: vec![0; count],
-            })
-        });
+        let meta = self.meta_mut();
         meta.data.extend_from_slice(m);
         if let Some(last) = meta.ends.last_mut() {
             *last = meta.data.len();
@@ -486,6 +509,23 @@ mod tests {
         assert_eq!(c.meta(4), b"");
         c.push_line(b"z");
         assert_eq!(c.meta(4), b"");
+        // Room reserved before the lines, or after some, changes no entry.
+        for before in [0, 2] {
+            let mut d = Batch::default();
+            for _ in 0..before {
+                d.push_line(b"p");
+            }
+            d.reserve_meta(8, 3);
+            d.reserve_meta(0, 3);
+            d.push_line(b"q");
+            d.set_last_meta(b"mq");
+            d.push_line(b"r");
+            let metas: Vec<&[u8]> = (0..d.count()).map(|i| d.meta(i)).collect();
+            let mut want: Vec<&[u8]> = vec![b""; before];
+            want.extend([&b"mq"[..], b""]);
+            assert_eq!(metas, want, "{before} lines before");
+            assert_eq!(d.meta_len(), 2);
+        }
     }
 
     /// Kept scans stay one entry per line through pushes, extends and

@@ -138,8 +138,15 @@ impl Sink for SplunkHecConfig {
 /// Each event in its HEC envelope, one per line.
 struct Envelopes(hec::Defaults);
 
+/// About what an envelope adds to an event besides its kept keys
+/// (`{"time":...,"event":` and `}`, the defaults' keys), for sizing a body.
+const ENVELOPE_ROOM: usize = 64;
+
 impl Encode for Envelopes {
     fn encode(&self, b: &Batch, body: &mut Vec<u8>) {
+        // Room for the events, their kept keys and the envelope around
+        // each at once (a body not given back is made anew).
+        body.reserve(b.bytes().len() + b.meta_len() + ENVELOPE_ROOM * b.count());
         let mut scanner = Scanner::new();
         let json = b.all_json();
         for (i, l) in b.iter().enumerate() {

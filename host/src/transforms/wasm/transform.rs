@@ -397,9 +397,11 @@ impl WasmTransform {
         inc(&self.stats.events_in, input.count() as u64);
         // Most events leave on the default output, about as long as they
         // came (an edit is a splice): room for them all, and an eighth
-        // more, up front rather than by doubling as lines are appended.
+        // more, up front rather than by doubling as lines are appended;
+        // likewise for their metadata (a HEC envelope's keys).
         let len = input.bytes().len();
         out.default.reserve(len + len / 8);
+        out.default.reserve_meta(input.meta_len(), input.count());
         // Not indexed ahead: indexed first here, which for most batches
         // makes the screen's own UTF-8 pass needless.
         let ahead = ahead.or_else(|| {
