@@ -547,10 +547,7 @@ fn as_text<'a>(v: &Value<'a>) -> Option<Cow<'a, str>> {
 pub fn as_u64(v: &Value<'_>) -> Option<u64> {
     // The common case, a plain number of a few digits, without `str::parse`
     // (and, inline, without a call).
-    match plain_digits(v.raw) {
-        Some(n) => Some(n),
-        None => as_u64_parsed(v),
-    }
+    plain_digits(v.raw).or_else(|| as_u64_parsed(v))
 }
 
 /// [`as_u64`] of anything but plain digits: a number in other forms, or
