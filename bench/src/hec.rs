@@ -294,36 +294,58 @@ pub struct Sent {
     pub retries: AtomicU64,
 }
 
+/// Request bodies made ahead, as a shipper's buffer holds them: for each
+/// client, its bodies (gzipped when the options say so) with the number
+/// of events in each.
+#[derive(Debug, Clone)]
+pub struct Bodies {
+    per_client: Vec<Vec<(Bytes, usize)>>,
+}
+
+impl Bodies {
+    /// The events (JSON object lines) split across `o.clients` clients and
+    /// cut into requests of `o.batch` envelopes.
+    pub fn make(events: &[Vec<u8>], o: &ClientOpts) -> Bodies {
+        let per = events.len().div_ceil(o.clients.max(1)).max(1);
+        let per_client = events
+            .chunks(per)
+            .map(|chunk| {
+                chunk
+                    .chunks(o.batch.max(1))
+                    .map(|batch| {
+                        let body = envelope_body(batch, &o.sourcetype);
+                        let body = if o.gzip { gzip(&body) } else { body };
+                        (Bytes::from(body), batch.len())
+                    })
+                    .collect()
+            })
+            .collect();
+        Bodies { per_client }
+    }
+}
+
 /// Sends every event (JSON object lines) to `address` as HEC envelopes,
 /// split across `clients` concurrent connections; each request is retried
 /// until accepted. Blocks until all are accepted.
 pub fn send(address: &str, events: &[Vec<u8>], o: &ClientOpts) -> Arc<Sent> {
+    send_bodies(address, Bodies::make(events, o), o)
+}
+
+/// [`send`] with the bodies made beforehand (a benchmark times only this).
+pub fn send_bodies(address: &str, bodies: Bodies, o: &ClientOpts) -> Arc<Sent> {
     let sent = Arc::new(Sent::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let clients = o.clients.max(1);
-    let per = events.len().div_ceil(clients);
-    // Bodies are made before sending, as a shipper's buffer holds them.
-    let mut work: Vec<Vec<Bytes>> = Vec::new();
-    for chunk in events.chunks(per.max(1)) {
-        let mut bodies = Vec::new();
-        for batch in chunk.chunks(o.batch.max(1)) {
-            let body = envelope_body(batch, &o.sourcetype);
-            bodies.push(Bytes::from(if o.gzip { gzip(&body) } else { body }));
-        }
-        work.push(bodies);
-    }
     rt.block_on(async {
         let mut tasks = Vec::new();
-        for (bodies, chunk) in work.into_iter().zip(events.chunks(per.max(1))) {
+        for bodies in bodies.per_client {
             let (addr, o, sent) = (address.to_string(), o.clone(), sent.clone());
-            let sizes: Vec<usize> = chunk.chunks(o.batch.max(1)).map(<[_]>::len).collect();
             tasks.push(tokio::spawn(async move {
                 let mut conn = None;
-                for (body, n) in bodies.into_iter().zip(sizes) {
+                for (body, n) in bodies {
                     let mut wait = Duration::from_millis(50);
                     loop {
                         sent.requests.fetch_add(1, Ordering::Relaxed);
