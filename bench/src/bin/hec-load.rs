@@ -5,7 +5,9 @@
 //! the whole path. Medians of `--runs` per client count, with the CPU the
 //! rulebox process spent per million events (its own threads only: the
 //! clients and the receiver run in this process); Markdown table to
-//! target/bench/hec.md.
+//! target/bench/hec.md. The file path's input and output, and rulebox's
+//! data directory, are in tmpfs (`/dev/shm/rulebox-hec-load`) when there
+//! is one.
 //!
 //! Both legs (clients → rulebox, rulebox → receiver) are gzip or both
 //! uncompressed (`--gzip on,off`: a row for each). gzip is what Splunk's
@@ -98,7 +100,7 @@ fn main() {
             usage(&format!("{} is missing: run scripts/bench.sh", p.display()));
         }
     }
-    let work = root.join("target/bench/hec");
+    let work = work_dir(&root);
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).expect("work dir");
     // Shippers send JSON objects; the sample's deliberately broken lines are left out.
@@ -165,8 +167,13 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let mut md = format!(
-        "# HEC path throughput ({commit})\n\n{} events per run ({mean} B mean event), {batch} events per request; HEC clients → rulebox splunk_hec source → T1071.002 .wasm (100 ms deadline, 64 MiB) → rulebox splunk_hec sink → receiver (answering each request {receiver_ms} ms after it came, at the soonest), both legs gzip or both uncompressed; loopback. The file path: the same events from a file, the same rule, to a file. {pinning}Medians of {runs} interleaved rounds; CPU is the rulebox process's alone.\n\n| path | median s | events/s | of the file path | rulebox CPU s per million events | runs (s) |\n|---|---:|---:|---:|---:|---|\n",
+        "# HEC path throughput ({commit})\n\n{} events per run ({mean} B mean event), {batch} events per request; HEC clients → rulebox splunk_hec source → T1071.002 .wasm (100 ms deadline, 64 MiB) → rulebox splunk_hec sink → receiver (answering each request {receiver_ms} ms after it came, at the soonest), both legs gzip or both uncompressed; loopback. The file path: the same events from a file, the same rule, to a file, both in {place}; its time runs from the process's start to its exit, a HEC run's from the first request (bodies made beforehand) to the last answer. {pinning}Medians of {runs} interleaved rounds; CPU is the rulebox process's alone.\n\n| path | median s | events/s | of the file path | rulebox CPU s per million events | runs (s) |\n|---|---:|---:|---:|---:|---|\n",
         lines.len(),
+        place = if work.starts_with("/dev/shm") {
+            "tmpfs"
+        } else {
+            "`target/bench/hec`"
+        },
         pinning = if rb.pinned {
             "rulebox pinned to CPU 0 (both paths), the clients and the receiver to CPU 1. "
         } else {
@@ -193,6 +200,17 @@ fn main() {
     std::fs::write(&out, &md).expect("write results");
     println!("{md}");
     eprintln!("hec-load: written to {}", out.display());
+}
+
+/// tmpfs when there is one (the file path's input and output in memory,
+/// as the HEC path's are), else `target/bench/hec`.
+fn work_dir(root: &Path) -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.join("rulebox-hec-load")
+    } else {
+        root.join("target/bench/hec")
+    }
 }
 
 /// The rule's transform, the same on both paths, reading `input`.
@@ -402,6 +420,8 @@ path = "{out}"
     );
     let cfg_path = work.join("file.toml");
     std::fs::write(&cfg_path, cfg).expect("config");
+    // Each run writes anew: truncating the last run's output is not timed.
+    let _ = std::fs::remove_file(work.join("file-out.ndjson"));
     let before = children_cpu_seconds();
     let t = Instant::now();
     let status = rb
