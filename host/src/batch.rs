@@ -1,9 +1,11 @@
 //! A batch of NDJSON lines: the unit that moves between components.
 //!
-//! Invariant: the bytes are `count` lines, each followed by exactly one
-//! `\n`, and no line contains `\n`. When a batch carries metadata (say,
-//! the Splunk HEC envelope of each event), it has exactly one entry per
-//! line, empty for lines without.
+//! Invariant: the bytes are lines, each followed by exactly one `\n`, and
+//! no line contains `\n`; the batch keeps where each line ends, so that
+//! the components after the one that cut the lines do not look for them
+//! again. When a batch carries metadata (say, the Splunk HEC envelope of
+//! each event), it has exactly one entry per line, empty for lines
+//! without.
 
 use std::sync::Arc;
 
@@ -18,7 +20,9 @@ use crate::partition::Part;
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
     data: Vec<u8>,
-    count: usize,
+    /// Where each line ends: the offset just past its `\n` (the next
+    /// line's start). Its length is the number of lines.
+    ends: Vec<usize>,
     /// Per-line metadata, when any line has some.
     meta: Option<Box<Meta>>,
     /// Per line, the members a source's scan found, when it kept any
@@ -53,7 +57,7 @@ struct Meta {
 
 impl PartialEq for Batch {
     fn eq(&self, other: &Batch) -> bool {
-        self.count == other.count && self.data == other.data
+        self.data == other.data
     }
 }
 
@@ -63,7 +67,7 @@ impl Batch {
     pub fn with_capacity(bytes: usize) -> Batch {
         Batch {
             data: Vec::with_capacity(bytes),
-            count: 0,
+            ends: Vec::new(),
             meta: None,
             scans: None,
             acks: Vec::new(),
@@ -75,11 +79,20 @@ impl Batch {
 
     /// Takes bytes that already hold `count` complete lines.
     pub(crate) fn from_lines(data: Vec<u8>, count: usize) -> Batch {
-        debug_assert_eq!(data.iter().filter(|&&c| c == b'\n').count(), count);
+        let ends: Vec<usize> = memchr::memchr_iter(b'\n', &data).map(|i| i + 1).collect();
+        debug_assert_eq!(ends.len(), count);
+        Batch::from_ends(data, ends)
+    }
+
+    /// Takes bytes of complete lines and where each ends (just past its
+    /// `\n`), as the cutter found them.
+    pub(crate) fn from_ends(data: Vec<u8>, ends: Vec<usize>) -> Batch {
         debug_assert!(data.last().is_none_or(|&c| c == b'\n'));
+        debug_assert_eq!(ends.last().copied().unwrap_or(0), data.len());
+        debug_assert!(ends.iter().all(|&e| data[e - 1] == b'\n'));
         Batch {
             data,
-            count,
+            ends,
             meta: None,
             scans: None,
             acks: Vec::new(),
@@ -94,11 +107,16 @@ impl Batch {
     }
 
     pub fn count(&self) -> usize {
-        self.count
+        self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.ends.is_empty()
+    }
+
+    /// Where each line ends: the offset just past its `\n`.
+    pub fn line_ends(&self) -> &[usize] {
+        &self.ends
     }
 
     /// Room for at least `bytes` more bytes of lines, so that lines
@@ -109,12 +127,13 @@ impl Batch {
 
     /// (bytes, lines) now held, for [`Batch::truncate_bytes`].
     pub fn len_bytes(&self) -> (usize, usize) {
-        (self.data.len(), self.count)
+        (self.data.len(), self.count())
     }
 
     pub fn truncate_bytes(&mut self, len: usize, count: usize) {
         self.data.truncate(len);
-        self.count = count;
+        self.ends.truncate(count);
+        debug_assert_eq!(self.ends.last().copied().unwrap_or(0), len);
         if let Some(m) = &mut self.meta {
             m.ends.truncate(count);
             let end = m.ends.last().copied().unwrap_or(0);
@@ -127,7 +146,7 @@ impl Batch {
 
     pub fn clear(&mut self) {
         self.data.clear();
-        self.count = 0;
+        self.ends.clear();
         self.json = false;
         self.meta = None;
         self.scans = None;
@@ -161,7 +180,7 @@ impl Batch {
     /// The metadata, made (an empty entry for each line so far) if there
     /// was none.
     fn meta_mut(&mut self) -> &mut Meta {
-        let count = self.count;
+        let count = self.count();
         self.meta.get_or_insert_with(|| {
             Box::new(Meta {
                 data: Vec::new(),
@@ -184,7 +203,7 @@ impl Batch {
     /// Gives the last line pushed the metadata `m` (which replaces none:
     /// call once per line, right after pushing it).
     pub fn set_last_meta(&mut self, m: &[u8]) {
-        if m.is_empty() || self.count == 0 {
+        if m.is_empty() || self.is_empty() {
             return;
         }
         let meta = self.meta_mut();
@@ -194,9 +213,11 @@ impl Batch {
         }
     }
 
-    /// Keeps the metadata and the kept scans one entry per line after a
-    /// push.
-    fn meta_follow(&mut self) {
+    /// Ends the line being pushed (its bytes are in): its `\n`, its end,
+    /// and the metadata and the kept scans one entry per line.
+    fn line_ended(&mut self) {
+        self.data.push(b'\n');
+        self.ends.push(self.data.len());
         if let Some(m) = &mut self.meta {
             m.ends.push(m.data.len());
         }
@@ -211,7 +232,7 @@ impl Batch {
     /// line, right after pushing it, and only with the scan of exactly its
     /// bytes (the objects index takes it for them).
     pub fn set_last_scan(&mut self, members: &[Member], close: usize) {
-        let Some(last) = self.count.checked_sub(1) else {
+        let Some(last) = self.count().checked_sub(1) else {
             return;
         };
         let room = self.data.capacity();
@@ -254,16 +275,14 @@ impl Batch {
     /// Whether every line is JSON text the host vouches for
     /// ([`Batch::push_json_parts`]); false for an empty batch.
     pub fn all_json(&self) -> bool {
-        self.json && self.count > 0
+        self.json && !self.is_empty()
     }
 
     /// Appends one line (which must not contain `\n`).
     pub fn push_line(&mut self, line: &[u8]) {
         self.json = false;
         self.data.extend_from_slice(line);
-        self.data.push(b'\n');
-        self.count += 1;
-        self.meta_follow();
+        self.line_ended();
     }
 
     /// Appends one line that `write` appends to the batch's bytes itself
@@ -271,9 +290,7 @@ impl Batch {
     pub fn push_line_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
         self.json = false;
         write(&mut self.data);
-        self.data.push(b'\n');
-        self.count += 1;
-        self.meta_follow();
+        self.line_ended();
     }
 
     /// Appends one line made of `parts`.
@@ -285,7 +302,7 @@ impl Batch {
     /// [`Batch::push_parts`] of a line the caller vouches is JSON text
     /// (see [`Batch::all_json`]).
     pub fn push_json_parts(&mut self, parts: &[&[u8]]) {
-        self.json = self.json || self.count == 0;
+        self.json = self.json || self.is_empty();
         self.append_parts(parts);
     }
 
@@ -293,22 +310,20 @@ impl Batch {
         for p in parts {
             self.data.extend_from_slice(p);
         }
-        self.data.push(b'\n');
-        self.count += 1;
-        self.meta_follow();
+        self.line_ended();
     }
 
     pub fn extend(&mut self, other: &Batch) {
-        let before = self.count;
-        self.json = (self.json || before == 0) && (other.json || other.count == 0);
+        let (before, base) = (self.count(), self.data.len());
+        self.json = (self.json || before == 0) && (other.json || other.is_empty());
         self.data.extend_from_slice(&other.data);
-        self.count += other.count;
+        self.ends.extend(other.ends.iter().map(|e| e + base));
         self.acks.extend(other.acks.iter().cloned());
         match (&mut self.meta, &other.meta) {
             (None, None) => {}
             (Some(m), None) => m
                 .ends
-                .extend(std::iter::repeat_n(m.data.len(), other.count)),
+                .extend(std::iter::repeat_n(m.data.len(), other.count())),
             (mine, Some(o)) => {
                 let m = mine.get_or_insert_with(|| {
                     Box::new(Meta {
@@ -323,7 +338,7 @@ impl Batch {
         }
         match (&mut self.scans, &other.scans) {
             (None, None) => {}
-            (Some(p), None) => (0..other.count).for_each(|_| p.push_unscanned()),
+            (Some(p), None) => (0..other.count()).for_each(|_| p.push_unscanned()),
             (mine, Some(o)) => mine
                 .get_or_insert_with(|| Box::new(Prescanned::unscanned(before)))
                 .extend(o),
@@ -334,8 +349,15 @@ impl Batch {
         self.data
     }
 
+    /// The lines, without their `\n`, from the ends the batch keeps (no
+    /// search).
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        lines(&self.data)
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let line = &self.data[start..end - 1];
+            start = end;
+            line
+        })
     }
 }
 
@@ -400,35 +422,32 @@ impl LineSplitter {
         self.cut(last, out);
     }
 
+    /// Cuts `complete` (whole lines) into batches of at most
+    /// `max_events` lines. Each line's end is found here, once: the
+    /// batches keep them. The common case, fewer lines than a batch
+    /// holds, keeps `complete` as it is, without a copy.
     fn cut(&self, complete: Vec<u8>, out: &mut Vec<Batch>) {
-        let mut ends = memchr::memchr_iter(b'\n', &complete);
-        // The end of the first full batch, counting lines as it goes: when
-        // there is none, the count is the batch's (one pass, not two).
-        let mut seen = 0;
-        let first = ends.by_ref().find(|_| {
-            seen += 1;
-            seen == self.max_events
-        });
-        let Some(cut) = first else {
-            out.push(Batch::from_lines(complete, seen));
-            return;
-        };
-        out.push(Batch::from_lines(
-            complete[..=cut].to_vec(),
-            self.max_events,
-        ));
-        let (mut start, mut n) = (cut + 1, 0);
-        for i in ends {
-            n += 1;
-            if n == self.max_events {
-                out.push(Batch::from_lines(complete[start..=i].to_vec(), n));
-                start = i + 1;
-                n = 0;
+        let room = |bytes: usize| self.max_events.min(bytes / 128 + 1);
+        let mut ends = Vec::with_capacity(room(complete.len()));
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', &complete) {
+            ends.push(nl + 1 - start);
+            if ends.len() == self.max_events && nl + 1 < complete.len() {
+                let full =
+                    std::mem::replace(&mut ends, Vec::with_capacity(room(complete.len() - nl)));
+                out.push(Batch::from_ends(complete[start..=nl].to_vec(), full));
+                start = nl + 1;
             }
         }
-        if n > 0 {
-            out.push(Batch::from_lines(complete[start..].to_vec(), n));
+        if ends.is_empty() {
+            return;
         }
+        let rest = if start == 0 {
+            complete
+        } else {
+            complete[start..].to_vec()
+        };
+        out.push(Batch::from_ends(rest, ends));
     }
 }
 
@@ -641,6 +660,80 @@ mod tests {
             e.clear();
             e.push_json_parts(&[b"5"]);
             assert!(e.all_json(), "a cleared batch starts again");
+        }
+    }
+
+    /// The ends a batch keeps are those a search of its bytes finds,
+    /// whatever made it: cut from chunks (every batch size, lines split
+    /// across chunks, a last line without `\n`), pushed line by line in
+    /// each way, extended, truncated, cleared.
+    #[test]
+    fn line_ends_are_where_the_newlines_are() {
+        fn check(b: &Batch, what: &str) {
+            let found: Vec<usize> = memchr::memchr_iter(b'\n', b.bytes())
+                .map(|i| i + 1)
+                .collect();
+            assert_eq!(b.line_ends(), &found[..], "{what}");
+            assert_eq!(b.count(), found.len(), "{what}");
+            assert_eq!(
+                b.iter().collect::<Vec<_>>(),
+                lines(b.bytes()).collect::<Vec<_>>(),
+                "{what}"
+            );
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for round in 0..200 {
+            let len = next(300) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|_| {
+                    if next(6) == 0 {
+                        b'\n'
+                    } else {
+                        b'a' + next(3) as u8
+                    }
+                })
+                .collect();
+            let max = 1 + next(5) as usize;
+            let mut s = LineSplitter::new(max);
+            let mut out = Vec::new();
+            let mut at = 0;
+            while at < input.len() {
+                let step = (1 + next(40) as usize).min(input.len() - at);
+                s.push(&input[at..at + step], &mut out);
+                at += step;
+            }
+            s.finish(&mut out);
+            let mut whole = Batch::default();
+            for b in &out {
+                check(b, &format!("round {round}: a cut batch"));
+                assert!(b.count() <= max, "round {round}");
+                whole.extend(b);
+                check(&whole, &format!("round {round}: extended"));
+            }
+            if whole.count() > 1 {
+                let keep = next(whole.count() as u64) as usize;
+                let len = if keep == 0 {
+                    0
+                } else {
+                    whole.line_ends()[keep - 1]
+                };
+                whole.truncate_bytes(len, keep);
+                check(&whole, &format!("round {round}: truncated to {keep}"));
+            }
+            whole.push_line(b"p");
+            whole.push_line_with(|d| d.extend_from_slice(b"w"));
+            whole.push_parts(&[b"a", b"", b"b"]);
+            whole.push_json_parts(&[b"{}"]);
+            whole.push_line(b"");
+            check(&whole, &format!("round {round}: pushed"));
+            whole.clear();
+            check(&whole, &format!("round {round}: cleared"));
         }
     }
 }

@@ -12,6 +12,8 @@ use rulebox_abi::frame::prescanned::Prescanned;
 use rulebox_abi::{self as abi, FrameError, InitFrame, Reads, ResultFrame, json};
 use wasmtime::{Engine, InstancePre, Memory, Store, Trap, TypedFunc};
 
+use crate::batch::Batch;
+
 use super::contract::check_output_names;
 use super::error::PluginError;
 use super::host_state::HostState;
@@ -34,6 +36,31 @@ fn classify(e: wasmtime::Error, deadline: Duration) -> PluginError {
     }
 }
 
+/// A batch's events as a plugin gets them: `bytes` holds `count` lines,
+/// each followed by `\n`; `ends`, where each line ends (just past its
+/// `\n`) when the batch knows it ([`Batch::line_ends`]), so the index
+/// does not look for them again; `pre`, the members a source's scan kept
+/// for its lines ([`Batch::scans`]), where it kept any.
+#[derive(Debug, Clone, Copy)]
+pub struct Events<'a> {
+    pub bytes: &'a [u8],
+    pub count: usize,
+    pub ends: Option<&'a [usize]>,
+    pub pre: Option<&'a Prescanned>,
+}
+
+impl<'a> Events<'a> {
+    /// All of `b`'s lines, with what it knows of them.
+    pub fn of(b: &'a Batch) -> Events<'a> {
+        Events {
+            bytes: b.bytes(),
+            count: b.count(),
+            ends: Some(b.line_ends()),
+            pre: b.scans(),
+        }
+    }
+}
+
 /// Makes objects indexes for one plugin's request apart from its
 /// instance ([`Instance::indexer`]), so a batch can be scanned while the
 /// plugin runs the one before. The work is [`index::index_batch`]'s, with
@@ -51,23 +78,16 @@ impl Indexer {
         }
     }
 
-    /// The index of `batch` (`count` events, each followed by `\n`),
-    /// starting from the members a source's scan kept for its lines
-    /// (`pre`, [`Batch::scans`](crate::batch::Batch::scans)) where any.
-    pub fn index(&mut self, batch: &[u8], count: usize, pre: Option<&Prescanned>) -> Indexed {
-        self.index_in(Vec::with_capacity(batch.len() / 4), batch, count, pre)
+    /// The index of `events`, starting from the members a source's scan
+    /// kept for its lines where any.
+    pub fn index(&mut self, events: Events<'_>) -> Indexed {
+        self.index_in(Vec::with_capacity(events.bytes.len() / 4), events)
     }
 
     /// [`Indexer::index`] into `index` (emptied first).
-    fn index_in(
-        &mut self,
-        mut index: Vec<u8>,
-        batch: &[u8],
-        count: usize,
-        pre: Option<&Prescanned>,
-    ) -> Indexed {
+    fn index_in(&mut self, mut index: Vec<u8>, events: Events<'_>) -> Indexed {
         index.clear();
-        let made = self.index_into(batch, count, pre, &mut index);
+        let made = self.index_into(events, &mut index);
         Indexed {
             request: self.request.clone(),
             valid_text: made.is_ok_and(|m| m.valid_text),
@@ -84,28 +104,31 @@ impl Indexer {
     pub fn index_screened(
         &mut self,
         index: Vec<u8>,
-        batch: &[u8],
-        count: usize,
-        pre: Option<&Prescanned>,
+        events: Events<'_>,
         max_line_bytes: usize,
     ) -> Option<Indexed> {
-        if count == 0 || batch.len() > max_line_bytes {
+        if events.count == 0 || events.bytes.len() > max_line_bytes {
             return None;
         }
-        let indexed = self.index_in(index, batch, count, pre);
-        (indexed.valid_text || std::str::from_utf8(batch).is_ok()).then_some(indexed)
+        let indexed = self.index_in(index, events);
+        (indexed.valid_text || std::str::from_utf8(events.bytes).is_ok()).then_some(indexed)
     }
 
     /// The index of `batch` appended to `out` (Err: over the plan's
     /// budget, `out` incomplete).
     fn index_into(
         &mut self,
-        batch: &[u8],
-        count: usize,
-        pre: Option<&Prescanned>,
+        events: Events<'_>,
         out: &mut Vec<u8>,
     ) -> Result<index::Indexing, json::OverBudget> {
-        index::index_batch_prescanned(&mut self.scanner, &self.request, batch, count, pre, out)
+        let Events {
+            bytes,
+            count,
+            ends,
+            pre,
+        } = events;
+        let (scanner, request) = (&mut self.scanner, &self.request);
+        index::index_batch_with_ends(scanner, request, bytes, count, ends, pre, out)
     }
 }
 
@@ -355,19 +378,12 @@ impl Instance {
     /// batch not indexed ahead: a transform that has it skips its screen
     /// (None: the plugin reads bytes, or the screen must look at the
     /// batch line by line).
-    pub fn index_screened(
-        &mut self,
-        batch: &[u8],
-        count: usize,
-        pre: Option<&Prescanned>,
-        max_line_bytes: usize,
-    ) -> Option<Indexed> {
+    pub fn index_screened(&mut self, events: Events<'_>, max_line_bytes: usize) -> Option<Indexed> {
         if !(self.reads_objects && self.process_objects.is_some()) {
             return None;
         }
         let index = std::mem::take(&mut self.index);
-        self.indexer
-            .index_screened(index, batch, count, pre, max_line_bytes)
+        self.indexer.index_screened(index, events, max_line_bytes)
     }
 
     /// The objects index of `batch`: `ahead`'s when it followed this
@@ -375,11 +391,10 @@ impl Instance {
     /// event as valid JSON text. Err: over the plan's budget.
     fn index_of(
         &mut self,
-        batch: &[u8],
-        count: usize,
+        events: Events<'_>,
         ahead: Option<Indexed>,
-        pre: Option<&Prescanned>,
     ) -> Result<(Vec<u8>, bool), PluginError> {
+        let batch = events.bytes;
         let mut index = match ahead {
             Some(a) if a.follows(&self.indexer.request) => {
                 let valid_text = a.valid_text;
@@ -391,7 +406,7 @@ impl Instance {
             _ => std::mem::take(&mut self.index),
         };
         index.clear();
-        match self.indexer.index_into(batch, count, pre, &mut index) {
+        match self.indexer.index_into(events, &mut index) {
             Ok(indexing) => Ok((index, indexing.valid_text)),
             Err(_) => {
                 self.index = index;
@@ -400,28 +415,27 @@ impl Instance {
         }
     }
 
-    /// Runs a batch (`count` events, each followed by `\n`) and hands the
-    /// result frame, still in guest memory, to `apply`. Copying the batch
-    /// in (`reserve`) and the call share one deadline. A plugin that reads
-    /// objects gets the batch's objects index with it: `ahead`'s, or made
-    /// here (from the members a source's scan kept, `pre`, where it kept
-    /// any); `apply` is then told whether the host's scan read every event
-    /// as valid JSON text (always false for a plugin that reads bytes).
+    /// Runs a batch's `events` and hands the result frame, still in guest
+    /// memory, to `apply`. Copying the batch in (`reserve`) and the call
+    /// share one deadline. A plugin that reads objects gets the batch's
+    /// objects index with it: `ahead`'s, or made here (from the members a
+    /// source's scan kept, where it kept any); `apply` is then told
+    /// whether the host's scan read every event as valid JSON text (always
+    /// false for a plugin that reads bytes).
     pub fn process<R>(
         &mut self,
-        batch: &[u8],
-        count: usize,
+        events: Events<'_>,
         now_ms: i64,
         ahead: Option<Indexed>,
-        pre: Option<&Prescanned>,
         apply: impl FnOnce(ResultFrame<'_>, bool) -> R,
     ) -> Result<R, PluginError> {
+        let (batch, count) = (events.bytes, events.count);
         let mut valid_text = false;
         let packed = match (self.reads_objects, self.process_objects.clone()) {
             (true, Some(f)) => {
                 // Scanned natively and outside the deadline: the guest
                 // starts from the members' spans.
-                let (index, valid) = self.index_of(batch, count, ahead, pre)?;
+                let (index, valid) = self.index_of(events, ahead)?;
                 valid_text = valid;
                 let put = self.put_parts(batch, &index);
                 let (index_len, ptr) = (index.len(), put);

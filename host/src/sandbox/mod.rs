@@ -40,7 +40,7 @@ mod wasi;
 pub use admission::{CompileLimits, to_wasm};
 pub use error::PluginError;
 pub use host_state::HostState;
-pub use instance::{Indexed, Indexer, Instance};
+pub use instance::{Events, Indexed, Indexer, Instance};
 pub use manifest::Manifest;
 pub use plugin::Plugin;
 pub use printable::{MAX_PRINTED, printable, printable_str};

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::batch::Batch;
 use crate::channel::Rx;
-use crate::sandbox::{Indexed, Indexer};
+use crate::sandbox::{Events, Indexed, Indexer};
 
 /// What indexes a transform's batches ahead ([`super::WasmTransform::ahead`]).
 pub struct Ahead {
@@ -34,8 +34,7 @@ impl Ahead {
     pub fn prepare(&mut self, b: &Batch) -> Option<Indexed> {
         let index = Vec::with_capacity(b.bytes().len() / 4);
         let max = self.max_line_bytes;
-        self.indexer
-            .index_screened(index, b.bytes(), b.count(), b.scans(), max)
+        self.indexer.index_screened(index, Events::of(b), max)
     }
 }
 

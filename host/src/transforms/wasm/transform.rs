@@ -26,8 +26,8 @@ use serde::Deserialize;
 use super::ahead::Ahead;
 use super::call_stats::{CallTimes, FailureReasons};
 use super::vouch::JsonCheck;
-use crate::batch::{Batch, lines};
-use crate::sandbox::{Indexed, Instance, Plugin, PluginError};
+use crate::batch::Batch;
+use crate::sandbox::{Events, Indexed, Instance, Plugin, PluginError};
 
 /// What happens to events the plugin could not process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -406,8 +406,7 @@ impl WasmTransform {
         // makes the screen's own UTF-8 pass needless.
         let ahead = ahead.or_else(|| {
             let max = self.opts.max_line_bytes;
-            let (bytes, count, pre) = (input.bytes(), input.count(), input.scans());
-            (self.instance.as_mut()?).index_screened(bytes, count, pre, max)
+            (self.instance.as_mut()?).index_screened(Events::of(input), max)
         });
         let n_guest = match ahead {
             // Indexed only when the screen would let every line by.
@@ -449,12 +448,19 @@ impl WasmTransform {
         let Some(instance) = self.instance.as_mut() else {
             return;
         };
-        // The members a source's scan kept describe the input's lines.
-        let (guest, pre): (&[u8], _) = if self.skips.is_empty() {
-            (input.bytes(), input.scans())
+        // The members a source's scan kept, and the line ends, describe
+        // the input's lines.
+        let events = if self.skips.is_empty() {
+            Events::of(input)
         } else {
-            (&self.guest_batch, None)
+            Events {
+                bytes: &self.guest_batch,
+                count: n_guest,
+                ends: None,
+                pre: None,
+            }
         };
+        let guest = events.bytes;
         let (stats, skips, opts, id) = (&self.stats, &self.skips, &self.opts, &self.id);
         let check = &mut self.json_check;
         let cap = output_cap(
@@ -464,7 +470,7 @@ impl WasmTransform {
         );
         let marks = out.marks();
         let started = Instant::now();
-        let res = instance.process(guest, n_guest, now_ms, ahead, pre, |frame, valid_text| {
+        let res = instance.process(events, now_ms, ahead, |frame, valid_text| {
             if frame.n_events() != n_guest {
                 return Err(format!(
                     "{} event results for {} events",
@@ -476,7 +482,7 @@ impl WasmTransform {
             // Every event the plugin saw was read as JSON text by the host.
             let mut vouch = (opts.vouch_json && valid_text).then_some(check);
             let mut g = 0;
-            for (k, line) in lines(input.bytes()).enumerate() {
+            for (k, line) in input.iter().enumerate() {
                 match skips.get(k).copied().flatten() {
                     Some(skip) => unprocessed(
                         id,
@@ -551,7 +557,7 @@ impl WasmTransform {
             return input.count();
         }
         let mut skipped = 0;
-        self.skips.extend(lines(input.bytes()).map(|l| {
+        self.skips.extend(input.iter().map(|l| {
             let s = if l.len() > max {
                 Some(Skip::Oversize)
             } else if std::str::from_utf8(l).is_err() {
@@ -575,7 +581,7 @@ impl WasmTransform {
         inc(&self.stats.invalid_utf8, (skipped - oversize) as u64);
         tracing::warn!(transform = %self.id, oversize, invalid_utf8 = skipped - oversize, max_line_bytes = max, on_error = ?self.opts.on_error, "lines the plugin cannot take");
         self.guest_batch.clear();
-        for (l, s) in lines(input.bytes()).zip(&self.skips) {
+        for (l, s) in input.iter().zip(&self.skips) {
             if s.is_none() {
                 self.guest_batch.extend_from_slice(l);
                 self.guest_batch.push(b'\n');
@@ -587,7 +593,7 @@ impl WasmTransform {
     /// Every line to the policy: skipped lines with their own reason, the
     /// rest with `why` (when the plugin could not be called or failed).
     fn unprocessed_all(&self, input: &Batch, out: &mut Outputs, why: Option<Unprocessed<'_>>) {
-        for (k, line) in lines(input.bytes()).enumerate() {
+        for (k, line) in input.iter().enumerate() {
             let ev = (line, input.meta(k));
             match (self.skips.get(k).copied().flatten(), &why) {
                 (Some(skip), _) => {

@@ -192,6 +192,23 @@ pub fn index_batch_prescanned(
     pre: Option<&Prescanned>,
     out: &mut Vec<u8>,
 ) -> Result<Indexing, OverBudget> {
+    index_batch_with_ends(scanner, request, batch, count, None, pre, out)
+}
+
+/// [`index_batch_prescanned`], with where each event ends given
+/// (`ends[i]`: just past event `i`'s `\n`, as whoever cut the batch into
+/// lines found it) rather than looked for again. An entry that does not
+/// end at a `\n` after the event's start is ignored, and the event's end
+/// looked for.
+pub fn index_batch_with_ends(
+    scanner: &mut Scanner,
+    request: &IndexRequest,
+    batch: &[u8],
+    count: usize,
+    ends: Option<&[usize]>,
+    pre: Option<&Prescanned>,
+    out: &mut Vec<u8>,
+) -> Result<Indexing, OverBudget> {
     let mut work =
         Work::within(PLAN_WORK_PER_BYTE.saturating_mul(batch.len() as u64) + PLAN_WORK_FLOOR);
     let probes = request.plan.as_ref().map_or(0, PathPlan::probes);
@@ -199,7 +216,10 @@ pub fn index_batch_prescanned(
     let mut invalid = 0;
     for line in 0..count {
         let rest = batch.get(start..).unwrap_or_default();
-        let len = find_byte(rest, b'\n').unwrap_or(rest.len());
+        let len = match ends.and_then(|e| e.get(line)) {
+            Some(&end) if end > start && batch.get(end - 1) == Some(&b'\n') => end - 1 - start,
+            _ => find_byte(rest, b'\n').unwrap_or(rest.len()),
+        };
         let event = &rest[..len];
         let entry = out.len();
         put_u32s(out, &[start as u32, len as u32, 0, 0, 0]);
@@ -532,6 +552,25 @@ mod tests {
             index_batch_prescanned(&mut host, request, &batch, n, Some(&pre), &mut from_kept)
                 .unwrap();
             assert_eq!(from_kept, index);
+            // With the line ends given, right or (some of them) wrong: the
+            // same index; a wrong end is not taken.
+            let ends: Vec<usize> = batch
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c == b'\n')
+                .map(|(i, _)| i + 1)
+                .collect();
+            let mut wrong = ends.clone();
+            wrong[1] -= 1; // not at a newline
+            wrong[3] = wrong[2]; // not after the line's start
+            wrong.truncate(n - 1); // one short
+            for given in [&ends, &wrong] {
+                let mut with_ends = Vec::new();
+                let g = Some(&given[..]);
+                index_batch_with_ends(&mut host, request, &batch, n, g, Some(&pre), &mut with_ends)
+                    .unwrap();
+                assert_eq!(with_ends, index);
+            }
             let mut r = IndexReader::new(&index);
             for e in &all {
                 let (src, got) = guest.load(&batch, &mut r, request.plan()).unwrap();
