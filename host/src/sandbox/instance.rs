@@ -114,7 +114,7 @@ impl Indexer {
         (indexed.valid_text || std::str::from_utf8(events.bytes).is_ok()).then_some(indexed)
     }
 
-    /// The index of `batch` appended to `out` (Err: over the plan's
+    /// The index of `events` appended to `out` (Err: over the plan's
     /// budget, `out` incomplete).
     fn index_into(
         &mut self,
@@ -386,7 +386,7 @@ impl Instance {
         self.indexer.index_screened(index, events, max_line_bytes)
     }
 
-    /// The objects index of `batch`: `ahead`'s when it followed this
+    /// The objects index of `events`: `ahead`'s when it followed this
     /// instance's request, else made here; and whether the scan read every
     /// event as valid JSON text. Err: over the plan's budget.
     fn index_of(
