@@ -77,16 +77,9 @@ impl Batch {
         }
     }
 
-    /// Takes bytes that already hold `count` complete lines.
-    pub(crate) fn from_lines(data: Vec<u8>, count: usize) -> Batch {
-        let ends: Vec<usize> = memchr::memchr_iter(b'\n', &data).map(|i| i + 1).collect();
-        debug_assert_eq!(ends.len(), count);
-        Batch::from_ends(data, ends)
-    }
-
     /// Takes bytes of complete lines and where each ends (just past its
     /// `\n`), as the cutter found them.
-    pub(crate) fn from_ends(data: Vec<u8>, ends: Vec<usize>) -> Batch {
+    fn from_ends(data: Vec<u8>, ends: Vec<usize>) -> Batch {
         debug_assert!(data.last().is_none_or(|&c| c == b'\n'));
         debug_assert_eq!(ends.last().copied().unwrap_or(0), data.len());
         debug_assert!(ends.iter().all(|&e| data[e - 1] == b'\n'));
@@ -349,6 +342,22 @@ impl Batch {
         self.data
     }
 
+    /// The lines up to byte `at` and those after, as two batches of
+    /// their bytes alone (acks, metadata and kept scans are not taken);
+    /// None unless a line ends at `at`.
+    pub(crate) fn split_at_line_end(&self, at: usize) -> Option<(Batch, Batch)> {
+        let n = self.ends.partition_point(|&e| e < at);
+        if self.ends.get(n) != Some(&at) {
+            return None;
+        }
+        let (head, tail) = self.data.split_at(at);
+        let (head_ends, tail_ends) = self.ends.split_at(n + 1);
+        Some((
+            Batch::from_ends(head.to_vec(), head_ends.to_vec()),
+            Batch::from_ends(tail.to_vec(), tail_ends.iter().map(|e| e - at).collect()),
+        ))
+    }
+
     /// The lines, without their `\n`, from the ends the batch keeps (no
     /// search).
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
@@ -359,20 +368,6 @@ impl Batch {
             line
         })
     }
-}
-
-/// The lines of `data` (each followed by `\n`), without their `\n`.
-pub fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = data;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let i = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        let line = &rest[..i];
-        rest = &rest[(i + 1).min(rest.len())..];
-        Some(line)
-    })
 }
 
 /// Cuts a byte stream into batches of complete lines.
@@ -455,6 +450,21 @@ impl LineSplitter {
 mod tests {
     use super::*;
     use rulebox_abi::json::Scanner;
+
+    /// The lines of `data` (each followed by `\n`), without their `\n`,
+    /// found by a search: what a batch's kept ends must give.
+    fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+        let mut rest = data;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let i = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+            let line = &rest[..i];
+            rest = &rest[(i + 1).min(rest.len())..];
+            Some(line)
+        })
+    }
 
     fn split(chunks: &[&[u8]], max: usize) -> Vec<(Vec<u8>, usize)> {
         let mut s = LineSplitter::new(max);
@@ -621,7 +631,9 @@ mod tests {
 
     #[test]
     fn lines_iterates_without_newlines() {
-        let v: Vec<&[u8]> = lines(b"a\n\nbc\n").collect();
+        let mut out = Vec::new();
+        LineSplitter::new(10).push(b"a\n\nbc\n", &mut out);
+        let v: Vec<&[u8]> = out[0].iter().collect();
         assert_eq!(v, [&b"a"[..], b"", b"bc"]);
     }
 
@@ -665,8 +677,9 @@ mod tests {
 
     /// The ends a batch keeps are those a search of its bytes finds,
     /// whatever made it: cut from chunks (every batch size, lines split
-    /// across chunks, a last line without `\n`), pushed line by line in
-    /// each way, extended, truncated, cleared.
+    /// across chunks, a last line without `\n`), split at a line's end
+    /// (and not elsewhere), pushed line by line in each way, extended,
+    /// truncated, cleared.
     #[test]
     fn line_ends_are_where_the_newlines_are() {
         fn check(b: &Batch, what: &str) {
@@ -715,6 +728,18 @@ mod tests {
                 assert!(b.count() <= max, "round {round}");
                 whole.extend(b);
                 check(&whole, &format!("round {round}: extended"));
+            }
+            if let Some(&last) = whole.line_ends().last() {
+                let at = 1 + next(last as u64) as usize;
+                match whole.split_at_line_end(at) {
+                    Some((head, tail)) => {
+                        assert_eq!(whole.bytes()[at - 1], b'\n', "round {round}");
+                        check(&head, &format!("round {round}: split head at {at}"));
+                        check(&tail, &format!("round {round}: split tail at {at}"));
+                        assert_eq!([head.bytes(), tail.bytes()].concat(), whole.bytes());
+                    }
+                    None => assert_ne!(whole.bytes()[at - 1], b'\n', "round {round}: {at}"),
+                }
             }
             if whole.count() > 1 {
                 let keep = next(whole.count() as u64) as usize;

@@ -134,13 +134,7 @@ impl Out<'_> {
         }
         let at = (until - start) as usize;
         // The replay ends where a batch of the last run ended: at a line's end.
-        if b.bytes()[at - 1] != b'\n' {
-            return None;
-        }
-        let (head, tail) = b.bytes().split_at(at);
-        let n = memchr::memchr_iter(b'\n', head).count();
-        let head = Batch::from_lines(head.to_vec(), n);
-        let tail = Batch::from_lines(tail.to_vec(), b.count() - n);
+        let (head, tail) = b.split_at_line_end(at)?;
         Some((head, (tail, raw - at as u64)))
     }
 
