@@ -182,28 +182,133 @@ pub fn read_event_body(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
     res
 }
 
+/// [`read_event_body`] of a body that arrived in pieces (`frames`, in
+/// order), without joining them: an envelope cut by a frame's end is
+/// copied alone, with the bytes of the next frames it needs. The answer
+/// is [`read_event_body`]'s of the joined body: a body the pieces do not
+/// read cleanly is joined and read again, which gives the verdict.
+pub fn read_event_frames<B: AsRef<[u8]>>(frames: &[B], out: &mut Batch) -> Result<(), BodyError> {
+    if let [one] = frames {
+        return read_event_body(one.as_ref(), out);
+    }
+    let mark = out.len_bytes();
+    if read_framed(frames, out).is_some() {
+        return Ok(());
+    }
+    out.truncate_bytes(mark.0, mark.1);
+    let joined: Vec<u8> = frames.iter().flat_map(|f| f.as_ref()).copied().collect();
+    read_event_body(&joined, out)
+}
+
 fn read_events(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
-    let mut n = 0;
-    let mut meta = Vec::with_capacity(128);
-    let mut scanner = Scanner::new();
+    let mut r = EventReader::new();
+    let mut at = 0;
+    while let Some(end) = r.envelope(&body[at..], out)? {
+        at += end;
+    }
+    r.done()
+}
+
+/// [`read_events`] across `frames`; None where the pieces do not read
+/// cleanly (an error, or a last envelope cut short), for the caller to
+/// read the body joined.
+///
+/// An envelope that does not read whole from where it starts in a frame
+/// is copied (`cut`) and grown from the frames after it, and read again
+/// each time it has doubled: so at most about twice its bytes are
+/// scanned again, however many frames it spans. Once it reads, reading
+/// goes on in the frame where it ended.
+fn read_framed<B: AsRef<[u8]>>(frames: &[B], out: &mut Batch) -> Option<()> {
+    let mut r = EventReader::new();
+    let mut cut: Vec<u8> = Vec::new();
+    // The cut's length at which it is read again.
+    let mut retry_at = 0usize;
+    for frame in frames {
+        let frame = frame.as_ref();
+        // Where this frame starts in the cut, how much of it the cut took,
+        // and where reading goes on in it.
+        let (mut base, mut used, mut at) = (cut.len(), 0, 0);
+        while !cut.is_empty() {
+            let take = retry_at.saturating_sub(cut.len()).min(frame.len() - used);
+            cut.extend_from_slice(&frame[used..used + take]);
+            used += take;
+            if cut.len() < retry_at {
+                break; // this frame is used up before the next try
+            }
+            match r.envelope(&cut, out) {
+                Ok(Some(end)) if end >= base => {
+                    at = end - base;
+                    cut.clear();
+                }
+                // It ended in the cut's earlier bytes: the next one now.
+                Ok(Some(end)) => {
+                    cut.drain(..end);
+                    base -= end;
+                    retry_at = cut.len();
+                }
+                Ok(None) => {
+                    at = used;
+                    cut.clear();
+                }
+                Err(_) => retry_at = 2 * cut.len(),
+            }
+        }
+        if !cut.is_empty() {
+            continue;
+        }
+        let (read, all) = r.read_all(&frame[at..], out);
+        if !all {
+            let rest = &frame[at + read..];
+            cut.extend_from_slice(rest);
+            retry_at = (2 * rest.len()).max(CUT_FIRST_TRY);
+        }
+    }
+    // At the body's end, the cut is what is left of it.
+    let (_, all) = r.read_all(&cut, out);
+    (all && r.done().is_ok()).then_some(())
+}
+
+/// The length a cut envelope is first grown to before it is read again:
+/// most envelopes are shorter.
+const CUT_FIRST_TRY: usize = 1024;
+
+/// The state of reading one body's envelopes, one at a time.
+struct EventReader {
+    n: usize,
+    meta: Vec<u8>,
+    scanner: Scanner,
     // An object `event`'s members, read with its envelope: kept with the
     // line, so the objects index does not scan the event again.
-    let mut members = Vec::new();
-    let mut at = 0;
-    loop {
+    members: Vec<Member>,
+}
+
+impl EventReader {
+    fn new() -> EventReader {
+        EventReader {
+            n: 0,
+            meta: Vec::with_capacity(128),
+            scanner: Scanner::new(),
+            members: Vec::new(),
+        }
+    }
+
+    /// Reads the envelope at the start of `rest` (after whitespace) into
+    /// `out`: where it ends in `rest`, or None when only whitespace is
+    /// left. On an error nothing is added to `out`.
+    fn envelope(&mut self, rest: &[u8], out: &mut Batch) -> Result<Option<usize>, BodyError> {
+        let n = self.n;
         // Each envelope must be an object.
-        let rest = &body[at..];
         match rest.iter().find(|c| !c.is_ascii_whitespace()) {
-            None => break,
+            None => return Ok(None),
             Some(b'{') => {}
             Some(_) => return Err(BodyError::InvalidFormat(n)),
         }
-        let (envelope, end, opened) = scanner
-            .scan_prefix_opening(rest, b"event", &mut members)
+        let (envelope, end, opened) = self
+            .scanner
+            .scan_prefix_opening(rest, b"event", &mut self.members)
             .map_err(|_| BodyError::InvalidFormat(n))?;
         let env = Incoming::read(envelope.src(), envelope.members())
             .ok_or(BodyError::InvalidFormat(n))?;
-        at += end;
         let event = match env.event {
             None | Some(b"null") => return Err(BodyError::EventRequired(n)),
             Some(e) => e,
@@ -227,20 +332,39 @@ fn read_events(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
             // The line is the event's bytes, newlines turned into spaces
             // in place: the scan's spans hold for it.
             if let Some(o) = opened.filter(|o| o.start == env.event_start) {
-                out.set_last_scan(&members, o.close);
+                out.set_last_scan(&self.members, o.close);
             }
             b'v'
         };
-        meta.clear();
-        meta.push(kind);
-        env.write_kept(&mut meta);
-        out.set_last_meta(&meta);
-        n += 1;
+        self.meta.clear();
+        self.meta.push(kind);
+        env.write_kept(&mut self.meta);
+        out.set_last_meta(&self.meta);
+        self.n += 1;
+        Ok(Some(end))
     }
-    if n == 0 {
-        return Err(BodyError::NoData);
+
+    /// Reads the envelopes at the start of `text`: the bytes they took,
+    /// and whether that is all of it (only whitespace after). When not,
+    /// the envelope after them did not read (cut short, or refused).
+    fn read_all(&mut self, text: &[u8], out: &mut Batch) -> (usize, bool) {
+        let mut at = 0;
+        loop {
+            match self.envelope(&text[at..], out) {
+                Ok(Some(end)) => at += end,
+                Ok(None) => return (at, true),
+                Err(_) => return (at, false),
+            }
+        }
     }
-    Ok(())
+
+    /// The body's verdict once every envelope is read: at least one.
+    fn done(&self) -> Result<(), BodyError> {
+        if self.n == 0 {
+            return Err(BodyError::NoData);
+        }
+        Ok(())
+    }
 }
 
 /// Reads a `/raw` body: each non-empty line (a final `\r` removed) is an
@@ -511,6 +635,107 @@ mod tests {
         }
         read_event_body(br#"{"event":{"z":1}}{"event":"#, &mut b).unwrap_err();
         assert_eq!((b.count(), b.scans().map(|p| p.len())), (6, Some(6)));
+    }
+
+    /// A body read in pieces reads as the same body joined: the same
+    /// events, metadata and kept scans, or the same refusal with nothing
+    /// kept, wherever the pieces are cut (empty pieces, single bytes,
+    /// envelopes spanning many pieces, errors in any piece).
+    #[test]
+    fn a_body_in_frames_reads_as_the_body_joined() {
+        let long = format!(
+            r#"{{"event":{{"a":"{}","b":[1,2]}},"host":"h"}}"#,
+            "x".repeat(5000)
+        );
+        let envelopes = [
+            r#"{"time":1,"event":{"a":"x","b":{"c":[1,2]},"d":true},"host":"h"}"#,
+            r#"{"event":"plain text","sourcetype":"s"}"#,
+            "{\"event\":{\"m\":1,\n\"n\":\r\n[2]}}",
+            r#"{"event":"{\"j\":1}"}"#,
+            r#"{"event":{"k\u0065y":1}}"#,
+            r#"{ "event" : { "sp" : 1 } , "index" : "i" }"#,
+            long.as_str(),
+            // Refused ones.
+            r#"{"event":null}"#,
+            r#"{"event":{"a":1,}}"#,
+            r#"{"evnt":1}"#,
+            "[1]",
+            r#"{"event":"  "}"#,
+        ];
+        let seps = ["", "", "\n", " \r\n "];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut step = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // Each line, its metadata and its kept scan.
+        type Line = (Vec<u8>, Vec<u8>, Option<(Vec<Member>, usize)>);
+        let describe = |b: &Batch| -> Vec<Line> {
+            let scans = b.scans();
+            let lines = b.iter().enumerate();
+            let kept = |i, l| {
+                scans
+                    .and_then(|p| p.get(i, l))
+                    .map(|(m, c)| (m.to_vec(), c))
+            };
+            lines
+                .map(|(i, l)| (l.to_vec(), b.meta(i).to_vec(), kept(i, l)))
+                .collect()
+        };
+        let (mut read, mut refused) = (0, 0);
+        for round in 0..3000 {
+            // Mostly valid envelopes; one refused in about one body in four.
+            let mut body = String::new();
+            for _ in 0..1 + step() % 8 {
+                let pick = (step() % 40) as usize;
+                let e = if pick < 7 * 5 {
+                    envelopes[pick / 5]
+                } else {
+                    envelopes[pick - 28]
+                };
+                body.push_str(e);
+                body.push_str(seps[(step() % 4) as usize]);
+            }
+            if round % 50 == 0 {
+                body.truncate((step() as usize) % (body.len() + 1));
+            }
+            let body = body.into_bytes();
+            // Cut anywhere: a few pieces, or many small ones.
+            let mut cuts: Vec<usize> = (0..step() % 12)
+                .map(|_| (step() as usize) % (body.len() + 1))
+                .collect();
+            if round % 10 == 0 {
+                cuts.extend((0..body.len()).step_by(1 + (step() % 7) as usize));
+            }
+            cuts.push(0);
+            cuts.push(body.len());
+            cuts.sort_unstable();
+            let frames: Vec<&[u8]> = cuts.windows(2).map(|w| &body[w[0]..w[1]]).collect();
+            let (mut whole, mut framed) = (Batch::default(), Batch::default());
+            whole.push_line(b"before");
+            framed.push_line(b"before");
+            let want = read_event_body(&body, &mut whole);
+            let got = read_event_frames(&frames, &mut framed);
+            let text = String::from_utf8_lossy(&body);
+            assert_eq!(got, want, "{text} in {} frames", frames.len());
+            assert_eq!(describe(&framed), describe(&whole), "{text}");
+            if want.is_ok() {
+                // A body the pieces read whole is not read again joined.
+                assert!(
+                    read_framed(&frames, &mut Batch::default()).is_some(),
+                    "{text}"
+                );
+                read += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        assert!(
+            read > 1000 && refused > 300,
+            "{read} read, {refused} refused"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::Request;
 use hyper::body::Incoming;
@@ -109,10 +110,12 @@ impl Endpoint for Ndjson {
         }
     }
 
-    fn read(&self, _: (), body: &[u8], _: Option<&str>, out: &mut Batch) -> Result<(), Refusal> {
+    fn read(&self, _: (), body: &[Bytes], _: Option<&str>, out: &mut Batch) -> Result<(), Refusal> {
         let mut s = LineSplitter::new(usize::MAX);
         let mut lines = Vec::new();
-        s.push(body, &mut lines);
+        for frame in body {
+            s.push(frame, &mut lines);
+        }
         s.finish(&mut lines);
         lines.into_iter().for_each(|b| out.extend(&b));
         Ok(())

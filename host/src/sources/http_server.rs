@@ -47,12 +47,14 @@ pub trait Endpoint: Send + Sync + 'static {
     #[allow(clippy::result_large_err)]
     fn route(&self, req: &Request<Incoming>) -> Result<Self::Route, Response<Body>>;
 
-    /// Reads a whole (inflated) body into events. A refused body is
+    /// Reads a whole (inflated) body into events: the body as it arrived,
+    /// in pieces (`body`, in order; one for an inflated body), which
+    /// [`whole`] joins for a reader that needs it in one. A refused body is
     /// refused whole: nothing of it goes on.
     fn read(
         &self,
         route: Self::Route,
-        body: &[u8],
+        body: &[Bytes],
         query: Option<&str>,
         out: &mut Batch,
     ) -> Result<(), Refusal>;
@@ -265,10 +267,10 @@ impl<E: Endpoint> Server<E> {
         };
         // Events take about the body's room (a HEC body's envelopes
         // without their keys): one allocation, not one per doubling.
-        let mut events = Batch::with_capacity(body.len());
+        let mut events = Batch::with_capacity(body.len);
         let read = self
             .endpoint
-            .read(route.clone(), &body, query.as_deref(), &mut events);
+            .read(route.clone(), &body.frames, query.as_deref(), &mut events);
         if let Err(r) = read {
             ctx.stats.refused_malformed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(source = %ctx.id, error = %r.reason, "request refused: malformed body");
@@ -281,7 +283,7 @@ impl<E: Endpoint> Server<E> {
         // What the source's scan kept with the events takes room too, at
         // most the body's size: more (events of many tiny members) is let
         // go, and the objects index scans those events itself.
-        if events.kept_bytes() > body.len() {
+        if events.kept_bytes() > body.len {
             events.forget_scans();
         }
         if !room.grow_by(events.kept_bytes()).await {
@@ -312,7 +314,7 @@ impl<E: Endpoint> Server<E> {
         ctx: &ListenCtx,
         route: &E::Route,
         req: Request<Incoming>,
-    ) -> Result<(Bytes, Room), Response<Body>> {
+    ) -> Result<(Received, Room), Response<Body>> {
         let max = self.opts.max_body_bytes;
         let too_large = || text_reply(413, &format!("Content too large: at most {max} bytes"));
         let declared = req
@@ -339,7 +341,8 @@ impl<E: Endpoint> Server<E> {
         let deadline = tokio::time::Instant::now() + self.opts.body_timeout;
         let mut room = Room::new(self.budget.clone(), deadline.min(self.ack_deadline()));
         let busy = |ctx: &ListenCtx| self.busy(ctx, route);
-        // The frames as hyper hands them over, joined once at the end.
+        // The frames as hyper hands them over: the endpoint reads them
+        // as they are, or joins them (see `Endpoint::read`).
         let mut frames: Vec<Bytes> = Vec::new();
         let mut received = 0;
         let mut incoming = req.into_body();
@@ -370,12 +373,12 @@ impl<E: Endpoint> Server<E> {
             received += data.len();
             frames.push(data);
         }
-        let body = joined(frames, received);
         if !gzip {
-            return Ok((body, room));
+            let len = received;
+            return Ok((Received { frames, len }, room));
         }
-        match self.inflate(&body, &mut room).await {
-            Ok(b) => Ok((Bytes::from(b), room)),
+        match self.inflate(&whole(&frames), &mut room).await {
+            Ok(b) => Ok((Received::one(b), room)),
             Err(Inflate::TooLarge) => Err(too_large()),
             Err(Inflate::Bad(e)) => Err(text_reply(400, &format!("bad gzip body: {e}"))),
             Err(Inflate::NoRoom) => Err(busy(ctx)),
@@ -417,17 +420,31 @@ impl<E: Endpoint> Server<E> {
     }
 }
 
-/// `frames` (of `len` bytes in all) as one body: a single frame as it
-/// is, more copied once into a buffer of the right size.
-fn joined(mut frames: Vec<Bytes>, len: usize) -> Bytes {
-    if frames.len() == 1 {
-        return frames.pop().unwrap_or_default();
+/// A request's body as it arrived: hyper's frames in order (one for an
+/// inflated body), `len` bytes in all.
+struct Received {
+    frames: Vec<Bytes>,
+    len: usize,
+}
+
+impl Received {
+    fn one(body: Vec<u8>) -> Received {
+        let len = body.len();
+        Received {
+            frames: vec![Bytes::from(body)],
+            len,
+        }
     }
-    let mut body = Vec::with_capacity(len);
-    for f in &frames {
-        body.extend_from_slice(f);
+}
+
+/// A body's `frames` in one piece: a single frame as it is, more copied
+/// once into a buffer of their size.
+pub fn whole(frames: &[Bytes]) -> std::borrow::Cow<'_, [u8]> {
+    match frames {
+        [] => std::borrow::Cow::Borrowed(&[]),
+        [one] => std::borrow::Cow::Borrowed(one),
+        _ => std::borrow::Cow::Owned(frames.concat()),
     }
-    Bytes::from(body)
 }
 
 enum Inflate {

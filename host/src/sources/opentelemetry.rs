@@ -18,7 +18,7 @@ use hyper::header::{self, HeaderValue};
 use serde::Deserialize;
 
 use super::component::{Source, SourceContext, Started};
-use super::http_server::{self, Body, Done, Endpoint, HttpOpts, Refusal, text_reply};
+use super::http_server::{self, Body, Done, Endpoint, HttpOpts, Refusal, text_reply, whole};
 use super::listener::{check_address, server_tls};
 use crate::batch::Batch;
 use crate::codecs::otlp::{self, Encoding, Status};
@@ -113,9 +113,9 @@ impl Endpoint for Logs {
             })
     }
 
-    fn read(&self, enc: Encoding, body: &[u8], _: Option<&str>, out: &mut Batch) -> Result<(), Refusal> {
+    fn read(&self, enc: Encoding, body: &[Bytes], _: Option<&str>, out: &mut Batch) -> Result<(), Refusal> {
         let mark = out.len_bytes();
-        otlp::read_request(body, enc, out).map_err(|e| {
+        otlp::read_request(&whole(body), enc, out).map_err(|e| {
             out.truncate_bytes(mark.0, mark.1);
             Refusal {
                 status: 400,

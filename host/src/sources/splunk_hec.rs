@@ -7,13 +7,14 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper::header;
 use serde::Deserialize;
 
 use super::component::{Source, SourceContext, Started};
-use super::http_server::{self, Body, Endpoint, HttpOpts, Refusal, reply};
+use super::http_server::{self, Body, Endpoint, HttpOpts, Refusal, reply, whole};
 use super::listener::{self, check_address, server_tls};
 use crate::batch::Batch;
 use crate::codecs::hec;
@@ -124,13 +125,13 @@ impl Endpoint for Collector {
     fn read(
         &self,
         route: Carries,
-        body: &[u8],
+        body: &[Bytes],
         query: Option<&str>,
         out: &mut Batch,
     ) -> Result<(), Refusal> {
         let read = match route {
-            Carries::Envelopes => hec::read_event_body(body, out),
-            Carries::Raw => hec::read_raw_body(body, query, out),
+            Carries::Envelopes => hec::read_event_frames(body, out),
+            Carries::Raw => hec::read_raw_body(&whole(body), query, out),
         };
         read.map_err(|e| {
             let (status, body) = e.response();
