@@ -91,10 +91,22 @@ window_secs = 86400
     )
 }
 
+/// Every line of a file, parsed: for a file its writer is done with.
 fn json_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
+    parse_lines(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+/// The lines a file holds whole so far, parsed: while a sink is writing,
+/// its last line may still be cut short, so a poll reads up to the last
+/// newline only.
+fn whole_json_lines(path: &Path) -> Vec<Value> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let whole = bytes.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+    parse_lines(std::str::from_utf8(&bytes[..whole]).expect("UTF-8 lines"))
+}
+
+fn parse_lines(text: &str) -> Vec<Value> {
+    text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l.trim()).unwrap_or_else(|e| panic!("{e}: {l:?}")))
         .collect()
@@ -203,10 +215,10 @@ fn rsyslog_runs_rulebox_as_its_mmexternal_program() {
     wait_for(
         "160 enriched events from rsyslog",
         Duration::from_secs(60),
-        || json_lines(&out).len() >= 160,
+        || whole_json_lines(&out).len() >= 160,
     );
     wait_for("alerts for 20 sources", Duration::from_secs(30), || {
-        let a = json_lines(&alerts);
+        let a = whole_json_lines(&alerts);
         a.iter()
             .filter_map(|a| a["src_ip"].as_str())
             .collect::<std::collections::BTreeSet<_>>()
@@ -294,10 +306,10 @@ ruleset(name="fwd") {{
     wait_for(
         "160 events through rsyslog and rulebox",
         Duration::from_secs(60),
-        || json_lines(&out).len() >= 160,
+        || whole_json_lines(&out).len() >= 160,
     );
     wait_for("alerts for 20 sources", Duration::from_secs(30), || {
-        let a = json_lines(&alerts);
+        let a = whole_json_lines(&alerts);
         a.iter()
             .filter_map(|a| a["src_ip"].as_str())
             .collect::<std::collections::BTreeSet<_>>()
@@ -352,7 +364,7 @@ fn alerts_rsyslog_can_no_longer_take_are_spooled_and_delivered_after_its_restart
     wait_listening(p_in);
     send(&six);
     wait_for("6 enriched events", Duration::from_secs(60), || {
-        json_lines(&out).len() >= 6
+        whole_json_lines(&out).len() >= 6
     });
     rs.stop();
     // rsyslog is gone, and its imtcp with it: the final alert is spooled.
@@ -377,7 +389,7 @@ fn alerts_rsyslog_can_no_longer_take_are_spooled_and_delivered_after_its_restart
     send(&events()[150..151]);
     let alerts = dir.path("alerts.jsonl");
     wait_for("the spooled alert", Duration::from_secs(30), || {
-        !json_lines(&alerts).is_empty()
+        !whole_json_lines(&alerts).is_empty()
     });
     rs.stop();
     let a = json_lines(&alerts);
@@ -462,7 +474,7 @@ ruleset(name="fwd") {{
     // With one: everything.
     let rs = send(start_rsyslog(&dir, &conf(&with_cert)));
     wait_for("160 events over TLS", Duration::from_secs(60), || {
-        json_lines(&out).len() >= 160
+        whole_json_lines(&out).len() >= 160
     });
     rs.stop();
     assert!(rulebox_tests::terminate(&mut rb.0).success());
