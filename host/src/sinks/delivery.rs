@@ -12,8 +12,8 @@
 //! own: a receiver far away answers one body while the next ones travel.
 //! Each body keeps its events' order; bodies may arrive out of order.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,7 +27,7 @@ use super::component::SinkStats;
 use super::spool::{Kept, Spool};
 use crate::batch::Batch;
 use crate::channel::Rx;
-use crate::codecs::gzip::gzip;
+use crate::codecs::gzip::Gzip;
 use crate::config::Problem;
 use crate::shutdown::shutdown_requested;
 
@@ -161,6 +161,9 @@ pub(super) struct Delivery {
     pub(super) batching: Batching,
     pub(super) shutdown: watch::Receiver<bool>,
     pub(super) spool: Spool,
+    /// The sink's one gzip writer, its state kept from body to body (the
+    /// bodies in flight are compressed in turn, on the sink's task).
+    pub(super) gzip: Mutex<Gzip>,
 }
 
 /// What became of a spooled body.
@@ -278,7 +281,11 @@ impl Delivery {
     /// itself given back; else the body itself, not copied.
     pub(super) fn payload(&self, body: Vec<u8>) -> (Bytes, Option<Vec<u8>>) {
         if self.batching.gzip {
-            (Bytes::from(gzip(&body)), Some(body))
+            let gz = match self.gzip.lock() {
+                Ok(mut g) => g.compress(&body),
+                Err(poisoned) => poisoned.into_inner().compress(&body),
+            };
+            (Bytes::from(gz), Some(body))
         } else {
             (Bytes::from(body), None)
         }

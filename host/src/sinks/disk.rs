@@ -248,6 +248,7 @@ mod tests {
             },
             shutdown,
             spool,
+            gzip: Default::default(),
         };
         let last_run = d.spool.pending();
         let level = Level::new(last_run.iter().map(|k| file_len(&k.path)).sum());

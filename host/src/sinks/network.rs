@@ -43,6 +43,7 @@ pub fn spawn(
         stats,
         batching,
         shutdown,
+        gzip: Default::default(),
     };
     match d.batching.buffer.kind {
         BufferKind::Memory => tokio::spawn(d.run(rx, target, encoding)),

@@ -385,26 +385,34 @@ impl<E: Endpoint> Server<E> {
         }
     }
 
-    /// Inflates a gzip body piece by piece, each piece counted in `room`
-    /// (with the events it becomes) before it is kept.
+    /// Inflates a gzip body a step at a time, straight into the buffer it
+    /// becomes, each step's room (with the events it becomes) taken
+    /// before the step is inflated. The first step is the size the body's
+    /// gzip trailer gives (exact for one member, the common body), so a
+    /// body takes the room it needs and is not copied as it grows.
     async fn inflate(&self, gz: &[u8], room: &mut Room) -> Result<Vec<u8>, Inflate> {
         use std::io::Read;
         let max = self.opts.max_body_bytes;
-        let mut d = flate2::read::MultiGzDecoder::new(gz);
+        let mut d = flate2::bufread::MultiGzDecoder::new(gz);
         let mut out = Vec::new();
-        let mut piece = vec![0u8; 64 * 1024];
+        // Up to one byte past the cap, to tell a body over it.
+        let mut step = trailer_size(gz).saturating_add(1).min(max + 1);
         loop {
-            let n = d.read(&mut piece).map_err(Inflate::Bad)?;
-            if n == 0 {
-                return Ok(out);
-            }
-            if out.len() + n > max {
-                return Err(Inflate::TooLarge);
-            }
-            if !room.grow(gz.len() + 2 * (out.len() + n)).await {
+            if !room.grow(gz.len() + 2 * (out.len() + step).min(max)).await {
                 return Err(Inflate::NoRoom);
             }
-            out.extend_from_slice(&piece[..n]);
+            out.reserve_exact(step);
+            let n = (&mut d)
+                .take(step as u64)
+                .read_to_end(&mut out)
+                .map_err(Inflate::Bad)?;
+            if out.len() > max {
+                return Err(Inflate::TooLarge);
+            }
+            if n < step {
+                return Ok(out);
+            }
+            step = INFLATE_STEP.min(max + 1 - out.len());
         }
     }
 
@@ -418,6 +426,21 @@ impl<E: Endpoint> Server<E> {
     fn ack_deadline(&self) -> tokio::time::Instant {
         tokio::time::Instant::now() + self.opts.ack_timeout
     }
+}
+
+/// Bytes of a gzip body inflated per step once the first (the size its
+/// trailer gives) is done: a body of several members, or one whose
+/// trailer understates it.
+const INFLATE_STEP: usize = 256 << 10;
+
+/// The inflated size a gzip body's trailer gives: its last member's
+/// (modulo 2^32), 0 for a body too short to have one.
+fn trailer_size(gz: &[u8]) -> usize {
+    gz.len()
+        .checked_sub(4)
+        .and_then(|at| gz.get(at..))
+        .and_then(|t| <[u8; 4]>::try_from(t).ok())
+        .map_or(0, |t| u32::from_le_bytes(t) as usize)
 }
 
 /// A request's body as it arrived: hyper's frames in order (one for an
