@@ -217,6 +217,16 @@ fn read_events(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
 /// exactly as the joined body's rest would be (the same error, the same
 /// event number).
 fn read_framed<B: AsRef<[u8]>>(frames: &[B], out: &mut Batch) -> Result<(), BodyError> {
+    read_framed_counting(frames, out, &mut 0)
+}
+
+/// [`read_framed`], adding to `moved` the bytes it copied into and
+/// within its cut (its tests hold that to a multiple of the body's size).
+fn read_framed_counting<B: AsRef<[u8]>>(
+    frames: &[B],
+    out: &mut Batch,
+    moved: &mut usize,
+) -> Result<(), BodyError> {
     let mut r = EventReader::new();
     let mut cut: Vec<u8> = Vec::new();
     // The cut's length at which it is read again.
@@ -224,31 +234,37 @@ fn read_framed<B: AsRef<[u8]>>(frames: &[B], out: &mut Batch) -> Result<(), Body
     for frame in frames {
         let frame = frame.as_ref();
         // Where this frame starts in the cut, how much of it the cut took,
-        // and where reading goes on in it.
-        let (mut base, mut used, mut at) = (cut.len(), 0, 0);
+        // where the cut is read from, and where reading goes on in the
+        // frame.
+        let (mut base, mut used, mut head, mut at) = (cut.len(), 0, 0, 0);
         while !cut.is_empty() {
             let take = retry_at.saturating_sub(cut.len()).min(frame.len() - used);
             cut.extend_from_slice(&frame[used..used + take]);
-            used += take;
+            (used, *moved) = (used + take, *moved + take);
             if cut.len() < retry_at {
+                debug_assert_eq!(head, 0, "a cut read from is tried again at once");
                 break; // this frame is used up before the next try
             }
-            match r.envelope(&cut, out) {
-                Ok(Some(end)) if end >= base => {
-                    at = end - base;
+            match r.envelope(&cut[head..], out) {
+                Ok(Some(end)) if head + end >= base => {
+                    at = head + end - base;
                     cut.clear();
                 }
                 // It ended in the cut's earlier bytes: the next one now.
                 Ok(Some(end)) => {
-                    cut.drain(..end);
-                    base -= end;
+                    head += end;
                     retry_at = cut.len();
                 }
                 Ok(None) => {
                     at = used;
                     cut.clear();
                 }
-                Err(_) => retry_at = 2 * cut.len(),
+                // Not whole yet: dropped what was read, and twice the rest.
+                Err(_) => {
+                    cut.drain(..head);
+                    (base, *moved, head) = (base - head, *moved + cut.len(), 0);
+                    retry_at = 2 * cut.len();
+                }
             }
         }
         if !cut.is_empty() {
@@ -258,6 +274,7 @@ fn read_framed<B: AsRef<[u8]>>(frames: &[B], out: &mut Batch) -> Result<(), Body
         if !all {
             let rest = &frame[at + read..];
             cut.extend_from_slice(rest);
+            *moved += rest.len();
             retry_at = (2 * rest.len()).max(CUT_FIRST_TRY);
         }
     }
@@ -736,6 +753,44 @@ mod tests {
             read > 1000 && refused > 300,
             "{read} read, {refused} refused"
         );
+    }
+
+    /// What reading in frames copies stays within a few times the body,
+    /// whatever the frames and envelopes: a large envelope followed by
+    /// many small ones (read from the cut it grew into), single-byte
+    /// frames, a refused body whose cut grows to its end.
+    #[test]
+    fn reading_in_frames_copies_a_bounded_amount() {
+        let big = format!(r#"{{"event":{{"pad":"{}"}}}}"#, "x".repeat(1 << 20));
+        let small = r#"{"event":1}"#.repeat(20_000);
+        let normal = r#"{"event":{"a":"x","b":[1,2]},"host":"h"}"#.repeat(1000);
+        let bodies = [
+            format!("{small}{big}{small}"),
+            normal.clone(),
+            format!("{normal}x{small}{big}"),
+            format!("{normal}{}", &big[..big.len() - 1]),
+        ];
+        for body in &bodies {
+            let body = body.as_bytes();
+            for frame_len in [1, 7, 1000, 65536] {
+                if frame_len == 1 && body.len() > 100_000 {
+                    continue;
+                }
+                let frames: Vec<&[u8]> = body.chunks(frame_len).collect();
+                let (mut got, mut moved) = (Batch::default(), 0);
+                let res = read_framed_counting(&frames, &mut got, &mut moved);
+                let mut want = Batch::default();
+                assert_eq!(res, read_event_body(body, &mut want));
+                if res.is_ok() {
+                    assert_eq!(got.count(), want.count());
+                }
+                assert!(
+                    moved <= 4 * body.len() + 4096,
+                    "{moved} bytes moved for a body of {} in frames of {frame_len}",
+                    body.len()
+                );
+            }
+        }
     }
 
     #[test]

@@ -401,7 +401,9 @@ impl<E: Endpoint> Server<E> {
             if !room.grow(gz.len() + 2 * (out.len() + step).min(max)).await {
                 return Err(Inflate::NoRoom);
             }
-            out.reserve_exact(step);
+            // Exactly the first step; by doubling after it (a body of
+            // many steps is not copied once a step).
+            out.reserve(step);
             let n = (&mut d)
                 .take(step as u64)
                 .read_to_end(&mut out)
