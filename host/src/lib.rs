@@ -30,3 +30,6 @@ pub mod terminal;
 pub mod tls;
 pub mod topology;
 pub mod transforms;
+
+#[cfg(test)]
+mod testing;

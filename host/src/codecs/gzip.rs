@@ -89,12 +89,7 @@ mod tests {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut noise = |n: usize| -> Vec<u8> {
             (0..n)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed as u8
-                })
+                .map(|_| crate::testing::step(&mut seed) as u8)
                 .collect()
         };
         let text: Vec<u8> = (0..20_000)

@@ -684,12 +684,7 @@ mod tests {
         ];
         let seps = ["", "", "\n", " \r\n "];
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut step = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut step = || crate::testing::step(&mut seed);
         // Each line, its metadata and its kept scan.
         type Line = (Vec<u8>, Vec<u8>, Option<(Vec<Member>, usize)>);
         let describe = |b: &Batch| -> Vec<Line> {
@@ -1046,12 +1041,7 @@ mod tests {
             Incoming::read(m, members).map(|i| i.kept.map(|v| v.map(<[u8]>::to_vec)))
         };
         let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut step = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut step = || crate::testing::step(&mut seed);
         let (mut fast, mut slow) = (0, 0);
         for _ in 0..30_000 {
             let mut m = String::from("{");

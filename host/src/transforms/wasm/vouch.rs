@@ -238,9 +238,7 @@ mod tests {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let (mut vouched, mut refused) = (0, 0);
         for round in 0..40_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            crate::testing::step(&mut seed);
             let mut payload = Vec::new();
             for k in 0..(seed % 9) {
                 payload.extend_from_slice(pieces[((seed >> (8 + 5 * k)) % 18) as usize]);
