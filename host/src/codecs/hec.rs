@@ -174,12 +174,7 @@ impl BodyError {
 /// Reads an `/event` body (one or more concatenated envelopes) into
 /// `out`. All or nothing: on an error `out` is left as it was.
 pub fn read_event_body(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
-    let mark = out.len_bytes();
-    let res = read_events(body, out);
-    if res.is_err() {
-        out.truncate_bytes(mark.0, mark.1);
-    }
-    res
+    read_event_frames(&[body], out)
 }
 
 /// [`read_event_body`] of a body that arrived in pieces (`frames`, in
@@ -187,11 +182,11 @@ pub fn read_event_body(body: &[u8], out: &mut Batch) -> Result<(), BodyError> {
 /// copied alone, with the bytes of the next frames it needs. The answer
 /// is [`read_event_body`]'s of the joined body (see [`read_framed`]).
 pub fn read_event_frames<B: AsRef<[u8]>>(frames: &[B], out: &mut Batch) -> Result<(), BodyError> {
-    if let [one] = frames {
-        return read_event_body(one.as_ref(), out);
-    }
     let mark = out.len_bytes();
-    let res = read_framed(frames, out);
+    let res = match frames {
+        [one] => read_events(one.as_ref(), out),
+        _ => read_framed(frames, out),
+    };
     if res.is_err() {
         out.truncate_bytes(mark.0, mark.1);
     }
