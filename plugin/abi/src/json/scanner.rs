@@ -83,7 +83,7 @@ impl Scanner {
         &'s mut self,
         src: &'a [u8],
     ) -> Result<(Object<'s, 'a>, usize), ScanError> {
-        self.scan_prefix_by(src, scan_flat)
+        self.scan_prefix_by(src, true, scan_flat)
     }
 
     /// [`Scanner::scan_prefix`] of an envelope whose member `key` (its raw
@@ -94,7 +94,9 @@ impl Scanner {
     /// [`crate::frame::index::Prescanned`]). The envelope's answer is
     /// [`Scanner::scan_prefix`]'s; the [`Opened`] is there only when the
     /// value is an object that the fast path read (keys without escapes,
-    /// the common event), not for every valid one.
+    /// the common event), not for every valid one. No key index is built
+    /// for the envelope (its few members are walked, not looked up): the
+    /// answer's lookups compare keys in order.
     pub fn scan_prefix_opening<'s, 'a>(
         &'s mut self,
         src: &'a [u8],
@@ -102,7 +104,7 @@ impl Scanner {
         inner: &mut Vec<Member>,
     ) -> Result<(Object<'s, 'a>, usize, Option<Opened>), ScanError> {
         let mut opened = None;
-        let (object, end) = self.scan_prefix_by(src, |b, members| {
+        let (object, end) = self.scan_prefix_by(src, false, |b, members| {
             let (close, o) = scan_flat_opening(b, members, key, inner)?;
             opened = o;
             Some(close)
@@ -110,11 +112,13 @@ impl Scanner {
         Ok((object, end, opened))
     }
 
-    /// [`Scanner::scan_prefix`] with `fast` as its fast path.
+    /// [`Scanner::scan_prefix`] with `fast` as its fast path; the key
+    /// index built only `with_index`.
     #[inline(always)]
     fn scan_prefix_by<'s, 'a>(
         &'s mut self,
         src: &'a [u8],
+        with_index: bool,
         fast: impl FnOnce(&[u8], &mut Vec<Member>) -> Option<usize>,
     ) -> Result<(Object<'s, 'a>, usize), ScanError> {
         let start = src
@@ -133,14 +137,22 @@ impl Scanner {
             self.key_escaped.resize(self.members.len(), false);
             self.close = close;
             self.has_members = !self.members.is_empty();
-            self.index(src);
+            if with_index {
+                self.index(src);
+            } else {
+                self.hashes.clear();
+                self.table.clear();
+            }
             self.group = NO_GROUP;
             self.slots.clear();
             return Ok((self.object(src), close + 1));
         }
         let end = top_value_end(src, start)?;
-        let object = self.scan(src.get(..end).unwrap_or_default())?;
-        Ok((object, end))
+        let src = src.get(..end).unwrap_or_default();
+        self.scan_inner(src, with_index)?;
+        self.group = NO_GROUP;
+        self.slots.clear();
+        Ok((self.object(src), end))
     }
 
     /// [`Scanner::scan`], then `plan` applied: which group the object
@@ -739,6 +751,34 @@ mod tests {
             }
         }
         assert_eq!(refused, 3, "the limit is inside the range tried");
+    }
+
+    /// An envelope read with its event opened has no key index, and its
+    /// lookups (by comparing keys in order) answer as the index does:
+    /// more members than are compared without one, a key given twice (the
+    /// first counts), escaped keys, and on the full parser's path.
+    #[test]
+    fn an_opened_envelope_looks_keys_up_without_an_index() {
+        let (mut sc, mut plain, mut inner) = (Scanner::new(), Scanner::new(), Vec::new());
+        for envelope in [
+            r#"{"time":1,"host":"h","source":"s","sourcetype":"t","index":"i","event":{"a":1},"host":"x"}"#,
+            r#"{"time":1,"event":"text","fields":{"f":[1]},"index":"i","host":"h"}"#,
+            r#"{"ti\u006de":1,"host":"h","source":"s","sourcetype":"t","index":"i","event":{}}"#,
+            r#"{ "time" : 1 , "host" : "h" , "event" : { "a\u0062" : 2 } }"#,
+            r#"{"event":{"a":1}}"#,
+            "{}",
+        ] {
+            let (got, end, _) = sc
+                .scan_prefix_opening(envelope.as_bytes(), b"event", &mut inner)
+                .unwrap();
+            let (want, want_end) = plain.scan_prefix(envelope.as_bytes()).unwrap();
+            assert!(got.table.is_empty() && got.hashes.is_empty(), "{envelope}");
+            assert_eq!(end, want_end, "{envelope}");
+            for key in ["time", "host", "event", "index", "fields", "none", "ab"] {
+                let (g, w) = (got.get(key), want.get(key));
+                assert_eq!(g.map(|v| v.raw), w.map(|v| v.raw), "{envelope}: {key}");
+            }
+        }
     }
 
     /// Members without the key index: what `scan` finds, verdict and all.
