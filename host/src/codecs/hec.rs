@@ -508,24 +508,14 @@ pub fn write_envelope(
     // The metadata is an object a HEC source wrote ([`Incoming::write_kept`])
     // or a raw request's; anything else, or a key given twice, counts as
     // none, and so does a key whose value is `null`.
-    let [time, host, source, sourcetype, index, fields] = read_kept(env_json)
+    let compact = read_kept(env_json);
+    let [time, host, source, sourcetype, index, fields] = compact
         .or_else(|| {
             let members = scanner.scan_members(env_json).ok()?;
             Incoming::read(env_json, members).map(|incoming| incoming.kept)
         })
         .map(|kept| kept.map(|v| v.filter(|v| *v != b"null")))
         .unwrap_or_default();
-    out.push(b'{');
-    let mut first = true;
-    let mut key = |out: &mut Vec<u8>, k: &str| {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.push(b'"');
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(b"\":");
-    };
     // An event is scanned once (the project's scanner, no value built):
     // to know whether it is JSON, an object, and for its time; not at
     // all when the host vouches for it and its time is not wanted.
@@ -538,6 +528,64 @@ pub fn write_envelope(
         (None, Some(event)) if d.time_from_event => event_time(event),
         _ => None,
     };
+    let own = [
+        ("host", host, &d.host),
+        ("source", source, &d.source),
+        ("sourcetype", sourcetype, &d.sourcetype),
+        ("index", index, &d.index),
+    ];
+    // Metadata in the form a HEC source writes it is the envelope's head
+    // as `write_head` writes it (the same keys in the same order) when no
+    // key is `null` and none is filled in from a default or from the
+    // event's time: then it goes in one copy.
+    let whole_head = compact.is_some_and(|kept| kept.iter().all(|v| *v != Some(b"null")))
+        && (time.is_some() || own_time.is_none())
+        && own
+            .iter()
+            .all(|(_, own, default)| own.is_some() || default.is_none());
+    match env_json.strip_suffix(b"}") {
+        Some(head) if whole_head => {
+            out.extend_from_slice(head);
+            out.extend_from_slice(&b",\"event\":"[(head.len() == 1) as usize..]);
+        }
+        _ => write_head(out, time, own_time, own, fields),
+    }
+    // Valid JSON goes as it is; anything else as a JSON string.
+    let valid = json || matches!(scan, Some(Ok(_) | Err(ScanError::NotObject)));
+    let as_string = sent_as_string || !valid;
+    if as_string {
+        let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(line));
+    } else {
+        out.extend_from_slice(line);
+    }
+    out.push(b'}');
+}
+
+/// One of `host`, `source`, `sourcetype`, `index`: its name, the
+/// metadata's value and the sink's default.
+type MetaKey<'a> = (&'static str, Option<&'a [u8]>, &'a Option<String>);
+
+/// The envelope's opening and its keys up to `"event":`, key by key:
+/// the metadata's own values, the sink's defaults for those it lacks, and
+/// the event's own time (`own_time`) when the metadata has none.
+fn write_head(
+    out: &mut Vec<u8>,
+    time: Option<&[u8]>,
+    own_time: Option<f64>,
+    own: [MetaKey<'_>; 4],
+    fields: Option<&[u8]>,
+) {
+    out.push(b'{');
+    let mut first = true;
+    let mut key = |out: &mut Vec<u8>, k: &str| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.push(b'"');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+    };
     if let Some(t) = time {
         key(out, "time");
         out.extend_from_slice(t);
@@ -545,12 +593,7 @@ pub fn write_envelope(
         key(out, "time");
         timestamp::write_seconds(out, secs);
     }
-    for (name, own, default) in [
-        ("host", host, &d.host),
-        ("source", source, &d.source),
-        ("sourcetype", sourcetype, &d.sourcetype),
-        ("index", index, &d.index),
-    ] {
+    for (name, own, default) in own {
         match (own, default) {
             (Some(v), _) => {
                 key(out, name);
@@ -568,15 +611,6 @@ pub fn write_envelope(
         out.extend_from_slice(f);
     }
     key(out, "event");
-    // Valid JSON goes as it is; anything else as a JSON string.
-    let valid = json || matches!(scan, Some(Ok(_) | Err(ScanError::NotObject)));
-    let as_string = sent_as_string || !valid;
-    if as_string {
-        let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(line));
-    } else {
-        out.extend_from_slice(line);
-    }
-    out.push(b'}');
 }
 
 pub const SUCCESS: &str = r#"{"text":"Success","code":0}"#;
@@ -920,6 +954,68 @@ mod tests {
             out[3],
             r#"{"host":"rb","index":"alerts","event":"not json"}"#
         );
+    }
+
+    /// Metadata in the source's compact form, copied whole as the head
+    /// when nothing is filled in, gives the envelope that writing it key
+    /// by key gives: the same metadata spaced out, which only a scan
+    /// reads. Every mix of kept keys, `null`s, defaults and event times.
+    #[test]
+    fn a_head_copied_whole_is_the_head_written_key_by_key() {
+        let metas = [
+            "{}",
+            r#"{"time":1}"#,
+            r#"{"time":"1.5","host":"h","source":"s","sourcetype":"st","index":"i","fields":{"a":[1]}}"#,
+            r#"{"host":"h","index":"i"}"#,
+            r#"{"source":"s","fields":{}}"#,
+            r#"{"time":null,"host":"h"}"#,
+            r#"{"host":"h","sourcetype":null}"#,
+        ];
+        let given = |s: &str| Some(s.to_string());
+        let defaults = [
+            Defaults::default(),
+            Defaults {
+                host: given("dh"),
+                ..Defaults::default()
+            },
+            Defaults {
+                sourcetype: given("dst"),
+                index: given("di"),
+                time_from_event: true,
+                ..Defaults::default()
+            },
+            Defaults {
+                time_from_event: true,
+                ..Defaults::default()
+            },
+        ];
+        let lines: [&[u8]; 3] = [br#"{"_time":"1700000000","a":1}"#, br#"{"a":1}"#, b"text"];
+        let mut sc = Scanner::new();
+        let mut copied = 0;
+        for meta in metas {
+            for d in &defaults {
+                for line in lines {
+                    for (kind, json) in [(b'v', true), (b'v', false), (b'j', false)] {
+                        // `json` vouches for the line: only for JSON.
+                        if json && line == b"text" {
+                            continue;
+                        }
+                        let write = |meta: &str, sc: &mut Scanner| {
+                            let mut o = Vec::new();
+                            let meta = [&[kind], meta.as_bytes()].concat();
+                            write_envelope(&mut o, line, &meta, json, d, sc);
+                            String::from_utf8(o).unwrap()
+                        };
+                        let spaced = meta.replacen('{', "{ ", 1);
+                        let (whole, by_key) = (write(meta, &mut sc), write(&spaced, &mut sc));
+                        assert_eq!(whole, by_key, "{meta} {d:?} {line:?}");
+                        serde_json::from_str::<serde_json::Value>(&whole).unwrap();
+                        copied += whole.starts_with(meta.strip_suffix('}').unwrap()) as usize;
+                    }
+                }
+            }
+        }
+        assert!(copied > 50, "{copied}");
     }
 
     #[test]
