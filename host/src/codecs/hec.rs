@@ -71,10 +71,7 @@ fn read_kept(meta: &[u8]) -> Option<[Option<&[u8]>; 6]> {
     loop {
         // `"name":`, a name after the last one read.
         let key = meta.get(i + 1..).filter(|_| meta[i] == b'"')?;
-        let k = (next..6).find(|&k| {
-            let name = INCOMING_KEYS[k + 1].as_bytes();
-            key.starts_with(name) && key.get(name.len()..name.len() + 2) == Some(b"\":")
-        })?;
+        let k = kept_name(key).filter(|&k| k >= next)?;
         let start = i + 3 + INCOMING_KEYS[k + 1].len();
         let end = rulebox_abi::json::skip_value(meta, start)?;
         kept[k] = Some(&meta[start..end]);
@@ -85,6 +82,38 @@ fn read_kept(meta: &[u8]) -> Option<[Option<&[u8]>; 6]> {
             _ => return None,
         }
     }
+}
+
+/// Which kept key (`INCOMING_KEYS[k + 1]`) `text` starts with, as `name":`.
+/// Each is compared with a constant, which compiles to a few loads rather
+/// than a call to `memcmp` per key and envelope.
+#[inline]
+fn kept_name(text: &[u8]) -> Option<usize> {
+    let k = match text {
+        [b't', b'i', b'm', b'e', b'"', b':', ..] => 0,
+        [b'h', b'o', b's', b't', b'"', b':', ..] => 1,
+        [b's', b'o', b'u', b'r', b'c', b'e', b'"', b':', ..] => 2,
+        [
+            b's',
+            b'o',
+            b'u',
+            b'r',
+            b'c',
+            b'e',
+            b't',
+            b'y',
+            b'p',
+            b'e',
+            b'"',
+            b':',
+            ..,
+        ] => 3,
+        [b'i', b'n', b'd', b'e', b'x', b'"', b':', ..] => 4,
+        [b'f', b'i', b'e', b'l', b'd', b's', b'"', b':', ..] => 5,
+        _ => return None,
+    };
+    debug_assert!(text.starts_with(INCOMING_KEYS[k + 1].as_bytes()));
+    Some(k)
 }
 
 /// One envelope as received, read by the scanner: the event's and the
