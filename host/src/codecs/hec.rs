@@ -116,6 +116,18 @@ fn kept_name(text: &[u8]) -> Option<usize> {
     Some(k)
 }
 
+/// Appends `"name":` to an object being written: after a comma, unless
+/// it is the `first` key (which it then no longer is).
+#[inline]
+fn put_key(out: &mut Vec<u8>, first: &mut bool, name: &str) {
+    if !std::mem::replace(first, false) {
+        out.push(b',');
+    }
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
 /// One envelope as received, read by the scanner: the event's and the
 /// kept keys' raw values (other keys are ignored).
 struct Incoming<'a> {
@@ -160,13 +172,7 @@ impl<'a> Incoming<'a> {
         let mut first = true;
         for (name, value) in INCOMING_KEYS[1..].iter().zip(&self.kept) {
             let Some(value) = value else { continue };
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.push(b'"');
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\":");
+            put_key(out, &mut first, name);
             out.extend_from_slice(value);
         }
         out.push(b'}');
@@ -606,15 +612,7 @@ fn write_head(
 ) {
     out.push(b'{');
     let mut first = true;
-    let mut key = |out: &mut Vec<u8>, k: &str| {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.push(b'"');
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(b"\":");
-    };
+    let mut key = |out: &mut Vec<u8>, k: &str| put_key(out, &mut first, k);
     if let Some(t) = time {
         key(out, "time");
         out.extend_from_slice(t);
