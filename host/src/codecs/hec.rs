@@ -85,32 +85,24 @@ fn read_kept(meta: &[u8]) -> Option<[Option<&[u8]>; 6]> {
 }
 
 /// Which kept key (`INCOMING_KEYS[k + 1]`) `text` starts with, as `name":`.
-/// Each is compared with a constant, which compiles to a few loads rather
-/// than a call to `memcmp` per key and envelope.
+/// Each name is a literal, so each comparison has a constant length and
+/// compiles to a few loads, not a call to `memcmp` per key and envelope.
 #[inline]
 fn kept_name(text: &[u8]) -> Option<usize> {
-    let k = match text {
-        [b't', b'i', b'm', b'e', b'"', b':', ..] => 0,
-        [b'h', b'o', b's', b't', b'"', b':', ..] => 1,
-        [b's', b'o', b'u', b'r', b'c', b'e', b'"', b':', ..] => 2,
-        [
-            b's',
-            b'o',
-            b'u',
-            b'r',
-            b'c',
-            b'e',
-            b't',
-            b'y',
-            b'p',
-            b'e',
-            b'"',
-            b':',
-            ..,
-        ] => 3,
-        [b'i', b'n', b'd', b'e', b'x', b'"', b':', ..] => 4,
-        [b'f', b'i', b'e', b'l', b'd', b's', b'"', b':', ..] => 5,
-        _ => return None,
+    let k = if text.starts_with(b"time\":") {
+        0
+    } else if text.starts_with(b"host\":") {
+        1
+    } else if text.starts_with(b"source\":") {
+        2
+    } else if text.starts_with(b"sourcetype\":") {
+        3
+    } else if text.starts_with(b"index\":") {
+        4
+    } else if text.starts_with(b"fields\":") {
+        5
+    } else {
+        return None;
     };
     debug_assert!(text.starts_with(INCOMING_KEYS[k + 1].as_bytes()));
     Some(k)
