@@ -555,7 +555,7 @@ pub fn write_envelope(
         (None, Some(event)) if d.time_from_event => event_time(event),
         _ => None,
     };
-    let own = [
+    let keys = [
         ("host", host, &d.host),
         ("source", source, &d.source),
         ("sourcetype", sourcetype, &d.sourcetype),
@@ -567,7 +567,7 @@ pub fn write_envelope(
     // event's time: then it goes in one copy.
     let whole_head = compact.is_some_and(|kept| kept.iter().all(|v| *v != Some(b"null")))
         && (time.is_some() || own_time.is_none())
-        && own
+        && keys
             .iter()
             .all(|(_, own, default)| own.is_some() || default.is_none());
     match env_json.strip_suffix(b"}") {
@@ -575,7 +575,7 @@ pub fn write_envelope(
             out.extend_from_slice(head);
             out.extend_from_slice(&b",\"event\":"[(head.len() == 1) as usize..]);
         }
-        _ => write_head(out, time, own_time, own, fields),
+        _ => write_head(out, time, own_time, keys, fields),
     }
     // Valid JSON goes as it is; anything else as a JSON string.
     let valid = json || matches!(scan, Some(Ok(_) | Err(ScanError::NotObject)));
@@ -599,7 +599,7 @@ fn write_head(
     out: &mut Vec<u8>,
     time: Option<&[u8]>,
     own_time: Option<f64>,
-    own: [MetaKey<'_>; 4],
+    keys: [MetaKey<'_>; 4],
     fields: Option<&[u8]>,
 ) {
     out.push(b'{');
@@ -612,7 +612,7 @@ fn write_head(
         key(out, "time");
         timestamp::write_seconds(out, secs);
     }
-    for (name, own, default) in own {
+    for (name, own, default) in keys {
         match (own, default) {
             (Some(v), _) => {
                 key(out, name);
