@@ -1,6 +1,7 @@
 //! The async driver of one wasm transform: `select!`s between its input
 //! and a tick every `flush_interval_secs`, calls the state machine in
-//! place, and hands its outputs on. At the end of input it saves the state
+//! place (the loop has a thread of its own, so blocking there holds up no
+//! other task), and hands its outputs on. At the end of input it saves the state
 //! (at a shutdown) or runs the final flush.
 
 use std::path::PathBuf;
@@ -65,31 +66,29 @@ pub async fn transform_loop(
         tokio::select! {
             biased;
             m = input.recv() => match m {
-                Some((b, index)) => tokio::task::block_in_place(|| {
+                Some((b, index)) => {
                     process_batch(&mut t, &b, now_ms(), &mut outs, index);
                     checkpoints.seen(&b);
-                }),
+                }
                 None => break,
             },
-            _ = ticker.tick() => tokio::task::block_in_place(|| t.tick(now_ms(), &mut outs)),
+            _ = ticker.tick() => t.tick(now_ms(), &mut outs),
             _ = checkpoint_timer.tick() => {}
         }
         send_outputs(&mut outs, &routes).await;
         if let Some(path) = &state_file {
-            tokio::task::block_in_place(|| checkpoints.step(&mut t, path, &state_errors));
+            checkpoints.step(&mut t, path, &state_errors);
         }
     }
     let shutting_down = *shutdown.borrow();
-    tokio::task::block_in_place(|| {
-        finish_transform(
-            &mut t,
-            shutting_down,
-            state_file.as_deref(),
-            &checkpoints.positions(),
-            &state_errors,
-            &mut outs,
-        )
-    });
+    finish_transform(
+        &mut t,
+        shutting_down,
+        state_file.as_deref(),
+        &checkpoints.positions(),
+        &state_errors,
+        &mut outs,
+    );
     send_outputs(&mut outs, &routes).await;
     t.is_quarantined().then(|| t.id().to_string())
 }

@@ -7,7 +7,8 @@
 //! sequence it covers and saved once everything it produced is out; at the
 //! end each instance runs its final flush (the input ended) or not (a
 //! shutdown), its state is saved once its outputs are out, and the
-//! partition is given up.
+//! partition is given up. Like the one-instance driver, the loop has a
+//! thread of its own: the instances run in place.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -76,17 +77,17 @@ pub async fn partitioned_loop(
         tokio::select! {
             biased;
             m = rx.recv() => match m {
-                Some(b) => tokio::task::block_in_place(|| p.batch(&b, &mut outs)),
+                Some(b) => p.batch(&b, &mut outs),
                 None => break,
             },
-            _ = ticker.tick() => tokio::task::block_in_place(|| p.tick(&mut outs)),
+            _ = ticker.tick() => p.tick(&mut outs),
             _ = checkpoint_timer.tick() => {}
         }
         send_outputs(&mut outs, &routes).await;
         p.checkpoints().await;
     }
     let shutting_down = *shutdown.borrow();
-    tokio::task::block_in_place(|| p.finish(shutting_down, &mut outs));
+    p.finish(shutting_down, &mut outs);
     send_outputs(&mut outs, &routes).await;
     p.give_up_all().await;
     p.base.is_quarantined().then(|| p.base.id().to_string())
@@ -195,7 +196,7 @@ impl Partitioned {
             save_if_delivered(s, &self.state_errors).await;
             if s.pending.is_none() && now >= s.next_checkpoint {
                 s.next_checkpoint = now + self.every;
-                let state = tokio::task::block_in_place(|| s.t.checkpoint(now_ms()));
+                let state = s.t.checkpoint(now_ms());
                 if let Some(state) = state {
                     s.pending = Some((state, s.seen));
                 }
@@ -254,7 +255,7 @@ impl Partitioned {
 async fn hand_over(s: &mut Slot, errors: &AtomicU64) -> bool {
     if !s.handing {
         s.handing = true;
-        let state = tokio::task::block_in_place(|| s.t.snapshot(now_ms()));
+        let state = s.t.snapshot(now_ms());
         s.pending = match state {
             Ok(Some(state)) => Some((state, s.seen)),
             _ => None,
