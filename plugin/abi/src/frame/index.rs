@@ -199,7 +199,10 @@ pub fn index_batch_prescanned(
 /// (`ends[i]`: just past event `i`'s `\n`, as whoever cut the batch into
 /// lines found it) rather than looked for again. An entry that does not
 /// end at a `\n` after the event's start is ignored, and the event's end
-/// looked for.
+/// looked for. That check is made once the event is indexed, when the
+/// line's last bytes are in the cache (made first, its load missed the
+/// cache for most events); an event indexed to a wrong end is indexed
+/// again, and its work counted twice.
 pub fn index_batch_with_ends(
     scanner: &mut Scanner,
     request: &IndexRequest,
@@ -209,27 +212,74 @@ pub fn index_batch_with_ends(
     pre: Option<&Prescanned>,
     out: &mut Vec<u8>,
 ) -> Result<Indexing, OverBudget> {
-    let mut work =
-        Work::within(PLAN_WORK_PER_BYTE.saturating_mul(batch.len() as u64) + PLAN_WORK_FLOOR);
-    let probes = request.plan.as_ref().map_or(0, PathPlan::probes);
+    let mut cx = Batched {
+        request,
+        pre,
+        work: Work::within(PLAN_WORK_PER_BYTE.saturating_mul(batch.len() as u64) + PLAN_WORK_FLOOR),
+        probes: request.plan.as_ref().map_or(0, PathPlan::probes),
+        invalid: 0,
+    };
     let mut start = 0;
-    let mut invalid = 0;
     for line in 0..count {
         let rest = batch.get(start..).unwrap_or_default();
-        let len = match ends.and_then(|e| e.get(line)) {
-            Some(&end) if end > start && batch.get(end - 1) == Some(&b'\n') => end - 1 - start,
-            _ => find_byte(rest, b'\n').unwrap_or(rest.len()),
-        };
-        let event = &rest[..len];
+        let searched = |rest: &[u8]| find_byte(rest, b'\n').unwrap_or(rest.len());
+        let given = ends
+            .and_then(|e| e.get(line))
+            .and_then(|&end| end.checked_sub(start + 1))
+            .filter(|&len| len < rest.len());
         let entry = out.len();
-        put_u32s(out, &[start as u32, len as u32, 0, 0, 0]);
-        let scanned = match pre.and_then(|p| p.get(line, event)) {
+        let mut len = given.unwrap_or_else(|| searched(rest));
+        let mut invalid = cx.index_event(scanner, line, start, &rest[..len], out)?;
+        if given.is_some() && rest[len] != b'\n' {
+            out.truncate(entry);
+            len = searched(rest);
+            invalid = cx.index_event(scanner, line, start, &rest[..len], out)?;
+        }
+        cx.invalid += invalid as usize;
+        start += len + 1;
+    }
+    Ok(Indexing {
+        work: cx.work.spent,
+        valid_text: cx.invalid == 0 && start >= batch.len(),
+    })
+}
+
+/// What [`index_batch_with_ends`] keeps from event to event.
+struct Batched<'a> {
+    request: &'a IndexRequest,
+    pre: Option<&'a Prescanned>,
+    work: Work,
+    /// The plan's probes, spent on each event it is resolved in.
+    probes: usize,
+    /// Events found not valid JSON text.
+    invalid: usize,
+}
+
+impl Batched<'_> {
+    /// Appends the entry of event `line` (`event`, at `start` in its
+    /// batch) to `out`: its members from `pre` when it holds them, else
+    /// scanned. True when the event is not valid JSON text (malformed or
+    /// nested too deep).
+    #[inline(always)]
+    fn index_event(
+        &mut self,
+        scanner: &mut Scanner,
+        line: usize,
+        start: usize,
+        event: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, OverBudget> {
+        let request = self.request;
+        let entry = out.len();
+        put_u32s(out, &[start as u32, event.len() as u32, 0, 0, 0]);
+        let scanned = match self.pre.and_then(|p| p.get(line, event)) {
             Some((members, close)) => {
                 scanner.take_scanned(members, close);
                 Ok(())
             }
             None => scanner.scan_inner(event, false),
         };
+        let mut invalid = false;
         let (status, close, n) = match scanned {
             Ok(()) => {
                 let mut flags = 0;
@@ -247,8 +297,8 @@ pub fn index_batch_with_ends(
                     } else if keyed.is_none() {
                         scanner.fill_table(event);
                     }
-                    work.spend(probes)?;
-                    scanner.resolve_within(event, plan, keyed, &mut work)?;
+                    self.work.spend(self.probes)?;
+                    scanner.resolve_within(event, plan, keyed, &mut self.work)?;
                     put_u32s(out, &[scanner.group]);
                     out.reserve(scanner.slots.len() * 8);
                     for s in &scanner.slots {
@@ -258,19 +308,15 @@ pub fn index_batch_with_ends(
                 (flags, scanner.close as u32, n)
             }
             Err(e) => {
-                invalid += matches!(e, ScanError::Malformed | ScanError::TooDeep) as usize;
+                invalid = matches!(e, ScanError::Malformed | ScanError::TooDeep);
                 (status_code(e), 0, 0)
             }
         };
         out[entry + 8..entry + 12].copy_from_slice(&status.to_le_bytes());
         out[entry + 12..entry + 16].copy_from_slice(&close.to_le_bytes());
         out[entry + 16..entry + 20].copy_from_slice(&n.to_le_bytes());
-        start += len + 1;
+        Ok(invalid)
     }
-    Ok(Indexing {
-        work: work.spent,
-        valid_text: invalid == 0 && start >= batch.len(),
-    })
 }
 
 impl Scanner {
@@ -563,6 +609,7 @@ mod tests {
             let mut wrong = ends.clone();
             wrong[1] -= 1; // not at a newline
             wrong[3] = wrong[2]; // not after the line's start
+            wrong[5] = batch.len() + 10; // past the batch
             wrong.truncate(n - 1); // one short
             for given in [&ends, &wrong] {
                 let mut with_ends = Vec::new();
@@ -850,6 +897,34 @@ mod tests {
             if want {
                 assert!(core::str::from_utf8(batch).is_ok());
             }
+        }
+    }
+
+    /// An event indexed to a wrong given end, and found not valid JSON
+    /// there, is indexed again to its own end, and only that verdict
+    /// counts: a batch of valid events is still valid text.
+    #[test]
+    fn a_wrong_end_is_indexed_again_and_only_the_right_verdict_counts() {
+        let batch = b"{\"a\":1}\n{\"b\":[2]}\n";
+        let request = IndexRequest::new::<&str>(None, None);
+        let mut scanner = Scanner::new();
+        let mut want = Vec::new();
+        let right = index_batch(&mut scanner, &request, batch, 2, &mut want);
+        assert!(right.is_ok());
+        for ends in [[7, 18], [8, 17], [3, 18]] {
+            let mut got = Vec::new();
+            let indexing = index_batch_with_ends(
+                &mut scanner,
+                &request,
+                batch,
+                2,
+                Some(&ends),
+                None,
+                &mut got,
+            )
+            .unwrap();
+            assert_eq!(got, want, "{ends:?}");
+            assert!(indexing.valid_text, "{ends:?}");
         }
     }
 }
