@@ -1,8 +1,8 @@
 //! The async driver of one wasm transform: `select!`s between its input
 //! and a tick every `flush_interval_secs`, calls the state machine in
 //! place (the loop has a thread of its own, so blocking there holds up no
-//! other task), and hands its outputs on. At the end of input it saves the state
-//! (at a shutdown) or runs the final flush.
+//! other task), and hands its outputs on. At the end of input it saves
+//! the state (at a shutdown) or runs the final flush.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,10 +1,10 @@
 //! The wasm transform: a sandboxed plugin run as a state machine
 //! ([`WasmTransform`], in `transform`), driven by an async loop
 //! (`driver`, on a thread of its own, which scans each batch's objects
-//! ahead on another: `ahead`), or by worker threads when `workers > 1` (`parallel`),
-//! with its state kept across restarts (`state`); `vouch` marks events
-//! that leave as JSON text the host read. This file holds its
-//! configuration, the checks of it, and the build of a [`Stage`].
+//! ahead on another: `ahead`), or by worker threads when `workers > 1`
+//! (`parallel`), with its state kept across restarts (`state`); `vouch`
+//! marks events that leave as JSON text the host read. This file holds
+//! its configuration, the checks of it, and the build of a [`Stage`].
 
 mod ahead;
 mod call_stats;
