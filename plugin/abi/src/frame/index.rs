@@ -219,10 +219,10 @@ pub fn index_batch_with_ends(
         probes: request.plan.as_ref().map_or(0, PathPlan::probes),
         invalid: 0,
     };
+    let searched = |rest: &[u8]| find_byte(rest, b'\n').unwrap_or(rest.len());
     let mut start = 0;
     for line in 0..count {
         let rest = batch.get(start..).unwrap_or_default();
-        let searched = |rest: &[u8]| find_byte(rest, b'\n').unwrap_or(rest.len());
         let given = ends
             .and_then(|e| e.get(line))
             .and_then(|&end| end.checked_sub(start + 1))

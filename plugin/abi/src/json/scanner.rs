@@ -60,9 +60,7 @@ impl Scanner {
     /// non-ASCII sequences are checked where the string scan meets them.
     pub fn scan<'s, 'a>(&'s mut self, src: &'a [u8]) -> Result<Object<'s, 'a>, ScanError> {
         self.scan_inner(src, true)?;
-        self.group = NO_GROUP;
-        self.slots.clear();
-        Ok(self.object(src))
+        Ok(self.unplanned(src))
     }
 
     /// [`Scanner::scan`] without the key index an [`Object`]'s lookups
@@ -135,24 +133,36 @@ impl Scanner {
             // The fast path read it: its members are the object's.
             let src = src.get(..close + 1).unwrap_or_default();
             self.key_escaped.resize(self.members.len(), false);
-            self.close = close;
-            self.has_members = !self.members.is_empty();
-            if with_index {
-                self.index(src);
-            } else {
-                self.hashes.clear();
-                self.table.clear();
-            }
-            self.group = NO_GROUP;
-            self.slots.clear();
-            return Ok((self.object(src), close + 1));
+            self.settle(src, close, with_index);
+            return Ok((self.unplanned(src), close + 1));
         }
         let end = top_value_end(src, start)?;
         let src = src.get(..end).unwrap_or_default();
         self.scan_inner(src, with_index)?;
+        Ok((self.unplanned(src), end))
+    }
+
+    /// Ends a scan of `src` whose members are read and whose closing brace
+    /// is at `close`: the key index built `with_index`, else left empty
+    /// (lookups then compare keys in order; `src` is not read).
+    #[inline(always)]
+    fn settle(&mut self, src: &[u8], close: usize, with_index: bool) {
+        self.close = close;
+        self.has_members = !self.members.is_empty();
+        if with_index {
+            self.index(src);
+        } else {
+            self.hashes.clear();
+            self.table.clear();
+        }
+    }
+
+    /// The object just scanned from `src`, with no plan applied.
+    #[inline(always)]
+    fn unplanned<'s, 'a>(&'s mut self, src: &'a [u8]) -> Object<'s, 'a> {
         self.group = NO_GROUP;
         self.slots.clear();
-        Ok((self.object(src), end))
+        self.object(src)
     }
 
     /// [`Scanner::scan`], then `plan` applied: which group the object
@@ -238,14 +248,7 @@ impl Scanner {
                 self.parse_members(src)?
             }
         };
-        self.close = close;
-        self.has_members = !self.members.is_empty();
-        if with_index {
-            self.index(src);
-        } else {
-            self.hashes.clear();
-            self.table.clear();
-        }
+        self.settle(src, close, with_index);
         Ok(())
     }
 
@@ -259,10 +262,7 @@ impl Scanner {
         self.key_escaped.clear();
         self.key_escaped.resize(members.len(), false);
         self.escaped_keys = false;
-        self.close = close;
-        self.has_members = !members.is_empty();
-        self.hashes.clear();
-        self.table.clear();
+        self.settle(&[], close, false);
     }
 
     /// [`Scanner::scan`] by the full parser alone, without the fast path
@@ -276,12 +276,9 @@ impl Scanner {
         self.members.clear();
         self.key_escaped.clear();
         self.escaped_keys = false;
-        self.close = self.parse_members(src)?;
-        self.has_members = !self.members.is_empty();
-        self.index(src);
-        self.group = NO_GROUP;
-        self.slots.clear();
-        Ok(self.object(src))
+        let close = self.parse_members(src)?;
+        self.settle(src, close, true);
+        Ok(self.unplanned(src))
     }
 
     /// Reads `src` with the full parser into `members` and `key_escaped`
