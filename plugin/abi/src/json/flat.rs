@@ -413,6 +413,32 @@ fn scan_members(
     Some(close)
 }
 
+/// The member of an object whose key's opening quote is at `i`, read as
+/// [`scan_flat`]'s member loop reads one: the key's span between its
+/// quotes, and the value's span. `None` where that loop would leave the
+/// member to the full parser (an escape or a non-ASCII byte in the key,
+/// nesting past [`MAX_DEPTH`] under the member), or at no member. For
+/// reading an object already validated member by member
+/// ([`Value`](super::Value)'s lookups): on such an object it answers what
+/// the full parser would.
+#[inline(always)]
+pub(super) fn member_at(b: &[u8], i: usize) -> Option<(Span, Span)> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let key_start = i + 1;
+    let (key_end, compact) = compact_member(b, key_start);
+    let (value_start, string_end) = match compact {
+        Some(c) => c,
+        None => (past_colon(b, key_end)?, None),
+    };
+    let end = match string_end {
+        Some(end) => end,
+        None => value_end(b, value_start, 1)?,
+    };
+    Some((Span::of(key_start, key_end), Span::of(value_start, end)))
+}
+
 /// The start of a member's value, from its key's end `key_end` (where a
 /// quote must be): past the quote, whitespace, a colon and whitespace.
 #[inline(never)]

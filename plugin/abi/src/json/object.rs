@@ -145,7 +145,7 @@ impl<'s, 'a> Object<'s, 'a> {
             .match_indices('.')
             .map(|(dot, _)| (dot, key_hash(&path.as_bytes()[..dot])));
         let hash = key_hash(path.as_bytes());
-        self.resolve(path, hash, heads, &mut ByHash, &mut Unlimited)
+        self.resolve(path, hash, heads, &mut ByHash(None), &mut Unlimited)
             .ok()
             .flatten()
     }
@@ -163,7 +163,21 @@ impl<'s, 'a> Object<'s, 'a> {
         work: &mut B,
     ) -> Result<Option<Value<'a>>, OverBudget> {
         let heads = path.heads.iter().copied();
-        self.resolve(&path.text, path.hash, heads, &mut ByHash, work)
+        self.resolve(&path.text, path.hash, heads, &mut ByHash(None), work)
+    }
+
+    /// [`Object::get_path_within`] with a nested object's members kept in
+    /// `nested` for the next path under it (read once, by the scan's
+    /// member loop where it can).
+    pub(super) fn get_path_kept<B: Budget>(
+        &self,
+        path: &Path,
+        nested: &mut Nested,
+        work: &mut B,
+    ) -> Result<Option<Value<'a>>, OverBudget> {
+        let heads = path.heads.iter().copied();
+        let mut kept = ByHash(Some(nested));
+        self.resolve(&path.text, path.hash, heads, &mut kept, work)
     }
 
     /// [`Object::get_path_within`] with the top-level keys found by their
@@ -240,10 +254,11 @@ trait Finder {
     ) -> Result<Option<Value<'a>>, OverBudget>;
 }
 
-/// By the key's hash, in the object's key index.
-struct ByHash;
+/// By the key's hash, in the object's key index; a nested object's
+/// members kept in the [`Nested`] when there is one.
+struct ByHash<'n>(Option<&'n mut Nested>);
 
-impl Finder for ByHash {
+impl Finder for ByHash<'_> {
     type Key = u32;
 
     #[inline(always)]
@@ -264,7 +279,10 @@ impl Finder for ByHash {
         path: &str,
         work: &mut B,
     ) -> Result<Option<Value<'a>>, OverBudget> {
-        value.get_within(path, work)
+        match &mut self.0 {
+            Some(nested) => value.get_within_kept(path, nested, work),
+            None => value.get_within(path, work),
+        }
     }
 }
 

@@ -85,11 +85,14 @@ impl PathPlan {
     /// each of its paths (`ABSENT` ends when not present), within `work`.
     /// With `keyed`, top-level keys are found by their [`PlanKeys`] ids
     /// instead of the object's key index (the same members: see
-    /// [`KeyedObject`]).
+    /// [`KeyedObject`]). `nested` keeps the members of the nested object
+    /// read last, for the next path under it (forgotten before each
+    /// object).
     pub(super) fn resolve<B: Budget>(
         &self,
         obj: &Object<'_, '_>,
         keyed: Option<KeyedObject<'_>>,
+        nested: &mut Nested,
         spans: &mut Vec<Span>,
         work: &mut B,
     ) -> Result<u32, OverBudget> {
@@ -99,9 +102,11 @@ impl PathPlan {
                 if k.present & k.keys.masks[n] == 0 {
                     return Ok(None);
                 }
-                obj.get_path_keyed(p, &k.keys.ids[n], k.firsts, k.nested, work)
+                obj.get_path_keyed(p, &k.keys.ids[n], k.firsts, nested, work)
             }),
-            None => self.resolve_by(obj, spans, work, |_, p, work| obj.get_path_within(p, work)),
+            None => self.resolve_by(obj, spans, work, |_, p, work| {
+                obj.get_path_kept(p, nested, work)
+            }),
         }
     }
 
@@ -219,14 +224,12 @@ impl PlanKeys {
 /// index, among the object's members, of the first member with that key
 /// (0: none); `present` holds the [`PlanKeys::bit`] of every id it has.
 /// Only for objects none of whose keys holds an escape: then a key's
-/// first member by id is the one its key index finds. `nested` keeps the
-/// members of the nested object read last, forgotten before each object.
+/// first member by id is the one its key index finds.
 #[derive(Debug)]
 pub(crate) struct KeyedObject<'k> {
     pub(crate) keys: &'k PlanKeys,
     pub(crate) firsts: &'k [u32],
     pub(crate) present: u64,
-    pub(crate) nested: &'k mut Nested,
 }
 
 /// A field path prepared once for [`Object::get_path`]: the hashes of the

@@ -202,9 +202,8 @@ impl Scanner {
             keys,
             firsts: &self.firsts,
             present: self.present,
-            nested: &mut nested,
         });
-        let got = plan.resolve(&self.object(src), keyed, &mut slots, work);
+        let got = plan.resolve(&self.object(src), keyed, &mut nested, &mut slots, work);
         self.slots = slots;
         self.nested = nested;
         if got.is_err() {

@@ -6,7 +6,7 @@
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
-use super::flat::scan_nested_object;
+use super::flat::{member_at, scan_nested_object};
 use super::parser::Parser;
 use super::{Budget, Member, OverBudget, Span, Unlimited, find_byte, unescape};
 
@@ -197,18 +197,25 @@ impl Iterator for ObjectMembers<'_> {
             return None;
         }
         let item = (|| {
-            let k = p.string().ok()?;
+            // The scan's own member step first (compact JSON, containers
+            // passed without recursion); the parser where it is not sure.
+            let (k, v) = match member_at(p.b, p.i) {
+                Some((k, v)) => {
+                    p.i = v.end as usize;
+                    (k, v)
+                }
+                None => {
+                    let k = p.string().ok()?;
+                    p.ws();
+                    p.expect(b':').ok()?;
+                    p.ws();
+                    let vs = p.i;
+                    p.value(1).ok()?;
+                    (k, Span::of(vs, p.i))
+                }
+            };
             p.ws();
-            p.expect(b':').ok()?;
-            p.ws();
-            let vs = p.i;
-            p.value(1).ok()?;
-            let v = Span::of(vs, p.i);
-            p.ws();
-            if p.next() != Some(b',') {
-                return Some((k, v, true));
-            }
-            Some((k, v, false))
+            Some((k, v, p.next() != Some(b',')))
         })();
         match item {
             Some((k, v, last)) => {
@@ -290,6 +297,7 @@ pub fn key_eq(raw: &[u8], want: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::MAX_DEPTH;
     use super::*;
 
     #[test]
@@ -319,6 +327,75 @@ mod tests {
         assert!(!Value { raw: b"{ }" }.has_members());
         assert!(Value { raw: b"[1]" }.member("a").is_none());
         assert!(!Value { raw: b"\"{}\"" }.has_members());
+    }
+
+    /// The members as the full parser reads them alone.
+    fn parsed_members(raw: &[u8]) -> Vec<(Span, Span)> {
+        let mut p = Parser::at(raw, 1);
+        let mut out = Vec::new();
+        loop {
+            p.ws();
+            if p.peek() == Some(b'}') {
+                return out;
+            }
+            let k = p.string().unwrap();
+            p.ws();
+            p.expect(b':').unwrap();
+            p.ws();
+            let vs = p.i;
+            p.value(1).unwrap();
+            out.push((k, Span::of(vs, p.i)));
+            p.ws();
+            if p.next() != Some(b',') {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn members_read_by_the_scan_step_are_the_parsers() {
+        // Nested as deep as both read under a member.
+        let n = MAX_DEPTH - 1;
+        let deepest = format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let values = [
+            r#""s""#,
+            r#""a\"b""#,
+            r#""\u00e9t\u00e9""#,
+            "\"\u{e9}t\u{e9}\"",
+            "-12.5e+3",
+            "0",
+            "true",
+            "null",
+            r#"{"x":[1,{"y":"z"}],"w":{}}"#,
+            r#"[ "a" , {"b" : [ ] } ]"#,
+            r#""a string longer than the thirty-two bytes of one look""#,
+            &deepest,
+        ];
+        let keys = [
+            "k",
+            "a.b",
+            r#"\u0061"#,
+            "\u{e9}",
+            "",
+            "a key of more than thirty-two bytes",
+        ];
+        let spacing = [
+            ("", ":", ","),
+            (" ", " : ", " , "),
+            ("\n\t", ":\r\n", ",\n"),
+        ];
+        for v in values {
+            for k in keys {
+                for (open, colon, comma) in spacing {
+                    let o = format!(
+                        r#"{{{open}"{k}"{colon}{v}{comma}"{k}2"{colon}{v}{comma}"z"{colon}1 }}"#
+                    );
+                    let raw = o.as_bytes();
+                    let fast: Vec<_> = Value { raw }.members().collect();
+                    assert_eq!(fast, parsed_members(raw), "{o}");
+                }
+            }
+        }
     }
 
     /// The lookup before it was made one pass a level: the literal key,
