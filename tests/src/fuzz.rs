@@ -8,7 +8,7 @@ use std::path::Path;
 use rule_t1071_002::T1071;
 use rulebox_abi::frame::index::{IndexRequest, index_batch_checked, index_batch_prescanned};
 use rulebox_abi::frame::prescanned::Prescanned;
-use rulebox_abi::json::{ScanError, Scanner};
+use rulebox_abi::json::{ScanError, Scanner, Value};
 use rulebox_abi::{EventResult, FrameOutputs, InitFrame, Outcome, Reads, Refused, ResultFrame};
 use rulebox_plugin::Runner;
 
@@ -87,6 +87,7 @@ impl FrameOutputs for Discard {
 pub fn event_reader(data: &[u8]) {
     let line: Vec<u8> = data.iter().copied().filter(|&c| c != b'\n').collect();
     scan_agrees_with_serde_json(&line);
+    lookups_read_members_as_the_parser(&line);
     let pre = opened_in_an_envelope(&line);
     let mut batch = line.clone();
     batch.push(b'\n');
@@ -127,6 +128,37 @@ pub fn event_reader(data: &[u8]) {
                 "the host's index answers like a scan"
             );
         }
+    });
+}
+
+/// An event that scans: its object and every object nested in it read
+/// member by member as lookups read them (the scan's member step) and as
+/// the full parser alone does, the same spans.
+fn lookups_read_members_as_the_parser(line: &[u8]) {
+    fn check(v: Value<'_>) {
+        let [read, parsed] = v.members_both_ways();
+        assert_eq!(
+            read,
+            parsed,
+            "members of {:?}",
+            String::from_utf8_lossy(v.raw)
+        );
+        for (_, value) in read {
+            check(Value {
+                raw: &v.raw[value.range()],
+            });
+        }
+    }
+    let mut scanner = Scanner::new();
+    let Ok(object) = scanner.scan(line) else {
+        return;
+    };
+    let start = line
+        .iter()
+        .position(|&c| c == b'{')
+        .expect("an object opens");
+    check(Value {
+        raw: &line[start..=object.close],
     });
 }
 
