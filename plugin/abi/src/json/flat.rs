@@ -375,14 +375,7 @@ fn scan_members(
                 return None;
             }
             let key_start = i + 1;
-            // Compact JSON has the colon right after the key's quote, and
-            // the same look often finds a string value's end; else
-            // whitespace may come between.
-            let (key_end, compact) = compact_member(b, key_start);
-            let (value_start, string_end) = match compact {
-                Some(c) => c,
-                None => (past_colon(b, key_end)?, None),
-            };
+            let (key_end, value_start, string_end) = key_and_value_start(b, key_start)?;
             i = match string_end {
                 Some(end) => end,
                 None => match open(key_start..key_end, value_start)? {
@@ -427,16 +420,28 @@ pub(super) fn member_at(b: &[u8], i: usize) -> Option<(Span, Span)> {
         return None;
     }
     let key_start = i + 1;
-    let (key_end, compact) = compact_member(b, key_start);
-    let (value_start, string_end) = match compact {
-        Some(c) => c,
-        None => (past_colon(b, key_end)?, None),
-    };
+    let (key_end, value_start, string_end) = key_and_value_start(b, key_start)?;
     let end = match string_end {
         Some(end) => end,
         None => value_end(b, value_start, 1)?,
     };
     Some((Span::of(key_start, key_end), Span::of(value_start, end)))
+}
+
+/// A member's key read from `key_start` (just past its opening quote):
+/// where the key's plain run ends, where the member's value starts, and a
+/// string value's end when the same look found it. Compact JSON has the
+/// colon right after the key's quote, and that look often finds a string
+/// value's end; else whitespace may come between. `None`: no colon after
+/// a plain key (an escape or a non-ASCII byte in it, or not JSON).
+#[inline(always)]
+fn key_and_value_start(b: &[u8], key_start: usize) -> Option<(usize, usize, Option<usize>)> {
+    let (key_end, compact) = compact_member(b, key_start);
+    let (value_start, string_end) = match compact {
+        Some(c) => c,
+        None => (past_colon(b, key_end)?, None),
+    };
+    Some((key_end, value_start, string_end))
 }
 
 /// The start of a member's value, from its key's end `key_end` (where a

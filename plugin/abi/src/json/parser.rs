@@ -124,6 +124,19 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// One object member, from its key's opening quote: the key's span
+    /// between its quotes and the value's span (the value validated, read
+    /// `depth` levels down).
+    pub(super) fn member(&mut self, depth: usize) -> Result<(Span, Span), ScanError> {
+        let k = self.string()?;
+        self.ws();
+        self.expect(b':')?;
+        self.ws();
+        let vs = self.i;
+        self.value(depth)?;
+        Ok((k, Span::of(vs, self.i)))
+    }
+
     /// Skips one value, validating it.
     pub(super) fn value(&mut self, depth: usize) -> Result<(), ScanError> {
         match self.peek() {

@@ -173,16 +173,7 @@ impl<'a> Value<'a> {
             if p.peek() == Some(b'}') {
                 return out;
             }
-            let member = (|| {
-                let k = p.string().ok()?;
-                p.ws();
-                p.expect(b':').ok()?;
-                p.ws();
-                let vs = p.i;
-                p.value(1).ok()?;
-                Some((k, Span::of(vs, p.i)))
-            })();
-            let Some(member) = member else { return out };
+            let Ok(member) = p.member(1) else { return out };
             out.push(member);
             p.ws();
             if p.next() != Some(b',') {
@@ -243,15 +234,7 @@ impl Iterator for ObjectMembers<'_> {
                     p.i = v.end as usize;
                     (k, v)
                 }
-                None => {
-                    let k = p.string().ok()?;
-                    p.ws();
-                    p.expect(b':').ok()?;
-                    p.ws();
-                    let vs = p.i;
-                    p.value(1).ok()?;
-                    (k, Span::of(vs, p.i))
-                }
+                None => p.member(1).ok()?,
             };
             p.ws();
             Some((k, v, p.next() != Some(b',')))
