@@ -153,11 +153,7 @@ impl<'a> Parser<'a> {
                 }
                 loop {
                     self.ws();
-                    self.string()?;
-                    self.ws();
-                    self.expect(b':')?;
-                    self.ws();
-                    self.value(depth + 1)?;
+                    self.member(depth + 1)?;
                     self.ws();
                     match self.next() {
                         Some(b',') => {}
